@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the servers the one-box stack and the tests run privately:
+# MariaDB and memcached from Debian's packages. Does nothing when they are
+# already there. Needs root (or sudo) the first time.
+set -euo pipefail
+need=()
+command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
+command -v memcached >/dev/null 2>&1 || need+=(memcached)
+[ ${#need[@]} -eq 0 ] && exit 0
+echo "installing ${need[*]} (Debian packages)" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo=sudo; else
+    echo "need root to install ${need[*]}: run 'apt-get install -y ${need[*]}' as root" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${need[@]}" >/dev/null

@@ -1,0 +1,411 @@
+// Package localstack starts private MariaDB and memcached processes on
+// loopback, for `make run` and for the integration tests. It never touches a
+// system-wide server: every instance lives in its own data folder, listens on
+// a free port, and Stop ends exactly the process it started.
+package localstack
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql" // the driver this package's DSNs are for
+)
+
+// DSNOptions are the go-sql-driver/mysql settings that work against MariaDB
+// 10.11 here; see shared/NOTES.md.
+const DSNOptions = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci"
+
+// startTimeout bounds how long a server may take to answer after start.
+const startTimeout = 60 * time.Second
+
+// process is a child server and the channel that closes when it exits.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    string
+}
+
+func startProcess(logPath string, env []string, name string, args ...string) (*process, error) {
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.Env = append(os.Environ(), env...)
+	// If the parent dies without calling Stop, the kernel ends the child
+	// rather than leaving a stray server behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{cmd: cmd, exited: make(chan struct{}), log: logPath}
+	go func() {
+		cmd.Wait()
+		logFile.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// stop sends SIGTERM, waits up to 20 s, then kills.
+func (p *process) stop() {
+	if p == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
+}
+
+// tail returns the end of the process's log, for error messages.
+func (p *process) tail() string {
+	b, _ := os.ReadFile(p.log)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// freePort asks the kernel for a free loopback port. Another process could
+// take it before the server binds it; callers retry on a failed start.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// MariaDB is a private mariadbd.
+type MariaDB struct {
+	Dir    string // data folder; the socket and log live here too
+	Port   int    // TCP port on 127.0.0.1
+	User   string // an account with every privilege, no password
+	proc   *process
+	socket string
+}
+
+// MariaDBOptions configure StartMariaDB.
+type MariaDBOptions struct {
+	// Dir is the data folder. Empty means a new temporary folder, removed by
+	// Stop. An existing, initialised folder is reused (make run keeps data).
+	Dir string
+	// ServerID > 0 turns on the binary log, so the instance can be a
+	// replication primary (and must differ between primary and replica).
+	ServerID int
+}
+
+// StartMariaDB initialises the data folder if needed, starts mariadbd and
+// waits until it answers. The database "edgecache" and a user "edgecache"
+// (no password, every privilege) exist when it returns.
+func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
+	dir, temporary := opts.Dir, false
+	if dir == "" {
+		d, err := os.MkdirTemp("", "edgecache-mariadb-")
+		if err != nil {
+			return nil, err
+		}
+		dir, temporary = d, true
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	data := filepath.Join(dir, "data")
+	if _, err := os.Stat(filepath.Join(data, "mysql")); err != nil {
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			return nil, err
+		}
+		out, err := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults",
+			"--datadir="+data, "--user=root", "--auth-root-authentication-method=normal",
+			"--skip-test-db").CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("mariadb-install-db: %w\n%s", err, out)
+		}
+	}
+	m := &MariaDB{Dir: dir, User: "edgecache", socket: filepath.Join(dir, "sock")}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		if lastErr = m.start(ctx, opts.ServerID); lastErr == nil {
+			return m, nil
+		}
+	}
+	if temporary {
+		os.RemoveAll(dir)
+	}
+	return nil, lastErr
+}
+
+func (m *MariaDB) start(ctx context.Context, serverID int) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	args := []string{"--no-defaults",
+		"--datadir=" + filepath.Join(m.Dir, "data"),
+		"--socket=" + m.socket,
+		"--pid-file=" + filepath.Join(m.Dir, "mariadbd.pid"),
+		"--bind-address=127.0.0.1",
+		"--port=" + strconv.Itoa(port),
+		"--user=root",
+		"--skip-name-resolve",
+		"--innodb-buffer-pool-size=64M",
+		"--innodb-log-file-size=48M",
+		"--innodb-flush-log-at-trx-commit=2",
+		"--max-connections=500",
+		"--character-set-server=utf8mb4",
+		"--collation-server=utf8mb4_unicode_ci",
+	}
+	if serverID > 0 {
+		args = append(args, "--server-id="+strconv.Itoa(serverID),
+			"--log-bin="+filepath.Join(m.Dir, "data", "binlog"),
+			"--binlog-format=ROW",
+			"--relay-log="+filepath.Join(m.Dir, "data", "relay"),
+		)
+	}
+	proc, err := startProcess(filepath.Join(m.Dir, "mariadbd.log"), nil, "mariadbd", args...)
+	if err != nil {
+		return err
+	}
+	m.proc, m.Port = proc, port
+	if err := m.waitReady(ctx); err != nil {
+		proc.stop()
+		return err
+	}
+	return nil
+}
+
+// waitReady polls the socket until the server answers, then creates the
+// project's database and account.
+func (m *MariaDB) waitReady(ctx context.Context) error {
+	root, err := sql.Open("mysql", "root@unix("+m.socket+")/?"+DSNOptions)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		pingCtx, cancel := context.WithTimeout(ctx, time.Second)
+		err = root.PingContext(pingCtx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-m.proc.exited:
+			return fmt.Errorf("mariadbd exited during start-up:\n%s", m.proc.tail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("mariadbd did not answer within %s: %v\n%s", startTimeout, err, m.proc.tail())
+		}
+	}
+	for _, stmt := range []string{
+		"CREATE DATABASE IF NOT EXISTS edgecache",
+		"CREATE USER IF NOT EXISTS 'edgecache'@'%'",
+		"GRANT ALL PRIVILEGES ON *.* TO 'edgecache'@'%' WITH GRANT OPTION",
+	} {
+		if _, err := root.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("%s: %w", stmt, err)
+		}
+	}
+	return nil
+}
+
+// DSN is a go-sql-driver/mysql DSN for database db over TCP.
+func (m *MariaDB) DSN(db string) string {
+	return fmt.Sprintf("%s@tcp(127.0.0.1:%d)/%s?%s", m.User, m.Port, db, DSNOptions)
+}
+
+// Exec runs statements on this server as the project's account, outside any
+// database. Tests use it to steer replication.
+func (m *MariaDB) Exec(ctx context.Context, stmts ...string) error {
+	db, err := sql.Open("mysql", m.DSN(""))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// ReplicateFrom makes m a replica of primary (which must have a ServerID)
+// from the start of primary's binary log, and waits until the replica's IO
+// and SQL threads run.
+func (m *MariaDB) ReplicateFrom(ctx context.Context, primary *MariaDB) error {
+	err := m.Exec(ctx,
+		"STOP SLAVE",
+		"RESET SLAVE ALL",
+		fmt.Sprintf("CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT=%d, MASTER_USER='%s', MASTER_PASSWORD='', MASTER_USE_GTID=no, MASTER_CONNECT_RETRY=1",
+			primary.Port, primary.User),
+		"START SLAVE",
+	)
+	if err != nil {
+		return err
+	}
+	db, err := sql.Open("mysql", m.DSN(""))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	deadline := time.Now().Add(startTimeout)
+	for time.Now().Before(deadline) {
+		io, sqlRunning, lastErr, err := slaveStatus(ctx, db)
+		if err != nil {
+			return err
+		}
+		if io == "Yes" && sqlRunning == "Yes" {
+			return nil
+		}
+		if lastErr != "" && io == "No" {
+			return fmt.Errorf("replica IO thread stopped: %s", lastErr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("replication did not start in time")
+}
+
+// slaveStatus reads Slave_IO_Running, Slave_SQL_Running and Last_IO_Error
+// from SHOW SLAVE STATUS, whose column set varies between versions.
+func slaveStatus(ctx context.Context, db *sql.DB) (io, sqlRunning, lastErr string, err error) {
+	rows, err := db.QueryContext(ctx, "SHOW SLAVE STATUS")
+	if err != nil {
+		return "", "", "", err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return "", "", "", err
+	}
+	if !rows.Next() {
+		return "", "", "", rows.Err()
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := rows.Scan(ptrs...); err != nil {
+		return "", "", "", err
+	}
+	for i, c := range cols {
+		switch c {
+		case "Slave_IO_Running":
+			io = vals[i].String
+		case "Slave_SQL_Running":
+			sqlRunning = vals[i].String
+		case "Last_IO_Error":
+			lastErr = vals[i].String
+		}
+	}
+	return io, sqlRunning, lastErr, rows.Err()
+}
+
+// Stop ends mariadbd and, for a temporary data folder, removes it.
+func (m *MariaDB) Stop() {
+	m.proc.stop()
+	if strings.HasPrefix(filepath.Base(m.Dir), "edgecache-mariadb-") {
+		os.RemoveAll(m.Dir)
+	}
+}
+
+// Memcached is a private memcached.
+type Memcached struct {
+	Addr string // host:port on 127.0.0.1
+	proc *process
+	dir  string
+}
+
+// StartMemcached starts memcached with memoryMB of item memory on a port the
+// kernel chooses, and waits until it answers.
+func StartMemcached(ctx context.Context, memoryMB int) (*Memcached, error) {
+	dir, err := os.MkdirTemp("", "edgecache-memcached-")
+	if err != nil {
+		return nil, err
+	}
+	portFile := filepath.Join(dir, "ports")
+	proc, err := startProcess(filepath.Join(dir, "memcached.log"),
+		[]string{"MEMCACHED_PORT_FILENAME=" + portFile},
+		"memcached", "-u", "root", "-l", "127.0.0.1:0", "-U", "0",
+		"-m", strconv.Itoa(memoryMB), "-c", "4096", "-t", "2")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	m := &Memcached{proc: proc, dir: dir}
+	deadline := time.Now().Add(startTimeout)
+	for m.Addr == "" {
+		if b, err := os.ReadFile(portFile); err == nil {
+			// The file holds lines like "TCP INET: 40123".
+			for _, line := range strings.Split(string(b), "\n") {
+				if port, ok := strings.CutPrefix(line, "TCP INET: "); ok {
+					m.Addr = "127.0.0.1:" + strings.TrimSpace(port)
+				}
+			}
+		}
+		if m.Addr != "" {
+			break
+		}
+		select {
+		case <-proc.exited:
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("memcached exited during start-up:\n%s", proc.tail())
+		case <-ctx.Done():
+			m.Stop()
+			return nil, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			m.Stop()
+			return nil, errors.New("memcached did not write its port in time")
+		}
+	}
+	for {
+		c, err := net.DialTimeout("tcp", m.Addr, time.Second)
+		if err == nil {
+			c.Close()
+			return m, nil
+		}
+		if time.Now().After(deadline) {
+			m.Stop()
+			return nil, fmt.Errorf("memcached at %s does not answer: %w", m.Addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop ends memcached and removes its folder.
+func (m *Memcached) Stop() {
+	m.proc.stop()
+	os.RemoveAll(m.dir)
+}
+
+// Pause stops the memcached process with SIGSTOP, so that connections hang
+// as on an unreachable host; Resume continues it. Tests of node failure use
+// them.
+func (m *Memcached) Pause() error  { return m.proc.cmd.Process.Signal(syscall.SIGSTOP) }
+func (m *Memcached) Resume() error { return m.proc.cmd.Process.Signal(syscall.SIGCONT) }
