@@ -23,7 +23,7 @@ import (
 
 // DSNOptions are the go-sql-driver/mysql settings that work against MariaDB
 // 10.11 here; see shared/NOTES.md.
-const DSNOptions = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci"
+const DSNOptions = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
 
 // startTimeout bounds how long a server may take to answer after start.
 const startTimeout = 60 * time.Second
@@ -131,13 +131,19 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 	}
 	data := filepath.Join(dir, "data")
 	if _, err := os.Stat(filepath.Join(data, "mysql")); err != nil {
+		if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+			return nil, err
+		}
 		if err := os.MkdirAll(data, 0o755); err != nil {
 			return nil, err
 		}
 		out, err := exec.CommandContext(ctx, "mariadb-install-db", "--no-defaults",
-			"--datadir="+data, "--user=root", "--auth-root-authentication-method=normal",
-			"--skip-test-db").CombinedOutput()
+			"--datadir="+data, "--tmpdir="+filepath.Join(dir, "tmp"), "--user=root",
+			"--auth-root-authentication-method=normal", "--skip-test-db").CombinedOutput()
 		if err != nil {
+			if temporary {
+				os.RemoveAll(dir)
+			}
 			return nil, fmt.Errorf("mariadb-install-db: %w\n%s", err, out)
 		}
 	}
@@ -155,12 +161,17 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 }
 
 func (m *MariaDB) start(ctx context.Context, serverID int) error {
+	if err := os.MkdirAll(filepath.Join(m.Dir, "tmp"), 0o755); err != nil {
+		return err
+	}
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
 	args := []string{"--no-defaults",
 		"--datadir=" + filepath.Join(m.Dir, "data"),
+		// A private tmpdir: the shared /tmp may be cleaned under a running server.
+		"--tmpdir=" + filepath.Join(m.Dir, "tmp"),
 		"--socket=" + m.socket,
 		"--pid-file=" + filepath.Join(m.Dir, "mariadbd.pid"),
 		"--bind-address=127.0.0.1",

@@ -1,0 +1,107 @@
+package origin
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// startBenchServer is an origin on the test primary whose access log is
+// encoded as in production but discarded.
+func startBenchServer(b *testing.B) *testServer {
+	b.Helper()
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
+	cfg := testConfig(b)
+	cfg.MaxConns = 32
+	cfg.QueryTimeout = 10 * time.Second // on a loaded machine, measure slowness rather than fail
+	log, _ := zap.NewDevelopment(zap.IncreaseLevel(zapcore.WarnLevel))
+	s, err := start(cfg, log, zap.New(core), func() {})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Shutdown(b.Context()) })
+	return &testServer{Server: s, t: b, base: "http://" + s.Addr(),
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+}
+
+// benchPosts creates n posts spread over a few users.
+func benchPosts(ts *testServer, n int) ([]post, map[int64]string) {
+	tokens := map[int64]string{}
+	var users []createdUser
+	for range 8 {
+		u := ts.newUser()
+		users = append(users, u)
+		tokens[u.ID] = u.Token
+	}
+	var posts []post
+	for i := range n {
+		posts = append(posts, ts.newPost(users[i%len(users)], strings.Repeat("x", 1000)))
+	}
+	return posts, tokens
+}
+
+// BenchmarkGetPost measures GET /v1/posts/{id} over HTTP against the real
+// MariaDB (no cache in between), from many concurrent clients.
+func BenchmarkGetPost(b *testing.B) {
+	ts := startBenchServer(b)
+	posts, _ := benchPosts(ts, 64)
+	var next atomic.Uint64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p := posts[next.Add(1)%uint64(len(posts))]
+			resp, err := ts.client.Get(fmt.Sprintf("%s/v1/posts/%d", ts.base, p.ID))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkPutPost measures PUT /v1/posts/{id} (1000-byte bodies, each a
+// transaction that moves two versions) from many concurrent clients, spread
+// over 64 posts of 8 users.
+func BenchmarkPutPost(b *testing.B) {
+	ts := startBenchServer(b)
+	posts, tokens := benchPosts(ts, 64)
+	body := jsonPost(strings.Repeat("y", 1000))
+	var next atomic.Uint64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			p := posts[next.Add(1)%uint64(len(posts))]
+			req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/posts/%d", ts.base, p.ID), strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+tokens[p.UserID])
+			resp, err := ts.client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}

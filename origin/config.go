@@ -1,0 +1,139 @@
+package origin
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/go-sql-driver/mysql"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config is the origin's configuration, read from the environment by
+// LoadConfig. The help tags are the text of `origin -h`.
+//
+// The default DSN's options are the ones the origin is built for: times as
+// UTC time.Time, one round trip per statement (interpolateParams), short
+// network timeouts, utf8mb4, and rejectReadOnly so that a primary demoted to
+// a read-only replica by a failover drops the connection instead of failing
+// every write.
+type Config struct {
+	Listen                      string        `env:"ORIGIN_LISTEN" envDefault:"127.0.0.1:8081" help:"host:port for the API, /healthz, /readyz and /metrics"`
+	MySQLDSN                    string        `env:"ORIGIN_MYSQL_DSN" envDefault:"edgecache@tcp(127.0.0.1:3306)/edgecache?parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true" help:"go-sql-driver/mysql DSN of the primary (all writes, fresh reads, migrations); must have parseTime=true"`
+	ReplicaDSNs                 []string      `env:"ORIGIN_MYSQL_REPLICA_DSNS" help:"comma-separated DSNs of read replicas, used round-robin for reads; empty: every read goes to the primary"`
+	MaxConns                    int           `env:"ORIGIN_MYSQL_MAX_CONNS" envDefault:"32" help:"connections per database pool (primary and each replica); open and idle limits are both this"`
+	ConnMaxLifetime             time.Duration `env:"ORIGIN_MYSQL_CONN_MAX_LIFETIME" envDefault:"3m" help:"close pooled connections after this long, so a failover that moves a DNS name is followed"`
+	QueryTimeout                time.Duration `env:"ORIGIN_QUERY_TIMEOUT" envDefault:"2s" help:"deadline for one database read or one write transaction; past it the request gets 503"`
+	CacheSeconds                int           `env:"ORIGIN_CACHE_SECONDS" envDefault:"60" help:"s-maxage of cacheable GET responses (how long a shared cache may serve them)"`
+	StaleWhileRevalidateSeconds int           `env:"ORIGIN_STALE_WHILE_REVALIDATE_SECONDS" envDefault:"30" help:"stale-while-revalidate of cacheable GET responses (RFC 5861)"`
+	StaleIfErrorSeconds         int           `env:"ORIGIN_STALE_IF_ERROR_SECONDS" envDefault:"300" help:"stale-if-error of cacheable GET responses (RFC 5861)"`
+	IdleTimeout                 time.Duration `env:"ORIGIN_IDLE_TIMEOUT" envDefault:"75s" help:"keep-alive idle timeout; keep it above the load balancer's and the proxy's idle times"`
+	DrainDelay                  time.Duration `env:"ORIGIN_DRAIN_DELAY" envDefault:"5s" help:"on shutdown, how long /readyz fails before the listener closes, so load balancers stop sending traffic"`
+	ShutdownTimeout             time.Duration `env:"ORIGIN_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, the most the drain delay plus finishing in-flight requests may take"`
+	LogLevel                    string        `env:"ORIGIN_LOG_LEVEL" envDefault:"info" help:"level of the application log on stderr: debug, info, warn or error"`
+	AccessLog                   string        `env:"ORIGIN_ACCESS_LOG" envDefault:"stdout" help:"where the access log (one JSON line per request, never sampled) goes: stdout, stderr or off"`
+}
+
+// LoadConfig reads the Config from the environment and validates it.
+func LoadConfig() (Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports every setting that cannot work. It exists because env
+// falls back to the default for a variable set to "", but happily accepts
+// "0" or "-1s".
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf(name+": "+format, args...))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("ORIGIN_LISTEN", "%v", err)
+	}
+	if err := validateDSN(c.MySQLDSN); err != nil {
+		bad("ORIGIN_MYSQL_DSN", "%v", err)
+	}
+	for i, dsn := range c.ReplicaDSNs {
+		if err := validateDSN(dsn); err != nil {
+			bad("ORIGIN_MYSQL_REPLICA_DSNS", "entry %d: %v", i+1, err)
+		}
+	}
+	if c.MaxConns < 1 {
+		bad("ORIGIN_MYSQL_MAX_CONNS", "must be at least 1, got %d", c.MaxConns)
+	}
+	if c.ConnMaxLifetime <= 0 {
+		bad("ORIGIN_MYSQL_CONN_MAX_LIFETIME", "must be positive, got %s", c.ConnMaxLifetime)
+	}
+	if c.QueryTimeout <= 0 {
+		bad("ORIGIN_QUERY_TIMEOUT", "must be positive, got %s", c.QueryTimeout)
+	}
+	if c.CacheSeconds < 0 {
+		bad("ORIGIN_CACHE_SECONDS", "must not be negative, got %d", c.CacheSeconds)
+	}
+	if c.StaleWhileRevalidateSeconds < 0 {
+		bad("ORIGIN_STALE_WHILE_REVALIDATE_SECONDS", "must not be negative, got %d", c.StaleWhileRevalidateSeconds)
+	}
+	if c.StaleIfErrorSeconds < 0 {
+		bad("ORIGIN_STALE_IF_ERROR_SECONDS", "must not be negative, got %d", c.StaleIfErrorSeconds)
+	}
+	if c.IdleTimeout <= 0 {
+		bad("ORIGIN_IDLE_TIMEOUT", "must be positive, got %s", c.IdleTimeout)
+	}
+	if c.DrainDelay < 0 {
+		bad("ORIGIN_DRAIN_DELAY", "must not be negative, got %s", c.DrainDelay)
+	}
+	if c.ShutdownTimeout <= c.DrainDelay {
+		bad("ORIGIN_SHUTDOWN_TIMEOUT", "must exceed ORIGIN_DRAIN_DELAY (%s), got %s", c.DrainDelay, c.ShutdownTimeout)
+	}
+	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
+		bad("ORIGIN_LOG_LEVEL", "%v", err)
+	}
+	switch c.AccessLog {
+	case "stdout", "stderr", "off":
+	default:
+		bad("ORIGIN_ACCESS_LOG", "must be stdout, stderr or off, got %q", c.AccessLog)
+	}
+	return errors.Join(errs...)
+}
+
+// validateDSN checks that dsn parses and asks for time.Time values, which
+// every query here scans into.
+func validateDSN(dsn string) error {
+	if dsn == "" {
+		return errors.New("empty DSN")
+	}
+	parsed, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return err
+	}
+	if !parsed.ParseTime {
+		return errors.New("parseTime=true is required")
+	}
+	return nil
+}
+
+// Usage is the environment section of `origin -h`: every variable with its
+// default and meaning, read from Config's struct tags so that it cannot drift
+// from what LoadConfig reads.
+func Usage() string {
+	var b strings.Builder
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		def, ok := f.Tag.Lookup("envDefault")
+		if !ok {
+			def = "(empty)"
+		}
+		fmt.Fprintf(&b, "  %s\n      %s\n      default: %s\n", name, f.Tag.Get("help"), def)
+	}
+	return b.String()
+}

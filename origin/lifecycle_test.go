@@ -1,0 +1,225 @@
+package origin
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"edgecache/deploy/localstack"
+
+	"go.uber.org/zap"
+)
+
+// waitFor polls cond until it holds, failing the test after 30 s. It is for
+// conditions in another process (MariaDB, a listener) that offer no signal.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestShutdownDrains holds a row lock so that a PUT is in flight, starts
+// Shutdown, and checks that /readyz fails during the drain delay, that the
+// listener then closes, and that the in-flight PUT still completes.
+func TestShutdownDrains(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.DrainDelay = 2 * time.Second
+	// The PUT waits for the test's lock, not for a timeout.
+	cfg.QueryTimeout = time.Minute
+	cfg.MySQLDSN = strings.Replace(cfg.MySQLDSN, "readTimeout=5s", "readTimeout=60s", 1)
+	ts := startServer(t, cfg) // its cleanup's second Shutdown returns the first's result
+	db := openDB(t, primary)
+	u := ts.newUser()
+	p := ts.newPost(u, "locked")
+
+	lock, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec("SELECT id FROM posts WHERE id = ? FOR UPDATE", p.ID); err != nil {
+		t.Fatal(err)
+	}
+	putDone := make(chan reply)
+	go func() {
+		putDone <- ts.do("PUT", fmt.Sprintf("/v1/posts/%d", p.ID), jsonPost("drained"), "Authorization", "Bearer "+u.Token)
+	}()
+	waitFor(t, "the PUT to wait for the row lock", func() bool {
+		var n int
+		db.QueryRow("SELECT COUNT(*) FROM information_schema.INNODB_LOCK_WAITS").Scan(&n)
+		return n > 0
+	})
+
+	shutdownDone := make(chan error)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		shutdownDone <- ts.Shutdown(ctx)
+	}()
+	waitFor(t, "/readyz to fail", func() bool {
+		r := ts.do("GET", "/readyz", "")
+		return r.status == http.StatusServiceUnavailable && r.errorCode() == "draining"
+	})
+	waitFor(t, "the listener to close", func() bool {
+		c, err := net.Dial("tcp", ts.Addr())
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-shutdownDone:
+		t.Fatalf("Shutdown returned (%v) with a request in flight", err)
+	default:
+	}
+	lock.Rollback()
+	if r := <-putDone; r.status != http.StatusOK {
+		t.Fatalf("in-flight PUT got %d %s", r.status, r.body)
+	}
+	if err := <-shutdownDone; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
+
+// TestDatabaseDown stops the origin's MariaDB: requests get a quick 503 with
+// a JSON body, /readyz fails, /healthz still answers.
+func TestDatabaseDown(t *testing.T) {
+	ctx := context.Background()
+	m, err := localstack.StartMariaDB(ctx, localstack.MariaDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			m.Stop()
+		}
+	}()
+	cfg := testConfig(t)
+	cfg.MySQLDSN = m.DSN("edgecache")
+	ts := startServer(t, cfg)
+	u := ts.newUser()
+	p := ts.newPost(u, "soon unreachable")
+	m.Stop()
+	stopped = true
+
+	for _, req := range []struct{ method, path, body string }{
+		{"GET", fmt.Sprintf("/v1/posts/%d", p.ID), ""},
+		{"GET", fmt.Sprintf("/v1/users/%d", u.ID), ""},
+		{"GET", fmt.Sprintf("/v1/users/%d/posts", u.ID), ""},
+		{"POST", "/v1/users", `{"name":"x","email":"down@example.com"}`},
+		{"PUT", fmt.Sprintf("/v1/posts/%d", p.ID), `{"body":"x"}`},
+		{"GET", "/readyz", ""},
+	} {
+		r := ts.do(req.method, req.path, req.body, "Authorization", "Bearer "+u.Token)
+		wantError(t, r, http.StatusServiceUnavailable, "database_unavailable")
+	}
+	ts.do("GET", "/healthz", "").expect(t, http.StatusOK)
+}
+
+// TestMigrate runs the migrations from several goroutines at once on an
+// empty database, then again: each applies exactly once.
+func TestMigrate(t *testing.T) {
+	ctx := context.Background()
+	name := fmt.Sprintf("migrate_%d", time.Now().UnixNano())
+	if err := primary.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("mysql", primary.DSN(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- migrate(ctx, db, zap.NewNop())
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := migrate(ctx, db, zap.NewNop()); err != nil {
+		t.Fatal("second run:", err)
+	}
+	all, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied int
+	if err := db.QueryRow("SELECT COUNT(*) FROM schema_migrations").Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != len(all) || len(all) == 0 {
+		t.Fatalf("%d migrations recorded, %d exist", applied, len(all))
+	}
+	var charset string
+	if err := db.QueryRow(`SELECT CCSA.character_set_name FROM information_schema.TABLES T
+		JOIN information_schema.COLLATION_CHARACTER_SET_APPLICABILITY CCSA ON CCSA.collation_name = T.table_collation
+		WHERE T.table_schema = ? AND T.table_name = 'posts'`, name).Scan(&charset); err != nil {
+		t.Fatal(err)
+	}
+	if charset != "utf8mb4" {
+		t.Fatalf("posts is %s, want utf8mb4", charset)
+	}
+}
+
+func TestSplitStatements(t *testing.T) {
+	got := splitStatements("-- comment\nCREATE TABLE a (\n  x INT\n);\n\n-- another\nCREATE TABLE b (y INT);\nSELECT 1")
+	want := []string{"CREATE TABLE a (\n  x INT\n)", "CREATE TABLE b (y INT)", "SELECT 1"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// TestMetrics checks the Prometheus text: request counts and latency
+// histograms by route and status, pool statistics, queries by target.
+func TestMetrics(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	u := ts.newUser()
+	p := ts.newPost(u, "measured")
+	for range 3 {
+		ts.do("GET", fmt.Sprintf("/v1/posts/%d", p.ID), "").expect(t, http.StatusOK)
+	}
+	ts.do("GET", "/v1/posts/abc", "")
+	ts.do("GET", "/nowhere", "")
+	r := ts.do("GET", "/metrics", "").expect(t, http.StatusOK)
+	text := string(r.body)
+	for name, want := range map[string]string{
+		`origin_http_requests_total{route="GET /v1/posts/{id}",status="200"}`:               "3",
+		`origin_http_requests_total{route="GET /v1/posts/{id}",status="400"}`:               "1",
+		`origin_http_requests_total{route="POST /v1/users",status="201"}`:                   "1",
+		`origin_http_requests_total{route="unmatched",status="404"}`:                        "1",
+		`origin_http_request_duration_seconds_count{route="GET /v1/posts/{id}"}`:            "4",
+		`origin_http_request_duration_seconds_bucket{route="GET /v1/posts/{id}",le="+Inf"}`: "4",
+		`origin_db_pool_max_open{pool="primary"}`:                                           "16",
+		`origin_db_queries_total{db="primary",kind="write"}`:                                "2",
+		`origin_db_queries_total{db="replica",kind="read"}`:                                 "0",
+	} {
+		if got := metricValue(t, text, name); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+	for _, name := range []string{`origin_db_pool_open{pool="primary"}`, `origin_db_pool_in_use{pool="primary"}`,
+		`origin_db_pool_idle{pool="primary"}`, `origin_db_pool_wait_total{pool="primary"}`, "go_goroutines"} {
+		metricValue(t, text, name)
+	}
+}

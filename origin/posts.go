@@ -1,0 +1,229 @@
+package origin
+
+import (
+	"context"
+	"database/sql"
+	"math"
+	"time"
+)
+
+// post is a posts row as the API shows it.
+type post struct {
+	ID        int64     `json:"id"`
+	UserID    int64     `json:"user_id"`
+	Body      string    `json:"body"`
+	Version   int64     `json:"version"` // group post/{id}
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// authorVersions are the author's group versions after a write, read in the
+// write's transaction.
+type authorVersions struct {
+	user  int64 // user/{id}
+	posts int64 // user/{id}/posts
+}
+
+const selectPost = `SELECT id, user_id, body, version, created_at, updated_at FROM posts WHERE id = ?`
+
+func scanPost(row *sql.Row, p *post) error {
+	return row.Scan(&p.ID, &p.UserID, &p.Body, &p.Version, &p.CreatedAt, &p.UpdatedAt)
+}
+
+// getPost reads a post; sql.ErrNoRows when there is none.
+func (d *database) getPost(ctx context.Context, fresh bool, id int64) (post, error) {
+	var p post
+	err := d.read(ctx, fresh, func(ctx context.Context, db *sql.DB) error {
+		return scanPost(db.QueryRowContext(ctx, selectPost, id), &p)
+	})
+	return p, err
+}
+
+// postPage is one page of a user's posts, newest first.
+type postPage struct {
+	posts        []post
+	more         bool      // older posts exist past the page
+	postsVersion int64     // user/{id}/posts when the page was read
+	lastModified time.Time // the newest updated_at of the user and the page's posts
+}
+
+// listPosts reads up to limit of the user's posts with ids below before
+// (0: from the newest). One statement reads the list's version and its rows,
+// so they come from one snapshot: a version newer than the rows would let a
+// cache keep an old list as current. sql.ErrNoRows when the user does not
+// exist.
+func (d *database) listPosts(ctx context.Context, fresh bool, userID, before int64, limit int) (postPage, error) {
+	if before == 0 {
+		before = math.MaxInt64
+	}
+	var page postPage
+	err := d.read(ctx, fresh, func(ctx context.Context, db *sql.DB) error {
+		page = postPage{}
+		rows, err := db.QueryContext(ctx, `SELECT u.posts_version, u.updated_at,
+				p.id, p.user_id, p.body, p.version, p.created_at, p.updated_at
+			FROM users u LEFT JOIN (
+				SELECT id, user_id, body, version, created_at, updated_at FROM posts
+				WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?) p ON TRUE
+			WHERE u.id = ?
+			ORDER BY p.id DESC`, userID, before, limit+1, userID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		found := false
+		for rows.Next() {
+			found = true
+			var (
+				userUpdated      time.Time
+				id, uid, version sql.NullInt64
+				body             sql.NullString
+				created, updated sql.NullTime
+			)
+			if err := rows.Scan(&page.postsVersion, &userUpdated, &id, &uid, &body, &version, &created, &updated); err != nil {
+				return err
+			}
+			page.lastModified = later(page.lastModified, userUpdated)
+			if !id.Valid { // the user has no posts in range
+				continue
+			}
+			if len(page.posts) == limit {
+				page.more = true
+				continue
+			}
+			page.posts = append(page.posts, post{ID: id.Int64, UserID: uid.Int64, Body: body.String,
+				Version: version.Int64, CreatedAt: created.Time, UpdatedAt: updated.Time})
+			page.lastModified = later(page.lastModified, updated.Time)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if !found {
+			return sql.ErrNoRows
+		}
+		return nil
+	})
+	return page, err
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// createPost inserts a post and, in the same transaction, moves the
+// author's post_count, user version and posts version. sql.ErrNoRows when
+// the user does not exist.
+func (d *database) createPost(ctx context.Context, userID int64, body string) (post, authorVersions, error) {
+	var p post
+	var v authorVersions
+	err := d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		// Updating the author first locks the row: concurrent writes to one
+		// user's posts queue here, in one order.
+		res, err := tx.ExecContext(ctx, `UPDATE users SET post_count = post_count + 1,
+			version = version + 1, posts_version = posts_version + 1, updated_at = UTC_TIMESTAMP(6)
+			WHERE id = ?`, userID)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return orNoRows(err)
+		}
+		res, err = tx.ExecContext(ctx, `INSERT INTO posts (user_id, body, version, created_at, updated_at)
+			VALUES (?, ?, 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))`, userID, body)
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		return readBack(ctx, tx, id, &p, &v)
+	})
+	return p, v, err
+}
+
+// readBack reads, inside a write's transaction, the post as written and its
+// author's new versions.
+func readBack(ctx context.Context, tx *sql.Tx, postID int64, p *post, v *authorVersions) error {
+	return tx.QueryRowContext(ctx, `SELECT p.id, p.user_id, p.body, p.version, p.created_at, p.updated_at,
+			u.version, u.posts_version
+		FROM posts p JOIN users u ON u.id = p.user_id WHERE p.id = ?`, postID).
+		Scan(&p.ID, &p.UserID, &p.Body, &p.Version, &p.CreatedAt, &p.UpdatedAt, &v.user, &v.posts)
+}
+
+func orNoRows(err error) error {
+	if err != nil {
+		return err
+	}
+	return sql.ErrNoRows
+}
+
+// lockPost locks a post for a change by userID and checks, in this order,
+// that it exists (errNotFound), belongs to userID (errForbidden) and that
+// its version satisfies cond (errPreconditionFailed). The row lock makes
+// concurrent changes with the same If-Match take turns: the first moves the
+// version, the rest then fail the check.
+func lockPost(ctx context.Context, tx *sql.Tx, userID, postID int64, cond precondition) (version int64, err error) {
+	var owner int64
+	err = tx.QueryRowContext(ctx, "SELECT user_id, version FROM posts WHERE id = ? FOR UPDATE", postID).Scan(&owner, &version)
+	switch {
+	case err == sql.ErrNoRows:
+		return 0, errNotFound
+	case err != nil:
+		return 0, err
+	case owner != userID:
+		return 0, errForbidden
+	case !cond.allows(version):
+		return 0, errPreconditionFailed
+	}
+	return version, nil
+}
+
+// updatePost replaces a post's body, moving its version and the author's
+// posts version in the same transaction.
+func (d *database) updatePost(ctx context.Context, userID, postID int64, body string, cond precondition) (post, authorVersions, error) {
+	var p post
+	var v authorVersions
+	err := d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		if _, err := lockPost(ctx, tx, userID, postID, cond); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE posts SET body = ?, version = version + 1,
+			updated_at = UTC_TIMESTAMP(6) WHERE id = ?`, body, postID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE users SET posts_version = posts_version + 1 WHERE id = ?", userID); err != nil {
+			return err
+		}
+		return readBack(ctx, tx, postID, &p, &v)
+	})
+	return p, v, err
+}
+
+// deletePost deletes a post and moves the author's post_count, user version
+// and posts version in the same transaction. It returns the version the
+// post's group moves to (its last version + 1), so that caches holding the
+// post see it change.
+func (d *database) deletePost(ctx context.Context, userID, postID int64, cond precondition) (int64, authorVersions, error) {
+	var postVersion int64
+	var v authorVersions
+	err := d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		version, err := lockPost(ctx, tx, userID, postID, cond)
+		if err != nil {
+			return err
+		}
+		postVersion = version + 1
+		if _, err := tx.ExecContext(ctx, "DELETE FROM posts WHERE id = ?", postID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET post_count = post_count - 1,
+			version = version + 1, posts_version = posts_version + 1, updated_at = UTC_TIMESTAMP(6)
+			WHERE id = ?`, userID); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, "SELECT version, posts_version FROM users WHERE id = ?", userID).Scan(&v.user, &v.posts)
+	})
+	return postVersion, v, err
+}

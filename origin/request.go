@@ -1,0 +1,185 @@
+package origin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits on what a request may carry.
+const (
+	// maxPostBytes is the most UTF-8 bytes a post's text may have. Longer
+	// text is refused with 413, like any other too-large body.
+	maxPostBytes = 1024
+	// maxRequestBytes bounds a request body as read from the wire. JSON
+	// escaping may turn one byte of text into six ("\u0001"), so it is well
+	// above maxPostBytes; past it the request is refused with 413 unread.
+	maxRequestBytes = 16 << 10
+	maxNameRunes    = 100
+	maxEmailBytes   = 254
+	defaultLimit    = 20
+	maxLimit        = 100
+)
+
+// parseID parses a row id: a positive decimal integer that fits in int64,
+// without sign, spaces or leading zeros, so that each row has exactly one
+// URL (and one cache key).
+func parseID(s string) (int64, error) {
+	if s == "" || len(s) > 19 || s[0] == '0' {
+		return 0, errors.New("not a positive integer")
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, errors.New("not a positive integer")
+		}
+	}
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return 0, errors.New("out of range")
+	}
+	return id, nil
+}
+
+// pathID reads the {id} of the route.
+func pathID(r *http.Request) (int64, *apiError) {
+	id, err := parseID(r.PathValue("id"))
+	if err != nil {
+		return 0, badRequest("invalid_id", "id must be a positive integer without leading zeros, at most 9223372036854775807")
+	}
+	return id, nil
+}
+
+// parseListQuery reads ?limit= (1..100, default 20) and ?before= (a post id:
+// the page holds posts older than it). Other parameters are ignored; a
+// repeated one is refused, since it has no single meaning.
+func parseListQuery(rawQuery string) (limit int, before int64, e *apiError) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return 0, 0, badRequest("invalid_query", "the query string is malformed")
+	}
+	limit = defaultLimit
+	if vs, ok := q["limit"]; ok {
+		n, err := parseID(vs[0])
+		if len(vs) > 1 || err != nil || n > maxLimit {
+			return 0, 0, badRequest("invalid_limit", "limit must be one integer from 1 to 100")
+		}
+		limit = int(n)
+	}
+	if vs, ok := q["before"]; ok {
+		n, err := parseID(vs[0])
+		if len(vs) > 1 || err != nil {
+			return 0, 0, badRequest("invalid_before", "before must be one post id")
+		}
+		before = n
+	}
+	return limit, before, nil
+}
+
+// readJSON checks the Content-Type and reads the request body, bounded by
+// maxRequestBytes, for decodeUser or decodePost.
+func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
+	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mediaType != "application/json" {
+		return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"}
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "the charset must be utf-8"}
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &apiError{http.StatusRequestEntityTooLarge, "body_too_large", "the request body exceeds 16384 bytes"}
+		}
+		return nil, badRequest("unreadable_body", "the request body could not be read")
+	}
+	return data, nil
+}
+
+// decodeStrict decodes exactly one JSON object into dst: valid UTF-8 (JSON
+// decoding would silently turn bad bytes into U+FFFD), no unknown fields, no
+// values of the wrong type, nothing after the object.
+func decodeStrict(data []byte, dst any) *apiError {
+	if !utf8.Valid(data) {
+		return badRequest("invalid_utf8", "the request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &typeErr) && typeErr.Field != "":
+			return badRequest("wrong_type", typeErr.Field+" must be a "+typeErr.Type.String())
+		case errors.As(err, &typeErr):
+			return badRequest("wrong_type", "the request body must be a JSON object")
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return badRequest("unknown_field", strings.TrimPrefix(err.Error(), "json: ")+" is not accepted")
+		default:
+			return badRequest("invalid_json", "the request body is not valid JSON")
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badRequest("invalid_json", "the request body has data after the JSON object")
+	}
+	return nil
+}
+
+// userInput is the body of POST /v1/users. Pointers tell a missing field
+// (or null) from an empty one.
+type userInput struct {
+	Name  *string `json:"name"`
+	Email *string `json:"email"`
+}
+
+// decodeUser decodes and checks a POST /v1/users body.
+func decodeUser(data []byte) (name, email string, e *apiError) {
+	var in userInput
+	if e := decodeStrict(data, &in); e != nil {
+		return "", "", e
+	}
+	if in.Name == nil {
+		return "", "", badRequest("missing_field", "name is required")
+	}
+	if in.Email == nil {
+		return "", "", badRequest("missing_field", "email is required")
+	}
+	name, email = *in.Name, *in.Email
+	if n := utf8.RuneCountInString(name); n == 0 || n > maxNameRunes || strings.IndexFunc(name, unicode.IsControl) >= 0 {
+		return "", "", badRequest("invalid_name", "name must be 1 to 100 characters, none of them control characters")
+	}
+	if addr, err := mail.ParseAddress(email); err != nil || addr.Address != email || addr.Name != "" || len(email) > maxEmailBytes {
+		return "", "", badRequest("invalid_email", "email must be a plain address like name@example.com, at most 254 bytes")
+	}
+	return name, email, nil
+}
+
+// postInput is the body of POST /v1/users/{id}/posts and PUT /v1/posts/{id}.
+type postInput struct {
+	Body *string `json:"body"`
+}
+
+// decodePost decodes and checks a post body: 1 to 1024 bytes of text.
+func decodePost(data []byte) (string, *apiError) {
+	var in postInput
+	if e := decodeStrict(data, &in); e != nil {
+		return "", e
+	}
+	switch {
+	case in.Body == nil:
+		return "", badRequest("missing_field", "body is required")
+	case *in.Body == "":
+		return "", badRequest("invalid_body", "body must not be empty")
+	case len(*in.Body) > maxPostBytes:
+		return "", &apiError{http.StatusRequestEntityTooLarge, "body_too_large", "body must be at most 1024 bytes of UTF-8"}
+	}
+	return *in.Body, nil
+}

@@ -1,0 +1,200 @@
+package origin
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// apiError is an error a client sees: a status and a JSON body
+// {"error":{"code":..., "message":...}}. Codes are stable identifiers;
+// messages are for people.
+type apiError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+func badRequest(code, message string) *apiError {
+	return &apiError{http.StatusBadRequest, code, message}
+}
+
+var (
+	errNotFound           = &apiError{http.StatusNotFound, "not_found", "no such resource"}
+	errForbidden          = &apiError{http.StatusForbidden, "forbidden", "the resource belongs to another user"}
+	errPreconditionFailed = &apiError{http.StatusPreconditionFailed, "precondition_failed", "If-Match does not match the current version"}
+)
+
+// writeError answers with e. Errors are never cached (no-store), and the
+// code and message go to the access log line of the request.
+func writeError(w http.ResponseWriter, e *apiError) {
+	if rl, ok := w.(*responseLog); ok {
+		rl.errCode, rl.errMessage = e.code, e.message
+	}
+	h := w.Header()
+	h.Del("ETag")
+	h.Del("Last-Modified")
+	h.Del(groupsHeader)
+	h.Set("Cache-Control", "no-store")
+	if e.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer realm="edgecache"`)
+	}
+	if e.status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", "1")
+	}
+	body, _ := json.Marshal(map[string]map[string]string{"error": {"code": e.code, "message": e.message}})
+	writeBody(w, e.status, body)
+}
+
+// databaseFailed answers a request whose database work failed with err:
+// 503 when the database could not answer (the client may retry), 500 when
+// it refused a query (a bug).
+func (s *Server) databaseFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if unavailable(err) {
+		s.log.Warn("database unavailable", zap.String("route", r.Pattern), zap.Error(err))
+		writeError(w, &apiError{http.StatusServiceUnavailable, "database_unavailable", "the database is unavailable; retry shortly"})
+		return
+	}
+	s.log.Error("database error", zap.String("route", r.Pattern), zap.Error(err))
+	writeError(w, &apiError{http.StatusInternalServerError, "internal", "internal error"})
+}
+
+func writeBody(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// groupsHeader names the row-groups a response was built from (GET) or
+// changed (writes), as space-separated "group=version" tokens. See the
+// contract in DESIGN.md; the proxy strips it before answering clients.
+const groupsHeader = "Edgecache-Groups"
+
+// freshHeader, set to "1" by the proxy, asks for a read from the primary.
+const freshHeader = "Edgecache-Fresh"
+
+func postGroup(id, version int64) string { return fmt.Sprintf("post/%d=%d", id, version) }
+func userGroup(id, version int64) string { return fmt.Sprintf("user/%d=%d", id, version) }
+func userPostsGroup(id, version int64) string {
+	return fmt.Sprintf("user/%d/posts=%d", id, version)
+}
+
+// wantsFresh reports whether the request must be read from the primary.
+func wantsFresh(r *http.Request) bool { return r.Header.Get(freshHeader) == "1" }
+
+// writeChange answers a successful write. Write responses are never
+// cached; groups are the row-groups the write changed, at their new
+// versions.
+func writeChange(w http.ResponseWriter, status int, location string, groups []string, v any) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set(groupsHeader, strings.Join(groups, " "))
+	if location != "" {
+		h.Set("Location", location)
+	}
+	if v == nil {
+		w.WriteHeader(status)
+		return
+	}
+	body, _ := json.Marshal(v)
+	writeBody(w, status, body)
+}
+
+// representation is a cacheable GET answer and what validates it.
+type representation struct {
+	value        any
+	version      int64     // the ETag is the version, quoted: "7"
+	lastModified time.Time // updated_at of the newest row it was built from
+	groups       []string
+}
+
+// etag is the strong entity tag of a representation at version v. Each
+// resource's representation changes exactly when its version moves, and an
+// ETag only has to be unique per URL, so the quoted version is enough.
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// writeCacheable answers a GET (or HEAD) with rep, or with 304 Not Modified
+// when the request's validators still match. Both carry the caching headers,
+// so that a cache revalidating with a 304 refreshes them.
+func (s *Server) writeCacheable(w http.ResponseWriter, r *http.Request, rep representation) {
+	h := w.Header()
+	tag := etag(rep.version)
+	h.Set("Cache-Control", s.cacheControl)
+	h.Set("ETag", tag)
+	h.Set("Last-Modified", rep.lastModified.UTC().Format(http.TimeFormat))
+	h.Set(groupsHeader, strings.Join(rep.groups, " "))
+	if notModified(r, tag, rep.lastModified) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	body, _ := json.Marshal(rep.value)
+	writeBody(w, http.StatusOK, body)
+}
+
+// notModified evaluates If-None-Match (weak comparison) or, only when that is
+// absent, If-Modified-Since (RFC 9110 §13.2.2). Last-Modified has one-second
+// resolution, so two changes within a second look alike to
+// If-Modified-Since; the ETag does not have that blind spot.
+func notModified(r *http.Request, tag string, lastModified time.Time) bool {
+	if inm := r.Header.Values("If-None-Match"); len(inm) > 0 {
+		for _, t := range strings.Split(strings.Join(inm, ","), ",") {
+			t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+			if t == "*" || t == tag {
+				return true
+			}
+		}
+		return false
+	}
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+		t, err := http.ParseTime(ims)
+		return err == nil && !lastModified.Truncate(time.Second).After(t)
+	}
+	return false
+}
+
+// precondition is a parsed If-Match header: absent, "*", or a list of
+// entity tags that must include the current one (strong comparison).
+type precondition struct {
+	present bool
+	any     bool
+	tags    []string
+}
+
+func parseIfMatch(r *http.Request) precondition {
+	values := r.Header.Values("If-Match")
+	if len(values) == 0 {
+		return precondition{}
+	}
+	p := precondition{present: true}
+	for _, t := range strings.Split(strings.Join(values, ","), ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" {
+			p.any = true
+		}
+		p.tags = append(p.tags, t) // a weak W/"..." tag never equals a strong one
+	}
+	return p
+}
+
+// allows reports whether a resource at version may be changed.
+func (p precondition) allows(version int64) bool {
+	if !p.present || p.any {
+		return true
+	}
+	tag := etag(version)
+	for _, t := range p.tags {
+		if t == tag {
+			return true
+		}
+	}
+	return false
+}
