@@ -1,0 +1,531 @@
+package cachepolicy
+
+// Flags records which boolean cache directives were present, and which
+// directives with values were present (their values are in Directives).
+type Flags uint32
+
+// Cache directives (RFC 9111 §5.2, RFC 5861, RFC 8246).
+const (
+	NoStore                 Flags = 1 << iota // no-store
+	NoCache                                   // unqualified no-cache (qualified: Directives.NoCacheFields)
+	Private                                   // unqualified private (qualified: Directives.PrivateFields)
+	Public                                    // public
+	MustRevalidate                            // must-revalidate
+	ProxyRevalidate                           // proxy-revalidate
+	MustUnderstand                            // must-understand
+	Immutable                                 // immutable (RFC 8246)
+	NoTransform                               // no-transform
+	OnlyIfCached                              // only-if-cached (request)
+	HasMaxAge                                 // max-age=N, value in MaxAge
+	HasSMaxAge                                // s-maxage=N, value in SMaxAge
+	HasMaxStale                               // max-stale[=N], value in MaxStale (MaxDelta without a value)
+	HasMinFresh                               // min-fresh=N, value in MinFresh
+	HasStaleWhileRevalidate                   // stale-while-revalidate=N (RFC 5861)
+	HasStaleIfError                           // stale-if-error=N (RFC 5861)
+	Targeted                                  // came from a targeted field (RFC 9213): Expires is ignored
+)
+
+// invalidValue stands for a directive value that could not be parsed: it is
+// neither delta-seconds nor a field list, so it reads restrictively.
+var invalidValue = []byte("?")
+
+// MaxDelta is the value a delta-seconds that overflows saturates at
+// (RFC 9111 §1.2.2): 2^31 seconds, about 68 years.
+const MaxDelta = 1 << 31
+
+// Directives is a parsed Cache-Control (or targeted) field value. The zero
+// value means "no directives". Durations are in seconds, in [0, MaxDelta],
+// and meaningful only when their Has* flag is set.
+//
+// Rules where the RFCs leave room, chosen to be the most restrictive
+// (RFC 9111 §4.2.1: "the most restrictive directive should be honored"):
+//   - Names are case-insensitive; unknown directives are ignored; values may
+//     be tokens or quoted strings (RFC 9111 §5.2).
+//   - max-age / s-maxage without a valid delta-seconds (missing, negative,
+//     not a number) count as 0: the response is stale at once (§4.2.1).
+//   - max-stale, stale-while-revalidate, stale-if-error with an invalid
+//     value are ignored (absent is the restrictive reading); so is a
+//     garbled min-fresh. max-stale without a value means "any staleness"
+//     (MaxDelta).
+//   - Repeated directives combine to the most restrictive: the smallest
+//     max-age, s-maxage, max-stale, stale-while-revalidate, stale-if-error,
+//     the largest min-fresh.
+//   - Overflowing values saturate at MaxDelta.
+//   - A qualified no-cache or private lists field names; the list is kept
+//     (aliasing the parsed input). An empty list, a value that is not a list
+//     of field names, or the qualified form given twice, is treated as the
+//     unqualified directive. A shared cache stores a response with a
+//     qualified private or no-cache without the listed fields
+//     (FieldRules.Store) and then needs no revalidation for them.
+//   - public and immutable with a value (not allowed) are ignored.
+type Directives struct {
+	Flags                Flags
+	MaxAge               int64
+	SMaxAge              int64
+	MaxStale             int64
+	MinFresh             int64
+	StaleWhileRevalidate int64
+	StaleIfError         int64
+	// NoCacheFields and PrivateFields are the field-name lists of the
+	// qualified forms, e.g. `set-cookie, x-user` (unquoted). They alias the
+	// bytes given to the parser: copy them to keep them longer.
+	NoCacheFields []byte
+	PrivateFields []byte
+}
+
+// Has reports whether every flag in f is set.
+func (d *Directives) Has(f Flags) bool { return d.Flags&f == f }
+
+// ParseCacheControl parses a Cache-Control field value (request or response;
+// duplicate field lines joined with ", "). It never fails: what cannot be
+// understood is ignored or read restrictively, as documented on Directives.
+// It does not allocate.
+func ParseCacheControl(v []byte) Directives {
+	var d Directives
+	for i := 0; i < len(v); {
+		// Skip separators and whitespace between members.
+		for i < len(v) && (v[i] == ',' || isSpace(v[i])) {
+			i++
+		}
+		start := i
+		for i < len(v) && isTchar(v[i]) {
+			i++
+		}
+		name := v[start:i]
+		for i < len(v) && isSpace(v[i]) {
+			i++
+		}
+		if len(name) == 0 {
+			i = skipMember(v, i)
+			continue
+		}
+		if i >= len(v) || v[i] == ',' {
+			d.apply(name, nil, false)
+			continue
+		}
+		if v[i] != '=' {
+			// Garbage after a name: the member is invalid; read a
+			// value-taking directive restrictively, ignore the rest.
+			d.apply(name, invalidValue, true)
+			i = skipMember(v, i)
+			continue
+		}
+		i++
+		for i < len(v) && isSpace(v[i]) {
+			i++
+		}
+		var val []byte
+		if i < len(v) && v[i] == '"' {
+			var ok bool
+			val, i, ok = quotedString(v, i)
+			if !ok {
+				val = invalidValue // unterminated quote
+			}
+			for i < len(v) && isSpace(v[i]) {
+				i++
+			}
+			if i < len(v) && v[i] != ',' {
+				val = invalidValue
+				i = skipMember(v, i)
+			}
+		} else {
+			start := i
+			i = skipMember(v, i)
+			val = trimSpace(v[start:i])
+		}
+		d.apply(name, val, true)
+	}
+	return d
+}
+
+// apply records one directive. hasValue distinguishes `name` from `name=`.
+func (d *Directives) apply(name, val []byte, hasValue bool) {
+	switch {
+	case equalFold(name, "max-age"):
+		d.setMin(HasMaxAge, &d.MaxAge, deltaOrZero(val))
+	case equalFold(name, "s-maxage"):
+		d.setMin(HasSMaxAge, &d.SMaxAge, deltaOrZero(val))
+	case equalFold(name, "max-stale"):
+		if !hasValue {
+			d.setMin(HasMaxStale, &d.MaxStale, MaxDelta)
+		} else if n, ok := ParseDeltaSeconds(val); ok {
+			d.setMin(HasMaxStale, &d.MaxStale, n)
+		}
+	case equalFold(name, "min-fresh"):
+		if n, ok := ParseDeltaSeconds(val); ok {
+			if !d.Has(HasMinFresh) || n > d.MinFresh {
+				d.MinFresh = n
+			}
+			d.Flags |= HasMinFresh
+		}
+	case equalFold(name, "stale-while-revalidate"):
+		if n, ok := ParseDeltaSeconds(val); ok {
+			d.setMin(HasStaleWhileRevalidate, &d.StaleWhileRevalidate, n)
+		}
+	case equalFold(name, "stale-if-error"):
+		if n, ok := ParseDeltaSeconds(val); ok {
+			d.setMin(HasStaleIfError, &d.StaleIfError, n)
+		}
+	case equalFold(name, "no-cache"):
+		d.qualified(NoCache, &d.NoCacheFields, val, hasValue)
+	case equalFold(name, "private"):
+		d.qualified(Private, &d.PrivateFields, val, hasValue)
+	case equalFold(name, "no-store"):
+		d.Flags |= NoStore
+	case equalFold(name, "public"):
+		// A value is not allowed (RFC 9111 §5.2); a garbled public
+		// grants nothing.
+		if !hasValue {
+			d.Flags |= Public
+		}
+	case equalFold(name, "must-revalidate"):
+		d.Flags |= MustRevalidate
+	case equalFold(name, "proxy-revalidate"):
+		d.Flags |= ProxyRevalidate
+	case equalFold(name, "must-understand"):
+		d.Flags |= MustUnderstand
+	case equalFold(name, "immutable"):
+		if !hasValue {
+			d.Flags |= Immutable
+		}
+	case equalFold(name, "no-transform"):
+		d.Flags |= NoTransform
+	case equalFold(name, "only-if-cached"):
+		d.Flags |= OnlyIfCached
+	}
+}
+
+func (d *Directives) setMin(f Flags, field *int64, n int64) {
+	if !d.Has(f) || n < *field {
+		*field = n
+	}
+	d.Flags |= f
+}
+
+// qualified records no-cache or private, with or without a field list.
+func (d *Directives) qualified(f Flags, fields *[]byte, val []byte, hasValue bool) {
+	val = trimSpace(val)
+	if !hasValue || len(val) == 0 || *fields != nil || !validFieldList(val) {
+		d.Flags |= f
+		return
+	}
+	*fields = val
+}
+
+// validFieldList reports whether v is a comma-separated list of field names.
+func validFieldList(v []byte) bool {
+	for _, c := range v {
+		if !isTchar(c) && c != ',' && !isSpace(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func deltaOrZero(v []byte) int64 {
+	n, _ := ParseDeltaSeconds(v)
+	return n
+}
+
+// ParseDeltaSeconds parses delta-seconds (RFC 9111 §1.2.2): one or more
+// digits, nothing else. Values above MaxDelta saturate at MaxDelta.
+func ParseDeltaSeconds(v []byte) (int64, bool) {
+	if len(v) == 0 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		if n < MaxDelta {
+			n = n*10 + int64(c-'0')
+		}
+	}
+	return min(n, MaxDelta), true
+}
+
+// ParseTargeted parses a targeted cache-control field value (RFC 9213 §2.1),
+// such as CDN-Cache-Control: a Structured Fields Dictionary (RFC 8941) of the
+// same directives as Cache-Control. ok is false when the value is empty or
+// not a valid Dictionary; the caller then falls back to the next field.
+// Booleans that are false (`no-store=?0`) are absent; parameters are
+// ignored; values are read like Cache-Control values (so `max-age="x"` is 0).
+func ParseTargeted(v []byte) (d Directives, ok bool) {
+	i := skipSP(v, 0)
+	if i == len(v) {
+		return d, false
+	}
+	for {
+		start := i
+		if i >= len(v) || !(isLcalpha(v[i]) || v[i] == '*') {
+			return Directives{}, false
+		}
+		for i < len(v) && isKeyChar(v[i]) {
+			i++
+		}
+		name := v[start:i]
+		var val []byte
+		hasValue := false
+		isTrue := true
+		if i < len(v) && v[i] == '=' {
+			i++
+			var kind byte
+			val, kind, i, ok = sfItemValue(v, i)
+			if !ok {
+				return Directives{}, false
+			}
+			switch kind {
+			case 'b':
+				isTrue = val[0] == '1'
+			case 'l':
+				// An inner list cannot name fields or seconds here: read
+				// the directive restrictively.
+				val, hasValue = invalidValue, true
+			default:
+				hasValue = true
+			}
+		}
+		if i, ok = sfParams(v, i); !ok {
+			return Directives{}, false
+		}
+		if isTrue {
+			d.apply(name, val, hasValue)
+		}
+		i = skipOWS(v, i)
+		if i == len(v) {
+			return d, true
+		}
+		if v[i] != ',' {
+			return Directives{}, false
+		}
+		i = skipOWS(v, i+1)
+		if i == len(v) {
+			return Directives{}, false // trailing comma
+		}
+	}
+}
+
+// ResponseDirectives selects the directives that govern this cache (RFC 9213
+// §2.2): the first valid, non-empty of the proxy's own targeted field (e.g.
+// Edgecache-Cache-Control) and CDN-Cache-Control, marked Targeted so that
+// Expires is ignored; otherwise Cache-Control. Pass nil for absent fields.
+func ResponseDirectives(targeted, cdnCacheControl, cacheControl []byte) Directives {
+	if d, ok := ParseTargeted(targeted); ok {
+		d.Flags |= Targeted
+		return d
+	}
+	if d, ok := ParseTargeted(cdnCacheControl); ok {
+		d.Flags |= Targeted
+		return d
+	}
+	return ParseCacheControl(cacheControl)
+}
+
+// sfItemValue parses an RFC 8941 bare item (or inner list) at v[i]. It
+// returns the value (digits for an integer, the unescaped-in-place content
+// for a string, the token, "0"/"1" for a boolean), its kind ('i', 's', 't',
+// 'b', 'l' for inner list, 'd' decimal, 'y' byte sequence) and the index
+// after it.
+func sfItemValue(v []byte, i int) (val []byte, kind byte, next int, ok bool) {
+	if i >= len(v) {
+		return nil, 0, i, false
+	}
+	switch c := v[i]; {
+	case c == '"':
+		val, next, ok = quotedString(v, i)
+		if ok {
+			for _, c := range val {
+				if c < 0x20 || c > 0x7e {
+					return nil, 0, i, false
+				}
+			}
+		}
+		return val, 's', next, ok
+	case c == '-' || isDigit(c):
+		start := i
+		if c == '-' {
+			i++
+		}
+		d := i
+		for i < len(v) && isDigit(v[i]) {
+			i++
+		}
+		if i == d || i-d > 15 {
+			return nil, 0, i, false
+		}
+		if i < len(v) && v[i] == '.' {
+			i++
+			f := i
+			for i < len(v) && isDigit(v[i]) {
+				i++
+			}
+			if i == f || i-f > 3 || f-1-d > 12 {
+				return nil, 0, i, false
+			}
+			return v[start:i], 'd', i, true
+		}
+		return v[start:i], 'i', i, true
+	case c == '?':
+		if i+1 < len(v) && (v[i+1] == '0' || v[i+1] == '1') {
+			return v[i+1 : i+2], 'b', i + 2, true
+		}
+		return nil, 0, i, false
+	case c == ':':
+		start := i + 1
+		for i = start; i < len(v) && v[i] != ':'; i++ {
+			if !isBase64(v[i]) {
+				return nil, 0, i, false
+			}
+		}
+		if i >= len(v) {
+			return nil, 0, i, false
+		}
+		return v[start:i], 'y', i + 1, true
+	case c == '(':
+		i++
+		for {
+			i = skipSP(v, i)
+			if i >= len(v) {
+				return nil, 0, i, false
+			}
+			if v[i] == ')' {
+				return nil, 'l', i + 1, true
+			}
+			if _, _, i, ok = sfItemValue(v, i); !ok {
+				return nil, 0, i, false
+			}
+			if i, ok = sfParams(v, i); !ok {
+				return nil, 0, i, false
+			}
+			if i < len(v) && v[i] != ' ' && v[i] != ')' {
+				return nil, 0, i, false
+			}
+		}
+	case isAlpha(c) || c == '*':
+		start := i
+		for i < len(v) && (isTchar(v[i]) || v[i] == ':' || v[i] == '/') {
+			i++
+		}
+		return v[start:i], 't', i, true
+	}
+	return nil, 0, i, false
+}
+
+// sfParams skips RFC 8941 parameters (;key[=item]) at v[i].
+func sfParams(v []byte, i int) (int, bool) {
+	for i < len(v) && v[i] == ';' {
+		i = skipSP(v, i+1)
+		if i >= len(v) || !(isLcalpha(v[i]) || v[i] == '*') {
+			return i, false
+		}
+		for i < len(v) && isKeyChar(v[i]) {
+			i++
+		}
+		if i < len(v) && v[i] == '=' {
+			_, kind, next, ok := sfItemValue(v, i+1)
+			if !ok || kind == 'l' {
+				return i, false
+			}
+			i = next
+		}
+	}
+	return i, true
+}
+
+// quotedString parses a quoted-string starting at v[i] == '"'. The returned
+// content aliases v and keeps backslash escapes (values used by this package
+// never need them: a number or field list containing one is invalid).
+func quotedString(v []byte, i int) (content []byte, next int, ok bool) {
+	start := i + 1
+	for i = start; i < len(v); i++ {
+		switch v[i] {
+		case '\\':
+			i++
+		case '"':
+			return v[start:i], i + 1, true
+		}
+	}
+	return nil, len(v), false
+}
+
+// skipMember returns the index of the next comma at or after i that is not
+// inside a quoted string (or len(v)).
+func skipMember(v []byte, i int) int {
+	for i < len(v) && v[i] != ',' {
+		if v[i] == '"' {
+			_, i, _ = quotedString(v, i)
+			continue
+		}
+		i++
+	}
+	return i
+}
+
+func isSpace(c byte) bool   { return c == ' ' || c == '\t' }
+func isDigit(c byte) bool   { return c >= '0' && c <= '9' }
+func isLcalpha(c byte) bool { return c >= 'a' && c <= 'z' }
+func isAlpha(c byte) bool   { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+func isKeyChar(c byte) bool {
+	return isLcalpha(c) || isDigit(c) || c == '_' || c == '-' || c == '.' || c == '*'
+}
+func isBase64(c byte) bool {
+	return isAlpha(c) || isDigit(c) || c == '+' || c == '/' || c == '='
+}
+
+// isTchar reports whether c may appear in an HTTP token (RFC 9110 §5.6.2).
+func isTchar(c byte) bool {
+	if isAlpha(c) || isDigit(c) {
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+func skipSP(v []byte, i int) int {
+	for i < len(v) && v[i] == ' ' {
+		i++
+	}
+	return i
+}
+
+func skipOWS(v []byte, i int) int {
+	for i < len(v) && isSpace(v[i]) {
+		i++
+	}
+	return i
+}
+
+func trimSpace(v []byte) []byte {
+	for len(v) > 0 && isSpace(v[0]) {
+		v = v[1:]
+	}
+	for len(v) > 0 && isSpace(v[len(v)-1]) {
+		v = v[:len(v)-1]
+	}
+	return v
+}
+
+func lower(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// equalFold reports whether b equals the lowercase ASCII string s, ignoring
+// the case of b.
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		if lower(b[i]) != s[i] {
+			return false
+		}
+	}
+	return true
+}

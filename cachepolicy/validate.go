@@ -1,0 +1,151 @@
+package cachepolicy
+
+import "strconv"
+
+// Conditional returns the validator fields of a conditional request that
+// revalidates the entry (RFC 9111 §4.3.1): If-None-Match from its ETag and
+// If-Modified-Since from its Last-Modified, each nil when the entry lacks
+// it. Both are sent when both exist; the origin ignores If-Modified-Since
+// when it understands If-None-Match.
+func (m *Meta) Conditional() (ifNoneMatch, ifModifiedSince []byte) {
+	return m.ETag, m.LastModified
+}
+
+// Selects304 reports whether a 304 with these ETag and Last-Modified values
+// (nil when absent) freshens this entry (RFC 9111 §4.3.4): a strong ETag
+// must match the entry's strongly, a weak one weakly; without an ETag a
+// Last-Modified must equal the entry's; a 304 with neither answers the
+// conditional request built from this entry, so it selects it. When it
+// returns false the proxy must not use the 304 to update the entry (fetch
+// again without conditions).
+func (m *Meta) Selects304(etag, lastModified []byte) bool {
+	etag = trimSpace(etag)
+	if len(etag) > 0 {
+		if isWeak(etag) {
+			return weakMatch(m.ETag, etag)
+		}
+		return strongMatch(m.ETag, etag)
+	}
+	if len(trimSpace(lastModified)) > 0 {
+		return sameDate(m.LastModified, lastModified)
+	}
+	return true
+}
+
+// SelectsHead reports whether a HEAD response may freshen this entry (RFC
+// 9111 §4.3.5): its ETag, Last-Modified and Content-Length (nil when
+// absent) must not contradict the entry, whose body is storedLength bytes.
+// When it returns false the stored response no longer describes the
+// resource: the proxy treats it as stale (invalidates it).
+func (m *Meta) SelectsHead(etag, lastModified, contentLength []byte, storedLength int64) bool {
+	if etag = trimSpace(etag); len(etag) > 0 && !weakMatch(m.ETag, etag) {
+		return false
+	}
+	if len(trimSpace(lastModified)) > 0 && !sameDate(m.LastModified, lastModified) {
+		return false
+	}
+	if cl := trimSpace(contentLength); len(cl) > 0 {
+		n, err := strconv.ParseInt(string(cl), 10, 64)
+		if err != nil || n != storedLength {
+			return false
+		}
+	}
+	return true
+}
+
+// NotModified reports whether a client's GET or HEAD with these
+// If-None-Match and If-Modified-Since values (nil when absent) can be
+// answered 304 from this entry (RFC 9110 §13.1.2, §13.1.3, §13.2.2).
+// Only entries with a 2xx status qualify. If-None-Match, when present,
+// decides alone: "*" matches any entry, otherwise a member must match the
+// ETag weakly. Otherwise If-Modified-Since, when a valid date, matches when
+// the entry's Last-Modified (or, lacking one, its Date: RFC 9111 §4.3.2) is
+// not later than it. It does not allocate.
+func (m *Meta) NotModified(ifNoneMatch, ifModifiedSince []byte) bool {
+	if m.Status < 200 || m.Status > 299 {
+		return false
+	}
+	if inm := trimSpace(ifNoneMatch); len(inm) > 0 {
+		if string(inm) == "*" {
+			return true
+		}
+		return etagListMatch(inm, m.ETag)
+	}
+	ims, ok := ParseHTTPDate(ifModifiedSince)
+	if !ok {
+		return false
+	}
+	lm, ok := ParseHTTPDate(m.LastModified)
+	if !ok {
+		lm = m.Date
+	}
+	return lm <= ims
+}
+
+// etagListMatch reports whether the If-None-Match list has a member that
+// weakly matches etag. Parsing stops at the first malformed member.
+func etagListMatch(list, etag []byte) bool {
+	for i := 0; i < len(list); {
+		for i < len(list) && (list[i] == ',' || isSpace(list[i])) {
+			i++
+		}
+		start := i
+		if i+1 < len(list) && list[i] == 'W' && list[i+1] == '/' {
+			i += 2
+		}
+		if i >= len(list) || list[i] != '"' {
+			return false
+		}
+		end := i + 1
+		for end < len(list) && list[end] != '"' {
+			end++
+		}
+		if end >= len(list) {
+			return false
+		}
+		if weakMatch(etag, list[start:end+1]) {
+			return true
+		}
+		i = end + 1
+	}
+	return false
+}
+
+func isWeak(etag []byte) bool { return len(etag) >= 2 && etag[0] == 'W' && etag[1] == '/' }
+
+// opaque returns the quoted opaque-tag of an entity-tag, or nil when
+// malformed.
+func opaque(etag []byte) []byte {
+	etag = trimSpace(etag)
+	if isWeak(etag) {
+		etag = etag[2:]
+	}
+	if len(etag) < 2 || etag[0] != '"' || etag[len(etag)-1] != '"' {
+		return nil
+	}
+	return etag
+}
+
+// weakMatch is the weak comparison of RFC 9110 §8.8.3.2: the opaque-tags
+// are equal, weak or not.
+func weakMatch(a, b []byte) bool {
+	oa, ob := opaque(a), opaque(b)
+	return oa != nil && string(oa) == string(ob)
+}
+
+// strongMatch is the strong comparison: neither weak, opaque-tags equal.
+func strongMatch(a, b []byte) bool {
+	a, b = trimSpace(a), trimSpace(b)
+	return !isWeak(a) && !isWeak(b) && weakMatch(a, b)
+}
+
+// sameDate compares two HTTP-dates by value, or bytewise when either is
+// not a valid date.
+func sameDate(a, b []byte) bool {
+	ta, okA := ParseHTTPDate(a)
+	tb, okB := ParseHTTPDate(b)
+	if okA && okB {
+		return ta == tb
+	}
+	return string(trimSpace(a)) == string(trimSpace(b))
+}
