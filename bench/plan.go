@@ -1,0 +1,284 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"text/tabwriter"
+)
+
+// PlanConfig is the load to size for and the assumptions the run cannot
+// measure. Every one is printed with the plan.
+type PlanConfig struct {
+	Users        float64 // 10 M
+	ReadsPerSec  float64 // average
+	WritesPerSec float64 // average
+	Peak         float64 // peak / average
+	Posts        float64 // posts stored (the key space of post reads)
+	HitRatio     float64 // the hit ratio to size memcached for; 0 = the run's
+	AZs          int     // availability zones; each tier survives losing one
+
+	CoresPerInstance   float64 // of a proxy or origin instance
+	Utilisation        float64 // the share of CPU to plan to use at peak
+	ProxyRPSPerCore    float64 // 0 = measured from the proxy's metrics
+	OriginRPSPerCore   float64 // 0 = measured from the origin's metrics
+	ReplicaQPS         float64 // read queries/s one MySQL replica serves
+	ItemOverheadBytes  float64 // per cached item: key, memcached header, stored headers
+	SlabEfficiency     float64 // usable share of memcached memory
+	MemcachedNodeBytes float64 // memory of one memcached node
+}
+
+// DefaultPlanConfig is the DESIGN.md load: 10 M users, 40,000 reads/s and 400
+// writes/s on average, peaks 3× that, 1 billion writes a month kept 3 years.
+func DefaultPlanConfig() PlanConfig {
+	return PlanConfig{
+		Users: 10e6, ReadsPerSec: 40000, WritesPerSec: 400, Peak: 3,
+		Posts: 36e9, AZs: 3,
+		CoresPerInstance: 2, Utilisation: 0.6,
+		ReplicaQPS:         10000,
+		ItemOverheadBytes:  400,
+		SlabEfficiency:     0.85,
+		MemcachedNodeBytes: 13.07 * (1 << 30), // cache.r7g.large
+	}
+}
+
+// Validate rejects a plan that cannot be computed.
+func (c PlanConfig) Validate() error {
+	switch {
+	case c.Users < 1 || c.Posts < 1:
+		return errors.New("plan: -users and -posts must be ≥ 1")
+	case c.ReadsPerSec <= 0 || c.WritesPerSec < 0:
+		return errors.New("plan: -reads must be > 0 and -writes ≥ 0")
+	case c.Peak < 1:
+		return errors.New("plan: -peak must be ≥ 1")
+	case c.HitRatio < 0 || c.HitRatio >= 1:
+		return errors.New("plan: -hit-ratio must be in [0, 1); 0 = the run's")
+	case c.AZs < 2:
+		return errors.New("plan: -azs must be ≥ 2 (one AZ may fail)")
+	case c.CoresPerInstance <= 0 || c.Utilisation <= 0 || c.Utilisation > 1:
+		return errors.New("plan: -cores must be > 0 and -utilisation in (0, 1]")
+	case c.ProxyRPSPerCore < 0 || c.OriginRPSPerCore < 0 || c.ReplicaQPS <= 0:
+		return errors.New("plan: capacities must be > 0 (0 = measured for proxy and origin)")
+	case c.ItemOverheadBytes < 0 || c.SlabEfficiency <= 0 || c.SlabEfficiency > 1 || c.MemcachedNodeBytes <= 0:
+		return errors.New("plan: memcached assumptions out of range")
+	}
+	return nil
+}
+
+// Plan is the sizing, line by line, each with where its inputs came from.
+type Plan struct {
+	Lines []PlanLine
+}
+
+// PlanLine is one figure of the plan.
+type PlanLine struct {
+	Section string
+	What    string
+	Value   string
+	Basis   string // how it was computed or where the input came from
+}
+
+// Fallbacks when a run did not scrape the services' CPU counters; printed as
+// assumptions. From NOTES.md: fasthttp serves ~120,000 fixed answers/s per
+// core here and a memcached round trip costs about as much again.
+const (
+	assumedProxyRPSPerCore  = 30000
+	assumedOriginRPSPerCore = 3000
+)
+
+// MakePlan sizes the fleet for cfg with the figures measured in r. When
+// originRun is not nil (a run straight against the origin), the origin's
+// capacity comes from it: there the origin served every request, while in a
+// run through the proxy its CPU counter may also count a proxy sharing its
+// process (the one-box stack).
+func MakePlan(r, originRun *Result, cfg PlanConfig) (Plan, error) {
+	if err := cfg.Validate(); err != nil {
+		return Plan{}, err
+	}
+	var p Plan
+	add := func(section, what, value, basis string) {
+		p.Lines = append(p.Lines, PlanLine{section, what, value, basis})
+	}
+	d := r.Derived
+	run := fmt.Sprintf("run %q", r.Config.Name)
+
+	peakReads, peakWrites := cfg.ReadsPerSec*cfg.Peak, cfg.WritesPerSec*cfg.Peak
+	add("load", "users", fmtCount(cfg.Users), "given")
+	add("load", "reads/s average → peak", fmtCount(cfg.ReadsPerSec)+" → "+fmtCount(peakReads), fmt.Sprintf("peak factor %g", cfg.Peak))
+	add("load", "writes/s average → peak", fmtCount(cfg.WritesPerSec)+" → "+fmtCount(peakWrites), fmt.Sprintf("peak factor %g", cfg.Peak))
+	add("load", "posts stored", fmtCount(cfg.Posts), "given (1 billion writes/month × 36 months by default)")
+
+	// Miss traffic: how many client reads reach the origin.
+	perRead, basis := d.OriginRequestsPerRead, run+": origin reads per client read, from the origin's counters"
+	if perRead < 0 {
+		perRead, basis = 1-r.Cache.HitRatio, run+": 1 − hit ratio from Cache-Status (no origin counters scraped)"
+	}
+	add("measured", "origin reads per client read", fmt.Sprintf("%.4f", perRead), basis)
+	originRPS := peakReads*perRead + peakWrites
+	add("origin", "origin requests/s at peak", fmtCount(originRPS), "peak reads × origin reads per client read + peak writes")
+
+	proxyCap, proxyBasis := cfg.ProxyRPSPerCore, "given"
+	if proxyCap == 0 {
+		if proxyCap, proxyBasis = d.ProxyRequestsPerCPUSec, run+": proxy requests per proxy CPU second"; proxyCap == 0 {
+			proxyCap, proxyBasis = assumedProxyRPSPerCore, "assumed: not measured (scrape the proxy's /metrics)"
+		}
+	}
+	originCap, originBasis := cfg.OriginRPSPerCore, "given"
+	capRun, capName := d, run
+	if originRun != nil {
+		capRun, capName = originRun.Derived, fmt.Sprintf("run %q", originRun.Config.Name)
+	}
+	if originCap == 0 {
+		if originCap, originBasis = capRun.OriginRequestsPerCPUSec, capName+": origin requests per origin CPU second"; originCap == 0 {
+			originCap, originBasis = assumedOriginRPSPerCore, "assumed: not measured (scrape the origin's /metrics)"
+		}
+	}
+	add("measured", "proxy requests/s per core", fmtCount(proxyCap), proxyBasis)
+	add("measured", "origin requests/s per core", fmtCount(originCap), originBasis)
+	perInstance := fmt.Sprintf("%g cores × %.0f%% utilisation; survives losing 1 of %d AZs", cfg.CoresPerInstance, 100*cfg.Utilisation, cfg.AZs)
+	proxies := instances(peakReads+peakWrites, proxyCap*cfg.CoresPerInstance*cfg.Utilisation, cfg.AZs)
+	add("proxy", "proxy instances", fmt.Sprint(proxies), fmt.Sprintf("%s req/s at peak ÷ (%s/core × %s)", fmtCount(peakReads+peakWrites), fmtCount(proxyCap), perInstance))
+	origins := instances(originRPS, originCap*cfg.CoresPerInstance*cfg.Utilisation, cfg.AZs)
+	add("origin", "origin instances", fmt.Sprint(origins), fmt.Sprintf("%s req/s at peak ÷ (%s/core × %s)", fmtCount(originRPS), fmtCount(originCap), perInstance))
+
+	// Database: replicas for the miss traffic, the primary for writes.
+	qPerReq, qBasis := d.DBQueriesPerOriginReq, run+": DB queries per origin request"
+	if qPerReq == 0 {
+		qPerReq, qBasis = 1, "assumed: 1 (no DB query counter scraped)"
+	}
+	add("measured", "DB queries per origin request", fmt.Sprintf("%.2f", qPerReq), qBasis)
+	readQPS := peakReads * perRead * qPerReq
+	add("database", "read queries/s at peak (replicas)", fmtCount(readQPS), "peak reads × origin reads per client read × queries per request")
+	replicas := max(int(math.Ceil(readQPS/(cfg.ReplicaQPS*cfg.Utilisation))), 1)
+	replicas = max(replicas, cfg.AZs-1)
+	add("database", "read replicas", fmt.Sprint(replicas), fmt.Sprintf("÷ (%s queries/s per replica (assumed) × %.0f%%), at least one per AZ besides the primary's", fmtCount(cfg.ReplicaQPS), 100*cfg.Utilisation))
+	add("database", "write transactions/s at peak (primary)", fmtCount(peakWrites), "one transaction per write (Multi-AZ standby for failover)")
+
+	// Memcached: the hot set for the hit ratio to keep.
+	s := r.Config.ZipfS
+	if r.Config.Popularity != PopularityZipf {
+		s = 1.1
+	}
+	hit, hitBasis := cfg.HitRatio, "given"
+	if hit == 0 {
+		hit, hitBasis = r.Cache.HitRatio, run+": hit ratio from Cache-Status"
+		if hit == 0 {
+			hit, hitBasis = 1-perRead, run+": 1 − origin reads per client read"
+		}
+		if hit <= 0 || hit >= 1 {
+			hit, hitBasis = 0.95, "assumed: the run measured no usable hit ratio"
+		}
+	}
+	add("memcached", "hit ratio to keep", fmt.Sprintf("%.1f%%", 100*hit), hitBasis)
+	add("memcached", "popularity", fmt.Sprintf("Zipf s=%g", s), "the run's -zipf-s (1.1 if the run was uniform)")
+	rm := r.Config.ReadMix
+	mix := rm.Post + rm.List + rm.Profile
+	kinds := []struct {
+		name  string
+		share float64
+		keys  float64
+		op    int
+	}{
+		{"posts", rm.Post / mix, cfg.Posts, opPost},
+		{"post lists", rm.List / mix, cfg.Users, opList},
+		{"profiles", rm.Profile / mix, cfg.Users, opProfile},
+	}
+	totalBytes := 0.0
+	for _, k := range kinds {
+		if k.share == 0 {
+			continue
+		}
+		size := r.Ops[k.op].MeanBytes
+		sizeBasis := run + ": mean answer size"
+		if size == 0 {
+			size, sizeBasis = 1024, "assumed"
+		}
+		n := topKeysFor(s, int(k.keys), hit)
+		bytes := float64(n) * (size + cfg.ItemOverheadBytes) / cfg.SlabEfficiency
+		totalBytes += bytes
+		add("memcached", "hot "+k.name, fmt.Sprintf("%s items, %s", fmtCount(float64(n)), fmtBytes(bytes)),
+			fmt.Sprintf("top keys of %s getting %.1f%% of their reads; %.0f B/answer (%s) + %.0f B overhead, ÷ %.0f%% slab efficiency",
+				fmtCount(k.keys), 100*hit, size, sizeBasis, cfg.ItemOverheadBytes, 100*cfg.SlabEfficiency))
+	}
+	nodes := max(int(math.Ceil(totalBytes/cfg.MemcachedNodeBytes*float64(cfg.AZs)/float64(cfg.AZs-1))), cfg.AZs)
+	add("memcached", "memory for the hot set", fmtBytes(totalBytes), "sum of the above")
+	add("memcached", "memcached nodes", fmt.Sprint(nodes), fmt.Sprintf("%s per node; keys spread so losing one AZ's nodes keeps the rest", fmtBytes(cfg.MemcachedNodeBytes)))
+	if d.MemcachedOpsPerSec > 0 && r.Throughput > 0 {
+		perReq := d.MemcachedOpsPerSec / r.Throughput
+		add("memcached", "memcached ops/s at peak", fmtCount(perReq*(peakReads+peakWrites)), fmt.Sprintf("%s: %.2f memcached ops per client request", run, perReq))
+	}
+	for _, w := range r.Warnings {
+		add("caveat", w, "", "")
+	}
+	if originRun != nil {
+		for _, w := range originRun.Warnings {
+			add("caveat", w, "", "")
+		}
+	}
+	return p, nil
+}
+
+// instances is ceil(load / perInstance), grown so that losing one of azs
+// zones leaves enough, and at least one per zone.
+func instances(load, perInstance float64, azs int) int {
+	n := math.Ceil(load / perInstance)
+	n = math.Ceil(n * float64(azs) / float64(azs-1))
+	return max(int(n), azs)
+}
+
+func fmtCount(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.1f G", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.1f M", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.1f k", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func fmtBytes(v float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
+	i := 0
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+// planSections is the order the plan is printed in.
+var planSections = []string{"load", "measured", "proxy", "origin", "database", "memcached", "caveat"}
+
+// WriteText prints the plan grouped by section.
+func (p Plan) WriteText(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, section := range planSections {
+		header := false
+		for _, l := range p.Lines {
+			if l.Section != section {
+				continue
+			}
+			if section == "caveat" {
+				// Free text: outside the table's columns.
+				tw.Flush()
+				if !header {
+					fmt.Fprintln(w, "CAVEATS")
+					header = true
+				}
+				fmt.Fprintf(w, "  - %s\n", l.What)
+				continue
+			}
+			if !header {
+				fmt.Fprintf(tw, "%s\t\t\n", strings.ToUpper(section))
+				header = true
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", l.What, l.Value, l.Basis)
+		}
+	}
+	tw.Flush()
+}

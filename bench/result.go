@@ -1,0 +1,427 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// ReportVersion changes when the JSON report's meaning changes.
+const ReportVersion = 1
+
+// Result is every figure of one run, with the configuration that produced
+// it. It is the JSON report; compare and plan read it back.
+type Result struct {
+	ReportVersion int       `json:"report_version"`
+	Config        RunConfig `json:"config"`
+	SeedInfo      SeedInfo  `json:"seed"`
+	Start         time.Time `json:"start"`
+	// Elapsed is from the first scheduled request to the last answer.
+	Elapsed time.Duration `json:"elapsed"`
+	Mode    string        `json:"mode"` // "open loop" or "closed loop"
+	// Scheduled is the number of requests the open-loop schedule held.
+	Scheduled  int64   `json:"scheduled"`
+	Requests   int64   `json:"requests"` // answered or failed, including not sent
+	Errors     int64   `json:"errors"`
+	Throughput float64 `json:"throughput"` // requests/s over Elapsed
+	Retries    int64   `json:"retries"`    // reads retried on a closed keep-alive connection
+
+	Ops     []OpStats   `json:"ops"`     // per operation kind
+	All     OpStats     `json:"all"`     // every operation
+	Service Percentiles `json:"service"` // send → answer, every operation
+	Wait    Percentiles `json:"wait"`    // scheduled → sent: time queued in the generator
+
+	ErrorKinds []ErrorCount `json:"error_kinds"`
+	Cache      CacheStats   `json:"cache"`
+	Stale      []StaleCount `json:"stale"`
+	// StaleExamples describe some of the stale reads, for whoever debugs
+	// the cache.
+	StaleExamples []string        `json:"stale_examples"`
+	Timeline      []Second        `json:"timeline"`
+	Metrics       []MetricsReport `json:"metrics"`
+	Derived       Derived         `json:"derived"`
+	Client        ClientCPU       `json:"client"`
+	Warnings      []string        `json:"warnings"`
+}
+
+// SeedInfo says which data set the run used.
+type SeedInfo struct {
+	File   string `json:"file"`
+	Tag    string `json:"tag"`
+	Users  int    `json:"users"`
+	Posts  int    `json:"posts"`
+	Reused bool   `json:"reused"`
+}
+
+// Percentiles of a latency distribution, in milliseconds.
+type Percentiles struct {
+	Count int64   `json:"count"`
+	Mean  float64 `json:"mean_ms"`
+	P50   float64 `json:"p50_ms"`
+	P90   float64 `json:"p90_ms"`
+	P99   float64 `json:"p99_ms"`
+	P999  float64 `json:"p999_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+// SpectrumPoint is one point of a latency-by-percentile curve.
+type SpectrumPoint struct {
+	Percentile float64 `json:"percentile"`
+	Ms         float64 `json:"ms"`
+}
+
+// OpStats are one operation kind's figures.
+type OpStats struct {
+	Op     string  `json:"op"`
+	Count  int64   `json:"count"`
+	Errors int64   `json:"errors"`
+	PerSec float64 `json:"per_sec"`
+	// MeanBytes is the mean answer body size of successful requests.
+	MeanBytes float64         `json:"mean_bytes"`
+	Latency   Percentiles     `json:"latency"` // scheduled → answer
+	Spectrum  []SpectrumPoint `json:"spectrum"`
+}
+
+// ErrorCount is how often one kind of failure happened to one operation.
+type ErrorCount struct {
+	Op    string `json:"op"`
+	Kind  string `json:"kind"`
+	Count int64  `json:"count"`
+}
+
+// CacheStats count the reads' Cache-Status outcomes.
+type CacheStats struct {
+	Outcomes map[string]int64 `json:"outcomes"`
+	// HitRatio is hits over reads that carried a cache outcome; 0 when no
+	// read did (the target is not a cache).
+	HitRatio float64 `json:"hit_ratio"`
+}
+
+// StaleCount is the read-after-write check's verdict for one read kind.
+type StaleCount struct {
+	Kind    string `json:"kind"`
+	Checked int64  `json:"checked"`
+	Stale   int64  `json:"stale"`
+}
+
+// Second is one second of the run, by completion time.
+type Second struct {
+	T int `json:"t"`
+	secondStats
+	P50 float64 `json:"p50_ms"`
+	P99 float64 `json:"p99_ms"`
+}
+
+// Derived are figures computed from the others, for people and for plan.
+type Derived struct {
+	Reads      int64 `json:"reads"`
+	Writes     int64 `json:"writes"`
+	StaleReads int64 `json:"stale_reads"`
+	// OriginRequestsPerRead is (origin requests − writes) / client reads,
+	// from the origin's counters; -1 when not scraped.
+	OriginRequestsPerRead float64 `json:"origin_requests_per_read"`
+	OriginRequestsPerSec  float64 `json:"origin_requests_per_sec"`
+	DBQueriesPerSec       float64 `json:"db_queries_per_sec"`
+	DBQueriesPerOriginReq float64 `json:"db_queries_per_origin_request"`
+	MemcachedOpsPerSec    float64 `json:"memcached_ops_per_sec"`
+	// Requests per CPU second of each scraped service, from its
+	// process_cpu_seconds_total: the capacity figure plan scales from.
+	OriginRequestsPerCPUSec float64 `json:"origin_requests_per_cpu_sec"`
+	ProxyRequestsPerCPUSec  float64 `json:"proxy_requests_per_cpu_sec"`
+	MeanReadBytes           float64 `json:"mean_read_bytes"`
+}
+
+// judged is the number of reads that carried a cache outcome.
+func (c CacheStats) judged() int64 {
+	n := int64(0)
+	for k, v := range c.Outcomes {
+		if k != outcomeNames[outcomeNone] {
+			n += v
+		}
+	}
+	return n
+}
+
+func toMs(us int64) float64 { return float64(us) / 1000 }
+
+func percentiles(h *hdr.Histogram) Percentiles {
+	if h.TotalCount() == 0 {
+		return Percentiles{}
+	}
+	return Percentiles{
+		Count: h.TotalCount(),
+		Mean:  h.Mean() / 1000,
+		P50:   toMs(h.ValueAtQuantile(50)),
+		P90:   toMs(h.ValueAtQuantile(90)),
+		P99:   toMs(h.ValueAtQuantile(99)),
+		P999:  toMs(h.ValueAtQuantile(99.9)),
+		Max:   toMs(h.Max()),
+	}
+}
+
+// spectrum samples the latency-by-percentile curve evenly in "nines"
+// (0 = p0, 1 = p90, 2 = p99 …) up to where the sample size still says
+// something.
+func spectrum(h *hdr.Histogram) []SpectrumPoint {
+	n := h.TotalCount()
+	if n == 0 {
+		return nil
+	}
+	maxNines := math.Log10(float64(n))
+	var out []SpectrumPoint
+	for x := 0.0; x < maxNines; x += 0.05 {
+		q := 100 * (1 - math.Pow(10, -x))
+		out = append(out, SpectrumPoint{Percentile: q, Ms: toMs(h.ValueAtQuantile(q))})
+	}
+	return append(out, SpectrumPoint{Percentile: 100, Ms: toMs(h.Max())})
+}
+
+// assemble merges the workers' recorders into a Result.
+func assemble(st *runState, recs []*recorder, start, end time.Time, scheduled int64) *Result {
+	cfg := st.cfg
+	res := &Result{
+		ReportVersion: ReportVersion,
+		Config:        cfg,
+		SeedInfo:      SeedInfo{File: cfg.SeedFile, Tag: st.seed.Tag, Users: len(st.seed.Users), Posts: len(st.seed.Posts)},
+		Start:         start.UTC(),
+		Elapsed:       end.Sub(start),
+		Mode:          "open loop",
+		Scheduled:     scheduled,
+		Retries:       st.retries.Load(),
+		Cache:         CacheStats{Outcomes: map[string]int64{}},
+	}
+	if cfg.Rate == 0 {
+		res.Mode = "closed loop"
+	}
+	secs := res.Elapsed.Seconds()
+	all, service, wait := newHist(), newCoarseHist(), newCoarseHist()
+	errs := map[[2]string]int64{}
+	var checked, stale [numChecks]int64
+	var cache [numOutcomes]int64
+	var readBytes, reads int64
+	for op := range numOps {
+		h := newHist()
+		s := OpStats{Op: opNames[op]}
+		var okBytes, ok int64
+		for _, r := range recs {
+			h.Merge(r.latency[op])
+			s.Count += r.count[op]
+			okBytes += r.okBytes[op]
+			ok += r.ok[op]
+			for k, n := range r.errs[op] {
+				s.Errors += n
+				errs[[2]string{opNames[op], k}] += n
+			}
+		}
+		all.Merge(h)
+		s.PerSec = float64(s.Count) / secs
+		if ok > 0 {
+			s.MeanBytes = float64(okBytes) / float64(ok)
+		}
+		if isRead(op) {
+			readBytes += okBytes
+			reads += ok
+		}
+		s.Latency = percentiles(h)
+		s.Spectrum = spectrum(h)
+		res.Ops = append(res.Ops, s)
+		res.Requests += s.Count
+		res.Errors += s.Errors
+		if isRead(op) {
+			res.Derived.Reads += s.Count
+		} else {
+			res.Derived.Writes += s.Count
+		}
+	}
+	for _, r := range recs {
+		service.Merge(r.service)
+		wait.Merge(r.wait)
+		for i := range checked {
+			checked[i] += r.checked[i]
+			stale[i] += r.stale[i]
+		}
+		for i := range cache {
+			cache[i] += r.cache[i]
+		}
+		for _, e := range r.staleExamples {
+			if len(res.StaleExamples) < maxStaleExamples {
+				res.StaleExamples = append(res.StaleExamples, e)
+			}
+		}
+	}
+	res.All = OpStats{Op: "all", Count: res.Requests, Errors: res.Errors, PerSec: float64(res.Requests) / secs,
+		Latency: percentiles(all), Spectrum: spectrum(all)}
+	res.Throughput = res.All.PerSec
+	res.Service, res.Wait = percentiles(service), percentiles(wait)
+	for k, n := range errs {
+		res.ErrorKinds = append(res.ErrorKinds, ErrorCount{Op: k[0], Kind: k[1], Count: n})
+	}
+	sort.Slice(res.ErrorKinds, func(i, j int) bool { return res.ErrorKinds[i].Count > res.ErrorKinds[j].Count })
+	judged := int64(0)
+	for i, n := range cache {
+		res.Cache.Outcomes[outcomeNames[i]] = n
+		if i != outcomeNone {
+			judged += n
+		}
+	}
+	if judged > 0 {
+		res.Cache.HitRatio = float64(cache[outcomeHit]) / float64(judged)
+	}
+	for i := range checked {
+		res.Stale = append(res.Stale, StaleCount{Kind: checkNames[i], Checked: checked[i], Stale: stale[i]})
+		res.Derived.StaleReads += stale[i]
+	}
+	if reads > 0 {
+		res.Derived.MeanReadBytes = float64(readBytes) / float64(reads)
+	}
+	st.tl.mu.Lock()
+	for i, s := range st.tl.seconds {
+		sec := Second{T: i, secondStats: s}
+		if h := st.tl.lat[i]; h != nil {
+			sec.P50, sec.P99 = toMs(h.ValueAtQuantile(50)), toMs(h.ValueAtQuantile(99))
+		}
+		res.Timeline = append(res.Timeline, sec)
+	}
+	st.tl.mu.Unlock()
+	return res
+}
+
+// derive computes the figures that combine client and server counters, and
+// the warnings about how far to trust the run.
+func (r *Result) derive() {
+	d := &r.Derived
+	d.OriginRequestsPerRead = -1
+	secs := r.Elapsed.Seconds()
+	originScraped := false
+	for _, m := range r.Metrics {
+		if _, ok := m.sumKnown(knownRequests); ok && m.Error == "" && m.Source.Name == "origin" {
+			originScraped = true
+		}
+	}
+	for _, m := range r.Metrics {
+		if m.Error != "" {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("metrics %s (%s): %s", m.Source.Name, m.Source.URL, m.Error))
+			continue
+		}
+		reqs, hasReqs := m.sumKnown(knownRequests)
+		cpu, hasCPU := m.sumKnown(knownCPU)
+		switch m.Source.Name {
+		case "origin":
+			if hasReqs {
+				d.OriginRequestsPerSec = reqs / secs
+				if d.Reads > 0 {
+					d.OriginRequestsPerRead = max(reqs-float64(d.Writes), 0) / float64(d.Reads)
+				}
+				if hasCPU && cpu > 0 {
+					d.OriginRequestsPerCPUSec = reqs / cpu
+				}
+			}
+			if q, ok := m.sumKnown(knownDBQueries); ok {
+				d.DBQueriesPerSec = q / secs
+				if reqs > 0 {
+					d.DBQueriesPerOriginReq = q / reqs
+				}
+			}
+		case "proxy":
+			if hasReqs && hasCPU && cpu > 0 {
+				d.ProxyRequestsPerCPUSec = reqs / cpu
+			}
+			// Without the origin's own counters, the proxy's count of its
+			// requests to the origin gives the offload.
+			if f, ok := m.sumKnown(knownOriginFetches); ok && !originScraped && d.Reads > 0 {
+				d.OriginRequestsPerRead = max(f-float64(d.Writes), 0) / float64(d.Reads)
+				d.OriginRequestsPerSec = f / secs
+			}
+		}
+		if ops, ok := m.sumKnown(knownMemcached); ok {
+			d.MemcachedOpsPerSec += ops / secs
+		}
+	}
+	if shared := r.sharedProcesses(); shared != "" {
+		r.Warnings = append(r.Warnings, "metrics sources "+shared+" report the same process_start_time_seconds: "+
+			"they likely run in one process, so each one's CPU figures are the process's total")
+	}
+	if r.Errors > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d of %d requests failed (%.2f%%): see the error table",
+			r.Errors, r.Requests, 100*float64(r.Errors)/float64(max(r.Requests, 1))))
+	}
+	c := r.Client
+	if c.Usable > 0 && c.Cores >= 0.8*float64(c.Usable) {
+		r.Warnings = append(r.Warnings, fmt.Sprintf(
+			"the load generator kept %.2f of its %d usable cores busy: it was likely the limit, not the target", c.Cores, c.Usable))
+	} else if c.NumCPU > 0 && c.Cores >= 0.4*float64(c.NumCPU) {
+		r.Warnings = append(r.Warnings, fmt.Sprintf(
+			"the load generator used %.2f of the machine's %d cores: a target on the same machine competed with it for CPU", c.Cores, c.NumCPU))
+	}
+	if r.Mode == "open loop" && r.Scheduled > 0 && r.Elapsed > 0 {
+		want := float64(r.Scheduled) / r.Config.Duration.Seconds()
+		if r.Config.Duration == 0 {
+			want = r.Config.Rate
+		}
+		if r.Throughput < 0.9*want {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("achieved %.0f requests/s of the %.0f scheduled: the target (or the generator) could not keep up", r.Throughput, want))
+		}
+		if r.Wait.P99 > 1 && r.Wait.P99 > r.Service.P99 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf(
+				"requests queued in the generator before they were sent (wait p99 %.1f ms > service p99 %.1f ms): the target stalled, or -connections is too low for this rate",
+				r.Wait.P99, r.Service.P99))
+		}
+	}
+	if d.StaleReads > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d stale reads: the target served data older than acknowledged writes", d.StaleReads))
+	}
+}
+
+// sharedProcesses names scraped sources that look like one process (same
+// start time), "" if none.
+func (r *Result) sharedProcesses() string {
+	byStart := map[float64][]string{}
+	for _, m := range r.Metrics {
+		for _, x := range m.Metrics {
+			if x.Name == "process_start_time_seconds" && x.After > 0 {
+				byStart[x.After] = append(byStart[x.After], m.Source.Name)
+			}
+		}
+	}
+	for _, names := range byStart {
+		if len(names) > 1 {
+			return strings.Join(names, " and ")
+		}
+	}
+	return ""
+}
+
+// SaveJSON writes the report to path.
+func (r *Result) SaveJSON(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// LoadResult reads a JSON report.
+func LoadResult(path string) (*Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var r Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if r.ReportVersion != ReportVersion {
+		return nil, fmt.Errorf("%s: report version %d, this bench reads %d", path, r.ReportVersion, ReportVersion)
+	}
+	return &r, nil
+}

@@ -1,0 +1,448 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// job is one scheduled request: what to do, to which key, and when it was due.
+type job struct {
+	n   int64 // sequence number; picks the target round-robin
+	op  int
+	key int // post index (post, edit) or user index (list, profile, create)
+	at  time.Time
+}
+
+// generator draws the next operation and key. A run with a fixed seed draws
+// the same sequence: open loop uses one generator for the whole schedule,
+// closed loop one per worker, seeded by the worker's number.
+type generator struct {
+	rng   *rand.Rand
+	cum   [numOps]float64 // cumulative operation weights, last = 1
+	posts *picker
+	users *picker
+}
+
+func newGenerator(cfg RunConfig, stream uint64, postPerm, userPerm []int32) (*generator, error) {
+	rng := rand.New(rand.NewPCG(cfg.Seed, stream))
+	g := &generator{rng: rng}
+	var err error
+	if g.posts, err = newPicker(rng, cfg.Popularity, cfg.ZipfS, len(postPerm), postPerm); err != nil {
+		return nil, err
+	}
+	if g.users, err = newPicker(rng, cfg.Popularity, cfg.ZipfS, len(userPerm), userPerm); err != nil {
+		return nil, err
+	}
+	total := float64(cfg.Reads + cfg.Writes)
+	readShare, writeShare := float64(cfg.Reads)/total, float64(cfg.Writes)/total
+	rm, wm := cfg.ReadMix, cfg.WriteMix
+	rsum, wsum := max(rm.Post+rm.List+rm.Profile, 1e-300), max(wm.Edit+wm.Create, 1e-300)
+	weights := [numOps]float64{
+		opPost:    readShare * rm.Post / rsum,
+		opList:    readShare * rm.List / rsum,
+		opProfile: readShare * rm.Profile / rsum,
+		opEdit:    writeShare * wm.Edit / wsum,
+		opCreate:  writeShare * wm.Create / wsum,
+	}
+	sum := 0.0
+	for i, w := range weights {
+		sum += w
+		g.cum[i] = sum
+	}
+	for i := range g.cum {
+		g.cum[i] /= sum
+	}
+	return g, nil
+}
+
+func (g *generator) next() (op, key int) {
+	x := g.rng.Float64()
+	op = numOps - 1
+	for i, c := range g.cum {
+		if x < c {
+			op = i
+			break
+		}
+	}
+	switch op {
+	case opPost, opEdit:
+		return op, g.posts.next()
+	default:
+		return op, g.users.next()
+	}
+}
+
+// runState is what the workers of one run share.
+type runState struct {
+	cfg     RunConfig
+	seed    *Seed
+	targets []*target
+	acks    *acks
+	tl      *timeline
+	retries atomic.Int64
+	bodies  atomic.Int64 // numbers write bodies so they differ
+	started atomic.Int64 // closed loop: requests started, for -requests
+}
+
+// Run seeds nothing: it drives the workload against cfg.Targets using seed,
+// and returns every figure it measured. Progress goes to progress (stderr).
+// Cancelling ctx ends the run early; the result still counts what was
+// scheduled and not sent.
+func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st := &runState{cfg: cfg, seed: seed, acks: newAcks(seed)}
+	for _, base := range cfg.Targets {
+		t, err := newTarget(base, cfg.Connections, cfg.Timeout, &st.retries)
+		if err != nil {
+			return nil, err
+		}
+		st.targets = append(st.targets, t)
+	}
+	postPerm := rankPermutation(cfg.Seed, len(seed.Posts))
+	userPerm := rankPermutation(cfg.Seed+1, len(seed.Users))
+	if _, err := newGenerator(cfg, 0, postPerm, userPerm); err != nil {
+		return nil, err
+	}
+
+	before := scrapeAll(cfg.Metrics, cfg.Timeout)
+	cpuBefore := processCPU()
+	start := time.Now()
+	st.tl = newTimeline(start)
+	stopProgress := startProgressLine(progress, st.tl, cfg)
+
+	// drainCtx ends when the run is interrupted, or Drain after the schedule
+	// ends: requests still queued then are counted as not sent.
+	drainCtx, cancelDrain := context.WithCancel(ctx)
+	defer cancelDrain()
+	// One worker per connection: -connections per target.
+	recs := make([]*recorder, cfg.Connections*len(cfg.Targets))
+	var wg sync.WaitGroup
+	var scheduled int64
+	if cfg.Rate > 0 {
+		jobs := make(chan job, 1<<16)
+		for i := range recs {
+			recs[i] = newRecorder(st.tl)
+			w := newWorker(st, recs[i])
+			wg.Go(func() {
+				defer w.release()
+				for j := range jobs {
+					if drainCtx.Err() != nil {
+						w.notSent(j, ctx)
+						continue
+					}
+					w.do(j)
+				}
+			})
+		}
+		gen, _ := newGenerator(cfg, 0, postPerm, userPerm)
+		scheduled = dispatch(ctx, cfg, gen, start, jobs)
+		close(jobs)
+		if ctx.Err() == nil {
+			time.AfterFunc(cfg.Drain, cancelDrain)
+		}
+	} else {
+		deadline := start.Add(cfg.Duration)
+		for i := range recs {
+			recs[i] = newRecorder(st.tl)
+			w := newWorker(st, recs[i])
+			gen, _ := newGenerator(cfg, uint64(i)+1, postPerm, userPerm)
+			wg.Go(func() {
+				defer w.release()
+				for ctx.Err() == nil {
+					now := time.Now()
+					if cfg.Duration > 0 && !now.Before(deadline) {
+						return
+					}
+					n := st.started.Add(1)
+					if cfg.Requests > 0 && n > cfg.Requests {
+						return
+					}
+					op, key := gen.next()
+					w.do(job{n: n, op: op, key: key, at: now})
+				}
+			})
+		}
+	}
+	wg.Wait()
+	end := time.Now()
+	for _, r := range recs {
+		r.flush()
+	}
+	stopProgress()
+	cpuAfter := processCPU()
+	after := scrapeAll(cfg.Metrics, cfg.Timeout)
+
+	res := assemble(st, recs, start, end, scheduled)
+	res.Client = cpuAfter.since(cpuBefore, end.Sub(start))
+	for i, src := range cfg.Metrics {
+		m := MetricsReport{Source: src}
+		switch {
+		case before[i].err != nil:
+			m.Error = "before: " + before[i].err.Error()
+		case after[i].err != nil:
+			m.Error = "after: " + after[i].err.Error()
+		default:
+			m.Metrics = diffMetrics(before[i].values, after[i].values, end.Sub(start))
+		}
+		res.Metrics = append(res.Metrics, m)
+	}
+	res.derive()
+	st.acks.lowerBounds(seed)
+	return res, nil
+}
+
+// dispatch hands out the open-loop schedule: request i is due at a fixed
+// offset from start whatever happened before it, and carries that due time,
+// from which its latency counts. When the dispatcher wakes up late (or the
+// queue is full because every connection is stuck) it sends the overdue
+// requests at once, still stamped with their due times. It returns how many
+// requests it scheduled.
+func dispatch(ctx context.Context, cfg RunConfig, gen *generator, start time.Time, jobs chan<- job) int64 {
+	sched := schedule{rate: cfg.Rate, spike: cfg.Spike}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var n int64
+	for off := time.Duration(0); ; off = sched.next(off) {
+		if (cfg.Duration > 0 && off >= cfg.Duration) || (cfg.Requests > 0 && n >= cfg.Requests) {
+			return n
+		}
+		at := start.Add(off)
+		if d := time.Until(at); d > 0 {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return n
+			case <-timer.C:
+			}
+		}
+		op, key := gen.next()
+		select {
+		case jobs <- job{n: n, op: op, key: key, at: at}:
+		case <-ctx.Done():
+			return n
+		}
+		n++
+	}
+}
+
+// worker sends requests over one connection's worth of concurrency.
+type worker struct {
+	st   *runState
+	rec  *recorder
+	req  *fasthttp.Request
+	resp *fasthttp.Response
+}
+
+func newWorker(st *runState, rec *recorder) *worker {
+	return &worker{st: st, rec: rec, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+}
+
+func (w *worker) release() {
+	fasthttp.ReleaseRequest(w.req)
+	fasthttp.ReleaseResponse(w.resp)
+}
+
+// notSent records a scheduled request that was never sent: its latency is at
+// least the time it waited, and it counts as an error of its kind.
+func (w *worker) notSent(j job, ctx context.Context) {
+	why := "not sent: backlog at end of run"
+	if ctx.Err() != nil {
+		why = "not sent: run interrupted"
+	}
+	now := time.Now()
+	w.rec.record(&result{op: j.op, scheduled: j.at, sent: now, done: now, errKind: why, check: -1})
+}
+
+// Answers the bench reads; only the fields it checks.
+type (
+	postAnswer struct {
+		ID      int64 `json:"id"`
+		Version int64 `json:"version"`
+	}
+	userAnswer struct {
+		ID        int64  `json:"id"`
+		PostCount *int64 `json:"post_count"`
+	}
+	listAnswer struct {
+		Posts []listedPost `json:"posts"`
+	}
+)
+
+// do sends one request, judges the answer and records it.
+func (w *worker) do(j job) {
+	st := w.st
+	t := st.targets[j.n%int64(len(st.targets))]
+	res := result{op: j.op, scheduled: j.at, check: -1}
+	want := 200
+	switch j.op {
+	case opPost:
+		t.prepare(w.req, "GET", postPath(st.seed.Posts[j.key].ID), "", nil)
+	case opList:
+		t.prepare(w.req, "GET", userPostsPath(st.seed.Users[j.key].ID)+"?limit="+itoa(int64(st.cfg.ListLimit)), "", nil)
+	case opProfile:
+		t.prepare(w.req, "GET", userPath(st.seed.Users[j.key].ID), "", nil)
+	case opEdit:
+		p := st.seed.Posts[j.key]
+		t.prepare(w.req, "PUT", postPath(p.ID), st.seed.Users[p.User].Token, w.body())
+	case opCreate:
+		u := st.seed.Users[j.key]
+		t.prepare(w.req, "POST", userPostsPath(u.ID), u.Token, w.body())
+		want = 201
+	}
+	// The read-after-write check judges a read by what was acknowledged
+	// before it was sent.
+	seq := st.acks.now()
+	res.sent = time.Now()
+	err := t.do(w.req, w.resp, st.cfg.Timeout)
+	res.done = time.Now()
+	switch {
+	case err != nil:
+		res.errKind = errorKind(err, 0)
+	case w.resp.StatusCode() != want:
+		res.errKind = errorKind(nil, w.resp.StatusCode())
+	default:
+		res.bytes = len(w.resp.Body())
+		if isRead(j.op) {
+			res.outcome = cacheOutcome(string(w.resp.Header.Peek("Cache-Status")), xCache(w.resp))
+		}
+		res.errKind = w.judge(j, seq, &res)
+	}
+	w.rec.record(&res)
+}
+
+// xCache is the X-Cache-Status or X-Cache header other caches send.
+func xCache(resp *fasthttp.Response) string {
+	if v := resp.Header.Peek("X-Cache-Status"); len(v) > 0 {
+		return string(v)
+	}
+	return string(resp.Header.Peek("X-Cache"))
+}
+
+// judge decodes a successful answer: a write's acknowledgement is logged, a
+// read is checked against the log. It returns an error kind for an answer
+// the bench cannot understand.
+func (w *worker) judge(j job, seq int64, res *result) string {
+	st := w.st
+	body := w.resp.Body()
+	switch j.op {
+	case opPost:
+		var p postAnswer
+		if json.Unmarshal(body, &p) != nil || p.Version <= 0 {
+			return "bad answer: post without version"
+		}
+		res.check = checkItem
+		id := st.seed.Posts[j.key].ID
+		var want int64
+		if res.stale, want = st.acks.staleItem(seq, id, p.Version); res.stale {
+			res.staleWhy = fmt.Sprintf("GET %s showed version %d, version %d was acknowledged before it was sent", postPath(id), p.Version, want)
+		}
+	case opList:
+		var l listAnswer
+		if json.Unmarshal(body, &l) != nil {
+			return "bad answer: list"
+		}
+		res.check = checkList
+		var why string
+		if res.stale, why = st.acks.staleList(seq, j.key, l.Posts, st.cfg.ListLimit); res.stale {
+			res.staleWhy = "GET " + userPostsPath(st.seed.Users[j.key].ID) + ": " + why
+		}
+	case opProfile:
+		var u userAnswer
+		if json.Unmarshal(body, &u) != nil || u.PostCount == nil {
+			return "bad answer: user without post_count"
+		}
+		res.check = checkProfile
+		var want int64
+		if res.stale, want = st.acks.staleProfile(seq, j.key, *u.PostCount); res.stale {
+			res.staleWhy = fmt.Sprintf("GET %s showed post_count %d, creates acknowledged before it was sent imply %d", userPath(st.seed.Users[j.key].ID), *u.PostCount, want)
+		}
+	case opEdit:
+		var p postAnswer
+		if json.Unmarshal(body, &p) != nil || p.Version <= 0 {
+			return "bad answer: edited post without version"
+		}
+		st.acks.edited(st.seed.Posts[j.key].ID, p.Version)
+	case opCreate:
+		var p postAnswer
+		if json.Unmarshal(body, &p) != nil || p.ID <= 0 || p.Version <= 0 {
+			return "bad answer: new post without id or version"
+		}
+		st.acks.createdBy(j.key, p.ID, p.Version)
+	}
+	return ""
+}
+
+// body is a fresh write body of the configured size; it keeps the seed's tag
+// so the seed file stays verifiable.
+func (w *worker) body() []byte {
+	return postBody(w.st.seed.Tag+" w", w.st.bodies.Add(1), w.st.cfg.BodyBytes)
+}
+
+// scrapeResult is one source's scrape, or why it failed.
+type scrapeResult struct {
+	values map[string]float64
+	err    error
+}
+
+func scrapeAll(sources []MetricsSource, timeout time.Duration) []scrapeResult {
+	out := make([]scrapeResult, len(sources))
+	var wg sync.WaitGroup
+	for i, s := range sources {
+		wg.Go(func() {
+			out[i].values, out[i].err = scrape(s.URL, timeout)
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// startProgressLine prints elapsed time, rate, errors and p99 so far once a
+// second (rewriting one line on a terminal) until the returned stop is called.
+func startProgressLine(w io.Writer, tl *timeline, cfg RunConfig) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			tty = true
+		}
+	}
+	wg.Go(func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		var last int64
+		lastAt := tl.start
+		for {
+			select {
+			case <-done:
+				if tty {
+					fmt.Fprintln(w)
+				}
+				return
+			case now := <-tick.C:
+				n := tl.done.Load()
+				rate := float64(n-last) / now.Sub(lastAt).Seconds()
+				last, lastAt = n, now
+				line := fmt.Sprintf("%s %5.0fs  rate %7.0f/s  done %8d  errors %5d  p99 %s",
+					cfg.Name, now.Sub(tl.start).Seconds(), rate, n, tl.errors.Load(), fmtDur(tl.p99SoFar()))
+				if tty {
+					fmt.Fprintf(w, "\r%s\x1b[K", line)
+				} else {
+					fmt.Fprintln(w, line)
+				}
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}

@@ -1,0 +1,123 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// target is one base URL the load goes to, with its own connection pool.
+type target struct {
+	base   string // as given, e.g. http://127.0.0.1:8080
+	prefix string // path prefix of base, usually ""
+	host   string // Host header
+	client *fasthttp.HostClient
+}
+
+// newTarget builds a client for base with a pool of conns connections.
+// A benchmark must not hide failures: writes are never retried, and a read
+// is retried once only when a pooled keep-alive connection turned out to be
+// closed by the server before it answered (counted in retries).
+func newTarget(base string, conns int, timeout time.Duration, retries *atomic.Int64) (*target, error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", base, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("target %q: want http://host:port or https://host:port", base)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		if u.Scheme == "https" {
+			addr += ":443"
+		} else {
+			addr += ":80"
+		}
+	}
+	return &target{
+		base:   base,
+		prefix: strings.TrimSuffix(u.Path, "/"),
+		host:   u.Host,
+		client: &fasthttp.HostClient{
+			Addr:                      addr,
+			IsTLS:                     u.Scheme == "https",
+			MaxConns:                  conns,
+			MaxConnWaitTimeout:        timeout,
+			ReadTimeout:               timeout,
+			WriteTimeout:              timeout,
+			MaxIdleConnDuration:       5 * time.Second, // below any sane server idle timeout
+			MaxIdemponentCallAttempts: 2,
+			RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+				// The transport reports a closed keep-alive connection as
+				// io.EOF; Do turns it into ErrConnectionClosed afterwards.
+				closed := errors.Is(err, io.EOF) || errors.Is(err, fasthttp.ErrConnectionClosed)
+				retry := attempts < 2 && closed &&
+					(req.Header.IsGet() || req.Header.IsHead())
+				if retry {
+					retries.Add(1)
+				}
+				return false, retry
+			},
+			NoDefaultUserAgentHeader: true,
+		},
+	}, nil
+}
+
+// prepare sets up req for method on path with an optional bearer token and
+// JSON body.
+func (t *target) prepare(req *fasthttp.Request, method, path, token string, body []byte) {
+	req.Reset()
+	req.Header.SetMethod(method)
+	req.SetRequestURI(t.prefix + path)
+	req.Header.SetHost(t.host)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(body)
+	}
+}
+
+// do sends req and waits for resp, up to timeout.
+func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
+	return t.client.DoTimeout(req, resp, timeout)
+}
+
+// errorKind names a failed exchange for the error table: a status code, a
+// timeout, or what went wrong with the connection.
+func errorKind(err error, status int) string {
+	if err == nil {
+		return "http " + strconv.Itoa(status)
+	}
+	var netErr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.As(err, &netErr) && netErr.Timeout():
+		return "timeout"
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return "no free connection"
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		return "connection closed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "connection reset"
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return "connection error"
+	}
+	return "error: " + err.Error()
+}
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }
