@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Compares edgecache with nginx proxy_cache and Varnish (malloc storage) on
+# this machine, in one run: the same 1 KB post, served from cache, the same
+# wrk load. Server side gets CPU 0, the load generator CPU 1.
+#
+# Needs the one-box stack running (`make run` in another terminal) and root
+# the first time (installs varnish, nginx and wrk from Debian's packages).
+#
+#   deploy/compare/compare.sh [duration] [connections]
+set -euo pipefail
+duration=${1:-15s}
+conns=${2:-64}
+proxy=${PROXY:-127.0.0.1:8080}
+origin=${ORIGIN:-127.0.0.1:8081}
+nginx_addr=127.0.0.1:8091
+varnish_addr=127.0.0.1:8092
+
+need=()
+command -v varnishd >/dev/null || need+=(varnish)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v wrk >/dev/null || need+=(wrk)
+if [ ${#need[@]} -gt 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/edgecache-compare-XXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# A user and a post with a 1 KB body, created on the origin.
+body=$(head -c 1024 /dev/zero | tr '\0' 'x')
+user=$(curl -sf -X POST "http://$origin/v1/users" -H 'Content-Type: application/json' \
+  -d "{\"name\":\"bench\",\"email\":\"compare-$RANDOM$RANDOM@example.com\"}")
+uid=$(sed -E 's/.*"id":([0-9]+).*/\1/' <<<"$user")
+token=$(sed -E 's/.*"token":"([^"]+)".*/\1/' <<<"$user")
+post=$(curl -sf -X POST "http://$origin/v1/users/$uid/posts" -H 'Content-Type: application/json' \
+  -H "Authorization: Bearer $token" -d "{\"body\":\"$body\"}")
+pid=$(sed -E 's/^\{"id":([0-9]+).*/\1/' <<<"$post")
+path="/v1/posts/$pid"
+
+mkdir -p "$work/nginx/cache"
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+error_log $work/nginx/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  proxy_cache_path $work/nginx/cache keys_zone=edge:16m;
+  upstream origin { server $origin; keepalive 64; }
+  server {
+    listen $nginx_addr;
+    location / {
+      proxy_pass http://origin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_cache edge;
+      proxy_cache_lock on;
+      proxy_cache_valid 200 60s;
+    }
+  }
+}
+CONF
+taskset -c 0 nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" &
+pids+=($!)
+
+cat >"$work/default.vcl" <<CONF
+vcl 4.1;
+backend origin { .host = "${origin%:*}"; .port = "${origin#*:}"; }
+CONF
+taskset -c 0 varnishd -F -n "$work/varnish" -a "$varnish_addr" -f "$work/default.vcl" -s malloc,256m \
+  >"$work/varnish.log" 2>&1 &
+pids+=($!)
+
+# Our proxy, and the memcached it uses, on CPU 0 too.
+for p in $(pgrep -f 'onebox|bin/proxy|memcached -u root' || true); do taskset -a -p -c 0 "$p" >/dev/null 2>&1 || true; done
+
+wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "http://$1$path" && return 0; sleep 0.1; done; echo "$1 not answering" >&2; return 1; }
+printf '%-22s %12s %10s %10s %10s\n' target "requests/s" p50 p99 errors
+for target in "edgecache:$proxy" "nginx:$nginx_addr" "varnish:$varnish_addr" "origin(no cache):$origin"; do
+  name=${target%%:*}; addr=${target#*:}
+  wait_up "$addr"
+  for _ in 1 2 3; do curl -s -o /dev/null "http://$addr$path"; done
+  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"$duration" --latency "http://$addr$path")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errs=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")
+  printf '%-22s %12s %10s %10s %10s\n' "$name" "$rps" "$p50" "$p99" "${errs:-0}"
+done
+echo "cache status of each (one request):"
+for a in "$proxy" "$nginx_addr" "$varnish_addr"; do
+  curl -si "http://$a$path" | grep -iE '^(cache-status|x-cache|age|x-varnish):' | tr -d '\r' | sed "s|^|  $a  |"
+done

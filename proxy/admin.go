@@ -1,0 +1,129 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"net/http/pprof"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+	"go.uber.org/zap"
+
+	"edgecache/cachepolicy"
+)
+
+// newAdminServer serves the admin listener: /healthz (the process runs),
+// /readyz (not draining, memcached and an origin answer), /metrics
+// (Prometheus text), /debug/pprof/, and POST /purge?url=... or ?group=...
+// behind the bearer token PROXY_ADMIN_TOKEN (403 when none is configured).
+func (p *Proxy) newAdminServer() *fasthttp.Server {
+	pprofIndex := fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)
+	pprofHandlers := map[string]fasthttp.RequestHandler{
+		"/debug/pprof/cmdline": fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Cmdline),
+		"/debug/pprof/profile": fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Profile),
+		"/debug/pprof/symbol":  fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Symbol),
+		"/debug/pprof/trace":   fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Trace),
+	}
+	h := func(ctx *fasthttp.RequestCtx) {
+		path := string(ctx.Path())
+		switch {
+		case path == "/healthz":
+			ctx.SetContentType("text/plain")
+			ctx.SetBodyString("ok\n")
+		case path == "/readyz":
+			p.readyz(ctx)
+		case path == "/metrics":
+			ctx.SetContentType("text/plain; version=0.0.4")
+			p.m.set.WritePrometheus(ctx)
+		case path == "/purge":
+			p.purge(ctx)
+		case strings.HasPrefix(path, "/debug/pprof/"):
+			if hh, ok := pprofHandlers[path]; ok {
+				hh(ctx)
+			} else {
+				pprofIndex(ctx)
+			}
+		default:
+			p.errorJSON(ctx, fasthttp.StatusNotFound, "not_found", "no such admin endpoint")
+		}
+	}
+	return &fasthttp.Server{
+		Handler:      p.recoverPanic(h),
+		Name:         p.cfg.CacheName + "-admin",
+		ReadTimeout:  10 * time.Second,
+		WriteTimeout: 60 * time.Second, // pprof profiles take 30 s by default
+		IdleTimeout:  p.cfg.IdleTimeout,
+		Logger:       zapLogger{p.log},
+	}
+}
+
+func (p *Proxy) readyz(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("text/plain")
+	if p.draining.Load() {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString("draining\n")
+		return
+	}
+	if err := p.l2.ping(); err != nil {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString("memcached: " + err.Error() + "\n")
+		return
+	}
+	if err := p.origins.ping(time.Second); err != nil {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		ctx.SetBodyString("origin: " + err.Error() + "\n")
+		return
+	}
+	ctx.SetBodyString("ready\n")
+}
+
+// purge moves the URL group of ?url= (an absolute URL as clients request
+// it) or the group ?group= forward: every proxy stops serving what was
+// stored under it.
+func (p *Proxy) purge(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() {
+		p.errorJSON(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		return
+	}
+	if p.cfg.AdminToken == "" {
+		p.errorJSON(ctx, fasthttp.StatusForbidden, "purge_disabled", "purge is disabled: PROXY_ADMIN_TOKEN is not set")
+		return
+	}
+	auth := ctx.Request.Header.Peek("Authorization")
+	want := "Bearer " + p.cfg.AdminToken
+	if subtle.ConstantTimeCompare(auth, []byte(want)) != 1 {
+		p.errorJSON(ctx, fasthttp.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
+		return
+	}
+	args := ctx.QueryArgs()
+	var err error
+	switch {
+	case args.Has("url"):
+		u, perr := url.Parse(string(args.Peek("url")))
+		if perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.errorJSON(ctx, fasthttp.StatusBadRequest, "bad_url", "url must be an absolute http(s) URL")
+			return
+		}
+		key := cachepolicy.AppendKey(nil, []byte(u.Scheme), []byte(u.Host), []byte(u.EscapedPath()), []byte(u.RawQuery))
+		err = p.purgeURL(string(key))
+	case args.Has("group"):
+		g := args.Peek("group")
+		if len(g) == 0 || len(g) > maxGroupName {
+			p.errorJSON(ctx, fasthttp.StatusBadRequest, "bad_group", "group must be 1 to 200 bytes")
+			return
+		}
+		err = p.purgeGroup(string(g))
+	default:
+		p.errorJSON(ctx, fasthttp.StatusBadRequest, "missing_target", "give url= or group=")
+		return
+	}
+	if err != nil {
+		p.log.Warn("purge incomplete", zap.Error(err))
+		p.errorJSON(ctx, fasthttp.StatusServiceUnavailable, "purge_incomplete", "memcached could not be updated; the purge is retried when the node is back")
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"purged":true}` + "\n")
+}

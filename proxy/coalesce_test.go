@@ -1,0 +1,85 @@
+package proxy
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// N concurrent misses for one key, spread over two proxy instances, cause
+// exactly one origin request: one fill per process (singleflight) and one
+// per fleet (the memcached lease). The origin holds its answer until every
+// request is known to be waiting.
+func TestConcurrentMissesAcrossTwoProxiesMakeOneOriginRequest(t *testing.T) {
+	const n = 10
+	o := newScripted(t)
+	arrived, release := make(chan struct{}, n), make(chan struct{})
+	o.handle("/coalesce/hot", func(ctx *fasthttp.RequestCtx) {
+		arrived <- struct{}{}
+		<-release
+		cacheable(`{"hot":true}`)(ctx)
+	})
+	p1 := startProxy(t, testConfig(o.url()))
+	p2 := startProxy(t, testConfig(o.url()))
+	var mu sync.Mutex
+	waits := map[string]int{}
+	changed := make(chan struct{}, 4*n)
+	hook := &testHooks{onWait: func(scope string) {
+		mu.Lock()
+		waits[scope]++
+		mu.Unlock()
+		changed <- struct{}{}
+	}}
+	p1.hooks.Store(hook)
+	p2.hooks.Store(hook)
+
+	var wg sync.WaitGroup
+	results := make(chan *fasthttp.Response, n)
+	for i := 0; i < n; i++ {
+		p := p1
+		if i%2 == 1 {
+			p = p2
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results <- get(t, p, "/coalesce/hot")
+		}()
+	}
+	// Release the origin only when all n requests joined a flight and the
+	// losing proxy's fill waits on the winner's lease.
+	guard := time.After(60 * time.Second)
+	for ready := false; !ready; {
+		select {
+		case <-changed:
+		case <-guard:
+			mu.Lock()
+			t.Fatalf("requests never all waited: %v, origin requests %d", waits, o.hits("/coalesce/hot"))
+		}
+		mu.Lock()
+		ready = waits["process"] == n && waits["fleet"] == 1
+		mu.Unlock()
+	}
+	<-arrived
+	close(release)
+	wg.Wait()
+	close(results)
+	collapsed := 0
+	for r := range results {
+		if r.StatusCode() != 200 || string(r.Body()) != `{"hot":true}` {
+			t.Fatalf("answer %d %q", r.StatusCode(), r.Body())
+		}
+		if strings.Contains(cacheStatus(r), "collapsed") {
+			collapsed++
+		}
+	}
+	if got := o.hits("/coalesce/hot"); got != 1 {
+		t.Fatalf("origin saw %d requests for %d concurrent misses, want 1", got, n)
+	}
+	if collapsed != n-1 {
+		t.Fatalf("%d answers say collapsed, want %d", collapsed, n-1)
+	}
+}

@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	env "github.com/caarlos0/env/v11"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config is the proxy's configuration, read from PROXY_* environment
+// variables. Every field has a default; Validate catches what env cannot
+// (an empty variable silently falls back to the default, a zero timeout, ...).
+type Config struct {
+	Listen      string   `env:"PROXY_LISTEN" envDefault:"127.0.0.1:8080" help:"client listener host:port"`
+	AdminListen string   `env:"PROXY_ADMIN_LISTEN" envDefault:"127.0.0.1:8082" help:"admin listener (healthz, readyz, metrics, pprof, purge); keep it private"`
+	Origins     []string `env:"PROXY_ORIGINS" envDefault:"http://127.0.0.1:8081" help:"comma-separated origin base URLs (http://host:port); requests are spread over the healthy ones"`
+	Memcached   []string `env:"PROXY_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port list, shared by every proxy instance"`
+
+	ReadTimeout    time.Duration `env:"PROXY_READ_TIMEOUT" envDefault:"30s" help:"client side: time to read a whole request"`
+	WriteTimeout   time.Duration `env:"PROXY_WRITE_TIMEOUT" envDefault:"30s" help:"client side: time to write a whole response"`
+	IdleTimeout    time.Duration `env:"PROXY_IDLE_TIMEOUT" envDefault:"75s" help:"client side: keep-alive idle time; must exceed the load balancer's (ALB: 60s)"`
+	MaxHeaderBytes int           `env:"PROXY_MAX_HEADER_BYTES" envDefault:"16384" help:"largest request header block accepted (431 beyond)"`
+	MaxBodyBytes   int           `env:"PROXY_MAX_BODY_BYTES" envDefault:"1048576" help:"largest request body forwarded to the origin (413 beyond)"`
+	MaxConns       int           `env:"PROXY_MAX_CONNS" envDefault:"20000" help:"most concurrent client connections"`
+
+	OriginConnectTimeout time.Duration `env:"PROXY_ORIGIN_CONNECT_TIMEOUT" envDefault:"1s" help:"origin: TCP connect timeout"`
+	OriginTimeout        time.Duration `env:"PROXY_ORIGIN_TIMEOUT" envDefault:"10s" help:"origin: whole-request deadline (504 beyond)"`
+	OriginMaxConns       int           `env:"PROXY_ORIGIN_MAX_CONNS" envDefault:"512" help:"origin: connections per origin"`
+	OriginMaxConnWait    time.Duration `env:"PROXY_ORIGIN_MAX_CONN_WAIT" envDefault:"1s" help:"origin: how long a request waits for a free connection (503 beyond)"`
+	OriginIdleConnTime   time.Duration `env:"PROXY_ORIGIN_IDLE_CONN_TIME" envDefault:"4s" help:"origin: idle connections are closed after this; keep below the origin's idle timeout"`
+	OriginMaxRespBytes   int           `env:"PROXY_ORIGIN_MAX_RESPONSE_BYTES" envDefault:"16777216" help:"origin: largest response body accepted (502 beyond)"`
+	OriginDownFor        time.Duration `env:"PROXY_ORIGIN_DOWN_FOR" envDefault:"2s" help:"origin: an origin that failed to connect is skipped for this long when others are available"`
+
+	MemcachedTimeout       time.Duration `env:"PROXY_MEMCACHED_TIMEOUT" envDefault:"250ms" help:"memcached: dial and per-operation timeout; a node that fails 3 times in a row is marked down and probed"`
+	MemcachedMaxIdleConns  int           `env:"PROXY_MEMCACHED_MAX_IDLE_CONNS" envDefault:"512" help:"memcached: idle connections kept per node; size to peak concurrency (gomemcache's default of 2 dials per operation)"`
+	MemcachedProbeInterval time.Duration `env:"PROXY_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
+
+	MaxObjectBytes int           `env:"PROXY_MAX_OBJECT_BYTES" envDefault:"524288" help:"largest response stored in memcached; larger ones pass through uncached"`
+	MaxTTL         time.Duration `env:"PROXY_MAX_TTL" envDefault:"24h" help:"upper bound on how long an entry is kept in memcached (freshness + stale windows)"`
+	LeaseTTL       time.Duration `env:"PROXY_LEASE_TTL" envDefault:"5s" help:"fleet-wide fill lease lifetime (whole seconds, >= 1s); a crashed filler blocks others at most this long"`
+	CoalesceWait   time.Duration `env:"PROXY_COALESCE_WAIT" envDefault:"3s" help:"how long a request waits for another request's fill (this process or another proxy) before fetching itself"`
+	LeasePoll      time.Duration `env:"PROXY_LEASE_POLL" envDefault:"10ms" help:"how often a request waiting on another proxy's fill polls memcached"`
+
+	CacheName     string `env:"PROXY_CACHE_NAME" envDefault:"edgecache" help:"this cache's name in Cache-Status (RFC 9211) and Via"`
+	TargetedField string `env:"PROXY_TARGETED_CACHE_CONTROL" envDefault:"Edgecache-Cache-Control" help:"RFC 9213 targeted field that overrides CDN-Cache-Control and Cache-Control for this cache"`
+
+	AdminToken   string        `env:"PROXY_ADMIN_TOKEN" envDefault:"" help:"bearer token for POST /purge on the admin listener; empty disables purge (403)"`
+	DrainDelay   time.Duration `env:"PROXY_DRAIN_DELAY" envDefault:"5s" help:"after SIGTERM, /readyz fails this long before the listener closes (load balancer notices)"`
+	ShutdownWait time.Duration `env:"PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"longest wait for in-flight requests on shutdown"`
+	LogLevel     string        `env:"PROXY_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	AccessLog    bool          `env:"PROXY_ACCESS_LOG" envDefault:"true" help:"one unsampled log line per request"`
+	TrustXFF     bool          `env:"PROXY_TRUST_FORWARDED" envDefault:"false" help:"keep the client's X-Forwarded-For/-Proto (set true behind a load balancer that sets them)"`
+}
+
+// LoadConfig reads the environment and validates the result.
+func LoadConfig() (Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, a...)...))
+	}
+	for name, addr := range map[string]string{"PROXY_LISTEN": c.Listen, "PROXY_ADMIN_LISTEN": c.AdminListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "want host:port, got %q", addr)
+		}
+	}
+	if len(c.Origins) == 0 {
+		bad("PROXY_ORIGINS", "at least one origin URL is needed")
+	}
+	for _, o := range c.Origins {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("PROXY_ORIGINS", "want a base URL like http://host:port, got %q", o)
+		}
+	}
+	if len(c.Memcached) == 0 {
+		bad("PROXY_MEMCACHED", "at least one memcached host:port is needed")
+	}
+	for _, m := range c.Memcached {
+		if _, _, err := net.SplitHostPort(m); err != nil {
+			bad("PROXY_MEMCACHED", "want host:port, got %q", m)
+		}
+	}
+	positive := map[string]time.Duration{
+		"PROXY_READ_TIMEOUT": c.ReadTimeout, "PROXY_WRITE_TIMEOUT": c.WriteTimeout, "PROXY_IDLE_TIMEOUT": c.IdleTimeout,
+		"PROXY_ORIGIN_CONNECT_TIMEOUT": c.OriginConnectTimeout, "PROXY_ORIGIN_TIMEOUT": c.OriginTimeout,
+		"PROXY_ORIGIN_MAX_CONN_WAIT": c.OriginMaxConnWait, "PROXY_ORIGIN_IDLE_CONN_TIME": c.OriginIdleConnTime,
+		"PROXY_ORIGIN_DOWN_FOR":   c.OriginDownFor,
+		"PROXY_MEMCACHED_TIMEOUT": c.MemcachedTimeout, "PROXY_MEMCACHED_PROBE_INTERVAL": c.MemcachedProbeInterval,
+		"PROXY_MAX_TTL": c.MaxTTL, "PROXY_COALESCE_WAIT": c.CoalesceWait, "PROXY_LEASE_POLL": c.LeasePoll,
+		"PROXY_SHUTDOWN_TIMEOUT": c.ShutdownWait,
+	}
+	for name, d := range positive {
+		if d <= 0 {
+			bad(name, "must be > 0, got %s", d)
+		}
+	}
+	if c.LeaseTTL < time.Second || c.LeaseTTL%time.Second != 0 {
+		bad("PROXY_LEASE_TTL", "memcached expiry is in whole seconds: want >= 1s and a whole number of seconds, got %s", c.LeaseTTL)
+	}
+	if c.DrainDelay < 0 {
+		bad("PROXY_DRAIN_DELAY", "must be >= 0, got %s", c.DrainDelay)
+	}
+	ints := map[string]int{
+		"PROXY_MAX_HEADER_BYTES": c.MaxHeaderBytes, "PROXY_MAX_BODY_BYTES": c.MaxBodyBytes, "PROXY_MAX_CONNS": c.MaxConns,
+		"PROXY_ORIGIN_MAX_CONNS": c.OriginMaxConns, "PROXY_ORIGIN_MAX_RESPONSE_BYTES": c.OriginMaxRespBytes,
+		"PROXY_MEMCACHED_MAX_IDLE_CONNS": c.MemcachedMaxIdleConns, "PROXY_MAX_OBJECT_BYTES": c.MaxObjectBytes,
+	}
+	for name, n := range ints {
+		if n <= 0 {
+			bad(name, "must be > 0, got %d", n)
+		}
+	}
+	if c.MaxHeaderBytes < 1024 {
+		bad("PROXY_MAX_HEADER_BYTES", "must be >= 1024, got %d", c.MaxHeaderBytes)
+	}
+	// memcached's default item limit is 1 MiB including key and metadata.
+	if c.MaxObjectBytes > 1000*1024 {
+		bad("PROXY_MAX_OBJECT_BYTES", "must stay under memcached's 1 MiB item limit, got %d", c.MaxObjectBytes)
+	}
+	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
+		bad("PROXY_LOG_LEVEL", "%v", err)
+	}
+	if c.CacheName == "" || strings.ContainsAny(c.CacheName, " ,;=\"") {
+		bad("PROXY_CACHE_NAME", "want a token without spaces, commas, semicolons, quotes or '=', got %q", c.CacheName)
+	}
+	if c.TargetedField == "" || strings.ContainsAny(c.TargetedField, " :\t") {
+		bad("PROXY_TARGETED_CACHE_CONTROL", "want a header field name, got %q", c.TargetedField)
+	}
+	return errors.Join(errs...)
+}
+
+// Usage writes every setting with its default and meaning, generated from
+// the struct tags so that it cannot drift from the code.
+func Usage(w io.Writer) {
+	fmt.Fprintln(w, "Environment variables (default in brackets):")
+	t := reflect.TypeOf(Config{})
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		fmt.Fprintf(w, "  %-34s [%s]\n      %s\n", f.Tag.Get("env"), f.Tag.Get("envDefault"), f.Tag.Get("help"))
+	}
+}

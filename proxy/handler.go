@@ -1,0 +1,201 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// serve dispatches a client request: reads to the cache state machine
+// (read.go), writes to the origin with invalidation (write.go).
+func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	var outcome string
+	switch {
+	case ctx.IsGet() || ctx.IsHead():
+		outcome = p.read(ctx)
+		p.m.readDuration.UpdateDuration(start)
+	case ctx.IsConnect():
+		p.errorJSON(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported")
+		outcome = outcomeError
+	default:
+		outcome = p.write(ctx)
+		p.m.writeDuration.UpdateDuration(start)
+	}
+	p.m.requests[outcome].Inc()
+	if p.cfg.AccessLog {
+		p.access.Info("request",
+			zap.ByteString("method", ctx.Method()),
+			zap.ByteString("uri", ctx.RequestURI()),
+			zap.Int("status", ctx.Response.StatusCode()),
+			zap.String("outcome", outcome),
+			zap.Int("bytes", len(ctx.Response.Body())),
+			zap.Duration("duration", time.Since(start)),
+			zap.String("client", ctx.RemoteIP().String()))
+	}
+}
+
+// recoverPanic turns a panic in a handler into a 500 and a log line; the
+// process keeps serving.
+func (p *Proxy) recoverPanic(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		defer func() {
+			if r := recover(); r != nil {
+				p.m.panics.Inc()
+				p.log.Error("panic serving request", zap.Any("panic", r),
+					zap.ByteString("uri", ctx.RequestURI()), zap.ByteString("stack", debug.Stack()))
+				ctx.Response.Reset()
+				p.errorJSON(ctx, fasthttp.StatusInternalServerError, "internal", "internal error")
+			}
+		}()
+		h(ctx)
+	}
+}
+
+// serverError answers requests fasthttp could not parse.
+func (p *Proxy) serverError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		p.errorJSON(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+			fmt.Sprintf("request headers exceed %d bytes", p.cfg.MaxHeaderBytes))
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		p.errorJSON(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large",
+			fmt.Sprintf("request body exceeds %d bytes", p.cfg.MaxBodyBytes))
+	default:
+		var ne interface{ Timeout() bool }
+		if errors.As(err, &ne) && ne.Timeout() {
+			p.errorJSON(ctx, fasthttp.StatusRequestTimeout, "request_timeout", "request not received in time")
+			return
+		}
+		p.errorJSON(ctx, fasthttp.StatusBadRequest, "bad_request", "malformed request")
+	}
+	p.log.Info("bad request", zap.Error(err), zap.String("client", ctx.RemoteIP().String()))
+}
+
+// errorJSON writes the project's error shape. The message must not hold
+// raw user input.
+func (p *Proxy) errorJSON(ctx *fasthttp.RequestCtx, status int, code, message string) {
+	ctx.Response.ResetBody()
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.Response.Header.SetBytesV("Via", p.via)
+	b := make([]byte, 0, 64+len(code)+len(message))
+	b = append(b, `{"error":{"code":`...)
+	b = strconv.AppendQuote(b, code)
+	b = append(b, `,"message":`...)
+	b = strconv.AppendQuote(b, message)
+	b = append(b, "}}\n"...)
+	ctx.SetBody(b)
+}
+
+// originRequest fills req with what is forwarded from the client request:
+// method, request URI, Host, the end-to-end header fields (not hop-by-hop,
+// not named by Connection, not internal; for a fill also none of the
+// client's conditional or range fields: the fill wants the full response
+// that every client can share), Via and X-Forwarded-For/-Proto.
+func (p *Proxy) originRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, fill bool) {
+	in := &ctx.Request.Header
+	req.SetRequestURIBytes(in.RequestURI())
+	req.Header.SetMethodBytes(in.Method())
+	req.Header.SetHostBytes(in.Host())
+	conn := in.Peek("Connection")
+	var xff, xfp, via []byte
+	for k, v := range in.All() {
+		switch {
+		case !p.rules.Forward(k, conn):
+			continue
+		case eqFold(k, "X-Forwarded-For"):
+			xff = v
+			continue
+		case eqFold(k, "X-Forwarded-Proto"):
+			xfp = v
+			continue
+		case eqFold(k, "Via"):
+			via = v
+			continue
+		case eqFold(k, "Host"), eqFold(k, "Content-Length"):
+			continue
+		case fill && (eqFold(k, "If-None-Match") || eqFold(k, "If-Modified-Since") || eqFold(k, "If-Match") ||
+			eqFold(k, "If-Unmodified-Since") || eqFold(k, "If-Range") || eqFold(k, "Range") ||
+			eqFold(k, "Cache-Control") || eqFold(k, "Pragma")):
+			continue
+		}
+		req.Header.AddBytesKV(k, v)
+	}
+	ip := ctx.RemoteIP().String()
+	if p.cfg.TrustXFF && len(xff) > 0 {
+		req.Header.Set("X-Forwarded-For", string(xff)+", "+ip)
+	} else {
+		req.Header.Set("X-Forwarded-For", ip)
+	}
+	switch {
+	case p.cfg.TrustXFF && len(xfp) > 0:
+		req.Header.SetBytesV("X-Forwarded-Proto", xfp)
+	case ctx.IsTLS():
+		req.Header.Set("X-Forwarded-Proto", "https")
+	default:
+		req.Header.Set("X-Forwarded-Proto", "http")
+	}
+	if len(via) > 0 {
+		req.Header.Set("Via", string(via)+", "+string(p.via))
+	} else {
+		req.Header.SetBytesV("Via", p.via)
+	}
+}
+
+// copyResponse writes an origin response to the client: status, the
+// end-to-end fields, Via, the body (none for HEAD).
+func (p *Proxy) copyResponse(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
+	out := &ctx.Response
+	out.SetStatusCode(resp.StatusCode())
+	conn := resp.Header.Peek("Connection")
+	var via []byte
+	for k, v := range resp.Header.All() {
+		switch {
+		case !p.rules.Forward(k, conn), eqFold(k, "Content-Length"):
+		case eqFold(k, "Via"):
+			via = v
+		default:
+			out.Header.AddBytesKV(k, v)
+		}
+	}
+	if len(via) > 0 {
+		out.Header.Set("Via", string(via)+", "+string(p.via))
+	} else {
+		out.Header.SetBytesV("Via", p.via)
+	}
+	if ctx.IsHead() {
+		out.SkipBody = true
+		if n := resp.Header.ContentLength(); n >= 0 {
+			out.Header.SetContentLength(n)
+		}
+		return
+	}
+	out.SetBody(resp.Body())
+}
+
+func eqFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		x, y := b[i], s[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

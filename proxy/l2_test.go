@@ -1,0 +1,103 @@
+package proxy
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"edgecache/deploy/localstack"
+)
+
+// A memcached node that stops answering (SIGSTOP, like an unreachable host)
+// is marked down; requests are still answered from the origin; a write made
+// meanwhile is applied to the node when it comes back, so the entry stored
+// before the write is not served afterwards.
+func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
+	mc2, err := localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc2.Stop()
+	var v atomic.Int64
+	v.Store(1)
+	o := newScripted(t)
+	o.handle("/mcdown/a", func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsPut() {
+			v.Add(1)
+			return
+		}
+		versioned("a", &v, "")(ctx)
+	})
+	cfg := testConfig(o.url())
+	cfg.Memcached = []string{mc.Addr, mc2.Addr}
+	cfg.MemcachedTimeout = 200 * time.Millisecond
+	cfg.MemcachedProbeInterval = 50 * time.Millisecond
+	p := startProxy(t, cfg)
+	// Find the path's node; the test needs it to be mc2 for the entry and
+	// the URL group, so pick a query string that lands there.
+	path := ""
+	for i := 0; i < 1000 && path == ""; i++ {
+		cand := "/mcdown/a?n=" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
+		pk := "http://edge.test" + cand
+		if p.l2.ring.Node(entryKey(pk)) == 1 && p.l2.ring.Node(groupKey(urlGroup(pk))) == 1 {
+			path = cand
+		}
+	}
+	if path == "" {
+		t.Fatal("no path maps to the second node")
+	}
+	get(t, p, path)
+	if r := get(t, p, path); !strings.Contains(cacheStatus(r), "hit") {
+		t.Fatalf("warm-up: %q", cacheStatus(r))
+	}
+
+	if err := mc2.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused := true
+	defer func() {
+		if paused {
+			mc2.Resume()
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		r := get(t, p, path)
+		if r.StatusCode() != 200 || string(r.Body()) != "a v1" {
+			t.Fatalf("with the node down: %d %q", r.StatusCode(), r.Body())
+		}
+	}
+	if p.l2.ring.Up(1) {
+		t.Fatal("the paused node is not marked down")
+	}
+	w := do(t, p, "PUT", path, nil, "{}")
+	if w.StatusCode() != 200 || string(w.Header.Peek("Edgecache-Invalidation")) != "incomplete" {
+		t.Fatalf("write with the node down: %d, Edgecache-Invalidation %q", w.StatusCode(), w.Header.Peek("Edgecache-Invalidation"))
+	}
+	if r := get(t, p, path); string(r.Body()) != "a v2" {
+		t.Fatalf("read after the write, node down: %q", r.Body())
+	}
+
+	mc2.Resume()
+	paused = false
+	deadline := time.Now().Add(30 * time.Second)
+	for !p.l2.ring.Up(1) {
+		if time.Now().After(deadline) {
+			t.Fatal("the node was not marked up again")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The node still holds the entry stored before the write ("a v1"); the
+	// write's group move was replayed on recovery, so it is not served.
+	for i := 0; i < 2; i++ {
+		if r := get(t, p, path); string(r.Body()) != "a v2" {
+			t.Fatalf("after recovery: %q (Cache-Status %q), want a v2", r.Body(), cacheStatus(r))
+		}
+	}
+	if r := get(t, p, path); !strings.Contains(cacheStatus(r), "hit") {
+		t.Fatalf("after recovery the key is cached again: %q", cacheStatus(r))
+	}
+}

@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// metricSet is one proxy instance's metrics (a Set per instance, so that
+// tests can run several proxies in one process). Histograms are
+// Prometheus-style (le buckets).
+type metricSet struct {
+	set *metrics.Set
+
+	requests        map[string]*metrics.Counter // by outcome
+	readDuration    *metrics.PrometheusHistogram
+	writeDuration   *metrics.PrometheusHistogram
+	originRequests  map[string]*metrics.Counter // by result
+	originDuration  *metrics.PrometheusHistogram
+	mcOpsC          map[string]*metrics.Counter
+	mcErrorsC       map[string]*metrics.Counter
+	mcLatencyH      map[string]*metrics.PrometheusHistogram
+	mcSkipped       *metrics.Counter
+	mcNodeDown      *metrics.Counter
+	mcNodeUp        *metrics.Counter
+	coalescedLocal  *metrics.Counter
+	coalescedFleet  *metrics.Counter
+	coalesceTimeout *metrics.Counter
+	invalidations   *metrics.Counter
+	invalidateFail  *metrics.Counter
+	groupUnknown    *metrics.Counter
+	tooLarge        *metrics.Counter
+	stores          *metrics.Counter
+	storeErrors     *metrics.Counter
+	lagRefetch      *metrics.Counter
+	panics          *metrics.Counter
+	purges          *metrics.Counter
+}
+
+// Request outcomes, also used in the access log.
+const (
+	outcomeHit         = "hit"         // fresh entry served
+	outcomeStale       = "stale"       // stale entry served (while revalidating, or on origin error)
+	outcomeRevalidated = "revalidated" // stored entry validated with the origin (304)
+	outcomeMiss        = "miss"        // fetched from the origin
+	outcomeCollapsed   = "collapsed"   // answered by another request's fill
+	outcomePass        = "pass"        // not cacheable: forwarded
+	outcomeWrite       = "write"       // a write forwarded to the origin
+	outcomeError       = "error"       // the proxy answered with an error of its own
+)
+
+var mcOpNames = []string{"get", "set", "add", "cas", "delete"}
+
+var latencyBuckets = metrics.ExponentialBuckets(0.0001, 2, 18) // 100µs .. ~13s
+
+func newMetricSet(cacheName string) *metricSet {
+	s := metrics.NewSet()
+	m := &metricSet{set: s,
+		requests:       map[string]*metrics.Counter{},
+		originRequests: map[string]*metrics.Counter{},
+		mcOpsC:         map[string]*metrics.Counter{},
+		mcErrorsC:      map[string]*metrics.Counter{},
+		mcLatencyH:     map[string]*metrics.PrometheusHistogram{},
+	}
+	for _, o := range []string{outcomeHit, outcomeStale, outcomeRevalidated, outcomeMiss, outcomeCollapsed, outcomePass, outcomeWrite, outcomeError} {
+		m.requests[o] = s.NewCounter(`edgecache_proxy_requests_total{outcome="` + o + `"}`)
+	}
+	m.readDuration = s.NewPrometheusHistogramExt(`edgecache_proxy_request_duration_seconds{kind="read"}`, latencyBuckets)
+	m.writeDuration = s.NewPrometheusHistogramExt(`edgecache_proxy_request_duration_seconds{kind="write"}`, latencyBuckets)
+	for _, r := range []string{"ok", "error", "timeout", "busy", "5xx"} {
+		m.originRequests[r] = s.NewCounter(`edgecache_proxy_origin_requests_total{result="` + r + `"}`)
+	}
+	m.originDuration = s.NewPrometheusHistogramExt(`edgecache_proxy_origin_request_duration_seconds`, latencyBuckets)
+	for _, op := range mcOpNames {
+		m.mcOpsC[op] = s.NewCounter(`edgecache_proxy_memcached_ops_total{op="` + op + `"}`)
+		m.mcErrorsC[op] = s.NewCounter(`edgecache_proxy_memcached_errors_total{op="` + op + `"}`)
+		m.mcLatencyH[op] = s.NewPrometheusHistogramExt(`edgecache_proxy_memcached_op_duration_seconds{op="`+op+`"}`, latencyBuckets)
+	}
+	m.mcSkipped = s.NewCounter(`edgecache_proxy_memcached_skipped_total`)
+	m.mcNodeDown = s.NewCounter(`edgecache_proxy_memcached_node_down_total`)
+	m.mcNodeUp = s.NewCounter(`edgecache_proxy_memcached_node_up_total`)
+	m.coalescedLocal = s.NewCounter(`edgecache_proxy_coalesced_waits_total{scope="process"}`)
+	m.coalescedFleet = s.NewCounter(`edgecache_proxy_coalesced_waits_total{scope="fleet"}`)
+	m.coalesceTimeout = s.NewCounter(`edgecache_proxy_coalesce_timeouts_total`)
+	m.invalidations = s.NewCounter(`edgecache_proxy_invalidations_total`)
+	m.invalidateFail = s.NewCounter(`edgecache_proxy_invalidation_failures_total`)
+	m.groupUnknown = s.NewCounter(`edgecache_proxy_group_version_unknown_total`)
+	m.tooLarge = s.NewCounter(`edgecache_proxy_too_large_total`)
+	m.stores = s.NewCounter(`edgecache_proxy_stores_total`)
+	m.storeErrors = s.NewCounter(`edgecache_proxy_store_errors_total`)
+	m.lagRefetch = s.NewCounter(`edgecache_proxy_replica_lag_refetches_total`)
+	m.panics = s.NewCounter(`edgecache_proxy_panics_total`)
+	m.purges = s.NewCounter(`edgecache_proxy_purges_total`)
+	s.NewGauge(`edgecache_proxy_hit_ratio`, func() float64 {
+		hits := float64(m.requests[outcomeHit].Get() + m.requests[outcomeStale].Get() +
+			m.requests[outcomeRevalidated].Get() + m.requests[outcomeCollapsed].Get())
+		total := hits + float64(m.requests[outcomeMiss].Get())
+		if total == 0 {
+			return 0
+		}
+		return hits / total
+	})
+	return m
+}
+
+func (m *metricSet) mcOps(op string) *metrics.Counter                 { return m.mcOpsC[op] }
+func (m *metricSet) mcErrors(op string) *metrics.Counter              { return m.mcErrorsC[op] }
+func (m *metricSet) mcLatency(op string) *metrics.PrometheusHistogram { return m.mcLatencyH[op] }

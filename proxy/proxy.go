@@ -1,0 +1,198 @@
+// Package proxy is the edgecache edge: a fasthttp reverse proxy that answers
+// reads (GET/HEAD) from memcached shared by every proxy instance, fills it
+// from the origin with one request per key across the fleet, forwards writes
+// and, before a write's answer leaves, invalidates everything the write
+// changed so that no instance serves an older representation afterwards
+// (see invalidate.go for how, and read.go / write.go for the flows).
+//
+// The HTTP caching rules themselves (what may be stored, freshness, Age,
+// Cache-Status, keys) live in package cachepolicy; this package does the
+// I/O.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/singleflight"
+
+	"edgecache/cachepolicy"
+)
+
+// Internal header fields of the cross-service contract (COMMON.md).
+const (
+	hdrGroups       = "Edgecache-Groups"       // origin -> proxy: groups and versions
+	hdrFresh        = "Edgecache-Fresh"        // proxy -> origin: answer from the primary
+	hdrInvalidation = "Edgecache-Invalidation" // proxy -> client on a write: "incomplete" when memcached failed
+)
+
+// Proxy is one running proxy instance: the client listener, the admin
+// listener and their shared state.
+type Proxy struct {
+	cfg     Config
+	log     *zap.Logger
+	access  *zap.Logger
+	accessW *zapcore.BufferedWriteSyncer
+	m       *metricSet
+	l2      *l2
+	origins *origins
+	rules   *cachepolicy.FieldRules
+	via     []byte
+
+	flights  singleflight.Group
+	groupsOf groupMemory
+
+	server, admin *fasthttp.Server
+	ln, adminLn   net.Listener
+	served        sync.WaitGroup // the two Serve loops
+	bg            sync.WaitGroup // background refreshes and the probe loop
+	stop          chan struct{}
+	draining      atomic.Bool
+
+	hooks atomic.Pointer[testHooks] // nil in production
+}
+
+// testHooks let tests observe and slow the read path at exact points.
+type testHooks struct {
+	// onWait runs when a request is coalesced: "process" after it joined
+	// this process's flight for its key (the leader too), "fleet" when a
+	// fill waits for another proxy's lease.
+	onWait func(scope string)
+	// beforeStore runs in a fill after the origin answered and before the
+	// entry is stored.
+	beforeStore func(path string)
+}
+
+// Start builds the proxy from cfg, opens both listeners and serves in the
+// background. log receives operational logs; access logs go to their own
+// unsampled, buffered core on stdout (PROXY_ACCESS_LOG).
+func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := newMetricSet(cfg.CacheName)
+	store, err := newL2(cfg, log, m)
+	if err != nil {
+		return nil, err
+	}
+	ups, err := newOrigins(cfg, m)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{cfg: cfg, log: log, m: m, l2: store, origins: ups,
+		rules:  cachepolicy.NewFieldRules(hdrGroups, hdrFresh, hdrInvalidation),
+		via:    []byte("1.1 " + cfg.CacheName),
+		stop:   make(chan struct{}),
+		access: zap.NewNop(),
+	}
+	p.groupsOf.init()
+	if cfg.AccessLog {
+		p.accessW = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stdout), FlushInterval: time.Second}
+		enc := zap.NewProductionEncoderConfig()
+		enc.EncodeTime = zapcore.ISO8601TimeEncoder
+		p.access = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), p.accessW, zapcore.InfoLevel)).Named("access")
+	}
+	p.server = &fasthttp.Server{
+		Handler:               p.recoverPanic(p.serve),
+		ErrorHandler:          p.serverError,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         true,
+		ReadTimeout:           cfg.ReadTimeout,
+		WriteTimeout:          cfg.WriteTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		Concurrency:           cfg.MaxConns,
+		ReadBufferSize:        cfg.MaxHeaderBytes,
+		MaxRequestBodySize:    cfg.MaxBodyBytes,
+		CloseOnShutdown:       true,
+		Logger:                zapLogger{log},
+	}
+	p.admin = p.newAdminServer()
+	if p.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, err
+	}
+	if p.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		p.ln.Close()
+		return nil, err
+	}
+	p.served.Add(2)
+	go func() { defer p.served.Done(); p.server.Serve(p.ln) }()
+	go func() { defer p.served.Done(); p.admin.Serve(p.adminLn) }()
+	p.bg.Add(1)
+	go func() { defer p.bg.Done(); p.l2.probeLoop(cfg.MemcachedProbeInterval, p.stop) }()
+	log.Info("proxy listening", zap.String("listen", p.Addr()), zap.String("admin", p.AdminAddr()),
+		zap.Strings("origins", cfg.Origins), zap.Strings("memcached", cfg.Memcached))
+	return p, nil
+}
+
+// Addr is the client listener's host:port.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// AdminAddr is the admin listener's host:port.
+func (p *Proxy) AdminAddr() string { return p.adminLn.Addr().String() }
+
+// Drain makes /readyz fail, so that a load balancer stops sending traffic
+// before Shutdown closes the listener.
+func (p *Proxy) Drain() { p.draining.Store(true) }
+
+// Shutdown fails readiness, stops accepting, waits for in-flight requests
+// (until ctx ends), then for background refreshes, and flushes the access log.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.Drain()
+	err := p.server.ShutdownWithContext(ctx)
+	err = errors.Join(err, p.admin.ShutdownWithContext(ctx))
+	close(p.stop)
+	done := make(chan struct{})
+	go func() { p.bg.Wait(); p.served.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, ctx.Err())
+	}
+	if p.accessW != nil {
+		err = errors.Join(err, p.accessW.Stop())
+	}
+	return err
+}
+
+// zapLogger adapts zap to fasthttp.Logger.
+type zapLogger struct{ l *zap.Logger }
+
+func (z zapLogger) Printf(format string, args ...any) { z.l.Sugar().Debugf(format, args...) }
+
+// groupMemory remembers, per primary cache key, the memcached keys of the
+// groups its entry was built from, so that a lookup fetches the entry and
+// its group versions in one GetMulti. It is only a hint: an entry naming a
+// group not remembered costs a second round trip, never a wrong answer.
+type groupMemory struct {
+	mu sync.RWMutex
+	m  map[string][]string
+}
+
+// maxRemembered bounds groupMemory; when full it starts over.
+const maxRemembered = 200000
+
+func (g *groupMemory) init() { g.m = make(map[string][]string) }
+
+func (g *groupMemory) get(primary []byte) []string {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.m[string(primary)]
+}
+
+func (g *groupMemory) set(primary string, keys []string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.m) >= maxRemembered {
+		g.m = make(map[string][]string)
+	}
+	g.m[primary] = keys
+}

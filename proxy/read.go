@@ -1,0 +1,356 @@
+package proxy
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"edgecache/cachepolicy"
+)
+
+// The read path, after Varnish: recv → hash → lookup → hit | miss | pass →
+// fetch → deliver, one function per state. A txn carries one read request
+// through them.
+type txn struct {
+	ctx     *fasthttp.RequestCtx
+	now     time.Time
+	creq    cachepolicy.Request
+	primary []byte // primary cache key (scheme://host/path?query)
+	ekey    string // memcached key of the entry
+	ukey    string // memcached key of the URL's own group
+	keys    []string
+
+	// lookup results: the memcached items read (entry and group versions),
+	// whether any key's node was unavailable, and the entry if it could be
+	// decoded and its groups are current.
+	items       map[string]*memcache.Item
+	unavailable bool
+	ent         entry
+	hasEnt      bool
+	fwd         cachepolicy.Fwd // why a miss goes forward: uri-miss, vary-miss, miss
+	detail      string
+}
+
+// read serves GET and HEAD and returns the outcome for metrics and logs.
+func (p *Proxy) read(ctx *fasthttp.RequestCtx) string {
+	t := txn{ctx: ctx, now: time.Now()}
+	if !p.recv(&t) {
+		return p.pass(&t, "authorization")
+	}
+	p.hash(&t)
+	p.lookup(&t)
+	var meta *cachepolicy.Meta
+	if t.hasEnt {
+		meta = &t.ent.meta
+	}
+	d := cachepolicy.Decide(&t.creq, meta, t.now)
+	switch d.Action {
+	case cachepolicy.Serve:
+		return p.hit(&t, d)
+	case cachepolicy.ServeStale:
+		p.refreshInBackground(&t, d)
+		return p.hit(&t, d)
+	case cachepolicy.GatewayTimeout:
+		p.errorJSON(ctx, fasthttp.StatusGatewayTimeout, "only_if_cached", "not in cache (only-if-cached)")
+		p.setCacheStatus(ctx, cachepolicy.CacheStatus{Detail: "only-if-cached"})
+		return outcomeError
+	}
+	if d.Fwd == cachepolicy.FwdMiss && t.fwd != cachepolicy.FwdNone {
+		d.Fwd = t.fwd
+	}
+	return p.miss(&t, d)
+}
+
+// recv strips the internal fields a client must not send and parses the
+// request's cache directives. It reports false for requests the cache does
+// not handle: with Authorization (RFC 9111 §3.5; such requests are passed
+// and their responses not stored, whatever the response allows).
+func (p *Proxy) recv(t *txn) bool {
+	h := &t.ctx.Request.Header
+	h.Del(hdrFresh)
+	h.Del(hdrGroups)
+	auth := len(h.Peek("Authorization")) > 0
+	t.creq = cachepolicy.NewRequest(h.Method(), h.Peek("Cache-Control"), h.Peek("Pragma"), auth)
+	return !auth
+}
+
+// hash builds the primary key and the memcached keys of the entry and of
+// the URL group.
+func (p *Proxy) hash(t *txn) {
+	t.primary = p.primaryKey(t.ctx, nil)
+	pk := string(t.primary)
+	t.ekey = entryKey(pk)
+	t.ukey = groupKey(urlGroup(pk))
+}
+
+func (p *Proxy) primaryKey(ctx *fasthttp.RequestCtx, dst []byte) []byte {
+	scheme := []byte("http")
+	if ctx.IsTLS() {
+		scheme = []byte("https")
+	}
+	return cachepolicy.AppendKey(dst, scheme, ctx.Request.Header.Host(), ctx.URI().PathOriginal(), ctx.URI().QueryString())
+}
+
+// lookup reads the entry and the current versions of its groups in one
+// GetMulti (the groups remembered for this key; a second round trip only
+// for groups not remembered), and keeps the entry only if it is valid.
+func (p *Proxy) lookup(t *txn) {
+	remembered := p.groupsOf.get(t.primary)
+	t.keys = append(make([]string, 0, 2+len(remembered)), t.ekey, t.ukey)
+	for _, k := range remembered {
+		if k != t.ukey {
+			t.keys = append(t.keys, k)
+		}
+	}
+	items, unavailable := p.l2.getMulti(t.keys)
+	t.items, t.unavailable = items, len(unavailable) > 0
+	if t.items == nil {
+		t.items = map[string]*memcache.Item{}
+	}
+	it := t.items[t.ekey]
+	if it == nil {
+		t.fwd = cachepolicy.FwdURIMiss
+		return
+	}
+	if err := decodeEntry(it.Value, &t.ent); err != nil {
+		p.log.Warn("corrupt cache entry ignored", zap.ByteString("key", t.primary), zap.Error(err))
+		t.fwd = cachepolicy.FwdMiss
+		return
+	}
+	if !p.varyMatches(&t.ent, &t.ctx.Request.Header) {
+		t.fwd, t.detail = cachepolicy.FwdVaryMiss, ""
+		return
+	}
+	if p.validGroups(&t.ent, t.items, t.primary, t) {
+		t.hasEnt = true
+	}
+}
+
+// validGroups reports whether none of e's groups has moved past the epoch
+// e recorded. Group versions missing from items are fetched (and the key's
+// group list remembered for next time); a group that is missing from
+// memcached or on an unavailable node makes the entry invalid (unknown is
+// not current).
+func (p *Proxy) validGroups(e *entry, items map[string]*memcache.Item, primary []byte, t *txn) bool {
+	var missing []string
+	for _, g := range e.groups {
+		if _, ok := items[string(g.key)]; !ok {
+			missing = append(missing, string(g.key))
+		}
+	}
+	if len(missing) > 0 {
+		more, unavailable := p.l2.getMulti(missing)
+		for k, it := range more {
+			items[k] = it
+		}
+		if len(unavailable) > 0 && t != nil {
+			t.unavailable = true
+		}
+		keys := make([]string, len(e.groups))
+		for i, g := range e.groups {
+			keys[i] = string(g.key)
+		}
+		p.groupsOf.set(string(primary), keys)
+	}
+	for _, g := range e.groups {
+		it := items[string(g.key)]
+		if it == nil {
+			p.m.groupUnknown.Inc()
+			return false
+		}
+		cur, ok := parseGroupState(it.Value)
+		if !ok || cur.epoch > g.epoch {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *Proxy) varyMatches(e *entry, h *fasthttp.RequestHeader) bool {
+	if len(e.meta.Vary) == 0 {
+		return true
+	}
+	var buf [256]byte
+	k := cachepolicy.AppendVaryKey(buf[:0], e.meta.Vary, func(name []byte) []byte { return h.PeekBytes(name) })
+	return bytes.Equal(k, e.varyKey)
+}
+
+// hit answers from the stored entry (fresh, or stale within
+// stale-while-revalidate / max-stale).
+func (p *Proxy) hit(t *txn, d cachepolicy.Decision) string {
+	cs := cachepolicy.CacheStatus{Cache: p.cfg.CacheName, Hit: true, TTL: d.TTL, HasTTL: true}
+	p.deliver(t.ctx, &t.ent, d.Age, &cs)
+	if d.Action == cachepolicy.ServeStale {
+		return outcomeStale
+	}
+	return outcomeHit
+}
+
+// deliver writes a stored entry to the client: 304 if the client's
+// validators match, else the stored status, fields and body; Age,
+// Cache-Status and Via are added. HEAD gets the fields only.
+func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, age int64, cs *cachepolicy.CacheStatus) {
+	h := &ctx.Request.Header
+	out := &ctx.Response
+	notModified := e.meta.NotModified(h.Peek("If-None-Match"), h.Peek("If-Modified-Since"))
+	if notModified {
+		out.SetStatusCode(fasthttp.StatusNotModified)
+	} else {
+		out.SetStatusCode(e.meta.Status)
+	}
+	for _, f := range e.headers {
+		if eqFold(f.name, "Content-Length") {
+			continue
+		}
+		out.Header.AddBytesKV(f.name, f.value)
+	}
+	var buf [160]byte
+	out.Header.SetBytesV("Age", strconv.AppendInt(buf[:0], age, 10))
+	out.Header.SetBytesV("Cache-Status", cs.Append(buf[:0]))
+	out.Header.SetBytesV("Via", p.via)
+	if notModified {
+		return
+	}
+	out.SetBodyRaw(e.body)
+	if ctx.IsHead() {
+		out.SkipBody = true
+	}
+}
+
+func (p *Proxy) setCacheStatus(ctx *fasthttp.RequestCtx, cs cachepolicy.CacheStatus) {
+	cs.Cache = p.cfg.CacheName
+	ctx.Response.Header.SetBytesV("Cache-Status", cs.Append(nil))
+}
+
+// pass forwards a request the cache does not handle; nothing is stored.
+func (p *Proxy) pass(t *txn, why string) string {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	p.originRequest(t.ctx, req, false)
+	if err := p.origins.do(req, resp, true, time.Now().Add(p.cfg.OriginTimeout)); err != nil {
+		p.originFailed(t.ctx, err)
+		return outcomeError
+	}
+	p.copyResponse(t.ctx, resp)
+	p.setCacheStatus(t.ctx, cachepolicy.CacheStatus{Fwd: cachepolicy.FwdBypass, FwdStatus: resp.StatusCode(), Detail: why})
+	return outcomePass
+}
+
+// miss coalesces: the first request for a key in this process runs the
+// fill; the others wait for its result (until their own deadline) and use
+// it if it is valid for them (see usable). A request that cannot use the
+// result joins the next flight for the key, whose fetch starts after it
+// arrived; failing that (a rare second miss), it fills alone.
+func (p *Proxy) miss(t *txn, d cachepolicy.Decision) string {
+	for round := 0; ; round++ {
+		job := p.newFillJob(t, d)
+		ch := p.flights.DoChan(job.primary, func() (any, error) { return p.safeFill(job), nil })
+		if h := p.hooks.Load(); h != nil && h.onWait != nil {
+			h.onWait("process")
+		}
+		timer := time.NewTimer(p.cfg.OriginTimeout + p.cfg.CoalesceWait)
+		var res *fillResult
+		select {
+		case r := <-ch:
+			res = r.Val.(*fillResult)
+		case <-timer.C:
+			p.errorJSON(t.ctx, fasthttp.StatusGatewayTimeout, "origin_timeout", "the origin did not answer in time")
+			return outcomeError
+		}
+		timer.Stop()
+		if res.job == job {
+			return p.answer(t, res)
+		}
+		p.m.coalescedLocal.Inc()
+		if p.usable(t, res) {
+			shared := *res // the result is shared: mark a copy
+			shared.collapsed = true
+			return p.answer(t, &shared)
+		}
+		if round == 1 {
+			return p.answer(t, p.safeFill(p.newFillJob(t, d)))
+		}
+	}
+}
+
+// usable reports whether another request's fill result may answer t.
+//   - An origin failure carries no data: sharing it keeps a failing origin
+//     from getting every waiter's retry.
+//   - A response that must not be stored is not shared (nor is an origin
+//     5xx passed through: it is the leader's to deliver).
+//   - A fill that started after t arrived read the group versions, and then
+//     the origin, after every write t's client could have seen acknowledged:
+//     its response is valid for t (Vary permitting).
+//   - An older one (the flight was already running when t arrived, or the
+//     entry came from another proxy's fill) is checked like a stored entry,
+//     against the group versions t's lookup read after it arrived.
+func (p *Proxy) usable(t *txn, res *fillResult) bool {
+	switch {
+	case res.err != nil:
+		return true
+	case res.ent == nil || !res.shareable || res.staleOnError:
+		return false
+	case !p.varyMatches(res.ent, &t.ctx.Request.Header):
+		return false
+	case !res.started.IsZero() && !res.started.Before(t.now):
+		return true
+	}
+	if !p.validGroups(res.ent, t.items, t.primary, nil) {
+		return false
+	}
+	return cachepolicy.Decide(&t.creq, &res.ent.meta, time.Now()).Action == cachepolicy.Serve
+}
+
+// answer writes a fill's result for the request that ran it.
+func (p *Proxy) answer(t *txn, res *fillResult) string {
+	switch {
+	case res.ent != nil:
+		cs := cachepolicy.CacheStatus{Cache: p.cfg.CacheName, Fwd: res.fwd, FwdStatus: res.fwdStatus,
+			Stored: res.stored, Collapsed: res.collapsed, Detail: res.detail}
+		if res.staleOnError {
+			cs.Hit, cs.Fwd, cs.Stored = false, cachepolicy.FwdStale, false
+		}
+		age := res.ent.meta.CurrentAge(time.Now())
+		cs.TTL, cs.HasTTL = res.ent.meta.Lifetime-age, true
+		p.deliver(t.ctx, res.ent, age, &cs)
+		switch {
+		case res.staleOnError:
+			return outcomeStale
+		case res.collapsed:
+			return outcomeCollapsed
+		case res.revalidated:
+			return outcomeRevalidated
+		}
+		return outcomeMiss
+	case res.resp != nil:
+		p.copyResponse(t.ctx, res.resp)
+		p.setCacheStatus(t.ctx, cachepolicy.CacheStatus{Fwd: res.fwd, FwdStatus: res.resp.StatusCode(), Detail: res.detail})
+		return outcomeMiss
+	default:
+		p.originFailed(t.ctx, res.err)
+		p.setCacheStatus(t.ctx, cachepolicy.CacheStatus{Fwd: res.fwd, Detail: "origin-error"})
+		return outcomeError
+	}
+}
+
+// refreshInBackground revalidates a stale entry after it was served
+// (stale-while-revalidate), coalesced with any fill of the same key.
+func (p *Proxy) refreshInBackground(t *txn, d cachepolicy.Decision) {
+	d.Fwd = cachepolicy.FwdStale
+	job := p.newFillJob(t, d)
+	select {
+	case <-p.stop:
+		return
+	default:
+	}
+	p.bg.Add(1)
+	go func() {
+		defer p.bg.Done()
+		<-p.flights.DoChan(job.primary, func() (any, error) { return p.safeFill(job), nil })
+	}()
+}

@@ -1,0 +1,298 @@
+package proxy
+
+import (
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// originSpec is what the scripted origin answers for one table row. When
+// the request's If-None-Match equals ETag, it answers 304.
+type originSpec struct {
+	status  int
+	headers []string // name, value pairs
+	body    string
+	etag    string
+}
+
+func (s originSpec) handler(seen *atomic.Value) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		seen.Store(ctx.Request.Header.String())
+		if s.etag != "" && string(ctx.Request.Header.Peek("If-None-Match")) == s.etag {
+			ctx.SetStatusCode(304)
+			ctx.Response.Header.Set("ETag", s.etag)
+			for i := 0; i+1 < len(s.headers); i += 2 {
+				if strings.EqualFold(s.headers[i], "Cache-Control") {
+					ctx.Response.Header.Set(s.headers[i], s.headers[i+1])
+				}
+			}
+			return
+		}
+		if s.status != 0 {
+			ctx.SetStatusCode(s.status)
+		}
+		for i := 0; i+1 < len(s.headers); i += 2 {
+			ctx.Response.Header.Add(s.headers[i], s.headers[i+1])
+		}
+		if s.etag != "" {
+			ctx.Response.Header.Set("ETag", s.etag)
+		}
+		ctx.SetBodyString(s.body)
+	}
+}
+
+// step is one request of a row and what must hold for its answer.
+type step struct {
+	method  string
+	hdr     []string
+	status  int
+	cs      []string // substrings Cache-Status must contain
+	notCS   []string // substrings it must not contain
+	body    string   // expected body ("" = not checked; "-" = must be empty)
+	origins int64    // origin requests so far, after this step
+	check   func(t *testing.T, r *fasthttp.Response, originSaw string)
+}
+
+func TestRFC9111Table(t *testing.T) {
+	const cc = "Cache-Control"
+	httpDate := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(http1123) }
+	rows := []struct {
+		name   string
+		origin originSpec
+		steps  []step
+	}{
+		{"s-maxage fresh: stored, then hit", originSpec{headers: []string{cc, "public, s-maxage=60"}, body: "x"}, []step{
+			{cs: []string{"fwd=uri-miss", "fwd-status=200", "stored"}, body: "x", origins: 1},
+			{cs: []string{"hit", "ttl="}, body: "x", origins: 1},
+		}},
+		{"max-age alone gives freshness", originSpec{headers: []string{cc, "max-age=60"}, body: "x"}, []step{
+			{origins: 1}, {cs: []string{"hit"}, origins: 1},
+		}},
+		{"s-maxage beats max-age", originSpec{headers: []string{cc, "max-age=60, s-maxage=0"}, body: "x", etag: `"e"`}, []step{
+			{origins: 1},
+			{cs: []string{"fwd=stale", "fwd-status=304"}, body: "x", origins: 2, check: sawHeader("If-None-Match", `"e"`)},
+		}},
+		{"Expires minus Date", originSpec{headers: []string{"Date", httpDate(0), "Expires", httpDate(time.Hour)}, body: "x"}, []step{
+			{origins: 1}, {cs: []string{"hit"}, origins: 1},
+		}},
+		{"Expires in the past", originSpec{headers: []string{"Date", httpDate(0), "Expires", httpDate(-time.Hour)}, body: "x"}, []step{
+			{origins: 1}, {notCS: []string{"hit"}, origins: 2},
+		}},
+		{"heuristic freshness from Last-Modified", originSpec{headers: []string{"Date", httpDate(0), "Last-Modified", httpDate(-100 * time.Hour)}, body: "x"}, []step{
+			{origins: 1}, {cs: []string{"hit"}, origins: 1},
+		}},
+		{"no freshness, no validator: not kept", originSpec{body: "x"}, []step{
+			{origins: 1}, {notCS: []string{"hit"}, origins: 2},
+		}},
+		{"no-store", originSpec{headers: []string{cc, "no-store, s-maxage=60"}, body: "x"}, []step{
+			{cs: []string{"detail=no-store"}, notCS: []string{"stored"}, origins: 1},
+			{notCS: []string{"hit"}, origins: 2},
+		}},
+		{"private", originSpec{headers: []string{cc, "private, max-age=60"}, body: "x"}, []step{
+			{cs: []string{"detail=private"}, origins: 1}, {notCS: []string{"hit"}, origins: 2},
+		}},
+		{"no-cache validates every reuse", originSpec{headers: []string{cc, "no-cache, max-age=60"}, body: "x", etag: `"n"`}, []step{
+			{origins: 1},
+			{cs: []string{"fwd=stale", "fwd-status=304"}, body: "x", origins: 2, check: sawHeader("If-None-Match", `"n"`)},
+		}},
+		{"must-revalidate once stale", originSpec{headers: []string{cc, "max-age=0, must-revalidate"}, body: "x", etag: `"m"`}, []step{
+			{origins: 1}, {cs: []string{"fwd=stale", "fwd-status=304"}, origins: 2},
+		}},
+		{"Vary: stored per variant", originSpec{headers: []string{cc, "s-maxage=60", "Vary", "Accept-Language"}, body: "x"}, []step{
+			{hdr: []string{"Accept-Language", "en"}, origins: 1},
+			{hdr: []string{"Accept-Language", "EN "}, cs: []string{"hit"}, origins: 1},
+			{hdr: []string{"Accept-Language", "fr"}, cs: []string{"fwd=vary-miss"}, origins: 2},
+		}},
+		{"Vary: * is never stored", originSpec{headers: []string{cc, "s-maxage=60", "Vary", "*"}, body: "x"}, []step{
+			{cs: []string{"detail=vary-star"}, origins: 1}, {notCS: []string{"hit"}, origins: 2},
+		}},
+		{"Set-Cookie without public", originSpec{headers: []string{cc, "max-age=60", "Set-Cookie", "a=b"}, body: "x"}, []step{
+			{origins: 1}, {notCS: []string{"hit"}, origins: 2},
+		}},
+		{"Set-Cookie with public: stored without the cookie", originSpec{headers: []string{cc, "public, max-age=60", "Set-Cookie", "a=b"}, body: "x"}, []step{
+			{origins: 1},
+			{cs: []string{"hit"}, origins: 1, check: func(t *testing.T, r *fasthttp.Response, _ string) {
+				if len(r.Header.PeekCookie("a")) > 0 {
+					t.Error("a stored Set-Cookie was served to another client")
+				}
+			}},
+		}},
+		{"Authorization: passed, never served from cache", originSpec{headers: []string{cc, "public, s-maxage=60"}, body: "x"}, []step{
+			{origins: 1},
+			{hdr: []string{"Authorization", "Bearer t"}, cs: []string{"fwd=bypass"}, origins: 2},
+			{cs: []string{"hit"}, origins: 2},
+		}},
+		{"404 with explicit freshness is stored", originSpec{status: 404, headers: []string{cc, "s-maxage=60"}, body: "nf"}, []step{
+			{status: 404, origins: 1}, {status: 404, cs: []string{"hit"}, origins: 1},
+		}},
+		{"301 with explicit freshness is stored", originSpec{status: 301, headers: []string{cc, "s-maxage=60", "Location", "/elsewhere"}}, []step{
+			{status: 301, origins: 1}, {status: 301, cs: []string{"hit"}, origins: 1},
+		}},
+		{"500 is not stored", originSpec{status: 500, headers: []string{cc, "s-maxage=60"}, body: "e"}, []step{
+			{status: 500, origins: 1}, {status: 500, origins: 2},
+		}},
+		{"206 is not stored", originSpec{status: 206, headers: []string{cc, "s-maxage=60"}, body: "p"}, []step{
+			{status: 206, origins: 1}, {status: 206, origins: 2},
+		}},
+		{"request no-cache validates a fresh entry", originSpec{headers: []string{cc, "s-maxage=60"}, body: "x", etag: `"r"`}, []step{
+			{origins: 1},
+			{hdr: []string{cc, "no-cache"}, cs: []string{"fwd=request", "fwd-status=304"}, origins: 2},
+		}},
+		{"request max-age=0 validates", originSpec{headers: []string{cc, "s-maxage=60"}, body: "x", etag: `"r"`}, []step{
+			{origins: 1}, {hdr: []string{cc, "max-age=0"}, cs: []string{"fwd=request"}, origins: 2},
+		}},
+		{"Pragma: no-cache validates", originSpec{headers: []string{cc, "s-maxage=60"}, body: "x", etag: `"r"`}, []step{
+			{origins: 1}, {hdr: []string{"Pragma", "no-cache"}, cs: []string{"fwd=request"}, origins: 2},
+		}},
+		{"request min-fresh beyond the ttl validates", originSpec{headers: []string{cc, "s-maxage=60"}, body: "x", etag: `"r"`}, []step{
+			{origins: 1}, {hdr: []string{cc, "min-fresh=120"}, cs: []string{"fwd=request"}, origins: 2},
+		}},
+		{"request no-store: not stored", originSpec{headers: []string{cc, "s-maxage=60"}, body: "x"}, []step{
+			{hdr: []string{cc, "no-store"}, notCS: []string{"stored"}, origins: 1},
+			{notCS: []string{"hit"}, origins: 2},
+		}},
+		{"only-if-cached: 504 when not stored, hit when stored", originSpec{headers: []string{cc, "s-maxage=60"}, body: "x"}, []step{
+			{hdr: []string{cc, "only-if-cached"}, status: 504, origins: 0},
+			{origins: 1},
+			{hdr: []string{cc, "only-if-cached"}, cs: []string{"hit"}, origins: 1},
+		}},
+		{"Age from upstream counts", originSpec{headers: []string{cc, "s-maxage=600", "Age", "100"}, body: "x"}, []step{
+			{origins: 1},
+			{cs: []string{"hit"}, origins: 1, check: func(t *testing.T, r *fasthttp.Response, _ string) {
+				if age, _ := strconv.Atoi(string(r.Header.Peek("Age"))); age < 100 {
+					t.Errorf("Age %q, want >= 100", r.Header.Peek("Age"))
+				}
+			}},
+		}},
+		{"stale-while-revalidate: stale served, refreshed behind", originSpec{headers: []string{cc, "s-maxage=10, stale-while-revalidate=1000", "Age", "50"}, body: "x", etag: `"s"`}, []step{
+			{origins: 1},
+			{cs: []string{"hit", "ttl=-"}, body: "x"},
+		}},
+		{"targeted field overrides Cache-Control", originSpec{headers: []string{cc, "no-store", "Edgecache-Cache-Control", "max-age=60"}, body: "x"}, []step{
+			{origins: 1}, {cs: []string{"hit"}, origins: 1},
+		}},
+		{"CDN-Cache-Control overrides Cache-Control", originSpec{headers: []string{cc, "private", "CDN-Cache-Control", "max-age=60"}, body: "x"}, []step{
+			{origins: 1}, {cs: []string{"hit"}, origins: 1},
+		}},
+		{"client If-None-Match: 304 from the cache", originSpec{headers: []string{cc, "s-maxage=60"}, body: "x", etag: `"c"`}, []step{
+			{origins: 1},
+			{hdr: []string{"If-None-Match", `"c"`}, status: 304, cs: []string{"hit"}, body: "-", origins: 1},
+			{hdr: []string{"If-None-Match", `"other"`}, status: 200, body: "x", origins: 1},
+		}},
+		{"client If-Modified-Since: 304 from the cache", originSpec{headers: []string{cc, "s-maxage=60", "Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"}, body: "x"}, []step{
+			{origins: 1},
+			{hdr: []string{"If-Modified-Since", "Mon, 07 Nov 1994 08:49:37 GMT"}, status: 304, origins: 1},
+			{hdr: []string{"If-Modified-Since", "Sat, 05 Nov 1994 08:49:37 GMT"}, status: 200, origins: 1},
+		}},
+		{"HEAD miss fills with GET; GET then hits", originSpec{headers: []string{cc, "s-maxage=60"}, body: "hello"}, []step{
+			{method: "HEAD", body: "-", origins: 1, check: func(t *testing.T, r *fasthttp.Response, saw string) {
+				if !strings.HasPrefix(saw, "GET ") {
+					t.Errorf("origin saw %q, want a GET", strings.SplitN(saw, "\r\n", 2)[0])
+				}
+				if r.Header.ContentLength() != 5 {
+					t.Errorf("HEAD Content-Length %d, want 5", r.Header.ContentLength())
+				}
+			}},
+			{cs: []string{"hit"}, body: "hello", origins: 1},
+			{method: "HEAD", cs: []string{"hit"}, body: "-", origins: 1},
+		}},
+		{"internal fields never cross", originSpec{headers: []string{cc, "s-maxage=60", "Edgecache-Groups", "post/1=1"}, body: "x"}, []step{
+			{hdr: []string{"Edgecache-Groups", "evil=1", "Edgecache-Fresh", "0"}, origins: 1, check: func(t *testing.T, r *fasthttp.Response, saw string) {
+				if len(r.Header.Peek("Edgecache-Groups")) > 0 {
+					t.Error("Edgecache-Groups reached the client")
+				}
+				if strings.Contains(saw, "evil") || strings.Contains(saw, "Edgecache-Fresh: 0") {
+					t.Errorf("client's internal fields reached the origin:\n%s", saw)
+				}
+			}},
+		}},
+		{"hop-by-hop fields are not forwarded", originSpec{headers: []string{cc, "s-maxage=60", "Connection", "X-Hop", "X-Hop", "1", "Keep-Alive", "timeout=5"}, body: "x"}, []step{
+			{hdr: []string{"Connection", "X-Client-Hop", "X-Client-Hop", "1", "TE", "trailers"}, origins: 1, check: func(t *testing.T, r *fasthttp.Response, saw string) {
+				if len(r.Header.Peek("X-Hop")) > 0 || len(r.Header.Peek("Keep-Alive")) > 0 {
+					t.Errorf("hop-by-hop response fields reached the client: %s", r.Header.String())
+				}
+				if strings.Contains(saw, "X-Client-Hop") || strings.Contains(saw, "Te: trailers") {
+					t.Errorf("hop-by-hop request fields reached the origin:\n%s", saw)
+				}
+				if !strings.Contains(saw, "Via: 1.1 edgecache") || !strings.Contains(saw, "X-Forwarded-For: 127.0.0.1") {
+					t.Errorf("origin request lacks Via or X-Forwarded-For:\n%s", saw)
+				}
+			}},
+			{cs: []string{"hit"}, origins: 1, check: func(t *testing.T, r *fasthttp.Response, _ string) {
+				if len(r.Header.Peek("X-Hop")) > 0 {
+					t.Error("a hop-by-hop field was stored")
+				}
+			}},
+		}},
+	}
+	o := newScripted(t)
+	p := startProxy(t, testConfig(o.url()))
+	for i, row := range rows {
+		t.Run(row.name, func(t *testing.T) {
+			path := "/rfc/" + strconv.Itoa(i)
+			var seen atomic.Value
+			seen.Store("")
+			o.handle(path, row.origin.handler(&seen))
+			for j, s := range row.steps {
+				method := s.method
+				if method == "" {
+					method = "GET"
+				}
+				hdr := map[string]string{}
+				for k := 0; k+1 < len(s.hdr); k += 2 {
+					hdr[s.hdr[k]] = s.hdr[k+1]
+				}
+				r := do(t, p, method, path, hdr, "")
+				want := s.status
+				if want == 0 {
+					want = 200
+					if row.origin.status != 0 {
+						want = row.origin.status
+					}
+				}
+				cs := cacheStatus(r)
+				if r.StatusCode() != want {
+					t.Errorf("step %d: status %d, want %d (Cache-Status %q)", j, r.StatusCode(), want, cs)
+				}
+				for _, c := range s.cs {
+					if !strings.Contains(cs, c) {
+						t.Errorf("step %d: Cache-Status %q lacks %q", j, cs, c)
+					}
+				}
+				for _, c := range s.notCS {
+					if strings.Contains(cs, c) {
+						t.Errorf("step %d: Cache-Status %q has %q", j, cs, c)
+					}
+				}
+				switch {
+				case s.body == "-" && len(r.Body()) > 0:
+					t.Errorf("step %d: body %q, want none", j, r.Body())
+				case s.body != "" && s.body != "-" && string(r.Body()) != s.body:
+					t.Errorf("step %d: body %q, want %q", j, r.Body(), s.body)
+				}
+				if s.origins != 0 || j == 0 {
+					if n := o.hits(path); n != s.origins {
+						t.Errorf("step %d: origin saw %d requests, want %d", j, n, s.origins)
+					}
+				}
+				if s.check != nil {
+					s.check(t, r, seen.Load().(string))
+				}
+			}
+		})
+	}
+}
+
+const http1123 = "Mon, 02 Jan 2006 15:04:05 GMT"
+
+func sawHeader(name, value string) func(*testing.T, *fasthttp.Response, string) {
+	return func(t *testing.T, _ *fasthttp.Response, saw string) {
+		if !strings.Contains(saw, name+": "+value) {
+			t.Errorf("origin did not see %s: %s in\n%s", name, value, saw)
+		}
+	}
+}

@@ -1,0 +1,103 @@
+// Package ring picks the memcached node for a key by rendezvous (highest
+// random weight) hashing, so that adding or losing a node moves only that
+// node's keys, and tracks which nodes are down.
+//
+// A key whose node is down is not moved to another node: group versions and
+// entries must live in exactly one place, or an invalidation written to one
+// node could be missed by a reader asking another. Callers treat a down
+// node's keys as unknown (see proxy's read path).
+package ring
+
+import (
+	"errors"
+	"hash/fnv"
+	"net"
+	"sync/atomic"
+
+	rendezvous "github.com/dgryski/go-rendezvous"
+)
+
+// ErrNodeDown is returned by PickServer for a key whose node is marked down.
+var ErrNodeDown = errors.New("ring: memcached node is marked down")
+
+// Ring is a memcache.ServerSelector over a fixed list of nodes.
+type Ring struct {
+	addrs []net.Addr
+	index map[string]int
+	rdv   *rendezvous.Rendezvous
+	down  []atomic.Bool
+}
+
+// New resolves the node addresses (host:port) and builds the ring.
+func New(nodes []string) (*Ring, error) {
+	if len(nodes) == 0 {
+		return nil, errors.New("ring: no memcached nodes")
+	}
+	r := &Ring{index: make(map[string]int, len(nodes)), down: make([]atomic.Bool, len(nodes))}
+	for i, n := range nodes {
+		a, err := net.ResolveTCPAddr("tcp", n)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := r.index[n]; dup {
+			return nil, errors.New("ring: duplicate memcached node " + n)
+		}
+		r.addrs = append(r.addrs, staticAddr{network: a.Network(), str: a.String()})
+		r.index[n] = i
+	}
+	r.rdv = rendezvous.New(nodes, hashString)
+	return r, nil
+}
+
+// staticAddr is a resolved address whose String does not allocate:
+// gomemcache keys its connection pool by addr.String() on every operation.
+type staticAddr struct{ network, str string }
+
+func (a staticAddr) Network() string { return a.network }
+func (a staticAddr) String() string  { return a.str }
+
+func hashString(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// Node returns the index of the node that owns key, whether or not it is up.
+func (r *Ring) Node(key string) int {
+	return r.index[r.rdv.Lookup(key)]
+}
+
+// Len is the number of nodes.
+func (r *Ring) Len() int { return len(r.addrs) }
+
+// Addr is node i's address.
+func (r *Ring) Addr(i int) net.Addr { return r.addrs[i] }
+
+// Up reports whether node i is currently considered reachable.
+func (r *Ring) Up(i int) bool { return !r.down[i].Load() }
+
+// SetDown marks node i down (true) or up (false) and reports whether the
+// state changed.
+func (r *Ring) SetDown(i int, down bool) bool { return r.down[i].Swap(down) != down }
+
+// PickServer implements memcache.ServerSelector.
+func (r *Ring) PickServer(key string) (net.Addr, error) {
+	i := r.Node(key)
+	if r.down[i].Load() {
+		return nil, ErrNodeDown
+	}
+	return r.addrs[i], nil
+}
+
+// Each implements memcache.ServerSelector; it visits every node that is up.
+func (r *Ring) Each(f func(net.Addr) error) error {
+	for i, a := range r.addrs {
+		if r.down[i].Load() {
+			continue
+		}
+		if err := f(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
