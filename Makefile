@@ -24,4 +24,4 @@ lint:
 	$(GO) vet ./...
 
 bench: deps build
-	$(GO) run ./deploy/cmd/onebox -dir $(RUN_DIR) -bench bench/out
+	$(GO) run ./deploy/cmd/onebox -dir $(RUN_DIR) -bench bench/out $(BENCH_FLAGS)

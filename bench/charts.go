@@ -34,19 +34,24 @@ const (
 )
 
 // lineChart draws series as lines; logY puts the y axis on a log scale
-// (latencies span microseconds to seconds when a target stalls).
-func lineChart(title, xLabel, yLabel string, logY bool, ss []series) ([]byte, error) {
+// (latencies span microseconds to seconds when a target stalls). A linear
+// axis starts at zero, so that small wobbles do not look like collapses;
+// maxY > 0 fixes its top (a percentage), and the legend then goes to the
+// bottom right, else the axis leaves room above the lines for the legend in
+// the top left.
+func lineChart(title, xLabel, yLabel string, logY bool, maxY float64, ss []series) ([]byte, error) {
 	p := plot.New()
 	p.Title.Text = title
 	p.X.Label.Text = xLabel
 	p.Y.Label.Text = yLabel
 	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Legend.Top = maxY <= 0
+	p.Legend.Left = maxY <= 0
 	if logY {
 		p.Y.Scale = plot.LogScale{}
 		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	}
+	lines := 0
 	for i, s := range ss {
 		if len(s.xys) == 0 {
 			continue
@@ -67,10 +72,19 @@ func lineChart(title, xLabel, yLabel string, logY bool, ss []series) ([]byte, er
 		l.Dashes = plotutil.Dashes(i / len(plotutil.DefaultColors))
 		p.Add(l)
 		p.Legend.Add(s.label, l)
+		lines++
 	}
-	if logY && !hasPoints(ss) {
+	switch {
+	case logY && !hasPoints(ss):
 		// A log axis needs a positive range even with nothing to draw.
 		p.Y.Min, p.Y.Max = 0.1, 10
+	case maxY > 0:
+		p.Y.Min, p.Y.Max = 0, math.Max(maxY, p.Y.Max)
+	default:
+		if !logY {
+			p.Y.Min = 0
+		}
+		roomForLegend(p, logY, lines)
 	}
 	w, err := p.WriterTo(chartWidth, chartHeight, "png")
 	if err != nil {
@@ -81,6 +95,25 @@ func lineChart(title, xLabel, yLabel string, logY bool, ss []series) ([]byte, er
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// roomForLegend raises the top of the y axis so that the legend, drawn in
+// the top left corner of the data area, sits above the lines instead of
+// over them.
+func roomForLegend(p *plot.Plot, logY bool, n int) {
+	if n == 0 || !(p.Y.Max > p.Y.Min) {
+		return
+	}
+	// The data area is the chart less the title and the x axis (about 4
+	// lines of text); the legend takes n lines.
+	line := p.Legend.TextStyle.FontExtents().Height + p.Legend.Padding
+	share := math.Min(float64(vg.Length(n)*line)/float64(chartHeight-4*line), 0.5)
+	if logY {
+		lo, hi := math.Log10(p.Y.Min), math.Log10(p.Y.Max)
+		p.Y.Max = math.Pow(10, hi+(hi-lo)*share/(1-share))
+		return
+	}
+	p.Y.Max += (p.Y.Max - p.Y.Min) * share / (1 - share)
 }
 
 // The charts of one run or of several runs side by side; runs are labelled
@@ -143,16 +176,16 @@ func charts(runs []*Result) ([]chart, error) {
 		out = append(out, chart{Name: name, Title: title, PNG: b})
 		return nil
 	}
-	b, err := lineChart("Throughput", "seconds", "requests per second", false, thr)
+	b, err := lineChart("Throughput", "seconds", "requests per second", false, 0, thr)
 	if err := add("throughput", "Throughput over time", b, err); err != nil {
 		return nil, err
 	}
-	b, err = lineChart("Latency from the scheduled time", "seconds", "ms (log scale)", true, lat)
+	b, err = lineChart("Latency from the scheduled time", "seconds", "ms (log scale)", true, 0, lat)
 	if err := add("latency", "p50 and p99 latency over time", b, err); err != nil {
 		return nil, err
 	}
 	if hasPoints(hit) {
-		b, err = lineChart("Cache hit ratio (Cache-Status)", "seconds", "% of reads", false, hit)
+		b, err = lineChart("Cache hit ratio (Cache-Status)", "seconds", "% of reads", false, 100, hit)
 		if err := add("hitratio", "Hit ratio over time", b, err); err != nil {
 			return nil, err
 		}
@@ -195,8 +228,9 @@ func distributionChart(ss []series) ([]byte, error) {
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Add(plotter.NewGrid())
-	p.Legend.Top = true
-	p.Legend.Left = true
+	// Bottom right: the curves rise to the right, so that corner is empty.
+	p.Legend.Top = false
+	p.Legend.Left = false
 	for i, s := range ss {
 		xys := make(plotter.XYs, len(s.xys))
 		for j, xy := range s.xys {
@@ -207,6 +241,9 @@ func distributionChart(ss []series) ([]byte, error) {
 			return nil, err
 		}
 		l.Color = plotutil.Color(i)
+		if s.label == "all" {
+			l.Color = color.Black // plotutil's sixth colour is hard to tell from the first (post)
+		}
 		l.Width = vg.Points(1.5)
 		p.Add(l)
 		p.Legend.Add(s.label, l)

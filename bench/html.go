@@ -21,9 +21,17 @@ type page struct {
 }
 
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
-	"ms":    fmtMs,
-	"dur":   func(d time.Duration) string { return d.Round(time.Millisecond).String() },
-	"pct":   func(v float64) string { return fmtValue(100*v) + "%" },
+	"ms":  fmtMs,
+	"dur": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"pct": func(v float64) string { return fmtValue(100*v) + "%" },
+	// "-" when no read carried a cache outcome (the target is not a cache),
+	// as in the text report and the comparison.
+	"hitRatio": func(c CacheStats) string {
+		if c.judged() == 0 {
+			return "-"
+		}
+		return fmtValue(100*c.HitRatio) + "%"
+	},
 	"value": fmtValue,
 	"ratio": ratio,
 	"dataURI": func(b []byte) template.URL {
@@ -59,7 +67,7 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 {{range .Warnings}}<div class="warn">⚠ {{.}}</div>{{end}}
 <table>
 <tr><th>requests</th><th>elapsed</th><th>throughput</th><th>errors</th><th>hit ratio</th><th>stale reads</th><th>origin reads / client read</th><th>client CPU</th></tr>
-<tr><td>{{.Requests}}</td><td>{{dur .Elapsed}}</td><td>{{value .Throughput}}/s</td><td>{{.Errors}}</td><td>{{pct .Cache.HitRatio}}</td>
+<tr><td>{{.Requests}}</td><td>{{dur .Elapsed}}</td><td>{{value .Throughput}}/s</td><td>{{.Errors}}</td><td>{{hitRatio .Cache}}</td>
 <td{{if .Derived.StaleReads}} class="stale"{{end}}>{{.Derived.StaleReads}}</td>
 <td>{{if ge .Derived.OriginRequestsPerRead 0.0}}{{value .Derived.OriginRequestsPerRead}}{{else}}-{{end}}</td><td>{{value .Client.Cores}} cores</td></tr>
 </table>

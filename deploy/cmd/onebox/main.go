@@ -2,20 +2,28 @@
 // foreground: a private MariaDB (data kept under -dir), a private memcached,
 // the origin on 127.0.0.1:8081 and the proxy on 127.0.0.1:8080. Ctrl-C stops
 // everything it started. `make run` calls it; `make bench` calls it with
-// -bench to run the default benchmark against the stack and exit.
+// -bench to run the default benchmark against the stack and exit: seed
+// through the origin, a short open-loop run through the proxy, the same run
+// straight against the origin, their comparison and the sizing plan, with
+// the reports in the -bench folder (-bench-rate and -bench-duration shape
+// the runs; `make bench BENCH_FLAGS="-bench-rate 2000"`).
 //
 // The origin and the proxy read their usual ORIGIN_* and PROXY_* variables;
 // onebox only points them at the private MariaDB and memcached.
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -30,6 +38,8 @@ func main() {
 	dir := flag.String("dir", ".run", "folder for the private MariaDB's data (kept between runs)")
 	memcachedMB := flag.Int("memcached-mb", 256, "memcached item memory in MiB")
 	benchOut := flag.String("bench", "", "run the default benchmark against the stack, write the report to this folder, then stop")
+	benchRate := flag.Float64("bench-rate", 1000, "with -bench: open-loop requests per second of each run (proxy, then origin)")
+	benchDuration := flag.Duration("bench-duration", 20*time.Second, "with -bench: how long each run schedules requests")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: onebox [flags]\n\nRuns MariaDB, memcached, the origin and the proxy on this machine until Ctrl-C.\n\n")
 		flag.PrintDefaults()
@@ -37,15 +47,34 @@ func main() {
 	flag.Parse()
 
 	log, _ := zap.NewDevelopment()
-	if err := run(log, *dir, *memcachedMB, *benchOut); err != nil {
+	bench := benchOptions{out: *benchOut, rate: *benchRate, duration: *benchDuration, stdout: os.Stdout}
+	if err := run(log, *dir, *memcachedMB, bench); err != nil {
 		log.Error("onebox failed", zap.Error(err))
 		os.Exit(1)
 	}
 }
 
-func run(log *zap.Logger, dir string, memcachedMB int, benchOut string) error {
+func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	accessLog := ""
+	if bench.out != "" {
+		// The origin's and the proxy's access logs (one line per request,
+		// on stdout) stay on, as in production, but go to a file so that
+		// the benchmark's tables can be read on the terminal.
+		accessLog = filepath.Join(dir, "bench-access.log")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		f, err := os.Create(accessLog)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		os.Stdout = f
+		defer func() { os.Stdout = bench.stdout }()
+	}
 
 	db, err := localstack.StartMariaDB(ctx, localstack.MariaDBOptions{Dir: filepath.Join(dir, "mariadb")})
 	if err != nil {
@@ -82,7 +111,7 @@ func run(log *zap.Logger, dir string, memcachedMB int, benchOut string) error {
 	}
 	defer shutdown(log, "proxy", psrv.Shutdown)
 
-	fmt.Printf(`
+	fmt.Fprintf(bench.stdout, `
 edgecache is running:
   proxy   http://%[1]s        (admin, metrics: http://%[2]s/metrics)
   origin  http://%[3]s        (metrics: http://%[3]s/metrics)
@@ -96,26 +125,98 @@ try:
 Ctrl-C stops everything.
 `, psrv.Addr(), psrv.AdminAddr(), osrv.Addr(), db.DSN("edgecache"), mc.Addr)
 
-	if benchOut != "" {
-		return runBench(ctx, benchOut, psrv, osrv)
+	if bench.out != "" {
+		fmt.Fprintf(bench.stdout, "benchmark: the access logs go to %s\n", accessLog)
+		return runBench(ctx, bench, psrv, osrv)
 	}
 	<-ctx.Done()
 	fmt.Println("\nstopping")
 	return nil
 }
 
-// runBench runs bin/bench (built by make) against the stack.
-func runBench(ctx context.Context, out string, psrv *proxy.Proxy, osrv *origin.Server) error {
+// benchOptions is the default benchmark `make bench` runs (-bench).
+type benchOptions struct {
+	out      string        // report folder
+	rate     float64       // open-loop requests per second of each run
+	duration time.Duration // schedule length of each run
+	stdout   *os.File      // the terminal (os.Stdout goes to the access log meanwhile)
+}
+
+// runBench runs bin/bench (built by make) against the stack: seed through
+// the origin, one run through the proxy and one straight against the
+// origin, the comparison and the sizing plan; then it prints where the
+// reports are.
+//
+// The proxy run goes first: memcached was started
+// empty with this stack, so it starts from a cold cache that has seen no
+// write it was not told about. The origin run comes after it and goes to
+// the origin only, so it neither warms nor confuses the proxy's cache for a
+// later measurement (the stack stops right after). The seed file carries
+// the acknowledged versions and post counts of each run to the next one.
+func runBench(ctx context.Context, o benchOptions, psrv *proxy.Proxy, osrv *origin.Server) error {
 	bench := filepath.Join("bin", "bench")
-	steps := [][]string{
-		{"seed", "-target", "http://" + osrv.Addr(), "-seed-file", filepath.Join(out, "seed.json")},
+	if _, err := os.Stat(bench); err != nil {
+		return fmt.Errorf("%s missing (run make build): %w", bench, err)
 	}
-	for _, args := range steps {
-		cmd := exec.CommandContext(ctx, bench, args...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("bench %v: %w", args, err)
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return err
+	}
+	originURL := "http://" + osrv.Addr()
+	proxyURL := "http://" + psrv.Addr()
+	seedFile := filepath.Join(o.out, "seed.json")
+	metrics := "origin=" + originURL + "/metrics,proxy=http://" + psrv.AdminAddr() + "/metrics"
+	runArgs := func(name, target string) []string {
+		return []string{"run", "-name", name, "-target", target,
+			"-seed-target", originURL, "-seed-file", seedFile, "-out", o.out,
+			"-rate", strconv.FormatFloat(o.rate, 'f', -1, 64), "-duration", o.duration.String(),
+			"-mix", "100:1", "-popularity", "zipf", "-metrics", metrics}
+	}
+	report := func(name string) string { return filepath.Join(o.out, name) }
+	index := report("index.html")
+	planFile := report("plan.txt")
+	steps := []struct {
+		args []string
+		save string // also write the step's output to this file
+	}{
+		{args: []string{"seed", "-target", originURL, "-seed-file", seedFile}},
+		{args: runArgs("proxy", proxyURL)},
+		{args: runArgs("origin", originURL)},
+		{args: []string{"compare", "-html", index, report("proxy.json"), report("origin.json")}},
+		{args: []string{"plan", report("proxy.json"), report("origin.json")}, save: planFile},
+	}
+	for _, st := range steps {
+		fmt.Fprintf(o.stdout, "\n$ %s %s\n", bench, strings.Join(st.args, " "))
+		cmd := exec.CommandContext(ctx, bench, st.args...)
+		cmd.Stdout, cmd.Stderr = o.stdout, os.Stderr
+		// On Ctrl-C let bench finish its report of what it measured.
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = 30 * time.Second
+		var saved bytes.Buffer
+		if st.save != "" {
+			cmd.Stdout = io.MultiWriter(o.stdout, &saved)
 		}
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("bench %s: %w", st.args[0], err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if st.save != "" {
+			if err := os.WriteFile(st.save, saved.Bytes(), 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(o.stdout, "\nbenchmark reports:\n")
+	for _, p := range []string{index, report("proxy.html"), report("proxy.json"), report("origin.html"), report("origin.json"), planFile} {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("report missing: %w", err)
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			abs = p
+		}
+		fmt.Fprintf(o.stdout, "  %s\n", abs)
 	}
 	return nil
 }
