@@ -27,7 +27,7 @@ import (
 	"edgecache/cachepolicy"
 )
 
-// Internal header fields of the cross-service contract (COMMON.md).
+// Internal header fields of the origin/proxy contract (README "Internal headers").
 const (
 	hdrGroups       = "Edgecache-Groups"       // origin -> proxy: groups and versions
 	hdrFresh        = "Edgecache-Fresh"        // proxy -> origin: answer from the primary
