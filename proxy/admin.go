@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"go.uber.org/zap"
@@ -15,7 +16,7 @@ import (
 )
 
 // newAdminServer serves the admin listener: /healthz (the process runs),
-// /readyz (not draining, memcached and an origin answer), /metrics
+// /readyz (not draining, and memcached or an origin answers), /metrics
 // (Prometheus text), /debug/pprof/, and POST /purge?url=... or ?group=...
 // behind the bearer token PROXY_ADMIN_TOKEN (403 when none is configured).
 func (p *Proxy) newAdminServer() *fasthttp.Server {
@@ -37,6 +38,7 @@ func (p *Proxy) newAdminServer() *fasthttp.Server {
 		case path == "/metrics":
 			ctx.SetContentType("text/plain; version=0.0.4")
 			p.m.set.WritePrometheus(ctx)
+			metrics.WriteProcessMetrics(ctx) // Go runtime, CPU, memory: bench plan sizes the fleet from CPU
 		case path == "/purge":
 			p.purge(ctx)
 		case strings.HasPrefix(path, "/debug/pprof/"):
@@ -59,6 +61,12 @@ func (p *Proxy) newAdminServer() *fasthttp.Server {
 	}
 }
 
+// readyz tells the load balancer whether to send this instance traffic. A
+// memcached node or an origin that is down is the whole fleet's problem, not
+// this instance's: taking every proxy out of the load balancer would turn a
+// degraded service into no service. So it fails only while draining, or when
+// this instance can reach neither memcached nor any origin and so can answer
+// nothing; the body names every dependency that is down either way.
 func (p *Proxy) readyz(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain")
 	if p.draining.Load() {
@@ -66,17 +74,24 @@ func (p *Proxy) readyz(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("draining\n")
 		return
 	}
-	if err := p.l2.ping(); err != nil {
+	down, allDown := p.l2.ping()
+	originErr := p.origins.ping(time.Second)
+	if allDown && originErr != nil {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		ctx.SetBodyString("memcached: " + err.Error() + "\n")
-		return
 	}
-	if err := p.origins.ping(time.Second); err != nil {
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		ctx.SetBodyString("origin: " + err.Error() + "\n")
-		return
+	switch {
+	case down == nil:
+		ctx.WriteString("memcached: ok\n")
+	case allDown:
+		ctx.WriteString("memcached: down: " + down.Error() + "\n")
+	default:
+		ctx.WriteString("memcached: degraded: " + down.Error() + "\n")
 	}
-	ctx.SetBodyString("ready\n")
+	if originErr != nil {
+		ctx.WriteString("origin: down: " + originErr.Error() + "\n")
+	} else {
+		ctx.WriteString("origin: ok\n")
+	}
 }
 
 // purge moves the URL group of ?url= (an absolute URL as clients request

@@ -32,6 +32,20 @@ import (
 // never validate. The origin versions are kept beside the epoch only to spot
 // a lagging replica: a fill whose response names a version below the one a
 // write already reported is refetched from the primary (Edgecache-Fresh).
+//
+// The one case this does not cover: a write while the memcached node that
+// holds one of its groups is unreachable from the writing proxy. The bump
+// cannot be made; the writer queues it in its own memory (l2.remember),
+// deletes the target URIs' entries where it can, and marks its answer
+// "Edgecache-Invalidation: incomplete". While the node is down for every
+// proxy nothing validated against it is served (unknown is not current),
+// and a node that restarted lost its groups (new epochs): both are safe.
+// What is not: a node that comes back with its memory intact and is used by
+// another proxy before the writer replays its queue, or one that only the
+// writer could not reach (a partial partition), or a writer that dies with
+// its queue. Closing it needs the bump to survive the writer (a second
+// copy on another node, or the origin's commit log as the source of
+// invalidations, as in "Scaling Memcache at Facebook").
 
 // groupState is a group's value in memcached: "epoch originVersion".
 type groupState struct {

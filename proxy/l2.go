@@ -275,15 +275,16 @@ func (s *l2) recover(n int) error {
 	return nil
 }
 
-// ping checks every node; /readyz uses it.
-func (s *l2) ping() error {
+// ping checks every node; /readyz uses it. down names the nodes that did
+// not answer; allDown reports that none did.
+func (s *l2) ping() (down error, allDown bool) {
 	var errs []error
 	for i, p := range s.probes {
 		if err := p.Ping(); err != nil {
 			errs = append(errs, errors.New(s.ring.Addr(i).String()+": "+err.Error()))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(errs...), len(errs) == len(s.probes)
 }
 
 func formatVersion(v uint64) []byte { return strconv.AppendUint(nil, v, 10) }

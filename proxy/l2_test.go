@@ -73,6 +73,12 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 	if p.l2.ring.Up(1) {
 		t.Fatal("the paused node is not marked down")
 	}
+	// One node down is the fleet's problem: this instance stays in the load
+	// balancer, and says what is degraded.
+	if r := adminDo(t, p, "GET", "/readyz", ""); r.StatusCode() != 200 ||
+		!strings.Contains(string(r.Body()), "memcached: degraded: "+mc2.Addr) {
+		t.Fatalf("/readyz with one node down: %d %q", r.StatusCode(), r.Body())
+	}
 	w := do(t, p, "PUT", path, nil, "{}")
 	if w.StatusCode() != 200 || string(w.Header.Peek("Edgecache-Invalidation")) != "incomplete" {
 		t.Fatalf("write with the node down: %d, Edgecache-Invalidation %q", w.StatusCode(), w.Header.Peek("Edgecache-Invalidation"))

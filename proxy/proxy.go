@@ -105,15 +105,18 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 		ErrorHandler:          p.serverError,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
-		NoDefaultDate:         true,
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-		IdleTimeout:           cfg.IdleTimeout,
-		Concurrency:           cfg.MaxConns,
-		ReadBufferSize:        cfg.MaxHeaderBytes,
-		MaxRequestBodySize:    cfg.MaxBodyBytes,
-		CloseOnShutdown:       true,
-		Logger:                zapLogger{log},
+		// fasthttp owns Date: it drops one set by the handler and writes
+		// its own clock's (RFC 9110 §6.6.1). A stored response's age is in
+		// Age, so a client or a downstream cache still computes it right.
+		NoDefaultDate:      false,
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		Concurrency:        cfg.MaxConns,
+		ReadBufferSize:     cfg.MaxHeaderBytes,
+		MaxRequestBodySize: cfg.MaxBodyBytes,
+		CloseOnShutdown:    true,
+		Logger:             zapLogger{log},
 	}
 	p.admin = p.newAdminServer()
 	if p.ln, err = net.Listen("tcp", cfg.Listen); err != nil {

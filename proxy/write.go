@@ -66,9 +66,8 @@ func (p *Proxy) originFailed(ctx *fasthttp.RequestCtx, err error) {
 // invalidateWrite moves every group the write changed. A group that cannot
 // be moved (its memcached node is down) is queued for the node's recovery;
 // entry keys of the target URIs are deleted as well, and the caller marks
-// the answer "Edgecache-Invalidation: incomplete". See invalidate.go for why
-// this still keeps other proxies from serving stale data in all but one
-// narrow case (documented there).
+// the answer "Edgecache-Invalidation: incomplete". See invalidate.go for
+// what this still guarantees and the one case it does not.
 func (p *Proxy) invalidateWrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) error {
 	scheme := []byte("http")
 	if ctx.IsTLS() {

@@ -49,6 +49,13 @@ func main() {
 	// stop accepting and wait for in-flight requests.
 	log.Info("signal received: draining", zap.String("signal", s.String()), zap.Duration("drain_delay", cfg.DrainDelay))
 	p.Drain()
+	// A second signal means "now": the operator does not want to wait.
+	go func() {
+		s := <-sig
+		log.Warn("second signal: exiting without draining", zap.String("signal", s.String()))
+		log.Sync()
+		os.Exit(1)
+	}()
 	time.Sleep(cfg.DrainDelay)
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer cancel()
