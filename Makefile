@@ -25,3 +25,11 @@ lint:
 
 bench: deps build
 	$(GO) run ./deploy/cmd/onebox -dir $(RUN_DIR) -bench bench/out $(BENCH_FLAGS)
+
+# Every fuzz target in turn, FUZZTIME each (go test -fuzz runs one at a time).
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; done
