@@ -42,6 +42,7 @@ type Config struct {
 	MemcachedMaxIdleConns  int           `env:"PROXY_MEMCACHED_MAX_IDLE_CONNS" envDefault:"512" help:"memcached: idle connections kept per node; size to peak concurrency (gomemcache's default of 2 dials per operation)"`
 	MemcachedProbeInterval time.Duration `env:"PROXY_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
 
+	L1Bytes        int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; a hit there reads only its group versions from memcached, batched with other requests; 0 turns L1 off"`
 	MaxObjectBytes int           `env:"PROXY_MAX_OBJECT_BYTES" envDefault:"524288" help:"largest response stored in memcached; larger ones pass through uncached"`
 	MaxTTL         time.Duration `env:"PROXY_MAX_TTL" envDefault:"24h" help:"upper bound on how long an entry is kept in memcached (freshness + stale windows)"`
 	LeaseTTL       time.Duration `env:"PROXY_LEASE_TTL" envDefault:"5s" help:"fleet-wide fill lease lifetime (whole seconds, >= 1s); a crashed filler blocks others at most this long"`
@@ -125,6 +126,9 @@ func (c Config) Validate() error {
 		if n <= 0 {
 			bad(name, "must be > 0, got %d", n)
 		}
+	}
+	if c.L1Bytes < 0 {
+		bad("PROXY_L1_BYTES", "must be >= 0, got %d", c.L1Bytes)
 	}
 	if c.MaxHeaderBytes < 1024 {
 		bad("PROXY_MAX_HEADER_BYTES", "must be >= 1024, got %d", c.MaxHeaderBytes)

@@ -391,6 +391,7 @@ func (p *Proxy) store(job *fillJob, res *fillResult, e *entry, groups []recorded
 	}
 	p.m.stores.Inc()
 	res.stored = true
+	p.keepL1(job.ekey, &dec)
 	keys := make([]string, len(e.groups))
 	for i, g := range e.groups {
 		keys[i] = string(g.key)

@@ -33,6 +33,10 @@ type metricSet struct {
 	lagRefetch      *metrics.Counter
 	panics          *metrics.Counter
 	purges          *metrics.Counter
+
+	l1Hits            *metrics.Counter
+	versionReadRounds *metrics.Counter // GetMultis sent for L1 hits
+	versionReads      *metrics.Counter // L1 hits' reads they carried
 }
 
 // Request outcomes, also used in the access log.
@@ -89,6 +93,9 @@ func newMetricSet(cacheName string) *metricSet {
 	m.lagRefetch = s.NewCounter(`edgecache_proxy_replica_lag_refetches_total`)
 	m.panics = s.NewCounter(`edgecache_proxy_panics_total`)
 	m.purges = s.NewCounter(`edgecache_proxy_purges_total`)
+	m.l1Hits = s.NewCounter(`edgecache_proxy_l1_hits_total`)
+	m.versionReadRounds = s.NewCounter(`edgecache_proxy_version_read_round_trips_total`)
+	m.versionReads = s.NewCounter(`edgecache_proxy_version_reads_total`)
 	s.NewGauge(`edgecache_proxy_hit_ratio`, func() float64 {
 		hits := float64(m.requests[outcomeHit].Get() + m.requests[outcomeStale].Get() +
 			m.requests[outcomeRevalidated].Get() + m.requests[outcomeCollapsed].Get())

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/lru"
 )
 
 // Internal header fields of the origin/proxy contract (README "Internal headers").
@@ -49,6 +50,8 @@ type Proxy struct {
 
 	flights  singleflight.Group
 	groupsOf groupMemory
+	l1       *lru.Cache[*entry] // this process's copies of valid entries, by memcached key
+	versions versionReads       // batched group-version reads for L1 hits
 
 	server, admin *fasthttp.Server
 	ln, adminLn   net.Listener
@@ -94,6 +97,8 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 		access: zap.NewNop(),
 	}
 	p.groupsOf.init()
+	p.l1 = lru.New[*entry](cfg.L1Bytes)
+	p.versions = versionReads{l2: store, m: m}
 	if cfg.AccessLog {
 		p.accessW = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stdout), FlushInterval: time.Second}
 		enc := zap.NewProductionEncoderConfig()

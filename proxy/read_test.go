@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -45,5 +47,47 @@ func TestRepeatedGetIsAHit(t *testing.T) {
 	}
 	if n := o.hits("/hit/a"); n != 1 {
 		t.Fatalf("origin saw %d requests, want 1", n)
+	}
+}
+
+// TestL1CopyIsCheckedAgainstOtherInstancesWrites: a proxy answers a hot key
+// from its in-process copy, yet a write through another instance (whose
+// answer has reached its client) is seen by the very next read, for the
+// item and for a resource that shares its group.
+func TestL1CopyIsCheckedAgainstOtherInstancesWrites(t *testing.T) {
+	o := newScripted(t)
+	var v atomic.Int64
+	v.Store(1)
+	o.handle("/l1/item", func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsPut() {
+			v.Add(1)
+			ctx.Response.Header.Set("Edgecache-Groups", "l1group="+strconv.FormatInt(v.Load(), 10))
+			return
+		}
+		versioned("item", &v, "l1group")(ctx)
+	})
+	o.handle("/l1/list", versioned("list", &v, "l1group"))
+	p1 := startProxy(t, testConfig(o.url()))
+	p2 := startProxy(t, testConfig(o.url()))
+
+	for _, path := range []string{"/l1/item", "/l1/list"} {
+		get(t, p1, path) // miss: stored, and copied to L1
+		before := p1.m.l1Hits.Get()
+		if r := get(t, p1, path); !strings.Contains(cacheStatus(r), "hit") || p1.m.l1Hits.Get() != before+1 {
+			t.Fatalf("%s: second GET %q, L1 hits %d -> %d; want an L1 hit", path, cacheStatus(r), before, p1.m.l1Hits.Get())
+		}
+	}
+	if w := do(t, p2, "PUT", "/l1/item", nil, "{}"); w.StatusCode() != 200 {
+		t.Fatalf("PUT through the other instance: %d", w.StatusCode())
+	}
+	for _, path := range []string{"/l1/item", "/l1/list"} {
+		before := p1.m.l1Hits.Get()
+		r := get(t, p1, path)
+		if !strings.HasSuffix(string(r.Body()), " v2") {
+			t.Fatalf("%s after the write: %q (Cache-Status %q), want v2", path, r.Body(), cacheStatus(r))
+		}
+		if p1.m.l1Hits.Get() != before {
+			t.Fatalf("%s: the invalidated copy counted as an L1 hit", path)
+		}
 	}
 }

@@ -26,6 +26,7 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 work=$(mktemp -d /tmp/edgecache-compare-XXXX)
+chmod 755 "$work" # nginx and Varnish workers run as unprivileged users
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT

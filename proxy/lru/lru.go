@@ -1,0 +1,93 @@
+// Package lru is a least-recently-used cache bounded by the total weight
+// (bytes) of its values, safe for concurrent use. The proxy keeps its
+// in-process copy of hot entries (L1) in one.
+//
+// It is exact: Add is visible to the next Get, Remove is final. A cache that
+// drops or delays writes (as some concurrent caches do for speed) would be
+// a poor fit where an entry's validity is decided elsewhere and must never
+// be guessed.
+package lru
+
+import (
+	"container/list"
+	"sync"
+)
+
+// Cache maps keys to values of a known weight, evicting the least recently
+// used when the total weight passes the bound.
+type Cache[V any] struct {
+	mu       sync.Mutex
+	max, now int64
+	ll       *list.List // front: most recently used
+	items    map[string]*list.Element
+}
+
+type item[V any] struct {
+	key    string
+	value  V
+	weight int64
+}
+
+// New returns a cache holding at most maxWeight; values heavier than that are
+// not kept.
+func New[V any](maxWeight int64) *Cache[V] {
+	return &Cache[V]{max: maxWeight, ll: list.New(), items: make(map[string]*list.Element)}
+}
+
+// Get returns the value for key and marks it recently used.
+func (c *Cache[V]) Get(key string) (v V, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[key]
+	if !ok {
+		return v, false
+	}
+	c.ll.MoveToFront(el)
+	return el.Value.(*item[V]).value, true
+}
+
+// Add stores value under key, replacing any value there, and evicts the
+// least recently used values until the total weight fits.
+func (c *Cache[V]) Add(key string, value V, weight int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.removeElement(el)
+	}
+	if weight > c.max {
+		return
+	}
+	c.items[key] = c.ll.PushFront(&item[V]{key: key, value: value, weight: weight})
+	c.now += weight
+	for c.now > c.max {
+		c.removeElement(c.ll.Back())
+	}
+}
+
+// Remove drops key.
+func (c *Cache[V]) Remove(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		c.removeElement(el)
+	}
+}
+
+// Len and Weight report the number of values and their total weight.
+func (c *Cache[V]) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.items)
+}
+
+func (c *Cache[V]) Weight() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *Cache[V]) removeElement(el *list.Element) {
+	it := c.ll.Remove(el).(*item[V])
+	delete(c.items, it.key)
+	c.now -= it.weight
+}

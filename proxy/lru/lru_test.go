@@ -1,0 +1,77 @@
+package lru
+
+import (
+	"strconv"
+	"sync"
+	"testing"
+)
+
+func TestEvictsLeastRecentlyUsedByWeight(t *testing.T) {
+	c := New[string](10)
+	c.Add("a", "A", 4)
+	c.Add("b", "B", 4)
+	if _, ok := c.Get("a"); !ok { // a is now more recent than b
+		t.Fatal("a missing")
+	}
+	c.Add("c", "C", 4) // 12 > 10: b goes
+	if _, ok := c.Get("b"); ok {
+		t.Fatal("b kept, want it evicted")
+	}
+	for _, k := range []string{"a", "c"} {
+		if _, ok := c.Get(k); !ok {
+			t.Fatalf("%s evicted", k)
+		}
+	}
+	if c.Weight() != 8 || c.Len() != 2 {
+		t.Fatalf("weight %d len %d, want 8 and 2", c.Weight(), c.Len())
+	}
+}
+
+func TestReplaceRemoveAndTooHeavy(t *testing.T) {
+	c := New[int](10)
+	c.Add("a", 1, 3)
+	c.Add("a", 2, 5)
+	if v, _ := c.Get("a"); v != 2 || c.Weight() != 5 {
+		t.Fatalf("replace: value %d weight %d", v, c.Weight())
+	}
+	c.Add("big", 3, 11)
+	if _, ok := c.Get("big"); ok {
+		t.Fatal("a value heavier than the cache was kept")
+	}
+	if _, ok := c.Get("a"); !ok {
+		t.Fatal("a too-heavy value evicted others")
+	}
+	c.Remove("a")
+	if _, ok := c.Get("a"); ok || c.Weight() != 0 {
+		t.Fatalf("after Remove: present %v weight %d", ok, c.Weight())
+	}
+	c.Add("big", 3, 11) // replacing with a too-heavy value removes the old one
+	c.Add("x", 1, 1)
+	c.Add("x", 2, 11)
+	if _, ok := c.Get("x"); ok {
+		t.Fatal("old value kept after a too-heavy replacement")
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	c := New[int](1000)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				k := strconv.Itoa((g*7 + i) % 300)
+				c.Add(k, i, 5)
+				c.Get(k)
+				if i%10 == 0 {
+					c.Remove(k)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if c.Weight() > 1000 || int64(c.Len())*5 != c.Weight() {
+		t.Fatalf("weight %d with %d values", c.Weight(), c.Len())
+	}
+}
