@@ -6,10 +6,15 @@
 # Needs the one-box stack running (`make run` in another terminal) and root
 # the first time (installs varnish, nginx and wrk from Debian's packages).
 #
-#   deploy/compare/compare.sh [duration] [connections]
+#   deploy/compare/compare.sh [duration] [connections] [rounds]
+#
+# rounds > 1 measures every target that many times, interleaved, so that a
+# noisy neighbour hurts all of them alike. EXTRA="name=host:port ..." adds
+# targets (another proxy instance, say one with PROXY_L1_BYTES=0).
 set -euo pipefail
 duration=${1:-15s}
 conns=${2:-64}
+rounds=${3:-1}
 proxy=${PROXY:-127.0.0.1:8080}
 origin=${ORIGIN:-127.0.0.1:8081}
 nginx_addr=127.0.0.1:8091
@@ -28,7 +33,7 @@ fi
 work=$(mktemp -d /tmp/edgecache-compare-XXXX)
 chmod 755 "$work" # nginx and Varnish workers run as unprivileged users
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
 # A user and a post with a 1 KB body, created on the origin.
@@ -82,8 +87,11 @@ for p in $(pgrep -f 'onebox|bin/proxy|memcached -u root' || true); do taskset -a
 
 wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "http://$1$path" && return 0; sleep 0.1; done; echo "$1 not answering" >&2; return 1; }
 printf '%-22s %12s %10s %10s %10s\n' target "requests/s" p50 p99 errors
-for target in "edgecache:$proxy" "nginx:$nginx_addr" "varnish:$varnish_addr" "origin(no cache):$origin"; do
-  name=${target%%:*}; addr=${target#*:}
+targets=("edgecache=$proxy" "nginx=$nginx_addr" "varnish=$varnish_addr" "origin(no cache)=$origin")
+for extra in ${EXTRA:-}; do targets+=("$extra"); done
+for round in $(seq "$rounds"); do
+for target in "${targets[@]}"; do
+  name=${target%%=*}; addr=${target#*=}
   wait_up "$addr"
   for _ in 1 2 3; do curl -s -o /dev/null "http://$addr$path"; done
   out=$(taskset -c 1 wrk -t1 -c"$conns" -d"$duration" --latency "http://$addr$path")
@@ -92,6 +100,7 @@ for target in "edgecache:$proxy" "nginx:$nginx_addr" "varnish:$varnish_addr" "or
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")
   printf '%-22s %12s %10s %10s %10s\n' "$name" "$rps" "$p50" "$p99" "${errs:-0}"
+done
 done
 echo "cache status of each (one request):"
 for a in "$proxy" "$nginx_addr" "$varnish_addr"; do
