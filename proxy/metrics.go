@@ -34,9 +34,9 @@ type metricSet struct {
 	panics          *metrics.Counter
 	purges          *metrics.Counter
 
-	l1Hits            *metrics.Counter
-	versionReadRounds *metrics.Counter // GetMultis sent for L1 hits
-	versionReads      *metrics.Counter // L1 hits' reads they carried
+	l1Hits           *metrics.Counter
+	sharedRoundTrips *metrics.Counter // GetMultis sent by sharedGets
+	sharedGets       *metrics.Counter // lookups they carried
 }
 
 // Request outcomes, also used in the access log.
@@ -94,8 +94,8 @@ func newMetricSet(cacheName string) *metricSet {
 	m.panics = s.NewCounter(`edgecache_proxy_panics_total`)
 	m.purges = s.NewCounter(`edgecache_proxy_purges_total`)
 	m.l1Hits = s.NewCounter(`edgecache_proxy_l1_hits_total`)
-	m.versionReadRounds = s.NewCounter(`edgecache_proxy_version_read_round_trips_total`)
-	m.versionReads = s.NewCounter(`edgecache_proxy_version_reads_total`)
+	m.sharedRoundTrips = s.NewCounter(`edgecache_proxy_lookup_round_trips_total`)
+	m.sharedGets = s.NewCounter(`edgecache_proxy_lookups_total`)
 	s.NewGauge(`edgecache_proxy_hit_ratio`, func() float64 {
 		hits := float64(m.requests[outcomeHit].Get() + m.requests[outcomeStale].Get() +
 			m.requests[outcomeRevalidated].Get() + m.requests[outcomeCollapsed].Get())

@@ -51,7 +51,7 @@ type Proxy struct {
 	flights  singleflight.Group
 	groupsOf groupMemory
 	l1       *lru.Cache[*entry] // this process's copies of valid entries, by memcached key
-	versions versionReads       // batched group-version reads for L1 hits
+	gets     sharedGets         // lookups in memcached, batched across requests
 
 	server, admin *fasthttp.Server
 	ln, adminLn   net.Listener
@@ -98,7 +98,7 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	}
 	p.groupsOf.init()
 	p.l1 = lru.New[*entry](cfg.L1Bytes)
-	p.versions = versionReads{l2: store, m: m}
+	p.gets = sharedGets{l2: store, m: m}
 	if cfg.AccessLog {
 		p.accessW = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stdout), FlushInterval: time.Second}
 		enc := zap.NewProductionEncoderConfig()

@@ -96,8 +96,9 @@ func (p *Proxy) primaryKey(ctx *fasthttp.RequestCtx, dst []byte) []byte {
 }
 
 // lookup reads the entry and the current versions of its groups in one
-// GetMulti (the groups remembered for this key; a second round trip only
-// for groups not remembered), and keeps the entry only if it is valid.
+// GetMulti shared with the other requests in flight (sharedGets; the groups
+// remembered for this key, a second round trip only for groups not
+// remembered), and keeps the entry only if it is valid.
 func (p *Proxy) lookup(t *txn) {
 	if p.lookupL1(t) {
 		return
@@ -109,11 +110,7 @@ func (p *Proxy) lookup(t *txn) {
 			t.keys = append(t.keys, k)
 		}
 	}
-	items, unavailable := p.l2.getMulti(t.keys)
-	t.items, t.unavailable = items, len(unavailable) > 0
-	if t.items == nil {
-		t.items = map[string]*memcache.Item{}
-	}
+	t.items, t.unavailable = p.gets.read(t.keys)
 	it := t.items[t.ekey]
 	if it == nil {
 		t.fwd = cachepolicy.FwdURIMiss
@@ -136,7 +133,7 @@ func (p *Proxy) lookup(t *txn) {
 
 // lookupL1 answers the lookup from this process's copy of the entry, if it
 // has one: only the entry's group versions are read from memcached, in a
-// round trip shared with the other requests in flight (versionReads), so
+// round trip shared with the other requests in flight (sharedGets), so
 // the check is as exact as an L2 hit's and much cheaper. It reports false
 // when there is no copy, or the copy is no longer valid (then dropped): the
 // caller looks in memcached as usual.
@@ -153,7 +150,7 @@ func (p *Proxy) lookupL1(t *txn) bool {
 	for _, g := range e.groups {
 		keys = append(keys, string(g.key))
 	}
-	items, unavailable := p.versions.read(keys[1:])
+	items, unavailable := p.gets.read(keys[1:])
 	if unavailable || !p.validGroups(e, items, t.primary, nil) {
 		p.l1.Remove(t.ekey)
 		return false

@@ -7,28 +7,29 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 )
 
-// versionReads batches the group-version reads of concurrent L1 hits: every
-// request that arrives while a GetMulti is in flight waits for the next one,
-// which carries the keys of all of them. Under load, one memcached round
-// trip of a few small values answers many hits.
+// sharedGets batches the lookups of concurrent reads (an L1 hit's group
+// versions; an L1 miss's entry and versions): every request that arrives
+// while a GetMulti is in flight waits for the next one, which carries the
+// keys of all of them. Under load, one memcached round trip answers many
+// requests.
 //
 // The batch keeps the read-after-write guarantee because a request's keys
 // are always read by a GetMulti sent after the request arrived: a write
 // acknowledged before that moved its groups (by CAS, before its answer left)
 // before the read, and memcached answers a get with the value of the last
 // completed update.
-type versionReads struct {
+type sharedGets struct {
 	l2 *l2
 	m  *metricSet
 
 	mu      sync.Mutex
-	pending []*versionRead // wait for the next round trip
-	running bool           // a round trip is in flight
+	pending []*sharedGet // wait for the next round trip
+	running bool         // a round trip is in flight
 }
 
-// versionRead is one request's share of a round trip. items holds only its
+// sharedGet is one request's share of a round trip. items holds only its
 // own keys: the caller may add to it (validGroups does).
-type versionRead struct {
+type sharedGet struct {
 	keys        []string
 	items       map[string]*memcache.Item
 	unavailable bool
@@ -37,8 +38,8 @@ type versionRead struct {
 
 // read returns the current items of keys and whether any key's node was
 // unavailable.
-func (b *versionReads) read(keys []string) (map[string]*memcache.Item, bool) {
-	r := &versionRead{keys: keys, done: make(chan struct{})}
+func (b *sharedGets) read(keys []string) (map[string]*memcache.Item, bool) {
+	r := &sharedGet{keys: keys, done: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
 	lead := !b.running
@@ -59,7 +60,7 @@ func (b *versionReads) read(keys []string) (map[string]*memcache.Item, bool) {
 // round sends one GetMulti for everything pending and hands out the
 // results; if more requests arrived meanwhile, another goroutine runs the
 // next round so that this request can answer its client now.
-func (b *versionReads) round() {
+func (b *sharedGets) round() {
 	b.mu.Lock()
 	batch := b.pending
 	b.pending = nil
@@ -80,8 +81,8 @@ func (b *versionReads) round() {
 	for _, k := range unavailable {
 		down[k] = struct{}{}
 	}
-	b.m.versionReadRounds.Inc()
-	b.m.versionReads.Add(len(batch))
+	b.m.sharedRoundTrips.Inc()
+	b.m.sharedGets.Add(len(batch))
 	for _, r := range batch {
 		r.items = make(map[string]*memcache.Item, len(r.keys)+1)
 		for _, k := range r.keys {
