@@ -57,13 +57,23 @@ func (b *sharedGets) read(keys []string) (map[string]*memcache.Item, bool) {
 	return r.items, r.unavailable
 }
 
-// round sends one GetMulti for everything pending and hands out the
-// results; if more requests arrived meanwhile, another goroutine runs the
-// next round so that this request can answer its client now.
+// maxRound bounds the requests one round trip carries: a huge GetMulti
+// would make all of them wait for the slowest part of its answer.
+const maxRound = 256
+
+// round sends one GetMulti for what is pending (at most maxRound requests)
+// and hands out the results; if more requests are pending, another
+// goroutine runs the next round so that this request can answer its client
+// now.
 func (b *sharedGets) round() {
 	b.mu.Lock()
 	batch := b.pending
-	b.pending = nil
+	if len(batch) > maxRound {
+		batch = batch[:maxRound:maxRound]
+		b.pending = append([]*sharedGet(nil), b.pending[maxRound:]...)
+	} else {
+		b.pending = nil
+	}
 	b.mu.Unlock()
 
 	seen := make(map[string]struct{}, 2*len(batch))
