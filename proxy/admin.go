@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/subtle"
+	"io"
 	"net/http/pprof"
 	"net/url"
 	"strings"
@@ -38,6 +39,7 @@ func (p *Proxy) newAdminServer() *fasthttp.Server {
 		case path == "/metrics":
 			ctx.SetContentType("text/plain; version=0.0.4")
 			p.m.set.WritePrometheus(ctx)
+			p.writeCacheStats(ctx)
 			metrics.WriteProcessMetrics(ctx) // Go runtime, CPU, memory: bench plan sizes the fleet from CPU
 		case path == "/purge":
 			p.purge(ctx)
@@ -67,6 +69,30 @@ func (p *Proxy) newAdminServer() *fasthttp.Server {
 // degraded service into no service. So it fails only while draining, or when
 // this instance can reach neither memcached nor any origin and so can answer
 // nothing; the body names every dependency that is down either way.
+// writeCacheStats writes what tells whether the caches are big enough: L1's
+// size and evictions, and every reachable memcached node's evictions, items
+// and memory (read from the node at scrape time).
+func (p *Proxy) writeCacheStats(w io.Writer) {
+	metrics.WriteGaugeUint64(w, "edgecache_proxy_l1_bytes", uint64(p.l1.Weight()))
+	metrics.WriteGaugeUint64(w, "edgecache_proxy_l1_entries", uint64(p.l1.Len()))
+	metrics.WriteCounterUint64(w, "edgecache_proxy_l1_evictions_total", p.l1.Evictions())
+	for n := 0; n < p.l2.ring.Len(); n++ {
+		if !p.l2.ring.Up(n) {
+			continue
+		}
+		st, err := p.l2.nodeStats(n)
+		if err != nil {
+			p.log.Debug("memcached stats", zap.String("node", p.l2.ring.Addr(n).String()), zap.Error(err))
+			continue
+		}
+		node := `{node="` + p.l2.ring.Addr(n).String() + `"}`
+		metrics.WriteCounterUint64(w, "edgecache_proxy_memcached_evictions_total"+node, st["evictions"])
+		metrics.WriteGaugeUint64(w, "edgecache_proxy_memcached_items"+node, st["curr_items"])
+		metrics.WriteGaugeUint64(w, "edgecache_proxy_memcached_bytes"+node, st["bytes"])
+		metrics.WriteGaugeUint64(w, "edgecache_proxy_memcached_limit_bytes"+node, st["limit_maxbytes"])
+	}
+}
+
 func (p *Proxy) readyz(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain")
 	if p.draining.Load() {

@@ -1,10 +1,12 @@
 package proxy
 
 import (
+	"bufio"
 	"errors"
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -292,4 +294,38 @@ func formatVersion(v uint64) []byte { return strconv.AppendUint(nil, v, 10) }
 func parseVersion(b []byte) (uint64, bool) {
 	v, err := strconv.ParseUint(string(b), 10, 64)
 	return v, err == nil && v > 0
+}
+
+// nodeStats reads the counters of node n that say whether memcached is big
+// enough (the "stats" command; gomemcache does not speak it): evictions of
+// unexpired items, current items and bytes, and the memory limit.
+func (s *l2) nodeStats(n int) (map[string]uint64, error) {
+	c, err := net.DialTimeout("tcp", s.ring.Addr(n).String(), s.timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(s.timeout))
+	if _, err := c.Write([]byte("stats\r\n")); err != nil {
+		return nil, err
+	}
+	want := map[string]bool{"evictions": true, "curr_items": true, "bytes": true, "limit_maxbytes": true}
+	out := make(map[string]uint64, len(want))
+	r := bufio.NewReader(c)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return nil, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		if line == "END" {
+			return out, nil
+		}
+		f := strings.Fields(line) // "STAT name value"
+		if len(f) == 3 && f[0] == "STAT" && want[f[1]] {
+			if v, err := strconv.ParseUint(f[2], 10, 64); err == nil {
+				out[f[1]] = v
+			}
+		}
+	}
 }

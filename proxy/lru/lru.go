@@ -16,10 +16,11 @@ import (
 // Cache maps keys to values of a known weight, evicting the least recently
 // used when the total weight passes the bound.
 type Cache[V any] struct {
-	mu       sync.Mutex
-	max, now int64
-	ll       *list.List // front: most recently used
-	items    map[string]*list.Element
+	mu        sync.Mutex
+	max, now  int64
+	ll        *list.List // front: most recently used
+	items     map[string]*list.Element
+	evictions uint64
 }
 
 type item[V any] struct {
@@ -61,6 +62,7 @@ func (c *Cache[V]) Add(key string, value V, weight int64) {
 	c.now += weight
 	for c.now > c.max {
 		c.removeElement(c.ll.Back())
+		c.evictions++
 	}
 }
 
@@ -84,6 +86,14 @@ func (c *Cache[V]) Weight() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
+}
+
+// Evictions counts the values removed to make room (not by Remove or
+// replacement).
+func (c *Cache[V]) Evictions() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.evictions
 }
 
 func (c *Cache[V]) removeElement(el *list.Element) {

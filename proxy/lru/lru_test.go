@@ -22,8 +22,8 @@ func TestEvictsLeastRecentlyUsedByWeight(t *testing.T) {
 			t.Fatalf("%s evicted", k)
 		}
 	}
-	if c.Weight() != 8 || c.Len() != 2 {
-		t.Fatalf("weight %d len %d, want 8 and 2", c.Weight(), c.Len())
+	if c.Weight() != 8 || c.Len() != 2 || c.Evictions() != 1 {
+		t.Fatalf("weight %d len %d evictions %d, want 8, 2 and 1", c.Weight(), c.Len(), c.Evictions())
 	}
 }
 
@@ -42,8 +42,8 @@ func TestReplaceRemoveAndTooHeavy(t *testing.T) {
 		t.Fatal("a too-heavy value evicted others")
 	}
 	c.Remove("a")
-	if _, ok := c.Get("a"); ok || c.Weight() != 0 {
-		t.Fatalf("after Remove: present %v weight %d", ok, c.Weight())
+	if _, ok := c.Get("a"); ok || c.Weight() != 0 || c.Evictions() != 0 {
+		t.Fatalf("after Remove: present %v weight %d evictions %d", ok, c.Weight(), c.Evictions())
 	}
 	c.Add("big", 3, 11) // replacing with a too-heavy value removes the old one
 	c.Add("x", 1, 1)
