@@ -158,26 +158,27 @@ func bump(s versionStore, key string, originVersion uint64) error {
 }
 
 // ensureGroup returns the group's current state, creating it (with
-// originVersion) if missing, and reports whether it created it.
+// originVersion) if missing, and reports whether it created it. Its callers
+// have just read the key and found it missing, so it tries to create it
+// first: one round trip in the common case, two if another proxy won.
 func ensureGroup(s versionStore, key string, originVersion uint64) (groupState, bool, error) {
 	for range bumpAttempts {
+		st := groupState{epoch: newEpoch(), origin: originVersion}
+		err := s.add(&memcache.Item{Key: key, Value: st.bytes()})
+		if !errors.Is(err, memcache.ErrNotStored) {
+			return st, err == nil, err
+		}
 		it, err := s.get(key)
 		if errors.Is(err, memcache.ErrCacheMiss) {
-			st := groupState{epoch: newEpoch(), origin: originVersion}
-			err = s.add(&memcache.Item{Key: key, Value: st.bytes()})
-			if errors.Is(err, memcache.ErrNotStored) {
-				continue
-			}
-			return st, true, err
+			continue // gone again (evicted, or a node flushed): create it
 		}
 		if err != nil {
 			return groupState{}, false, err
 		}
-		if st, ok := parseGroupState(it.Value); ok {
-			return st, false, nil
+		if cur, ok := parseGroupState(it.Value); ok {
+			return cur, false, nil
 		}
 		// Garbage under our key: replace it with a new epoch.
-		st := groupState{epoch: newEpoch(), origin: originVersion}
 		it.Value = st.bytes()
 		if err := s.cas(it); err == nil {
 			return st, true, nil
