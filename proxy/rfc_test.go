@@ -60,6 +60,7 @@ type step struct {
 func TestRFC9111Table(t *testing.T) {
 	const cc = "Cache-Control"
 	httpDate := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(http1123) }
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	rows := []struct {
 		name   string
 		origin originSpec
@@ -101,6 +102,17 @@ func TestRFC9111Table(t *testing.T) {
 		}},
 		{"must-revalidate once stale", originSpec{headers: []string{cc, "max-age=0, must-revalidate"}, body: "x", etag: `"m"`}, []step{
 			{origins: 1}, {cs: []string{"fwd=stale", "fwd-status=304"}, origins: 2},
+		}},
+		{"proxy-revalidate: no stale serving, not even within stale-while-revalidate", originSpec{headers: []string{cc, "max-age=0, proxy-revalidate, stale-while-revalidate=60"}, body: "x", etag: `"p"`}, []step{
+			{origins: 1}, {cs: []string{"fwd=stale", "fwd-status=304"}, notCS: []string{"hit"}, body: "x", origins: 2},
+		}},
+		// A stale entry served for max-stale is refreshed behind, as for
+		// stale-while-revalidate: the origin count after it is not fixed.
+		{"request max-stale=N: a stale entry is served", originSpec{headers: []string{cc, "max-age=0"}, body: "x", etag: `"s"`}, []step{
+			{origins: 1}, {hdr: []string{cc, "max-stale=60"}, cs: []string{"hit", "ttl=0"}, body: "x"},
+		}},
+		{"request max-stale without a value: any staleness", originSpec{headers: []string{cc, "max-age=0", "Age", "100"}, body: "x", etag: `"t"`}, []step{
+			{origins: 1}, {hdr: []string{cc, "max-stale"}, cs: []string{"hit", "ttl=-"}, body: "x"},
 		}},
 		{"Vary: stored per variant", originSpec{headers: []string{cc, "s-maxage=60", "Vary", "Accept-Language"}, body: "x"}, []step{
 			{hdr: []string{"Accept-Language", "en"}, origins: 1},
@@ -233,7 +245,8 @@ func TestRFC9111Table(t *testing.T) {
 	p := startProxy(t, testConfig(o.url()))
 	for i, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
-			path := "/rfc/" + strconv.Itoa(i)
+			// memcached outlives one run of the test (-count): a path per run.
+			path := "/rfc/" + run + "/" + strconv.Itoa(i)
 			var seen atomic.Value
 			seen.Store("")
 			o.handle(path, row.origin.handler(&seen))
