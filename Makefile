@@ -1,10 +1,10 @@
-# edgecache: make run · make test · make build · make lint · make bench
+# edgecache: make run · make fleet · make test · make build · make lint · make bench
 GO      ?= go
 BINS    := origin proxy bench
 # The one-box stack keeps its data here (git-ignored).
 RUN_DIR ?= .run
 
-.PHONY: build run test lint bench deps fuzz
+.PHONY: build run fleet test lint bench deps fuzz
 
 build:
 	$(GO) build -o bin/ ./origin/cmd/origin ./proxy/cmd/proxy ./bench/cmd/bench
@@ -14,6 +14,11 @@ deps:
 
 run: deps build
 	$(GO) run ./deploy/cmd/onebox -dir $(RUN_DIR)
+
+# The multi-AZ fleet behind HAProxy, for fault drills (README "Multi-AZ fleet
+# on one machine"); FLEET_FLAGS="-listen 127.0.0.1:9080" etc.
+fleet: deps
+	$(GO) run ./deploy/cmd/fleet -dir $(RUN_DIR)/fleet $(FLEET_FLAGS)
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 12m ./...

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs the servers the one-box stack and the tests run privately:
-# MariaDB and memcached from Debian's packages. Does nothing when they are
-# already there. Needs root (or sudo) the first time.
+# MariaDB and memcached from Debian's packages, and HAProxy for the multi-AZ
+# fleet (make fleet). Does nothing when they are already there. Needs root (or sudo) the first time.
 set -euo pipefail
 need=()
 command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
 command -v memcached >/dev/null 2>&1 || need+=(memcached)
+# /usr/sbin is not on every user's PATH.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "installing ${need[*]} (Debian packages)" >&2
 sudo=""

@@ -1,0 +1,143 @@
+// Command fleet runs a multi-AZ edgecache fleet on this machine, in the
+// foreground, for fault drills: a MariaDB primary and replica, three zones
+// (a, b, c) each with a memcached node and a proxy (origins in zones a and
+// b), and HAProxy in front of the proxies on 127.0.0.1:8080 with its stats
+// page on 127.0.0.1:8404. Everything else listens on loopback ports the
+// kernel chooses. Drills are typed on stdin (help lists them); Ctrl-C stops
+// everything it started. `make fleet` calls it.
+//
+// The proxies and origins read their usual PROXY_* and ORIGIN_* variables;
+// the fleet sets only their listen addresses, origins, memcached pool and
+// database DSNs. The databases are new and empty at every start.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"edgecache/deploy/fleet"
+
+	"go.uber.org/zap"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8080", "HAProxy front host:port (clients connect here)")
+	stats := flag.String("stats", "127.0.0.1:8404", "HAProxy stats page host:port (/stats, /stats;csv)")
+	dir := flag.String("dir", ".run/fleet", "folder for HAProxy's generated config and log")
+	memcachedMB := flag.Int("memcached-mb", 64, "item memory of each memcached node, in MiB")
+	haproxy := flag.String("haproxy", "", "haproxy binary (default: haproxy on PATH, else /usr/sbin/haproxy)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: fleet [flags]\n\nRuns MariaDB (primary and replica), 3 zones of memcached + proxy (+ origin in a and b)\nand HAProxy in front, on loopback, until Ctrl-C. Type drills on stdin (help).\n\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+
+	log, _ := zap.NewDevelopment()
+	if err := run(log, fleet.Options{Dir: *dir, Listen: *listen, StatsListen: *stats,
+		MemcachedMB: *memcachedMB, HAProxy: *haproxy, Log: log}); err != nil {
+		log.Error("fleet failed", zap.Error(err))
+		os.Exit(1)
+	}
+}
+
+func run(log *zap.Logger, opts fleet.Options) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	f, err := fleet.Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	defer f.Stop()
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nthe fleet is running:\n")
+	fmt.Fprintf(&b, "  HAProxy   %s        (clients)\n", f.FrontURL())
+	fmt.Fprintf(&b, "  stats     %s   (CSV: %s;csv)\n", f.StatsURL(), f.StatsURL())
+	for _, name := range fleet.Zones {
+		z := f.Zone(name)
+		fmt.Fprintf(&b, "  zone %s   proxy http://%s  admin http://%s/readyz", name, z.ProxyAddr(), z.AdminAddr())
+		if z.Origin != nil {
+			fmt.Fprintf(&b, "  origin http://%s", z.Origin.Addr())
+		}
+		fmt.Fprintf(&b, "  memcached %s\n", z.Memcached.Addr)
+	}
+	fmt.Fprintf(&b, "  mariadb   primary %s\n            replica %s\n", f.Primary.DSN("edgecache"), f.Replica.DSN("edgecache"))
+	fmt.Fprintf(&b, "  haproxy   config and log in %s\n", f.Dir())
+	fmt.Fprintf(&b, `
+try, in another terminal:
+  curl -si -X POST %[1]s/v1/users -H 'Content-Type: application/json' -d '{"name":"ada","email":"ada@example.com"}'
+  curl -si %[1]s/v1/users/1
+  watch -n1 "curl -s '%[2]s;csv' | cut -d, -f1,2,18,37 | grep proxies"
+
+drills (type here, then Enter):
+%[3]s
+Ctrl-C stops everything.
+`, f.FrontURL(), f.StatsURL(), help)
+	fmt.Print(b.String())
+
+	go console(ctx, f, os.Stdin, os.Stdout)
+	<-ctx.Done()
+	fmt.Println("\nstopping")
+	return nil
+}
+
+const help = `  stop ZONE       drain and stop the zone's proxy (HAProxy marks it down first)
+  kill ZONE       the zone's proxy, origin and memcached go away at once
+  pause ZONE      freeze the zone's memcached node (SIGSTOP); resume ZONE continues it
+  stop-replica    stop the MariaDB replica (origins read from the primary)
+  status          HAProxy's view of each proxy
+  help            this list
+  (zones: a, b, c)`
+
+// console runs the drills typed on in, one per line, until in ends.
+func console(ctx context.Context, f *fleet.Fleet, in io.Reader, out io.Writer) {
+	sc := bufio.NewScanner(in)
+	for sc.Scan() {
+		words := strings.Fields(sc.Text())
+		if len(words) == 0 {
+			continue
+		}
+		arg := ""
+		if len(words) > 1 {
+			arg = words[1]
+		}
+		var err error
+		switch words[0] {
+		case "stop":
+			err = f.StopProxy(ctx, arg)
+		case "kill":
+			err = f.KillZone(arg)
+		case "pause":
+			err = f.PauseMemcached(arg)
+		case "resume":
+			err = f.ResumeMemcached(arg)
+		case "stop-replica":
+			err = f.StopReplica()
+		case "status":
+			var states map[string]fleet.ServerState
+			if states, err = f.ServerStates(ctx); err == nil {
+				for _, name := range fleet.Zones {
+					fmt.Fprintf(out, "  zone %s: %s (%s)\n", name, states[name].Status, states[name].CheckStatus)
+				}
+			}
+		case "help":
+			fmt.Fprintln(out, help)
+			continue
+		default:
+			err = fmt.Errorf("unknown drill %q; type help", words[0])
+		}
+		if err != nil {
+			fmt.Fprintf(out, "  error: %v\n", err)
+		} else {
+			fmt.Fprintf(out, "  done: %s\n", strings.Join(words, " "))
+		}
+	}
+}

@@ -1,0 +1,707 @@
+// Package fleet runs a multi-AZ edgecache fleet on one machine, on loopback
+// only, for fault drills: a MariaDB primary and one replica, three "zones"
+// (a, b, c) each with a memcached node and a proxy (zones a and b also run an
+// origin), and HAProxy in front of the proxies with health checks on each
+// proxy's /readyz. Every proxy uses every origin and the whole memcached pool
+// (one node per zone, like ElastiCache nodes spread over AZs); the origins
+// write to the primary and read from the replica.
+//
+// The proxies and origins run in this process; MariaDB, memcached and HAProxy
+// are child processes (deploy/localstack and /usr/sbin/haproxy). Fleet's
+// methods are the drills: StopProxy, KillZone, PauseMemcached,
+// ResumeMemcached, StopReplica. Stop ends everything Start started.
+package fleet
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"edgecache/deploy/localstack"
+	"edgecache/origin"
+	"edgecache/proxy"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+)
+
+// Zones are the zone names, in order.
+var Zones = []string{"a", "b", "c"}
+
+// originZones are the zones that run an origin.
+var originZones = map[string]bool{"a": true, "b": true}
+
+// Health-check settings of HAProxy's backend: a proxy that fails /readyz
+// twice, 500 ms apart, gets no new requests; two passes bring it back.
+const (
+	checkInter = 500 * time.Millisecond
+	checkFall  = 2
+	checkRise  = 2
+)
+
+// startTimeout bounds how long HAProxy may take to listen and see every
+// proxy healthy.
+const startTimeout = 30 * time.Second
+
+// killTimeout is how long KillZone lets the zone's proxy and origin finish
+// what they are doing: an abrupt stop, not a drain.
+const killTimeout = time.Second
+
+// Options configure Start. The zero value is usable.
+type Options struct {
+	// Dir holds HAProxy's generated config and its log. Empty means a new
+	// temporary folder, removed by Stop.
+	Dir string
+	// Listen is HAProxy's front (clients connect here); default
+	// 127.0.0.1:8080. StatsListen is HAProxy's stats page (/stats, and
+	// /stats;csv); default 127.0.0.1:8404. Port 0 means a free port chosen
+	// at start.
+	Listen, StatsListen string
+	// HAProxy is the haproxy binary; default "haproxy" on PATH, else
+	// /usr/sbin/haproxy.
+	HAProxy string
+	// MemcachedMB is each memcached node's item memory; default 64.
+	MemcachedMB int
+	// Proxy and Origin are the base configurations of every proxy and
+	// origin (nil: read from the environment, PROXY_* and ORIGIN_*). The
+	// fleet sets the listen addresses, the origins, the memcached pool and
+	// the database DSNs itself.
+	Proxy  *proxy.Config
+	Origin *origin.Config
+	// Log receives the fleet's and the services' logs; nil means none.
+	Log *zap.Logger
+}
+
+// Zone is one zone's services. Origin is nil in zone c. A service a drill
+// stopped is nil afterwards.
+type Zone struct {
+	Name      string
+	Proxy     *proxy.Proxy
+	Origin    *origin.Server
+	Memcached *localstack.Memcached
+
+	proxyAddr, adminAddr string // kept after the proxy stops, for reports
+	paused               bool
+}
+
+// ProxyAddr and AdminAddr are the zone's proxy listeners (also after it
+// stopped).
+func (z *Zone) ProxyAddr() string { return z.proxyAddr }
+func (z *Zone) AdminAddr() string { return z.adminAddr }
+
+// Fleet is a running fleet.
+type Fleet struct {
+	Primary, Replica *localstack.MariaDB
+	// Front is HAProxy's front address (host:port), Stats its stats page's.
+	Front, Stats string
+
+	log        *zap.Logger
+	proxyCfg   proxy.Config
+	originCfg  origin.Config
+	dir        string
+	removeDir  bool
+	haproxy    *exec.Cmd
+	haproxyLog string
+	haExited   chan struct{}
+	zones      map[string]*Zone
+	http       *http.Client
+
+	mu       sync.Mutex // guards the zones' services and Replica
+	stopOnce sync.Once
+}
+
+// Start starts the whole fleet and returns once HAProxy reports every proxy
+// healthy. On error, whatever was started is stopped again.
+func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
+	log := opts.Log
+	if log == nil {
+		log = zap.NewNop()
+	}
+	f = &Fleet{log: log, zones: make(map[string]*Zone), http: &http.Client{Timeout: 5 * time.Second}}
+	defer func() {
+		if err != nil {
+			f.Stop()
+			f = nil
+		}
+	}()
+	if opts.Proxy != nil {
+		f.proxyCfg = *opts.Proxy
+	} else if f.proxyCfg, err = proxy.LoadConfig(); err != nil {
+		return f, err
+	}
+	if opts.Origin != nil {
+		f.originCfg = *opts.Origin
+	} else if f.originCfg, err = origin.LoadConfig(); err != nil {
+		return f, err
+	}
+	if opts.MemcachedMB == 0 {
+		opts.MemcachedMB = 64
+	}
+	haproxyBin, err := findHAProxy(opts.HAProxy)
+	if err != nil {
+		return f, err
+	}
+	f.dir = opts.Dir
+	if f.dir == "" {
+		if f.dir, err = os.MkdirTemp("", "edgecache-fleet-"); err != nil {
+			return f, err
+		}
+		f.removeDir = true
+	} else if err = os.MkdirAll(f.dir, 0o755); err != nil {
+		return f, err
+	}
+	for _, name := range Zones {
+		f.zones[name] = &Zone{Name: name}
+	}
+
+	// The databases and the memcached pool, concurrently.
+	g, gctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex // the goroutines below fill f
+	g.Go(func() error {
+		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{ServerID: 1})
+		mu.Lock()
+		f.Primary = db
+		mu.Unlock()
+		return wrap("primary", err)
+	})
+	g.Go(func() error {
+		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{ServerID: 2})
+		mu.Lock()
+		f.Replica = db
+		mu.Unlock()
+		return wrap("replica", err)
+	})
+	for _, name := range Zones {
+		g.Go(func() error {
+			mc, err := localstack.StartMemcached(gctx, opts.MemcachedMB)
+			mu.Lock()
+			f.zones[name].Memcached = mc
+			mu.Unlock()
+			return wrap("memcached "+name, err)
+		})
+	}
+	if err = g.Wait(); err != nil {
+		return f, err
+	}
+	if err = f.Replica.ReplicateFrom(ctx, f.Primary); err != nil {
+		return f, fmt.Errorf("replica: %w", err)
+	}
+
+	// The origins (each migrates the primary's schema at start; the
+	// migrations are idempotent), then the proxies.
+	var origins, pool []string
+	for _, name := range Zones {
+		z := f.zones[name]
+		pool = append(pool, z.Memcached.Addr)
+		if !originZones[name] {
+			continue
+		}
+		cfg := f.originCfg
+		cfg.Listen = "127.0.0.1:0"
+		cfg.MySQLDSN = f.Primary.DSN("edgecache")
+		cfg.ReplicaDSNs = []string{f.Replica.DSN("edgecache")}
+		if z.Origin, err = origin.Start(cfg, log.Named("origin-"+name)); err != nil {
+			return f, fmt.Errorf("origin %s: %w", name, err)
+		}
+		origins = append(origins, "http://"+z.Origin.Addr())
+	}
+	for _, name := range Zones {
+		z := f.zones[name]
+		cfg := f.proxyCfg
+		cfg.Listen = "127.0.0.1:0"
+		cfg.AdminListen = "127.0.0.1:0"
+		cfg.Origins = origins
+		cfg.Memcached = pool
+		// HAProxy sets X-Forwarded-For (option forwardfor).
+		cfg.TrustXFF = true
+		if z.Proxy, err = proxy.Start(cfg, log.Named("proxy-"+name)); err != nil {
+			return f, fmt.Errorf("proxy %s: %w", name, err)
+		}
+		z.proxyAddr, z.adminAddr = z.Proxy.Addr(), z.Proxy.AdminAddr()
+	}
+
+	// HAProxy. A port chosen here may be taken before HAProxy binds it:
+	// then try again with new ones.
+	listen, stats := opts.Listen, opts.StatsListen
+	if listen == "" {
+		listen = "127.0.0.1:8080"
+	}
+	if stats == "" {
+		stats = "127.0.0.1:8404"
+	}
+	for attempt := 0; ; attempt++ {
+		err = f.startHAProxy(ctx, haproxyBin, listen, stats)
+		if err == nil || attempt == 2 || !(zeroPort(listen) || zeroPort(stats)) {
+			break
+		}
+	}
+	if err != nil {
+		return f, err
+	}
+	log.Info("fleet running", zap.String("front", f.Front), zap.String("stats", f.StatsURL()))
+	return f, nil
+}
+
+func wrap(what string, err error) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func findHAProxy(bin string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	if p, err := exec.LookPath("haproxy"); err == nil {
+		return p, nil
+	}
+	if _, err := os.Stat("/usr/sbin/haproxy"); err == nil {
+		return "/usr/sbin/haproxy", nil
+	}
+	return "", errors.New("haproxy not found: install the Debian package haproxy (make deps)")
+}
+
+func zeroPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	return err == nil && port == "0"
+}
+
+// resolvePort replaces port 0 in addr by a free port.
+func resolvePort(addr string) (string, error) {
+	if !zeroPort(addr) {
+		return addr, nil
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// Config is HAProxy's configuration for this fleet.
+func (f *Fleet) Config() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `# Generated by edgecache/deploy/fleet; rewritten at every start.
+global
+    maxconn 4096
+    log stderr format raw local0 info
+
+defaults
+    mode http
+    log global
+    timeout connect 1s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 10s
+    timeout check 2s
+    # A connection refused by a proxy that just stopped is retried on
+    # another one.
+    retries 2
+    option redispatch
+
+frontend edge
+    bind %s
+    option httplog
+    option dontlognull
+    option forwardfor
+    default_backend proxies
+
+backend proxies
+    balance roundrobin
+    # /readyz on the proxy's admin listener: 503 while it drains (or when
+    # it reaches neither memcached nor any origin), so HAProxy stops
+    # sending it requests before it closes its listener.
+    option httpchk GET /readyz
+    http-check expect status 200
+    default-server inter %dms fall %d rise %d
+`, f.Front, checkInter.Milliseconds(), checkFall, checkRise)
+	for _, name := range Zones {
+		z := f.zones[name]
+		_, adminPort, _ := net.SplitHostPort(z.adminAddr)
+		fmt.Fprintf(&b, "    server zone-%s %s check port %s\n", name, z.proxyAddr, adminPort)
+	}
+	fmt.Fprintf(&b, `
+listen stats
+    bind %s
+    no log
+    stats enable
+    stats uri /stats
+    stats refresh 2s
+`, f.Stats)
+	return b.String()
+}
+
+func (f *Fleet) startHAProxy(ctx context.Context, bin, listen, stats string) error {
+	var err error
+	if f.Front, err = resolvePort(listen); err != nil {
+		return err
+	}
+	if f.Stats, err = resolvePort(stats); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(f.dir, "haproxy.cfg")
+	if err := os.WriteFile(cfgPath, []byte(f.Config()), 0o644); err != nil {
+		return err
+	}
+	f.haproxyLog = filepath.Join(f.dir, "haproxy.log")
+	logFile, err := os.Create(f.haproxyLog)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "-f", cfgPath, "-db")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// If this process dies without Stop, the kernel ends HAProxy too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start haproxy: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		logFile.Close()
+		close(exited)
+	}()
+	f.haproxy, f.haExited = cmd, exited
+
+	// Ready when the stats page answers and every proxy passed its checks.
+	deadline := time.Now().Add(startTimeout)
+	for {
+		states, err := f.ServerStates(ctx)
+		if err == nil && allUp(states) {
+			return nil
+		}
+		select {
+		case <-exited:
+			f.haproxy = nil
+			return fmt.Errorf("haproxy exited during start-up:\n%s", tail(f.haproxyLog))
+		case <-ctx.Done():
+			f.stopHAProxy()
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			f.stopHAProxy()
+			return fmt.Errorf("haproxy did not report every proxy up within %s (last: %v, %v):\n%s",
+				startTimeout, states, err, tail(f.haproxyLog))
+		}
+	}
+}
+
+func allUp(states map[string]ServerState) bool {
+	if len(states) != len(Zones) {
+		return false
+	}
+	for _, s := range states {
+		// Not "UP 1/2 (INI)": HAProxy's state before its first check.
+		if s.Status != "UP" || s.CheckStatus != "L7OK" {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *Fleet) stopHAProxy() {
+	if f.haproxy == nil {
+		return
+	}
+	f.haproxy.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-f.haExited:
+	case <-time.After(10 * time.Second):
+		f.haproxy.Process.Kill()
+		<-f.haExited
+	}
+	f.haproxy = nil
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 2000 {
+		b = b[len(b)-2000:]
+	}
+	return string(b)
+}
+
+// FrontURL is the URL clients use; StatsURL is HAProxy's stats page.
+func (f *Fleet) FrontURL() string { return "http://" + f.Front }
+func (f *Fleet) StatsURL() string { return "http://" + f.Stats + "/stats" }
+
+// Dir is the folder with haproxy.cfg and haproxy.log.
+func (f *Fleet) Dir() string { return f.dir }
+
+// Zone returns the named zone, or nil.
+func (f *Fleet) Zone(name string) *Zone { return f.zones[name] }
+
+// ServerState is one proxy's line in HAProxy's stats.
+type ServerState struct {
+	Status      string // UP, DOWN, "UP 1/2" (going down), "DOWN 1/2" (going up), MAINT, ...
+	CheckStatus string // L7OK, L7STS (bad status), L4CON (refused), ...
+}
+
+// Up reports whether HAProxy sends the server new requests.
+func (s ServerState) Up() bool { return strings.HasPrefix(s.Status, "UP") }
+
+// Down reports whether HAProxy has taken the server out of rotation.
+func (s ServerState) Down() bool {
+	return strings.HasPrefix(s.Status, "DOWN") || strings.HasPrefix(s.Status, "MAINT")
+}
+
+// ServerStates reads HAProxy's stats CSV: the state of each zone's proxy,
+// by zone name.
+func (f *Fleet) ServerStates(ctx context.Context) (map[string]ServerState, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+f.Stats+"/stats;csv", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := f.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("haproxy stats: %s", resp.Status)
+	}
+	r := csv.NewReader(resp.Body)
+	r.FieldsPerRecord = -1
+	rows, err := r.ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("haproxy stats: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, errors.New("haproxy stats: empty")
+	}
+	col := map[string]int{}
+	for i, name := range rows[0] {
+		col[strings.TrimPrefix(name, "# ")] = i
+	}
+	px, sv, st, ck := col["pxname"], col["svname"], col["status"], col["check_status"]
+	if st == 0 || ck == 0 {
+		return nil, fmt.Errorf("haproxy stats: no status columns in %q", rows[0])
+	}
+	states := map[string]ServerState{}
+	for _, row := range rows[1:] {
+		if len(row) <= max(px, sv, st, ck) || row[px] != "proxies" {
+			continue
+		}
+		if zone, ok := strings.CutPrefix(row[sv], "zone-"); ok {
+			// "* " marks a check in progress.
+			states[zone] = ServerState{Status: row[st], CheckStatus: strings.TrimPrefix(row[ck], "* ")}
+		}
+	}
+	return states, nil
+}
+
+// WaitServer polls HAProxy's stats until cond holds for the zone's proxy or
+// ctx ends.
+func (f *Fleet) WaitServer(ctx context.Context, zone string, cond func(ServerState) bool) (ServerState, error) {
+	var last ServerState
+	for {
+		states, err := f.ServerStates(ctx)
+		if err == nil {
+			last = states[zone]
+			if cond(last) {
+				return last, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return last, fmt.Errorf("zone %s: haproxy state %q: %w", zone, last.Status, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (f *Fleet) zone(name string) (*Zone, error) {
+	z := f.zones[name]
+	if z == nil {
+		return nil, fmt.Errorf("no zone %q (zones: %s)", name, strings.Join(Zones, ", "))
+	}
+	return z, nil
+}
+
+// StopProxy stops the zone's proxy gracefully, as a deploy would: /readyz
+// fails at once (Drain), the proxy keeps serving until HAProxy has marked it
+// down (at most PROXY_DRAIN_DELAY), then Shutdown closes the listener and
+// waits for in-flight requests (at most PROXY_SHUTDOWN_TIMEOUT).
+func (f *Fleet) StopProxy(ctx context.Context, zone string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	z, err := f.zone(zone)
+	if err != nil {
+		return err
+	}
+	if z.Proxy == nil {
+		return fmt.Errorf("zone %s: proxy already stopped", zone)
+	}
+	z.Proxy.Drain()
+	wctx, cancel := context.WithTimeout(ctx, f.proxyCfg.DrainDelay)
+	st, werr := f.WaitServer(wctx, zone, ServerState.Down)
+	cancel()
+	if werr != nil {
+		f.log.Warn("haproxy did not mark the proxy down within the drain delay; stopping it anyway",
+			zap.String("zone", zone), zap.Error(werr))
+	} else {
+		f.log.Info("haproxy marked the draining proxy down", zap.String("zone", zone), zap.String("status", st.Status))
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), f.proxyCfg.ShutdownWait)
+	defer cancel()
+	err = z.Proxy.Shutdown(sctx)
+	z.Proxy = nil
+	return wrap("zone "+zone+": proxy shutdown", err)
+}
+
+// KillZone takes the whole zone away at once, as an AZ outage would: its
+// proxy and origin stop without draining (a second to finish in-flight
+// work), and its memcached node ends. HAProxy notices by its failed checks.
+func (f *Fleet) KillZone(zone string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	z, err := f.zone(zone)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
+	defer cancel()
+	var errs []error
+	var wg sync.WaitGroup
+	if p := z.Proxy; p != nil {
+		wg.Go(func() {
+			if err := p.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				errs = append(errs, fmt.Errorf("proxy: %w", err))
+			}
+		})
+		z.Proxy = nil
+	}
+	if o := z.Origin; o != nil {
+		wg.Go(func() {
+			o.Shutdown(ctx) // cut short: an outage, not a drain
+		})
+		z.Origin = nil
+	}
+	wg.Wait()
+	if z.Memcached != nil {
+		z.Memcached.Resume() // a stopped process ends on SIGTERM only once continued
+		z.Memcached.Stop()
+		z.Memcached = nil
+	}
+	f.log.Info("zone killed", zap.String("zone", zone))
+	return wrap("zone "+zone, errors.Join(errs...))
+}
+
+// PauseMemcached freezes the zone's memcached node (SIGSTOP): connections
+// to it hang as to an unreachable host. ResumeMemcached continues it.
+func (f *Fleet) PauseMemcached(zone string) error {
+	return f.pauseResume(zone, true)
+}
+
+// ResumeMemcached continues a paused memcached node.
+func (f *Fleet) ResumeMemcached(zone string) error {
+	return f.pauseResume(zone, false)
+}
+
+func (f *Fleet) pauseResume(zone string, pause bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	z, err := f.zone(zone)
+	if err != nil {
+		return err
+	}
+	if z.Memcached == nil {
+		return fmt.Errorf("zone %s: memcached is stopped", zone)
+	}
+	if pause {
+		err = z.Memcached.Pause()
+	} else {
+		err = z.Memcached.Resume()
+	}
+	if err == nil {
+		z.paused = pause
+	}
+	return err
+}
+
+// StopReplica stops the MariaDB replica: the origins' replica reads fail.
+func (f *Fleet) StopReplica() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.Replica == nil {
+		return errors.New("replica already stopped")
+	}
+	f.Replica.Stop()
+	f.Replica = nil
+	return nil
+}
+
+// Stop ends everything Start started: HAProxy, the proxies (without drain:
+// HAProxy is gone), the origins, memcached, the replica and the primary.
+// It is safe to call more than once.
+func (f *Fleet) Stop() {
+	f.stopOnce.Do(func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.stopHAProxy()
+		var wg sync.WaitGroup
+		for _, z := range f.zones {
+			if p := z.Proxy; p != nil {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), f.proxyCfg.ShutdownWait)
+					defer cancel()
+					if err := p.Shutdown(ctx); err != nil {
+						f.log.Warn("proxy shutdown", zap.String("zone", z.Name), zap.Error(err))
+					}
+				})
+				z.Proxy = nil
+			}
+		}
+		wg.Wait()
+		for _, z := range f.zones {
+			if o := z.Origin; o != nil {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), f.originCfg.ShutdownTimeout)
+					defer cancel()
+					if err := o.Shutdown(ctx); err != nil {
+						f.log.Warn("origin shutdown", zap.String("zone", z.Name), zap.Error(err))
+					}
+				})
+				z.Origin = nil
+			}
+		}
+		wg.Wait()
+		for _, z := range f.zones {
+			if z.Memcached != nil {
+				if z.paused {
+					z.Memcached.Resume()
+				}
+				z.Memcached.Stop()
+				z.Memcached = nil
+			}
+		}
+		if f.Replica != nil {
+			f.Replica.Stop()
+			f.Replica = nil
+		}
+		if f.Primary != nil {
+			f.Primary.Stop()
+			f.Primary = nil
+		}
+		if f.removeDir && f.dir != "" {
+			os.RemoveAll(f.dir)
+		}
+	})
+}

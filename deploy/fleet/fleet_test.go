@@ -1,0 +1,319 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"edgecache/origin"
+	"edgecache/proxy"
+
+	"go.uber.org/zap"
+)
+
+// TestFleet runs the real thing: MariaDB primary and replica, three
+// memcached nodes, two origins and three proxies in this process, HAProxy in
+// front. Through HAProxy it writes and reads, checks read-after-write on
+// every proxy, then runs the drills: a graceful stop of zone a's proxy under
+// traffic, a frozen memcached node in zone b, the replica stopped, and zone c
+// killed.
+func TestFleet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	pcfg, err := proxy.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg.AccessLog = false
+	ocfg, err := origin.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ocfg.AccessLog = "off"
+	ocfg.DrainDelay = 100 * time.Millisecond // no load balancer in front of the origins
+	logCfg := zap.NewDevelopmentConfig()
+	logCfg.Level = zap.NewAtomicLevelAt(zap.WarnLevel)
+	logCfg.DisableStacktrace = true
+	log, err := logCfg.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	start := time.Now()
+	f, err := Start(ctx, Options{Listen: "127.0.0.1:0", StatsListen: "127.0.0.1:0", MemcachedMB: 16,
+		Proxy: &pcfg, Origin: &ocfg, Log: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	t.Logf("fleet up in %s: front %s, stats %s", time.Since(start).Round(time.Millisecond), f.FrontURL(), f.StatsURL())
+
+	c := &client{t: t, http: &http.Client{Timeout: 10 * time.Second}, front: f.Front}
+
+	// A user and a few posts, through HAProxy.
+	var user struct {
+		ID    int64  `json:"id"`
+		Token string `json:"token"`
+	}
+	st, _, body := c.do("POST", f.FrontURL()+"/v1/users", "", `{"name":"ada","email":"ada@example.com"}`)
+	if st != http.StatusCreated {
+		t.Fatalf("create user: %d %s", st, body)
+	}
+	if err := json.Unmarshal(body, &user); err != nil {
+		t.Fatal(err)
+	}
+	const nPosts = 6
+	var posts []string // paths
+	for i := range nPosts {
+		st, h, body := c.do("POST", fmt.Sprintf("%s/v1/users/%d/posts", f.FrontURL(), user.ID), user.Token,
+			fmt.Sprintf(`{"body":"post %d"}`, i))
+		if st != http.StatusCreated {
+			t.Fatalf("create post: %d %s", st, body)
+		}
+		posts = append(posts, h.Get("Location"))
+	}
+	post := posts[0]
+
+	// Read twice: the second read is a hit, from the shared pool (HAProxy
+	// sends it to another proxy: round robin).
+	st, h, body := c.do("GET", f.FrontURL()+post, "", "")
+	if st != http.StatusOK || !strings.Contains(string(body), `"post 0"`) {
+		t.Fatalf("first read: %d %s", st, body)
+	}
+	t.Logf("first read:  Cache-Status: %s", h.Get("Cache-Status"))
+	st, h, body = c.do("GET", f.FrontURL()+post, "", "")
+	if st != http.StatusOK || !strings.Contains(h.Get("Cache-Status"), "; hit") {
+		t.Fatalf("second read: %d, Cache-Status %q, %s", st, h.Get("Cache-Status"), body)
+	}
+	t.Logf("second read: Cache-Status: %s", h.Get("Cache-Status"))
+	// Warm every proxy's copy too, so that read-after-write below has
+	// something stale to not serve.
+	for _, name := range Zones {
+		c.do("GET", "http://"+f.Zone(name).ProxyAddr()+post, "", "")
+	}
+
+	// A write through HAProxy, then every proxy directly (with the Host
+	// clients use, so the same cache key) answers the new body.
+	st, _, body = c.do("PUT", f.FrontURL()+post, user.Token, `{"body":"edited"}`)
+	if st != http.StatusOK {
+		t.Fatalf("PUT: %d %s", st, body)
+	}
+	for _, name := range Zones {
+		st, h, body := c.do("GET", "http://"+f.Zone(name).ProxyAddr()+post, "", "")
+		if st != http.StatusOK || !strings.Contains(string(body), `"edited"`) {
+			t.Fatalf("zone %s after PUT: %d, Cache-Status %q, %s", name, st, h.Get("Cache-Status"), body)
+		}
+		t.Logf("zone %s after PUT: Cache-Status: %s", name, h.Get("Cache-Status"))
+	}
+
+	// traffic is a mix through HAProxy: reads of every post, and every
+	// tenth request a write. It counts what did not succeed.
+	var edits atomic.Int64
+	traffic := func(n int, stop <-chan struct{}) (requests, failures, incomplete int) {
+		for i := 0; n < 0 || i < n; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			path := posts[i%len(posts)]
+			var st int
+			var h http.Header
+			var body []byte
+			if i%10 == 9 {
+				st, h, body = c.tryDo("PUT", f.FrontURL()+path, user.Token, fmt.Sprintf(`{"body":"edit %d"}`, edits.Add(1)))
+				if h.Get("Edgecache-Invalidation") == "incomplete" {
+					incomplete++
+				}
+			} else {
+				st, _, body = c.tryDo("GET", f.FrontURL()+path, "", "")
+			}
+			requests++
+			if st != http.StatusOK {
+				failures++
+				if failures <= 5 {
+					t.Logf("request %d: %d %s", i, st, body)
+				}
+			}
+		}
+		return
+	}
+
+	// Drill (a): stop zone a's proxy gracefully while traffic flows. No
+	// request may fail: it is drained before it closes.
+	t0 := time.Now()
+	stop := make(chan struct{})
+	var during struct{ requests, failures, incomplete int }
+	var wg sync.WaitGroup
+	wg.Go(func() { during.requests, during.failures, during.incomplete = traffic(-1, stop) })
+	if err := f.StopProxy(ctx, "a"); err != nil {
+		t.Error(err)
+	}
+	close(stop)
+	wg.Wait()
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	sa, err := f.WaitServer(wctx, "a", ServerState.Down)
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests, failures, _ := traffic(300, nil)
+	t.Logf("drill a (stop proxy a) took %s: during the stop %d requests, %d failed; HAProxy: a %s (%s); after it %d requests, %d failed",
+		time.Since(t0).Round(time.Millisecond), during.requests, during.failures, sa.Status, sa.CheckStatus, requests, failures)
+	if during.failures != 0 || failures != 0 {
+		t.Errorf("drill a: %d of %d requests failed during the stop, %d of %d after", during.failures, during.requests, failures, requests)
+	}
+
+	// Drill (b): freeze zone b's memcached node. Reads still answer 200
+	// (that node's keys from the origin), writes still succeed, and HAProxy
+	// keeps the proxies in rotation (/readyz says degraded, not down).
+	t0 = time.Now()
+	if err := f.PauseMemcached("b"); err != nil {
+		t.Fatal(err)
+	}
+	requests, failures, incomplete := traffic(200, nil)
+	states, err := f.ServerStates(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("drill b (memcached b paused) took %s: %d requests, %d failed, %d writes with Edgecache-Invalidation: incomplete; HAProxy: %v",
+		time.Since(t0).Round(time.Millisecond), requests, failures, incomplete, states)
+	if failures != 0 {
+		t.Errorf("drill b: %d of %d requests failed", failures, requests)
+	}
+	for _, name := range []string{"b", "c"} {
+		if !states[name].Up() {
+			t.Errorf("drill b: HAProxy took zone %s out: %+v", name, states[name])
+		}
+	}
+	st, _, body = c.do("GET", "http://"+f.Zone("b").AdminAddr()+"/readyz", "", "")
+	t.Logf("zone b /readyz: %d %s", st, bytes.TrimSpace(body))
+	if st != http.StatusOK {
+		t.Errorf("zone b /readyz with one memcached node frozen: %d %s", st, body)
+	}
+	if err := f.ResumeMemcached("b"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Drill (c): stop the replica. The origins read from the primary
+	// instead (origin_db_replica_fallbacks_total counts it): reads and
+	// writes still succeed. The writes in the mix make the next read of each
+	// post a miss that the origins serve from a replica when one is up.
+	if err := f.StopReplica(); err != nil {
+		t.Fatal(err)
+	}
+	requests, failures, _ = traffic(100, nil)
+	fallbacks := 0.0
+	for _, name := range []string{"a", "b"} {
+		fallbacks += c.metric("http://"+f.Zone(name).Origin.Addr()+"/metrics", "origin_db_replica_fallbacks_total")
+	}
+	t.Logf("drill c (replica stopped): %d requests, %d failed; the origins fell back to the primary %v times", requests, failures, fallbacks)
+	if failures != 0 {
+		t.Errorf("drill c: %d of %d requests failed with the replica stopped", failures, requests)
+	}
+	if fallbacks == 0 {
+		t.Errorf("drill c: no origin read tried the stopped replica; the drill did not exercise it")
+	}
+
+	// Drill (d): zone c goes away at once (its proxy and memcached node).
+	// Once HAProxy has marked it down, zone b alone answers everything.
+	t0 = time.Now()
+	if err := f.KillZone("c"); err != nil {
+		t.Error(err)
+	}
+	wctx, wcancel = context.WithTimeout(ctx, 10*time.Second)
+	sc, err := f.WaitServer(wctx, "c", ServerState.Down)
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests, failures, incomplete = traffic(100, nil)
+	t.Logf("drill d (zone c killed): HAProxy marked it %s (%s) after %s; then %d requests, %d failed, %d writes with Edgecache-Invalidation: incomplete",
+		sc.Status, sc.CheckStatus, time.Since(t0).Round(time.Millisecond), requests, failures, incomplete)
+	if failures != 0 {
+		t.Errorf("drill d: %d of %d requests failed after zone c was marked down", failures, requests)
+	}
+}
+
+// metric reads one counter or gauge (summed over its labels) from a
+// Prometheus text page.
+func (c *client) metric(url, name string) float64 {
+	c.t.Helper()
+	resp, err := c.http.Get(url)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	sum := 0.0
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		var v float64
+		if _, err := fmt.Sscan(rest[strings.LastIndexByte(rest, ' ')+1:], &v); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// client sends requests with the Host clients use through HAProxy, also
+// when it talks to a proxy directly, so that both see the same cache keys.
+type client struct {
+	t     *testing.T
+	http  *http.Client
+	front string
+}
+
+// do sends a request and fails the test on a transport error.
+func (c *client) do(method, url, token, body string) (int, http.Header, []byte) {
+	c.t.Helper()
+	st, h, b := c.tryDo(method, url, token, body)
+	if st == 0 {
+		c.t.Fatalf("%s %s: %s", method, url, b)
+	}
+	return st, h, b
+}
+
+// tryDo sends a request; a transport error is status 0 with the error as body.
+func (c *client) tryDo(method, url, token, body string) (int, http.Header, []byte) {
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, r)
+	if err != nil {
+		return 0, nil, []byte(err.Error())
+	}
+	req.Host = c.front
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, http.Header{}, []byte(err.Error())
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, resp.Header, []byte(err.Error())
+	}
+	return resp.StatusCode, resp.Header, b
+}
