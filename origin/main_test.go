@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	if localstack.FuzzWorker() {
+		return m.Run()
+	}
 	ctx := context.Background()
 	var err error
 	if primary, err = localstack.StartMariaDB(ctx, localstack.MariaDBOptions{ServerID: 1}); err != nil {

@@ -23,6 +23,9 @@ import (
 var mc *localstack.Memcached
 
 func TestMain(m *testing.M) {
+	if localstack.FuzzWorker() {
+		os.Exit(m.Run())
+	}
 	var err error
 	mc, err = localstack.StartMemcached(context.Background(), 64)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -420,3 +421,15 @@ func (m *Memcached) Stop() {
 // them.
 func (m *Memcached) Pause() error  { return m.proc.cmd.Process.Signal(syscall.SIGSTOP) }
 func (m *Memcached) Resume() error { return m.proc.cmd.Process.Signal(syscall.SIGCONT) }
+
+// FuzzWorker reports whether this test binary runs as a `go test -fuzz`
+// worker. Workers run only the fuzz targets, which need no servers, and are
+// killed when fuzzing ends, which would leave the servers' folders behind:
+// a TestMain starts nothing for them.
+func FuzzWorker() bool {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	f := flag.Lookup("test.fuzzworker")
+	return f != nil && f.Value.String() == "true"
+}
