@@ -6,7 +6,9 @@
 // through the origin, a short open-loop run through the proxy, the same run
 // straight against the origin, their comparison and the sizing plan, with
 // the reports in the -bench folder (-bench-rate and -bench-duration shape
-// the runs; `make bench BENCH_FLAGS="-bench-rate 2000"`).
+// the runs; `make bench BENCH_FLAGS="-bench-rate 2000"`). With -bench the
+// proxy is bin/proxy in a process of its own, so that its CPU is measured
+// apart from the origin's.
 //
 // The origin and the proxy read their usual ORIGIN_* and PROXY_* variables;
 // onebox only points them at the private MariaDB and memcached.
@@ -18,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -105,11 +108,24 @@ func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error
 	}
 	pcfg.Origins = []string{"http://" + osrv.Addr()}
 	pcfg.Memcached = []string{mc.Addr}
-	psrv, err := proxy.Start(pcfg, log.Named("proxy"))
-	if err != nil {
-		return err
+	proxyAddr, proxyAdmin := pcfg.Listen, pcfg.AdminListen
+	if bench.out != "" {
+		// The benchmark's proxy runs in its own process (bin/proxy), so
+		// that its CPU counters are its own: bench plan sizes the proxy
+		// fleet from them.
+		stop, err := startProxyProcess(ctx, pcfg, os.Stdout)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	} else {
+		psrv, err := proxy.Start(pcfg, log.Named("proxy"))
+		if err != nil {
+			return err
+		}
+		defer shutdown(log, "proxy", psrv.Shutdown)
+		proxyAddr, proxyAdmin = psrv.Addr(), psrv.AdminAddr()
 	}
-	defer shutdown(log, "proxy", psrv.Shutdown)
 
 	fmt.Fprintf(bench.stdout, `
 edgecache is running:
@@ -123,11 +139,11 @@ try:
   curl -si http://%[1]s/v1/users/1
 
 Ctrl-C stops everything.
-`, psrv.Addr(), psrv.AdminAddr(), osrv.Addr(), db.DSN("edgecache"), mc.Addr)
+`, proxyAddr, proxyAdmin, osrv.Addr(), db.DSN("edgecache"), mc.Addr)
 
 	if bench.out != "" {
 		fmt.Fprintf(bench.stdout, "benchmark: the access logs go to %s\n", accessLog)
-		return runBench(ctx, bench, psrv, osrv)
+		return runBench(ctx, bench, proxyAddr, proxyAdmin, osrv)
 	}
 	<-ctx.Done()
 	fmt.Println("\nstopping")
@@ -153,7 +169,7 @@ type benchOptions struct {
 // the origin only, so it neither warms nor confuses the proxy's cache for a
 // later measurement (the stack stops right after). The seed file carries
 // the acknowledged versions and post counts of each run to the next one.
-func runBench(ctx context.Context, o benchOptions, psrv *proxy.Proxy, osrv *origin.Server) error {
+func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string, osrv *origin.Server) error {
 	bench := filepath.Join("bin", "bench")
 	if _, err := os.Stat(bench); err != nil {
 		return fmt.Errorf("%s missing (run make build): %w", bench, err)
@@ -162,9 +178,9 @@ func runBench(ctx context.Context, o benchOptions, psrv *proxy.Proxy, osrv *orig
 		return err
 	}
 	originURL := "http://" + osrv.Addr()
-	proxyURL := "http://" + psrv.Addr()
+	proxyURL := "http://" + proxyAddr
 	seedFile := filepath.Join(o.out, "seed.json")
-	metrics := "origin=" + originURL + "/metrics,proxy=http://" + psrv.AdminAddr() + "/metrics"
+	metrics := "origin=" + originURL + "/metrics,proxy=http://" + proxyAdmin + "/metrics"
 	runArgs := func(name, target string) []string {
 		return []string{"run", "-name", name, "-target", target,
 			"-seed-target", originURL, "-seed-file", seedFile, "-out", o.out,
@@ -219,6 +235,53 @@ func runBench(ctx context.Context, o benchOptions, psrv *proxy.Proxy, osrv *orig
 		fmt.Fprintf(o.stdout, "  %s\n", abs)
 	}
 	return nil
+}
+
+// startProxyProcess starts bin/proxy (built by make) with cfg's origins and
+// memcached, and waits until its /readyz answers. stop ends it (SIGTERM; it
+// drains at once: no load balancer is waiting to notice).
+func startProxyProcess(ctx context.Context, cfg proxy.Config, stdout io.Writer) (stop func(), err error) {
+	cmd := exec.Command(filepath.Join("bin", "proxy"))
+	cmd.Env = append(os.Environ(), "PROXY_ORIGINS="+strings.Join(cfg.Origins, ","),
+		"PROXY_MEMCACHED="+strings.Join(cfg.Memcached, ","), "PROXY_DRAIN_DELAY=0s")
+	cmd.Stdout, cmd.Stderr = stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start bin/proxy (run make build): %w", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	stop = func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	ready := "http://" + cfg.AdminListen + "/readyz"
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if resp, err := http.Get(ready); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return stop, nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return nil, fmt.Errorf("bin/proxy exited during start-up: %v", err)
+		case <-ctx.Done():
+			stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return nil, fmt.Errorf("bin/proxy: %s did not answer 200 within 30s", ready)
+		}
+	}
 }
 
 func shutdown(log *zap.Logger, name string, f func(context.Context) error) {
