@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,7 @@ type PlanConfig struct {
 	CoresPerInstance   float64 // of a proxy or origin instance
 	Utilisation        float64 // the share of CPU to plan to use at peak
 	ProxyRPSPerCore    float64 // 0 = measured from the proxy's metrics
+	ProxyRPSBasis      string  // where a given ProxyRPSPerCore comes from; "" = "given"
 	OriginRPSPerCore   float64 // 0 = measured from the origin's metrics
 	ReplicaQPS         float64 // read queries/s one MySQL replica serves
 	ItemOverheadBytes  float64 // per cached item: key, memcached header, stored headers
@@ -119,7 +121,7 @@ func MakePlan(r, originRun *Result, cfg PlanConfig) (Plan, error) {
 	originRPS := peakReads*perRead + peakWrites
 	add("origin", "origin requests/s at peak", fmtCount(originRPS), "peak reads × origin reads per client read + peak writes")
 
-	proxyCap, proxyBasis := cfg.ProxyRPSPerCore, "given"
+	proxyCap, proxyBasis := cfg.ProxyRPSPerCore, cmp.Or(cfg.ProxyRPSBasis, "given")
 	if proxyCap == 0 {
 		if proxyCap, proxyBasis = d.ProxyRequestsPerCPUSec, run+": proxy requests per proxy CPU second"; proxyCap == 0 {
 			proxyCap, proxyBasis = assumedProxyRPSPerCore, "assumed: not measured (scrape the proxy's /metrics)"

@@ -184,6 +184,22 @@ func TestPlanArithmetic(t *testing.T) {
 	if k := topKeysFor(1.1, 5000, 0.9); !strings.HasPrefix(got["hot posts"], fmtCount(float64(k))+" items") {
 		t.Errorf("hot posts = %q, want %d items", got["hot posts"], k)
 	}
+
+	// A capacity measured elsewhere (a saturating run) replaces the run's
+	// own figure, and the plan says where it came from.
+	cfg.ProxyRPSPerCore, cfg.ProxyRPSBasis = 20000, `run "proxy-max": saturating`
+	p, err = MakePlan(r, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range p.Lines {
+		if l.What == "proxy requests/s per core" && (l.Value != "20.0 k" || l.Basis != cfg.ProxyRPSBasis) {
+			t.Errorf("proxy capacity line %q %q, want 20.0 k from %q", l.Value, l.Basis, cfg.ProxyRPSBasis)
+		}
+		if l.What == "proxy instances" && l.Value != "9" { // 121,200 / 24,000 = 5.05 → 6, × 1.5
+			t.Errorf("proxy instances = %q at 20 k/core, want 9", l.Value)
+		}
+	}
 }
 
 // A run that measured nothing still draws its charts (log axes need a

@@ -254,6 +254,7 @@ func planCmd(args []string) error {
 	fs.Float64Var(&c.CoresPerInstance, "cores", c.CoresPerInstance, "cores per proxy or origin instance")
 	fs.Float64Var(&c.Utilisation, "utilisation", c.Utilisation, "share of CPU to use at peak")
 	fs.Float64Var(&c.ProxyRPSPerCore, "proxy-rps-per-core", c.ProxyRPSPerCore, "proxy capacity; 0 = measured from the proxy's metrics in the run")
+	capacityRun := fs.String("proxy-capacity-run", "", "a saturating (closed-loop) run through the proxy: its proxy requests per proxy CPU second give the proxy's capacity (a light open-loop run mostly measures wake-ups)")
 	fs.Float64Var(&c.OriginRPSPerCore, "origin-rps-per-core", c.OriginRPSPerCore, "origin capacity; 0 = measured from the origin's metrics in the run")
 	fs.Float64Var(&c.ReplicaQPS, "replica-qps", c.ReplicaQPS, "read queries/s one MySQL replica serves (assumed: primary-key lookups)")
 	fs.Float64Var(&c.ItemOverheadBytes, "item-overhead", c.ItemOverheadBytes, "bytes per cached item beyond the body: key, memcached header, stored headers")
@@ -275,6 +276,17 @@ func planCmd(args []string) error {
 		if originRun, err = bench.LoadResult(fs.Arg(1)); err != nil {
 			return err
 		}
+	}
+	if *capacityRun != "" && c.ProxyRPSPerCore == 0 {
+		cr, err := bench.LoadResult(*capacityRun)
+		if err != nil {
+			return err
+		}
+		if cr.Derived.ProxyRequestsPerCPUSec <= 0 {
+			return fmt.Errorf("plan: %s has no proxy CPU figures (run it with -metrics proxy=ADMIN/metrics)", *capacityRun)
+		}
+		c.ProxyRPSPerCore = cr.Derived.ProxyRequestsPerCPUSec
+		c.ProxyRPSBasis = fmt.Sprintf("run %q (%s, %.0f req/s): proxy requests per proxy CPU second", cr.Config.Name, cr.Mode, cr.Throughput)
 	}
 	p, err := bench.MakePlan(r, originRun, c)
 	if err != nil {

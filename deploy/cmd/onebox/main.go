@@ -196,9 +196,12 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 	}{
 		{args: []string{"seed", "-target", originURL, "-seed-file", seedFile}},
 		{args: runArgs("proxy", proxyURL)},
+		// The proxy's capacity: a saturating closed-loop run, whose CPU per
+		// request is the work, not the wake-ups of a light load.
+		{args: append(runArgs("proxy-max", proxyURL), "-rate", "0", "-connections", "64", "-duration", "10s")},
 		{args: runArgs("origin", originURL)},
 		{args: []string{"compare", "-html", index, report("proxy.json"), report("origin.json")}},
-		{args: []string{"plan", report("proxy.json"), report("origin.json")}, save: planFile},
+		{args: []string{"plan", "-proxy-capacity-run", report("proxy-max.json"), report("proxy.json"), report("origin.json")}, save: planFile},
 	}
 	for _, st := range steps {
 		fmt.Fprintf(o.stdout, "\n$ %s %s\n", bench, strings.Join(st.args, " "))
@@ -224,7 +227,8 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 		}
 	}
 	fmt.Fprintf(o.stdout, "\nbenchmark reports:\n")
-	for _, p := range []string{index, report("proxy.html"), report("proxy.json"), report("origin.html"), report("origin.json"), planFile} {
+	for _, p := range []string{index, report("proxy.html"), report("proxy.json"), report("proxy-max.html"), report("proxy-max.json"),
+		report("origin.html"), report("origin.json"), planFile} {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("report missing: %w", err)
 		}
