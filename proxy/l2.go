@@ -289,13 +289,6 @@ func (s *l2) ping() (down error, allDown bool) {
 	return errors.Join(errs...), len(errs) == len(s.probes)
 }
 
-func formatVersion(v uint64) []byte { return strconv.AppendUint(nil, v, 10) }
-
-func parseVersion(b []byte) (uint64, bool) {
-	v, err := strconv.ParseUint(string(b), 10, 64)
-	return v, err == nil && v > 0
-}
-
 // nodeStats reads the counters of node n that say whether memcached is big
 // enough (the "stats" command; gomemcache does not speak it): evictions of
 // unexpired items, current items and bytes, and the memory limit.

@@ -50,8 +50,8 @@ type Proxy struct {
 
 	flights  singleflight.Group
 	groupsOf groupMemory
-	l1       *lru.Cache[*entry] // this process's copies of valid entries, by memcached key
-	gets     sharedGets         // lookups in memcached, batched across requests
+	l1       *lru.Cache[*l1Entry] // this process's copies of valid entries, by memcached key
+	gets     sharedGets           // lookups in memcached, batched across requests
 
 	server, admin *fasthttp.Server
 	ln, adminLn   net.Listener
@@ -97,7 +97,7 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 		access: zap.NewNop(),
 	}
 	p.groupsOf.init()
-	p.l1 = lru.New[*entry](cfg.L1Bytes)
+	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
 	p.gets = sharedGets{l2: store, m: m}
 	if cfg.AccessLog {
 		p.accessW = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stdout), FlushInterval: time.Second}

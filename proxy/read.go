@@ -138,33 +138,40 @@ func (p *Proxy) lookup(t *txn) {
 // when there is no copy, or the copy is no longer valid (then dropped): the
 // caller looks in memcached as usual.
 func (p *Proxy) lookupL1(t *txn) bool {
-	e, ok := p.l1.Get(t.ekey)
+	c, ok := p.l1.Get(t.ekey)
 	if !ok {
 		return false
 	}
-	if !p.varyMatches(e, &t.ctx.Request.Header) {
+	if !p.varyMatches(&c.ent, &t.ctx.Request.Header) {
 		return false
 	}
-	keys := make([]string, 1, 1+len(e.groups))
-	keys[0] = t.ekey
-	for _, g := range e.groups {
-		keys = append(keys, string(g.key))
-	}
-	items, unavailable := p.gets.read(keys[1:])
-	if unavailable || !p.validGroups(e, items, t.primary, nil) {
+	items, unavailable := p.gets.read(c.keys[1:])
+	if unavailable || !p.validGroups(&c.ent, items, t.primary, nil) {
 		p.l1.Remove(t.ekey)
 		return false
 	}
 	p.m.l1Hits.Inc()
-	t.keys, t.items, t.ent, t.hasEnt = keys, items, *e, true
+	t.keys, t.items, t.ent, t.hasEnt = c.keys, items, c.ent, true
 	return true
 }
 
+// l1Entry is an entry kept in this process, with its lookup keys (the
+// entry's, then its groups') built once rather than on every hit. Both are
+// shared by every request that finds it: read-only.
+type l1Entry struct {
+	ent  entry
+	keys []string
+}
+
 // keepL1 keeps a copy of a valid entry in this process. e must not be
-// changed afterwards: it is shared by every request that finds it.
+// changed afterwards: the copy shares its slices.
 func (p *Proxy) keepL1(ekey string, e *entry) {
-	c := *e
-	p.l1.Add(ekey, &c, int64(len(c.body)+len(c.varyKey)+256+64*len(c.headers)))
+	c := &l1Entry{ent: *e, keys: make([]string, 1, 1+len(e.groups))}
+	c.keys[0] = ekey
+	for _, g := range e.groups {
+		c.keys = append(c.keys, string(g.key))
+	}
+	p.l1.Add(ekey, c, int64(len(e.body)+len(e.varyKey)+256+64*len(e.headers)))
 }
 
 // validGroups reports whether none of e's groups has moved past the epoch

@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"edgecache/deploy/localstack"
@@ -111,9 +110,7 @@ type Fleet struct {
 	originCfg  origin.Config
 	dir        string
 	removeDir  bool
-	haproxy    *exec.Cmd
-	haproxyLog string
-	haExited   chan struct{}
+	haproxy    *localstack.Process
 	zones      map[string]*Zone
 	http       *http.Client
 
@@ -357,26 +354,11 @@ func (f *Fleet) startHAProxy(ctx context.Context, bin, listen, stats string) err
 	if err := os.WriteFile(cfgPath, []byte(f.Config()), 0o644); err != nil {
 		return err
 	}
-	f.haproxyLog = filepath.Join(f.dir, "haproxy.log")
-	logFile, err := os.Create(f.haproxyLog)
+	ha, err := localstack.StartProcess(filepath.Join(f.dir, "haproxy.log"), nil, bin, "-f", cfgPath, "-db")
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(bin, "-f", cfgPath, "-db")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// If this process dies without Stop, the kernel ends HAProxy too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("start haproxy: %w", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		logFile.Close()
-		close(exited)
-	}()
-	f.haproxy, f.haExited = cmd, exited
+	f.haproxy = ha
 
 	// Ready when the stats page answers and every proxy passed its checks.
 	deadline := time.Now().Add(startTimeout)
@@ -386,9 +368,9 @@ func (f *Fleet) startHAProxy(ctx context.Context, bin, listen, stats string) err
 			return nil
 		}
 		select {
-		case <-exited:
+		case <-ha.Exited():
 			f.haproxy = nil
-			return fmt.Errorf("haproxy exited during start-up:\n%s", tail(f.haproxyLog))
+			return fmt.Errorf("haproxy exited during start-up:\n%s", ha.Tail())
 		case <-ctx.Done():
 			f.stopHAProxy()
 			return ctx.Err()
@@ -397,7 +379,7 @@ func (f *Fleet) startHAProxy(ctx context.Context, bin, listen, stats string) err
 		if time.Now().After(deadline) {
 			f.stopHAProxy()
 			return fmt.Errorf("haproxy did not report every proxy up within %s (last: %v, %v):\n%s",
-				startTimeout, states, err, tail(f.haproxyLog))
+				startTimeout, states, err, ha.Tail())
 		}
 	}
 }
@@ -416,25 +398,8 @@ func allUp(states map[string]ServerState) bool {
 }
 
 func (f *Fleet) stopHAProxy() {
-	if f.haproxy == nil {
-		return
-	}
-	f.haproxy.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-f.haExited:
-	case <-time.After(10 * time.Second):
-		f.haproxy.Process.Kill()
-		<-f.haExited
-	}
+	f.haproxy.Stop()
 	f.haproxy = nil
-}
-
-func tail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	return string(b)
 }
 
 // FrontURL is the URL clients use; StatsURL is HAProxy's stats page.

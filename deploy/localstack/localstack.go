@@ -29,14 +29,17 @@ const DSNOptions = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&rea
 // startTimeout bounds how long a server may take to answer after start.
 const startTimeout = 60 * time.Second
 
-// process is a child server and the channel that closes when it exits.
-type process struct {
+// Process is a child server started by StartProcess: its output goes to a
+// log file, and it dies with this process even without Stop.
+type Process struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    string
 }
 
-func startProcess(logPath string, env []string, name string, args ...string) (*process, error) {
+// StartProcess starts name with args, the environment plus env, and its
+// stdout and stderr in the file logPath.
+func StartProcess(logPath string, env []string, name string, args ...string) (*Process, error) {
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -52,7 +55,7 @@ func startProcess(logPath string, env []string, name string, args ...string) (*p
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{cmd: cmd, exited: make(chan struct{}), log: logPath}
+	p := &Process{cmd: cmd, exited: make(chan struct{}), log: logPath}
 	go func() {
 		cmd.Wait()
 		logFile.Close()
@@ -61,8 +64,12 @@ func startProcess(logPath string, env []string, name string, args ...string) (*p
 	return p, nil
 }
 
-// stop sends SIGTERM, waits up to 20 s, then kills.
-func (p *process) stop() {
+// Exited is closed when the process has ended.
+func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// Stop sends SIGTERM, waits up to 20 s, then kills. A nil Process is
+// already stopped.
+func (p *Process) Stop() {
 	if p == nil {
 		return
 	}
@@ -75,8 +82,8 @@ func (p *process) stop() {
 	}
 }
 
-// tail returns the end of the process's log, for error messages.
-func (p *process) tail() string {
+// Tail returns the end of the process's log, for error messages.
+func (p *Process) Tail() string {
 	b, _ := os.ReadFile(p.log)
 	if len(b) > 2000 {
 		b = b[len(b)-2000:]
@@ -100,7 +107,7 @@ type MariaDB struct {
 	Dir    string // data folder; the socket and log live here too
 	Port   int    // TCP port on 127.0.0.1
 	User   string // an account with every privilege, no password
-	proc   *process
+	proc   *Process
 	socket string
 }
 
@@ -193,13 +200,13 @@ func (m *MariaDB) start(ctx context.Context, serverID int) error {
 			"--relay-log="+filepath.Join(m.Dir, "data", "relay"),
 		)
 	}
-	proc, err := startProcess(filepath.Join(m.Dir, "mariadbd.log"), nil, "mariadbd", args...)
+	proc, err := StartProcess(filepath.Join(m.Dir, "mariadbd.log"), nil, "mariadbd", args...)
 	if err != nil {
 		return err
 	}
 	m.proc, m.Port = proc, port
 	if err := m.waitReady(ctx); err != nil {
-		proc.stop()
+		proc.Stop()
 		return err
 	}
 	return nil
@@ -222,14 +229,14 @@ func (m *MariaDB) waitReady(ctx context.Context) error {
 			break
 		}
 		select {
-		case <-m.proc.exited:
-			return fmt.Errorf("mariadbd exited during start-up:\n%s", m.proc.tail())
+		case <-m.proc.Exited():
+			return fmt.Errorf("mariadbd exited during start-up:\n%s", m.proc.Tail())
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("mariadbd did not answer within %s: %v\n%s", startTimeout, err, m.proc.tail())
+			return fmt.Errorf("mariadbd did not answer within %s: %v\n%s", startTimeout, err, m.proc.Tail())
 		}
 	}
 	for _, stmt := range []string{
@@ -339,7 +346,7 @@ func slaveStatus(ctx context.Context, db *sql.DB) (io, sqlRunning, lastErr strin
 
 // Stop ends mariadbd and, for a temporary data folder, removes it.
 func (m *MariaDB) Stop() {
-	m.proc.stop()
+	m.proc.Stop()
 	if strings.HasPrefix(filepath.Base(m.Dir), "edgecache-mariadb-") {
 		os.RemoveAll(m.Dir)
 	}
@@ -348,7 +355,7 @@ func (m *MariaDB) Stop() {
 // Memcached is a private memcached.
 type Memcached struct {
 	Addr string // host:port on 127.0.0.1
-	proc *process
+	proc *Process
 	dir  string
 }
 
@@ -360,7 +367,7 @@ func StartMemcached(ctx context.Context, memoryMB int) (*Memcached, error) {
 		return nil, err
 	}
 	portFile := filepath.Join(dir, "ports")
-	proc, err := startProcess(filepath.Join(dir, "memcached.log"),
+	proc, err := StartProcess(filepath.Join(dir, "memcached.log"),
 		[]string{"MEMCACHED_PORT_FILENAME=" + portFile},
 		"memcached", "-u", "root", "-l", "127.0.0.1:0", "-U", "0",
 		"-m", strconv.Itoa(memoryMB), "-c", "4096", "-t", "2")
@@ -383,9 +390,9 @@ func StartMemcached(ctx context.Context, memoryMB int) (*Memcached, error) {
 			break
 		}
 		select {
-		case <-proc.exited:
+		case <-proc.Exited():
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("memcached exited during start-up:\n%s", proc.tail())
+			return nil, fmt.Errorf("memcached exited during start-up:\n%s", proc.Tail())
 		case <-ctx.Done():
 			m.Stop()
 			return nil, ctx.Err()
@@ -412,7 +419,7 @@ func StartMemcached(ctx context.Context, memoryMB int) (*Memcached, error) {
 
 // Stop ends memcached and removes its folder.
 func (m *Memcached) Stop() {
-	m.proc.stop()
+	m.proc.Stop()
 	os.RemoveAll(m.dir)
 }
 

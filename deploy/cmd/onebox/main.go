@@ -113,11 +113,13 @@ func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error
 		// The benchmark's proxy runs in its own process (bin/proxy), so
 		// that its CPU counters are its own: bench plan sizes the proxy
 		// fleet from them.
-		stop, err := startProxyProcess(ctx, pcfg, os.Stdout)
+		proxyLog := filepath.Join(dir, "bench-proxy.log")
+		p, err := startProxyProcess(ctx, pcfg, proxyLog)
 		if err != nil {
 			return err
 		}
-		defer stop()
+		defer p.Stop()
+		fmt.Fprintf(bench.stdout, "benchmark: the proxy's logs go to %s\n", proxyLog)
 	} else {
 		psrv, err := proxy.Start(pcfg, log.Named("proxy"))
 		if err != nil {
@@ -242,27 +244,14 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 }
 
 // startProxyProcess starts bin/proxy (built by make) with cfg's origins and
-// memcached, and waits until its /readyz answers. stop ends it (SIGTERM; it
-// drains at once: no load balancer is waiting to notice).
-func startProxyProcess(ctx context.Context, cfg proxy.Config, stdout io.Writer) (stop func(), err error) {
-	cmd := exec.Command(filepath.Join("bin", "proxy"))
-	cmd.Env = append(os.Environ(), "PROXY_ORIGINS="+strings.Join(cfg.Origins, ","),
-		"PROXY_MEMCACHED="+strings.Join(cfg.Memcached, ","), "PROXY_DRAIN_DELAY=0s")
-	cmd.Stdout, cmd.Stderr = stdout, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start bin/proxy (run make build): %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	stop = func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+// memcached, its output in logPath, and waits until its /readyz answers.
+// Its Stop drains at once: no load balancer is waiting to notice.
+func startProxyProcess(ctx context.Context, cfg proxy.Config, logPath string) (*localstack.Process, error) {
+	p, err := localstack.StartProcess(logPath, []string{"PROXY_ORIGINS=" + strings.Join(cfg.Origins, ","),
+		"PROXY_MEMCACHED=" + strings.Join(cfg.Memcached, ","), "PROXY_DRAIN_DELAY=0s"},
+		filepath.Join("bin", "proxy"))
+	if err != nil {
+		return nil, fmt.Errorf("%w (run make build)", err)
 	}
 	ready := "http://" + cfg.AdminListen + "/readyz"
 	deadline := time.Now().Add(30 * time.Second)
@@ -270,20 +259,20 @@ func startProxyProcess(ctx context.Context, cfg proxy.Config, stdout io.Writer) 
 		if resp, err := http.Get(ready); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return stop, nil
+				return p, nil
 			}
 		}
 		select {
-		case err := <-exited:
-			return nil, fmt.Errorf("bin/proxy exited during start-up: %v", err)
+		case <-p.Exited():
+			return nil, fmt.Errorf("bin/proxy exited during start-up:\n%s", p.Tail())
 		case <-ctx.Done():
-			stop()
+			p.Stop()
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			stop()
-			return nil, fmt.Errorf("bin/proxy: %s did not answer 200 within 30s", ready)
+			p.Stop()
+			return nil, fmt.Errorf("bin/proxy: %s did not answer 200 within 30s:\n%s", ready, p.Tail())
 		}
 	}
 }
