@@ -105,14 +105,14 @@ type Fleet struct {
 	// Front is HAProxy's front address (host:port), Stats its stats page's.
 	Front, Stats string
 
-	log        *zap.Logger
-	proxyCfg   proxy.Config
-	originCfg  origin.Config
-	dir        string
-	removeDir  bool
-	haproxy    *localstack.Process
-	zones      map[string]*Zone
-	http       *http.Client
+	log       *zap.Logger
+	proxyCfg  proxy.Config
+	originCfg origin.Config
+	dir       string
+	removeDir bool
+	haproxy   *localstack.Process
+	zones     map[string]*Zone
+	http      *http.Client
 
 	mu       sync.Mutex // guards the zones' services and Replica
 	stopOnce sync.Once
