@@ -123,9 +123,19 @@ func (p *Proxy) originFailed(ctx *fasthttp.RequestCtx, err error) {
 // that every client can share), Via and X-Forwarded-For/-Proto.
 func (p *Proxy) originRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, fill bool) {
 	in := &ctx.Request.Header
-	req.SetRequestURIBytes(in.RequestURI())
+	// Origin-form with the Host that keyed the entry: an absolute-form
+	// request line (GET http://other.example/x) must not reach the origin
+	// under another authority than the one its answer is cached for.
+	uri := ctx.URI()
+	path, q := uri.PathOriginal(), uri.QueryString()
+	target := append(make([]byte, 0, len(path)+1+len(q)), path...)
+	if len(q) > 0 {
+		target = append(append(target, '?'), q...)
+	}
+	req.Header.SetRequestURIBytes(target)
 	req.Header.SetMethodBytes(in.Method())
 	req.Header.SetHostBytes(in.Host())
+	req.UseHostHeader = true
 	conn := in.Peek("Connection")
 	var xff, xfp, via []byte
 	for k, v := range in.All() {
