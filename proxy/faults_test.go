@@ -300,4 +300,3 @@ func TestRedirectAnswerDoesNotInvalidateItsLocation(t *testing.T) {
 		t.Fatalf("a 307's Location was invalidated: %q", cacheStatus(r))
 	}
 }
-
