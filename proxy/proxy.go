@@ -1,13 +1,3 @@
-// Package proxy is the edgecache edge: a fasthttp reverse proxy that answers
-// reads (GET/HEAD) from memcached shared by every proxy instance, fills it
-// from the origin with one request per key across the fleet, forwards writes
-// and, before a write's answer leaves, invalidates everything the write
-// changed so that no instance serves an older representation afterwards
-// (see invalidate.go for how, and read.go / write.go for the flows).
-//
-// The HTTP caching rules themselves (what may be stored, freshness, Age,
-// Cache-Status, keys) live in package cachepolicy; this package does the
-// I/O.
 package proxy
 
 import (
