@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -19,71 +18,18 @@ import (
 	"edgecache/proxy/store"
 )
 
-// relay is a TCP relay in front of a server that can drop the server's
-// answers: the request reaches the server (which acts on it), the answer
-// never reaches the client, whose connection is closed — a lost answer,
-// as after a reset or a timeout on the way back.
-type relay struct {
-	ln   net.Listener
-	to   string
-	drop atomic.Bool
-}
-
-func newRelay(t testing.TB, to string) *relay {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &relay{ln: ln, to: to}
-	go r.serve()
-	t.Cleanup(func() { ln.Close() })
-	return r
-}
-
-func (r *relay) url() string { return "http://" + r.ln.Addr().String() }
-
-func (r *relay) serve() {
-	for {
-		c, err := r.ln.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			s, err := net.Dial("tcp", r.to)
-			if err != nil {
-				c.Close()
-				return
-			}
-			go func() { io.Copy(s, c); s.Close() }()
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := s.Read(buf)
-				if n > 0 && r.drop.Load() {
-					break
-				}
-				if n > 0 {
-					if _, werr := c.Write(buf[:n]); werr != nil {
-						break
-					}
-				}
-				if err != nil {
-					break
-				}
-			}
-			c.Close()
-			s.Close()
-		}()
-	}
-}
-
 // Issue 7, scenario 1: the origin commits a write but its answer is lost on
 // the way to the proxy (which answers 502). The target URI is invalidated
 // all the same and the answer says "pending": another proxy, which had
 // the post cached, serves the new version.
 func TestLostWriteAnswerStillInvalidatesTheTarget(t *testing.T) {
 	base := realStack(t)
-	rl := newRelay(t, strings.TrimPrefix(base, "http://"))
-	writer := startProxy(t, testConfig(rl.url()))
+	rl, err := localstack.StartRelay(strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rl.Close()
+	writer := startProxy(t, testConfig("http://"+rl.Addr))
 	reader := startProxy(t, testConfig(base))
 	u := createUser(t, reader)
 	post := createPost(t, reader, u, "before the lost answer")
@@ -93,9 +39,9 @@ func TestLostWriteAnswerStillInvalidatesTheTarget(t *testing.T) {
 		t.Fatalf("warm-up: %q", cacheStatus(r))
 	}
 
-	rl.drop.Store(true)
+	rl.DropAnswers(true)
 	w := do(t, writer, "PUT", path, map[string]string{"Authorization": "Bearer " + u.Token}, `{"body":"answer lost"}`)
-	rl.drop.Store(false)
+	rl.DropAnswers(false)
 	if w.StatusCode() < 500 || string(w.Header.Peek(hdrInvalidation)) != "pending" {
 		t.Fatalf("write with its answer dropped: %d, %s %q", w.StatusCode(), hdrInvalidation, w.Header.Peek(hdrInvalidation))
 	}
