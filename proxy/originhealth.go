@@ -14,7 +14,8 @@ import (
 //
 // Passive: PROXY_ORIGIN_EJECT_AFTER failures in a row (timeouts, refused or
 // broken connections, 502/503/504 answers, failed probes) eject an origin:
-// requests stop going to it. A failed dial ejects at once: the origin is
+// requests stop going to it. A pooled connection the origin closed before
+// it was used is not a failure (an idle timeout or a restart closes them). A failed dial ejects at once: the origin is
 // not taking connections, and each further request would pay a dial to
 // find out. The ejected origin's idle connections are closed: after a crash
 // they are all dead, and each would fail one more request.

@@ -61,7 +61,7 @@ func newOrigins(cfg Config, log *zap.Logger, m *metricSet) (*origins, error) {
 			}
 		}
 		tls := u.Scheme == "https"
-		connect := cfg.OriginConnectTimeout
+		connect, probeTimeout := cfg.OriginConnectTimeout, cfg.OriginProbeTimeout
 		up := &upstream{base: base, host: u.Host, scheme: u.Scheme, hc: &fasthttp.HostClient{
 			Addr:                     addr,
 			IsTLS:                    tls,
@@ -85,7 +85,7 @@ func newOrigins(cfg Config, log *zap.Logger, m *metricSet) (*origins, error) {
 			IsTLS:                     tls,
 			Name:                      "edgecache-proxy-probe",
 			NoDefaultUserAgentHeader:  true,
-			Dial:                      func(a string) (net.Conn, error) { return fasthttp.DialTimeout(a, connect) },
+			Dial:                      func(a string) (net.Conn, error) { return fasthttp.DialTimeout(a, min(connect, probeTimeout)) },
 			MaxConns:                  1,
 			MaxIdleConnDuration:       cfg.OriginIdleConnTime,
 			MaxIdemponentCallAttempts: 1,
@@ -202,10 +202,15 @@ func (o *origins) do(req *fasthttp.Request, resp *fasthttp.Response, safe bool, 
 		default:
 			o.m.originRequests["error"].Inc()
 		}
-		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		switch {
+		case errors.Is(err, fasthttp.ErrBodyTooLarge):
 			return oe // the origin answered, too much: another would answer the same
+		case errors.Is(err, errStaleConn):
+			// Not the origin's failure: it closed an old connection (an idle
+			// timeout, a restart). A dead origin shows at the next dial.
+		default:
+			o.failed(u, err, errors.Is(err, errDial))
 		}
-		o.failed(u, err, errors.Is(err, errDial))
 		err = oe
 		if !safe && !unsent(err) || !time.Now().Before(deadline) {
 			break
