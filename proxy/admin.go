@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/subtle"
+	"encoding/json"
 	"io"
 	"net/http/pprof"
 	"net/url"
@@ -17,7 +18,7 @@ import (
 )
 
 // newAdminServer serves the admin listener: /healthz (the process runs),
-// /readyz (not draining, and memcached or an origin answers), /metrics
+// /readyz (not draining, and a memcached node or an origin in service), /metrics
 // (Prometheus text), /debug/pprof/, and POST /purge?url=... or ?group=...
 // behind the bearer token PROXY_ADMIN_TOKEN (403 when none is configured).
 func (p *Proxy) newAdminServer() *fasthttp.Server {
@@ -63,12 +64,6 @@ func (p *Proxy) newAdminServer() *fasthttp.Server {
 	}
 }
 
-// readyz tells the load balancer whether to send this instance traffic. A
-// memcached node or an origin that is down is the whole fleet's problem, not
-// this instance's: taking every proxy out of the load balancer would turn a
-// degraded service into no service. So it fails only while draining, or when
-// this instance can reach neither memcached nor any origin and so can answer
-// nothing; the body names every dependency that is down either way.
 // writeCacheStats writes what tells whether the caches are big enough: L1's
 // size and evictions, and every reachable memcached node's evictions, items
 // and memory (read from the node at scrape time).
@@ -93,31 +88,70 @@ func (p *Proxy) writeCacheStats(w io.Writer) {
 	}
 }
 
+// readyz tells the load balancer whether to send this instance traffic. A
+// memcached node or an origin that is down is the whole fleet's problem, not
+// this instance's: taking every proxy out of the load balancer would turn a
+// degraded service into no service, and an instance that reaches memcached
+// still serves every cached read while all origins are down or hung. So it
+// fails (503) only while draining, or when this instance can use neither
+// any memcached node nor any origin and so can answer nothing. The body
+// lists every dependency out of service either way.
+//
+// It answers at once from state the proxy already keeps: memcached nodes
+// marked down by failed operations (proxy/store), origins ejected by failed
+// requests or by their background probe (originhealth.go). Asking the
+// dependencies here would make the answer as slow as the slowest of them,
+// and a load balancer whose check times out takes out every instance at
+// once.
 func (p *Proxy) readyz(ctx *fasthttp.RequestCtx) {
-	ctx.SetContentType("text/plain")
-	if p.draining.Load() {
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-		ctx.SetBodyString("draining\n")
-		return
+	r := readiness{Degraded: []dependency{}}
+	memcachedUp := 0
+	for n := 0; n < p.store.Nodes(); n++ {
+		if p.store.NodeUp(n) {
+			memcachedUp++
+			continue
+		}
+		r.Degraded = append(r.Degraded, dependency{Dependency: "memcached", Address: p.store.NodeAddr(n), State: "down"})
 	}
-	down, allDown := p.store.Ping()
-	originErr := p.origins.ping(time.Second)
-	if allDown && originErr != nil {
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	ejected := p.origins.ejected()
+	for _, o := range ejected {
+		r.Degraded = append(r.Degraded, dependency{Dependency: "origin", Address: o.origin, State: "ejected",
+			Since: o.since.UTC().Format(time.RFC3339Nano), Error: o.why})
 	}
 	switch {
-	case down == nil:
-		ctx.WriteString("memcached: ok\n")
-	case allDown:
-		ctx.WriteString("memcached: down: " + down.Error() + "\n")
+	case p.draining.Load():
+		r.Status = "draining"
+	case memcachedUp == 0 && len(ejected) == len(p.origins.ups):
+		r.Status = "unavailable"
+	case len(r.Degraded) > 0:
+		r.Status = "degraded"
 	default:
-		ctx.WriteString("memcached: degraded: " + down.Error() + "\n")
+		r.Status = "ready"
 	}
-	if originErr != nil {
-		ctx.WriteString("origin: down: " + originErr.Error() + "\n")
-	} else {
-		ctx.WriteString("origin: ok\n")
+	if r.Status == "draining" || r.Status == "unavailable" {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 	}
+	b, _ := json.Marshal(r)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(append(b, '\n'))
+}
+
+// readiness is /readyz's body. Status is "ready", "degraded" (still 200),
+// "draining" or "unavailable" (503).
+type readiness struct {
+	Status   string       `json:"status"`
+	Degraded []dependency `json:"degraded"`
+}
+
+// dependency is one memcached node ("down") or origin ("ejected", with
+// when and why) out of service.
+type dependency struct {
+	Dependency string `json:"dependency"`
+	Address    string `json:"address"`
+	State      string `json:"state"`
+	Since      string `json:"since,omitempty"`
+	Error      string `json:"error,omitempty"`
 }
 
 // purge moves the URL group of ?url= (an absolute URL as clients request

@@ -31,12 +31,17 @@ type Config struct {
 	MaxConns       int           `env:"PROXY_MAX_CONNS" envDefault:"20000" help:"most concurrent client connections"`
 
 	OriginConnectTimeout time.Duration `env:"PROXY_ORIGIN_CONNECT_TIMEOUT" envDefault:"1s" help:"origin: TCP connect timeout"`
-	OriginTimeout        time.Duration `env:"PROXY_ORIGIN_TIMEOUT" envDefault:"10s" help:"origin: whole-request deadline (504 beyond)"`
+	OriginTimeout        time.Duration `env:"PROXY_ORIGIN_TIMEOUT" envDefault:"5s" help:"origin: whole-request deadline (504 beyond): a write's one attempt, a read's attempts together"`
+	OriginReadTimeout    time.Duration `env:"PROXY_ORIGIN_READ_TIMEOUT" envDefault:"2s" help:"origin: deadline of one read attempt (GET/HEAD: miss, revalidation, pass); a read that failed is tried once more on another origin"`
 	OriginMaxConns       int           `env:"PROXY_ORIGIN_MAX_CONNS" envDefault:"512" help:"origin: connections per origin"`
 	OriginMaxConnWait    time.Duration `env:"PROXY_ORIGIN_MAX_CONN_WAIT" envDefault:"1s" help:"origin: how long a request waits for a free connection (503 beyond)"`
 	OriginIdleConnTime   time.Duration `env:"PROXY_ORIGIN_IDLE_CONN_TIME" envDefault:"4s" help:"origin: idle connections are closed after this; keep below the origin's idle timeout"`
 	OriginMaxRespBytes   int           `env:"PROXY_ORIGIN_MAX_RESPONSE_BYTES" envDefault:"16777216" help:"origin: largest response body accepted (502 beyond)"`
-	OriginDownFor        time.Duration `env:"PROXY_ORIGIN_DOWN_FOR" envDefault:"2s" help:"origin: an origin that failed to connect is skipped for this long when others are available"`
+	OriginEjectAfter     int           `env:"PROXY_ORIGIN_EJECT_AFTER" envDefault:"3" help:"origin: failures in a row (timeouts, refused or broken connections, 502/503/504, failed probes) that take an origin out of service; a failed dial does at once"`
+	OriginDownFor        time.Duration `env:"PROXY_ORIGIN_DOWN_FOR" envDefault:"2s" help:"origin: an ejected origin stays out at least this long, then until its /healthz probe passes; doubled when it is ejected again soon after coming back"`
+	OriginMaxDownFor     time.Duration `env:"PROXY_ORIGIN_MAX_DOWN_FOR" envDefault:"30s" help:"origin: the longest an ejection lasts once its origin answers probes again"`
+	OriginProbeInterval  time.Duration `env:"PROXY_ORIGIN_PROBE_INTERVAL" envDefault:"500ms" help:"origin: how often every origin's /healthz is probed (all in parallel); /readyz reads the result"`
+	OriginProbeTimeout   time.Duration `env:"PROXY_ORIGIN_PROBE_TIMEOUT" envDefault:"500ms" help:"origin: deadline of one probe"`
 
 	MemcachedTimeout       time.Duration `env:"PROXY_MEMCACHED_TIMEOUT" envDefault:"250ms" help:"memcached: dial and per-operation timeout; a node that fails 3 times in a row is marked down and probed"`
 	MemcachedMaxIdleConns  int           `env:"PROXY_MEMCACHED_MAX_IDLE_CONNS" envDefault:"512" help:"memcached: idle connections kept per node; size to peak concurrency (gomemcache's default of 2 dials per operation)"`
@@ -101,8 +106,10 @@ func (c Config) Validate() error {
 		"PROXY_READ_TIMEOUT": c.ReadTimeout, "PROXY_WRITE_TIMEOUT": c.WriteTimeout, "PROXY_IDLE_TIMEOUT": c.IdleTimeout,
 		"PROXY_ORIGIN_CONNECT_TIMEOUT": c.OriginConnectTimeout, "PROXY_ORIGIN_TIMEOUT": c.OriginTimeout,
 		"PROXY_ORIGIN_MAX_CONN_WAIT": c.OriginMaxConnWait, "PROXY_ORIGIN_IDLE_CONN_TIME": c.OriginIdleConnTime,
-		"PROXY_ORIGIN_DOWN_FOR":   c.OriginDownFor,
-		"PROXY_MEMCACHED_TIMEOUT": c.MemcachedTimeout, "PROXY_MEMCACHED_PROBE_INTERVAL": c.MemcachedProbeInterval,
+		"PROXY_ORIGIN_READ_TIMEOUT": c.OriginReadTimeout, "PROXY_ORIGIN_DOWN_FOR": c.OriginDownFor,
+		"PROXY_ORIGIN_MAX_DOWN_FOR": c.OriginMaxDownFor, "PROXY_ORIGIN_PROBE_INTERVAL": c.OriginProbeInterval,
+		"PROXY_ORIGIN_PROBE_TIMEOUT": c.OriginProbeTimeout,
+		"PROXY_MEMCACHED_TIMEOUT":    c.MemcachedTimeout, "PROXY_MEMCACHED_PROBE_INTERVAL": c.MemcachedProbeInterval,
 		"PROXY_MAX_TTL": c.MaxTTL, "PROXY_COALESCE_WAIT": c.CoalesceWait, "PROXY_LEASE_POLL": c.LeasePoll,
 		"PROXY_SHUTDOWN_TIMEOUT": c.ShutdownWait,
 	}
@@ -121,11 +128,15 @@ func (c Config) Validate() error {
 		"PROXY_MAX_HEADER_BYTES": c.MaxHeaderBytes, "PROXY_MAX_BODY_BYTES": c.MaxBodyBytes, "PROXY_MAX_CONNS": c.MaxConns,
 		"PROXY_ORIGIN_MAX_CONNS": c.OriginMaxConns, "PROXY_ORIGIN_MAX_RESPONSE_BYTES": c.OriginMaxRespBytes,
 		"PROXY_MEMCACHED_MAX_IDLE_CONNS": c.MemcachedMaxIdleConns, "PROXY_MAX_OBJECT_BYTES": c.MaxObjectBytes,
+		"PROXY_ORIGIN_EJECT_AFTER": c.OriginEjectAfter,
 	}
 	for name, n := range ints {
 		if n <= 0 {
 			bad(name, "must be > 0, got %d", n)
 		}
+	}
+	if c.OriginMaxDownFor < c.OriginDownFor {
+		bad("PROXY_ORIGIN_MAX_DOWN_FOR", "must be at least PROXY_ORIGIN_DOWN_FOR (%s), got %s", c.OriginDownFor, c.OriginMaxDownFor)
 	}
 	if c.L1Bytes < 0 {
 		bad("PROXY_L1_BYTES", "must be >= 0, got %d", c.L1Bytes)

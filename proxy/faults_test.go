@@ -28,8 +28,8 @@ func TestLostWriteAnswerStillInvalidatesTheTarget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rl.Close()
-	writer := startProxy(t, testConfig("http://"+rl.Addr))
+	defer rl.Kill()
+	writer := startProxy(t, testConfig("http://"+rl.Addr()))
 	reader := startProxy(t, testConfig(base))
 	u := createUser(t, reader)
 	post := createPost(t, reader, u, "before the lost answer")

@@ -77,7 +77,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 	// One node down is the fleet's problem: this instance stays in the load
 	// balancer, and says what is degraded.
 	if r := adminDo(t, p, "GET", "/readyz", ""); r.StatusCode() != 200 ||
-		!strings.Contains(string(r.Body()), "memcached: degraded: "+mc2.Addr) {
+		!strings.Contains(string(r.Body()), `{"dependency":"memcached","address":"`+mc2.Addr+`","state":"down"}`) {
 		t.Fatalf("/readyz with one node down: %d %q", r.StatusCode(), r.Body())
 	}
 	w := do(t, p, "PUT", path, nil, "{}")

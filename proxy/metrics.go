@@ -10,21 +10,23 @@ import (
 type metricSet struct {
 	set *metrics.Set
 
-	requests        map[string]*metrics.Counter // by outcome
-	readDuration    *metrics.PrometheusHistogram
-	writeDuration   *metrics.PrometheusHistogram
-	originRequests  map[string]*metrics.Counter // by result
-	originDuration  *metrics.PrometheusHistogram
-	coalescedLocal  *metrics.Counter
-	coalescedFleet  *metrics.Counter
-	coalesceTimeout *metrics.Counter
-	groupUnknown    *metrics.Counter
-	tooLarge        *metrics.Counter
-	stores          *metrics.Counter
-	storeErrors     *metrics.Counter
-	lagRefetch      *metrics.Counter
-	panics          *metrics.Counter
-	purges          *metrics.Counter
+	requests            map[string]*metrics.Counter // by outcome
+	readDuration        *metrics.PrometheusHistogram
+	writeDuration       *metrics.PrometheusHistogram
+	originRequests      map[string]*metrics.Counter // by result
+	originDuration      *metrics.PrometheusHistogram
+	originRetries       map[string]*metrics.Counter // second attempts, by kind: read, unsent-write
+	originProbeFailures *metrics.Counter
+	coalescedLocal      *metrics.Counter
+	coalescedFleet      *metrics.Counter
+	coalesceTimeout     *metrics.Counter
+	groupUnknown        *metrics.Counter
+	tooLarge            *metrics.Counter
+	stores              *metrics.Counter
+	storeErrors         *metrics.Counter
+	lagRefetch          *metrics.Counter
+	panics              *metrics.Counter
+	purges              *metrics.Counter
 
 	l1Hits *metrics.Counter
 }
@@ -48,6 +50,7 @@ func newMetricSet(cacheName string) *metricSet {
 	m := &metricSet{set: s,
 		requests:       map[string]*metrics.Counter{},
 		originRequests: map[string]*metrics.Counter{},
+		originRetries:  map[string]*metrics.Counter{},
 	}
 	for _, o := range []string{outcomeHit, outcomeStale, outcomeRevalidated, outcomeMiss, outcomeCollapsed, outcomePass, outcomeWrite, outcomeError} {
 		m.requests[o] = s.NewCounter(`edgecache_proxy_requests_total{outcome="` + o + `"}`)
@@ -58,6 +61,10 @@ func newMetricSet(cacheName string) *metricSet {
 		m.originRequests[r] = s.NewCounter(`edgecache_proxy_origin_requests_total{result="` + r + `"}`)
 	}
 	m.originDuration = s.NewPrometheusHistogramExt(`edgecache_proxy_origin_request_duration_seconds`, latencyBuckets)
+	for _, k := range []string{"read", "unsent-write"} {
+		m.originRetries[k] = s.NewCounter(`edgecache_proxy_origin_retries_total{kind="` + k + `"}`)
+	}
+	m.originProbeFailures = s.NewCounter(`edgecache_proxy_origin_probe_failures_total`)
 	m.coalescedLocal = s.NewCounter(`edgecache_proxy_coalesced_waits_total{scope="process"}`)
 	m.coalescedFleet = s.NewCounter(`edgecache_proxy_coalesced_waits_total{scope="fleet"}`)
 	m.coalesceTimeout = s.NewCounter(`edgecache_proxy_coalesce_timeouts_total`)
@@ -79,4 +86,18 @@ func newMetricSet(cacheName string) *metricSet {
 		return hits / total
 	})
 	return m
+}
+
+// originHealth registers one origin's health metrics: whether it is in
+// service (up reports it), and counters of its ejections and returns.
+func (m *metricSet) originHealth(origin string, up func() bool) (ejections, returns *metrics.Counter) {
+	label := `{origin="` + origin + `"}`
+	m.set.NewGauge(`edgecache_proxy_origin_up`+label, func() float64 {
+		if up() {
+			return 1
+		}
+		return 0
+	})
+	return m.set.NewCounter(`edgecache_proxy_origin_ejections_total` + label),
+		m.set.NewCounter(`edgecache_proxy_origin_returns_total` + label)
 }

@@ -46,7 +46,7 @@ type Proxy struct {
 	server, admin *fasthttp.Server
 	ln, adminLn   net.Listener
 	served        sync.WaitGroup // the two Serve loops
-	bg            sync.WaitGroup // background refreshes and the probe loop
+	bg            sync.WaitGroup // background refreshes and the probe loops (memcached, origins)
 	stop          chan struct{}
 	draining      atomic.Bool
 
@@ -77,7 +77,7 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	ups, err := newOrigins(cfg, m)
+	ups, err := newOrigins(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +126,8 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	go func() { defer p.served.Done(); p.admin.Serve(p.adminLn) }()
 	p.bg.Add(1)
 	go func() { defer p.bg.Done(); p.store.Run(p.stop) }()
+	p.bg.Add(1)
+	go func() { defer p.bg.Done(); p.origins.probeLoop(p.stop) }()
 	log.Info("proxy listening", zap.String("listen", p.Addr()), zap.String("admin", p.AdminAddr()),
 		zap.Strings("origins", cfg.Origins), zap.Strings("memcached", cfg.Memcached))
 	return p, nil

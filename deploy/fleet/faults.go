@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
 )
 
 // The faults below complete the drills of fleet.go: each injects one thing
@@ -13,7 +12,8 @@ import (
 
 // KillProxy ends the zone's proxy at once, as a crash would: no drain,
 // in-flight requests cut, and whatever it held in memory (moves queued for
-// a node that did not answer) lost with it.
+// a node that did not answer) lost with it. Its relays stay: connections
+// to it are refused, as to a dead process's port.
 func (f *Fleet) KillProxy(zone string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -31,8 +31,8 @@ func (f *Fleet) KillProxy(zone string) error {
 	return nil
 }
 
-// StartProxy starts the zone's proxy again on its old addresses (HAProxy's
-// configuration names them), with an empty memory.
+// StartProxy starts the zone's proxy again, with an empty memory, behind
+// its old relays (HAProxy's configuration names them).
 func (f *Fleet) StartProxy(zone string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -43,15 +43,15 @@ func (f *Fleet) StartProxy(zone string) error {
 	if z.Proxy != nil {
 		return fmt.Errorf("zone %s: proxy is running", zone)
 	}
-	// The old listener's port may linger for a moment after a kill.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err = f.startProxy(z, z.proxyAddr, z.adminAddr)
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(50 * time.Millisecond)
+	if z.proxyRelay == nil {
+		return fmt.Errorf("zone %s was killed", zone)
 	}
+	if err := f.startProxy(z, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
+		return err
+	}
+	z.proxyRelay.Retarget(z.proxyAddr)
+	z.adminRelay.Retarget(z.adminAddr)
+	return nil
 }
 
 // RestartMemcached restarts the zone's memcached node empty on its old
@@ -78,10 +78,10 @@ func (f *Fleet) DropOriginAnswers(zone string, drop bool) error {
 	if err != nil {
 		return err
 	}
-	if z.OriginRelay == nil {
-		return fmt.Errorf("zone %s has no origin", zone)
+	if z.originRelay == nil {
+		return fmt.Errorf("zone %s has no origin running", zone)
 	}
-	z.OriginRelay.DropAnswers(drop)
+	z.originRelay.DropAnswers(drop)
 	return nil
 }
 

@@ -7,14 +7,19 @@
 // write to the primary and read from the replica.
 //
 // The proxies and origins run in this process; MariaDB, memcached and HAProxy
-// are child processes (deploy/localstack and /usr/sbin/haproxy). Fleet's
-// methods are the drills: StopProxy, KillZone, PauseMemcached,
-// ResumeMemcached, StopReplica. Stop ends everything Start started.
+// are child processes (deploy/localstack and /usr/sbin/haproxy). HAProxy
+// reaches each proxy, and each proxy each origin, through a relay that a
+// drill can freeze (as SIGSTOP freezes a process) or cut (as SIGKILL ends
+// one). Fleet's methods are the drills: StopProxy, KillZone, PauseProxy,
+// PauseOrigin, PauseMemcached (and their Resume), StopReplica. Stop ends
+// everything Start started. Everything the fleet writes lives in its run
+// folder (rundir.go).
 package fleet
 
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -41,12 +47,19 @@ var Zones = []string{"a", "b", "c"}
 // originZones are the zones that run an origin.
 var originZones = map[string]bool{"a": true, "b": true}
 
-// Health-check settings of HAProxy's backend: a proxy that fails /readyz
-// twice, 500 ms apart, gets no new requests; two passes bring it back.
+// Health-check settings of HAProxy's backend. /readyz answers from memory
+// at once, so a check that takes checkTimeout means the proxy is stuck. A
+// proxy is checked every checkInter; after one failed check every
+// checkFastInter, so that it is out of rotation checkFall failures later:
+// about checkInter/2 + checkTimeout + checkFastInter + checkTimeout, 1 s on
+// average, for a proxy that stopped (SIGSTOP) and so times out; less for
+// one that refuses or answers 503. checkRise passes bring it back.
 const (
-	checkInter = 500 * time.Millisecond
-	checkFall  = 2
-	checkRise  = 2
+	checkInter     = 500 * time.Millisecond
+	checkFastInter = 250 * time.Millisecond
+	checkTimeout   = 250 * time.Millisecond
+	checkFall      = 2
+	checkRise      = 2
 )
 
 // startTimeout bounds how long HAProxy may take to listen and see every
@@ -59,8 +72,10 @@ const killTimeout = time.Second
 
 // Options configure Start. The zero value is usable.
 type Options struct {
-	// Dir holds HAProxy's generated config and its log. Empty means a new
-	// temporary folder, removed by Stop.
+	// Dir is the run folder: HAProxy's generated config, error files and
+	// log, and the data folders of MariaDB and memcached, which are new at
+	// every start. Empty means a new temporary folder, removed by Stop.
+	// Only one fleet runs in a folder at a time.
 	Dir string
 	// Listen is HAProxy's front (clients connect here); default
 	// 127.0.0.1:8080. StatsListen is HAProxy's stats page (/stats, and
@@ -89,12 +104,12 @@ type Zone struct {
 	Proxy     *proxy.Proxy
 	Origin    *origin.Server
 	Memcached *localstack.Memcached
-	// OriginRelay is the path from every proxy to this zone's origin (nil
-	// in zone c): drills drop its answers.
-	OriginRelay *localstack.Relay
 
 	proxyAddr, adminAddr string // kept after the proxy stops, for reports
 	paused               bool
+
+	// What HAProxy and the proxies connect to instead of the services.
+	proxyRelay, adminRelay, originRelay *localstack.Relay
 }
 
 // ProxyAddr and AdminAddr are the zone's proxy listeners (also after it
@@ -115,6 +130,7 @@ type Fleet struct {
 	originCfg origin.Config
 	dir       string
 	removeDir bool
+	lock      *os.File // the run folder's, held while the fleet runs
 	haproxy   *localstack.Process
 	zones     map[string]*Zone
 	http      *http.Client
@@ -156,12 +172,25 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	}
 	f.dir = opts.Dir
 	if f.dir == "" {
-		if f.dir, err = os.MkdirTemp("", "edgecache-fleet-"); err != nil {
+		removeStaleRuns()
+		if f.dir, err = os.MkdirTemp("", tempPattern); err != nil {
 			return f, err
 		}
 		f.removeDir = true
 	} else if err = os.MkdirAll(f.dir, 0o755); err != nil {
 		return f, err
+	}
+	if f.dir, err = filepath.Abs(f.dir); err != nil {
+		return f, err
+	}
+	if f.lock, err = lockRunDir(f.dir); err != nil {
+		f.removeDir = false // another fleet's
+		return f, err
+	}
+	for _, d := range dataDirs() { // a killed run's
+		if err = os.RemoveAll(filepath.Join(f.dir, d)); err != nil {
+			return f, err
+		}
 	}
 	for _, name := range Zones {
 		f.zones[name] = &Zone{Name: name}
@@ -171,14 +200,14 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex // the goroutines below fill f
 	g.Go(func() error {
-		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{ServerID: 1})
+		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{Dir: filepath.Join(f.dir, "primary"), ServerID: 1})
 		mu.Lock()
 		f.Primary = db
 		mu.Unlock()
 		return wrap("primary", err)
 	})
 	g.Go(func() error {
-		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{ServerID: 2})
+		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{Dir: filepath.Join(f.dir, "replica"), ServerID: 2})
 		mu.Lock()
 		f.Replica = db
 		mu.Unlock()
@@ -186,7 +215,7 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	})
 	for _, name := range Zones {
 		g.Go(func() error {
-			mc, err := localstack.StartMemcached(gctx, opts.MemcachedMB)
+			mc, err := localstack.StartMemcachedIn(gctx, filepath.Join(f.dir, "memcached-"+name), opts.MemcachedMB)
 			mu.Lock()
 			f.zones[name].Memcached = mc
 			mu.Unlock()
@@ -216,16 +245,23 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 		if z.Origin, err = origin.Start(cfg, log.Named("origin-"+name)); err != nil {
 			return f, fmt.Errorf("origin %s: %w", name, err)
 		}
-		if z.OriginRelay, err = localstack.StartRelay(z.Origin.Addr()); err != nil {
-			return f, fmt.Errorf("origin %s relay: %w", name, err)
+		if z.originRelay, err = localstack.StartRelay(z.Origin.Addr()); err != nil {
+			return f, fmt.Errorf("origin %s: %w", name, err)
 		}
-		origins = append(origins, "http://"+z.OriginRelay.Addr)
+		origins = append(origins, "http://"+z.originRelay.Addr())
 	}
 	f.origins, f.pool = origins, pool
 	for _, name := range Zones {
 		z := f.zones[name]
 		if err = f.startProxy(z, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
 			return f, err
+		}
+		z.proxyAddr, z.adminAddr = z.Proxy.Addr(), z.Proxy.AdminAddr()
+		if z.proxyRelay, err = localstack.StartRelay(z.proxyAddr); err != nil {
+			return f, fmt.Errorf("proxy %s: %w", name, err)
+		}
+		if z.adminRelay, err = localstack.StartRelay(z.adminAddr); err != nil {
+			return f, fmt.Errorf("proxy %s: %w", name, err)
 		}
 	}
 
@@ -321,32 +357,48 @@ defaults
     timeout client 30s
     timeout server 30s
     timeout http-keep-alive 10s
-    timeout check 2s
-    # A connection refused by a proxy that just stopped is retried on
-    # another one.
+    timeout check %dms
+    # Resend only what cannot have reached a proxy: a connection that could
+    # not be made (conn-failure), to another proxy (redispatch on every
+    # retry). GET and HEAD are also resent when the proxy closed the
+    # connection without answering (empty-response: it died with the
+    # request in flight); any other method may have been forwarded to an
+    # origin and applied, so frontend edge turns that off for it.
     retries 2
-    option redispatch
-
+    retry-on conn-failure empty-response
+    option redispatch 1
+    # HAProxy's own answers (no proxy up, a proxy that broke or timed out,
+    # a bad request) in the API's JSON error shape, not HTML.
+`, checkTimeout.Milliseconds())
+	for _, e := range haproxyErrors {
+		fmt.Fprintf(&b, "    errorfile %d %s\n", e.status, f.errorFile(e.status))
+	}
+	fmt.Fprintf(&b, `
 frontend edge
     bind %s
     option httplog
     option dontlognull
     option forwardfor
+    # Retries beyond a failed connection (retry-on above) only for GET and
+    # HEAD (METH_GET matches both).
+    http-request disable-l7-retry unless METH_GET
     default_backend proxies
 
 backend proxies
     balance roundrobin
     # /readyz on the proxy's admin listener: 503 while it drains (or when
-    # it reaches neither memcached nor any origin), so HAProxy stops
-    # sending it requests before it closes its listener.
+    # it can use neither memcached nor any origin), so HAProxy stops
+    # sending it requests before it closes its listener. It answers from
+    # memory, so timeout check (above) is short: a proxy that stopped is
+    # out in about a second.
     option httpchk GET /readyz
     http-check expect status 200
-    default-server inter %dms fall %d rise %d
-`, f.Front, checkInter.Milliseconds(), checkFall, checkRise)
+    default-server inter %dms fastinter %dms fall %d rise %d
+`, f.Front, checkInter.Milliseconds(), checkFastInter.Milliseconds(), checkFall, checkRise)
 	for _, name := range Zones {
 		z := f.zones[name]
-		_, adminPort, _ := net.SplitHostPort(z.adminAddr)
-		fmt.Fprintf(&b, "    server zone-%s %s check port %s\n", name, z.proxyAddr, adminPort)
+		_, adminPort, _ := net.SplitHostPort(z.adminRelay.Addr())
+		fmt.Fprintf(&b, "    server zone-%s %s check port %s\n", name, z.proxyRelay.Addr(), adminPort)
 	}
 	fmt.Fprintf(&b, `
 listen stats
@@ -359,12 +411,62 @@ listen stats
 	return b.String()
 }
 
+// haproxyErrors are the answers HAProxy gives itself, in the API's error
+// shape (README "The origin API"): codes of its own for what only it can
+// see (no proxy up, a proxy that failed), the proxy's codes for the rest.
+var haproxyErrors = []struct {
+	status        int
+	code, message string
+}{
+	{400, "bad_request", "malformed request"},
+	{408, "request_timeout", "request not received in time"},
+	{500, "internal", "internal error"},
+	{502, "edge_unreachable", "the edge proxy closed the connection or answered badly"},
+	{503, "edge_unavailable", "no edge proxy is available"},
+	{504, "edge_timeout", "the edge proxy did not answer in time"},
+}
+
+func (f *Fleet) errorFile(status int) string {
+	return filepath.Join(f.dir, "errors", strconv.Itoa(status)+".http")
+}
+
+// writeErrorFiles writes haproxyErrors as HAProxy errorfiles: whole HTTP
+// responses.
+func (f *Fleet) writeErrorFiles() error {
+	if err := os.MkdirAll(filepath.Join(f.dir, "errors"), 0o755); err != nil {
+		return err
+	}
+	for _, e := range haproxyErrors {
+		var body struct {
+			Error struct {
+				Code    string `json:"code"`
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		body.Error.Code, body.Error.Message = e.code, e.message
+		js, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		js = append(js, '\n')
+		resp := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: %d\r\n\r\n%s",
+			e.status, http.StatusText(e.status), len(js), js)
+		if err := os.WriteFile(f.errorFile(e.status), []byte(resp), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (f *Fleet) startHAProxy(ctx context.Context, bin, listen, stats string) error {
 	var err error
 	if f.Front, err = resolvePort(listen); err != nil {
 		return err
 	}
 	if f.Stats, err = resolvePort(stats); err != nil {
+		return err
+	}
+	if err := f.writeErrorFiles(); err != nil {
 		return err
 	}
 	cfgPath := filepath.Join(f.dir, "haproxy.cfg")
@@ -545,12 +647,19 @@ func (f *Fleet) StopProxy(ctx context.Context, zone string) error {
 	defer cancel()
 	err = z.Proxy.Shutdown(sctx)
 	z.Proxy = nil
+	// Gone like a stopped process: connections to it are refused.
+	z.proxyRelay.Kill()
+	z.adminRelay.Kill()
+	z.proxyRelay, z.adminRelay = nil, nil
 	return wrap("zone "+zone+": proxy shutdown", err)
 }
 
-// KillZone takes the whole zone away at once, as an AZ outage would: its
-// proxy and origin stop without draining (a second to finish in-flight
-// work), and its memcached node ends. HAProxy notices by its failed checks.
+// KillZone takes the whole zone away at once, as an AZ outage would: the
+// connections to its proxy and origin end and new ones are refused (their
+// relays close, as a killed process's sockets do), the services stop
+// without draining (a second to finish in-flight work), and its memcached
+// node ends. HAProxy notices by its failed checks, the other proxies by
+// their connections to the origin.
 func (f *Fleet) KillZone(zone string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -558,6 +667,7 @@ func (f *Fleet) KillZone(zone string) error {
 	if err != nil {
 		return err
 	}
+	z.killRelays()
 	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
 	defer cancel()
 	var errs []error
@@ -584,6 +694,63 @@ func (f *Fleet) KillZone(zone string) error {
 	}
 	f.log.Info("zone killed", zap.String("zone", zone))
 	return wrap("zone "+zone, errors.Join(errs...))
+}
+
+// killRelays cuts every connection to the zone's proxy and origin.
+func (z *Zone) killRelays() {
+	for _, r := range []*localstack.Relay{z.proxyRelay, z.adminRelay, z.originRelay} {
+		if r != nil {
+			r.Kill()
+		}
+	}
+	z.proxyRelay, z.adminRelay, z.originRelay = nil, nil, nil
+}
+
+// PauseProxy freezes the zone's proxy as SIGSTOP would: HAProxy's
+// connections to it (requests and health checks) are accepted and never
+// answered, until ResumeProxy.
+func (f *Fleet) PauseProxy(zone string) error {
+	return f.pauseRelays(zone, "proxy", true)
+}
+
+// ResumeProxy lets a paused proxy's connections move again.
+func (f *Fleet) ResumeProxy(zone string) error {
+	return f.pauseRelays(zone, "proxy", false)
+}
+
+// PauseOrigin freezes the zone's origin as SIGSTOP would: the proxies'
+// connections to it are accepted and never answered, until ResumeOrigin.
+func (f *Fleet) PauseOrigin(zone string) error {
+	return f.pauseRelays(zone, "origin", true)
+}
+
+// ResumeOrigin lets a paused origin's connections move again.
+func (f *Fleet) ResumeOrigin(zone string) error {
+	return f.pauseRelays(zone, "origin", false)
+}
+
+func (f *Fleet) pauseRelays(zone, service string, pause bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	z, err := f.zone(zone)
+	if err != nil {
+		return err
+	}
+	relays := []*localstack.Relay{z.proxyRelay, z.adminRelay}
+	if service == "origin" {
+		relays = []*localstack.Relay{z.originRelay}
+	}
+	for _, r := range relays {
+		if r == nil {
+			return fmt.Errorf("zone %s has no %s running", zone, service)
+		}
+		if pause {
+			r.Pause()
+		} else {
+			r.Resume()
+		}
+	}
+	return nil
 }
 
 // PauseMemcached freezes the zone's memcached node (SIGSTOP): connections
@@ -630,14 +797,18 @@ func (f *Fleet) StopReplica() error {
 	return nil
 }
 
-// Stop ends everything Start started: HAProxy, the proxies (without drain:
-// HAProxy is gone), the origins, memcached, the replica and the primary.
-// It is safe to call more than once.
+// Stop ends everything Start started: HAProxy, the relays, the proxies
+// (without drain: HAProxy is gone), the origins, memcached, the replica and
+// the primary, and removes their data folders. It is safe to call more
+// than once.
 func (f *Fleet) Stop() {
 	f.stopOnce.Do(func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.stopHAProxy()
+		for _, z := range f.zones {
+			z.killRelays()
+		}
 		var wg sync.WaitGroup
 		for _, z := range f.zones {
 			if p := z.Proxy; p != nil {
@@ -666,9 +837,6 @@ func (f *Fleet) Stop() {
 		}
 		wg.Wait()
 		for _, z := range f.zones {
-			if z.OriginRelay != nil {
-				z.OriginRelay.Close()
-			}
 			if z.Memcached != nil {
 				if z.paused {
 					z.Memcached.Resume()
@@ -685,8 +853,15 @@ func (f *Fleet) Stop() {
 			f.Primary.Stop()
 			f.Primary = nil
 		}
-		if f.removeDir && f.dir != "" {
+		if f.lock == nil { // the folder is another fleet's
+			return
+		}
+		for _, d := range dataDirs() {
+			os.RemoveAll(filepath.Join(f.dir, d))
+		}
+		if f.removeDir {
 			os.RemoveAll(f.dir)
 		}
+		f.lock.Close()
 	})
 }

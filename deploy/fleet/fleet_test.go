@@ -23,10 +23,11 @@ import (
 // memcached nodes, two origins and three proxies in this process, HAProxy in
 // front. Through HAProxy it writes and reads, checks read-after-write on
 // every proxy, then runs the drills: a graceful stop of zone a's proxy under
-// traffic, a frozen memcached node in zone b, the replica stopped, and zone c
-// killed.
+// traffic, a frozen memcached node in zone b, the replica stopped, one and
+// then both origins hung under load, zone c's proxy stopped, zone c killed,
+// and zone b killed (no proxy left).
 func TestFleet(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
 	pcfg, err := proxy.LoadConfig()
@@ -224,6 +225,145 @@ func TestFleet(t *testing.T) {
 		t.Errorf("drill c: no origin read tried the stopped replica; the drill did not exercise it")
 	}
 
+	// The drills below put a production-like load through HAProxy: 200
+	// reads a second of posts nothing writes meanwhile (cached: warmed
+	// first), 5 writes a second to other posts.
+	var writePosts []string
+	for i := range nPosts {
+		st, h, body := c.do("POST", fmt.Sprintf("%s/v1/users/%d/posts", f.FrontURL(), user.ID), user.Token,
+			fmt.Sprintf(`{"body":"written %d"}`, i))
+		if st != http.StatusCreated {
+			t.Fatalf("create post: %d %s", st, body)
+		}
+		writePosts = append(writePosts, h.Get("Location"))
+	}
+	underLoad := func(drill func()) *loadReport {
+		for _, p := range posts {
+			c.do("GET", f.FrontURL()+p, "", "")
+		}
+		stop := make(chan struct{})
+		done := make(chan *loadReport)
+		go func() { done <- c.load(stop, posts, writePosts, user.Token, 200, 5) }()
+		drill()
+		close(stop)
+		return <-done
+	}
+	liveProxies := []string{"b", "c"}
+	// originsOut polls the live proxies' /readyz until each lists n
+	// origins ejected, and returns how long that took and the slowest
+	// /readyz answer meanwhile.
+	originsOut := func(n int) (took, slowest time.Duration) {
+		start := time.Now()
+		for _, name := range liveProxies {
+			for {
+				t0 := time.Now()
+				st, _, body := c.do("GET", "http://"+f.Zone(name).AdminAddr()+"/readyz", "", "")
+				slowest = max(slowest, time.Since(t0))
+				if st != http.StatusOK {
+					t.Errorf("zone %s /readyz: %d %s", name, st, body)
+				}
+				if strings.Count(string(body), `"state":"ejected"`) == n {
+					break
+				}
+				if time.Since(start) > 20*time.Second {
+					t.Fatalf("zone %s: %d origins not ejected in 20 s: %s", name, n, body)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		return time.Since(start), slowest
+	}
+	const hang = 7 * time.Second // longer than PROXY_ORIGIN_TIMEOUT: writes sent to a hung origin time out
+
+	// Drill (e): origin a hangs (its connections accept and answer
+	// nothing, as after SIGSTOP). Every proxy ejects it and sends reads and
+	// writes to origin b; reads all answer 200, a write answers 200 or, if
+	// it went to origin a before the ejection, a JSON 504.
+	var ejectedIn, backIn, slowestReady time.Duration
+	rep := underLoad(func() {
+		time.Sleep(time.Second) // load before the fault
+		if err := f.PauseOrigin("a"); err != nil {
+			t.Fatal(err)
+		}
+		paused := time.Now()
+		ejectedIn, slowestReady = originsOut(1)
+		time.Sleep(hang - time.Since(paused))
+		if err := f.ResumeOrigin("a"); err != nil {
+			t.Fatal(err)
+		}
+		backIn, _ = originsOut(0)
+		time.Sleep(time.Second) // load after the fault
+	})
+	t.Logf("drill e (origin a hung %s): %s; every proxy ejected it after %s (slowest /readyz %s), took it back %s after it continued",
+		hang, rep, ejectedIn.Round(time.Millisecond), slowestReady.Round(time.Millisecond), backIn.Round(time.Millisecond))
+	if !rep.only("read", http.StatusOK) || !rep.only("write", http.StatusOK, http.StatusGatewayTimeout) ||
+		rep.kind("read").notJSON+rep.kind("write").notJSON != 0 {
+		t.Errorf("drill e: want reads all 200, writes 200 or JSON 504; got %s", rep)
+	}
+
+	// Drill (f): both origins hang. The proxies stay in HAProxy (their
+	// /readyz says degraded) and keep answering cached reads; writes fail
+	// with a JSON 504.
+	rep = underLoad(func() {
+		time.Sleep(time.Second)
+		for _, name := range []string{"a", "b"} {
+			if err := f.PauseOrigin(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		paused := time.Now()
+		ejectedIn, slowestReady = originsOut(2)
+		time.Sleep(hang - time.Since(paused))
+		var err error
+		if states, err = f.ServerStates(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"a", "b"} {
+			if err := f.ResumeOrigin(name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		backIn, _ = originsOut(0)
+		time.Sleep(time.Second)
+	})
+	t.Logf("drill f (both origins hung %s): %s; every proxy ejected both after %s (slowest /readyz %s), took them back %s after they continued; HAProxy at the end of the hang: %v",
+		hang, rep, ejectedIn.Round(time.Millisecond), slowestReady.Round(time.Millisecond), backIn.Round(time.Millisecond), states)
+	for _, name := range liveProxies {
+		if !states[name].Up() {
+			t.Errorf("drill f: HAProxy took zone %s out while only the origins hung: %+v", name, states[name])
+		}
+	}
+	if !rep.only("read", http.StatusOK) || !rep.only("write", http.StatusOK, http.StatusGatewayTimeout) ||
+		rep.kind("read").notJSON+rep.kind("write").notJSON != 0 {
+		t.Errorf("drill f: want cached reads all 200, writes 200 or JSON 504; got %s", rep)
+	}
+
+	// Drill (g): zone c's proxy stops (its connections accept and answer
+	// nothing, as after SIGSTOP). HAProxy's check times out and takes it
+	// out in about a second; resumed, it comes back.
+	t0 = time.Now()
+	if err := f.PauseProxy("c"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel = context.WithTimeout(ctx, 10*time.Second)
+	sc, err := f.WaitServer(wctx, "c", ServerState.Down)
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	detected := time.Since(t0)
+	if err := f.ResumeProxy("c"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, wcancel = context.WithTimeout(ctx, 10*time.Second)
+	_, err = f.WaitServer(wctx, "c", func(s ServerState) bool { return s.Status == "UP" })
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("drill g (proxy c stopped): HAProxy marked it %s (%s) %s after it stopped; back UP %s after it continued",
+		sc.Status, sc.CheckStatus, detected.Round(time.Millisecond), (time.Since(t0) - detected).Round(time.Millisecond))
+
 	// Drill (d): zone c goes away at once (its proxy and memcached node).
 	// Once HAProxy has marked it down, zone b alone answers everything.
 	t0 = time.Now()
@@ -231,7 +371,7 @@ func TestFleet(t *testing.T) {
 		t.Error(err)
 	}
 	wctx, wcancel = context.WithTimeout(ctx, 10*time.Second)
-	sc, err := f.WaitServer(wctx, "c", ServerState.Down)
+	sc, err = f.WaitServer(wctx, "c", ServerState.Down)
 	wcancel()
 	if err != nil {
 		t.Fatal(err)
@@ -241,6 +381,24 @@ func TestFleet(t *testing.T) {
 		sc.Status, sc.CheckStatus, time.Since(t0).Round(time.Millisecond), requests, failures, incomplete)
 	if failures != 0 {
 		t.Errorf("drill d: %d of %d requests failed after zone c was marked down", failures, requests)
+	}
+
+	// Drill (h): the last proxy goes too. HAProxy answers by itself, in the
+	// API's JSON error shape.
+	if err := f.KillZone("b"); err != nil {
+		t.Error(err)
+	}
+	wctx, wcancel = context.WithTimeout(ctx, 10*time.Second)
+	_, err = f.WaitServer(wctx, "b", ServerState.Down)
+	wcancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, h, body = c.do("GET", f.FrontURL()+post, "", "")
+	t.Logf("drill h (no proxy left): %d %s %s", st, h.Get("Content-Type"), bytes.TrimSpace(body))
+	if st != http.StatusServiceUnavailable || h.Get("Content-Type") != "application/json" ||
+		!strings.Contains(string(body), `{"error":{"code":"edge_unavailable",`) {
+		t.Errorf("drill h: HAProxy with no proxy answered %d %q %s, want a JSON 503 edge_unavailable", st, h.Get("Content-Type"), body)
 	}
 }
 

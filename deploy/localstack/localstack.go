@@ -378,16 +378,30 @@ type Memcached struct {
 }
 
 // StartMemcached starts memcached with memoryMB of item memory on a port the
-// kernel chooses, and waits until it answers.
+// kernel chooses, its port file and log in a new temporary folder, and
+// waits until it answers.
 func StartMemcached(ctx context.Context, memoryMB int) (*Memcached, error) {
-	return startMemcached(ctx, memoryMB, "127.0.0.1:0")
-}
-
-func startMemcached(ctx context.Context, memoryMB int, listen string) (*Memcached, error) {
 	dir, err := os.MkdirTemp("", "edgecache-memcached-")
 	if err != nil {
 		return nil, err
 	}
+	return startMemcached(ctx, dir, memoryMB, "127.0.0.1:0")
+}
+
+// StartMemcachedIn is StartMemcached with its files in dir, which it
+// empties first: a run killed before Stop leaves its folder behind, and the
+// next start in the same place cleans it up. Stop removes dir.
+func StartMemcachedIn(ctx context.Context, dir string, memoryMB int) (*Memcached, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return startMemcached(ctx, dir, memoryMB, "127.0.0.1:0")
+}
+
+func startMemcached(ctx context.Context, dir string, memoryMB int, listen string) (*Memcached, error) {
 	portFile := filepath.Join(dir, "ports")
 	proc, err := StartProcess(filepath.Join(dir, "memcached.log"),
 		[]string{"MEMCACHED_PORT_FILENAME=" + portFile},
@@ -445,7 +459,10 @@ func startMemcached(ctx context.Context, memoryMB int, listen string) (*Memcache
 func (m *Memcached) Restart(ctx context.Context) error {
 	m.Resume() // a stopped process ends on SIGTERM only once continued
 	m.Stop()
-	n, err := startMemcached(ctx, m.memoryMB, m.Addr)
+	if err := os.MkdirAll(m.dir, 0o755); err != nil {
+		return err
+	}
+	n, err := startMemcached(ctx, m.dir, m.memoryMB, m.Addr)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,5 +66,29 @@ func TestMariaDBReplication(t *testing.T) {
 	}
 	if err != nil || v != 7 {
 		t.Fatalf("replica read %d, %v; want 7", v, err)
+	}
+}
+
+// StartMemcachedIn clears what a killed run left in its folder, and Stop
+// removes the folder.
+func TestMemcachedInAFolderClearsLeftovers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "memcached")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	leftover := filepath.Join(dir, "ports")
+	if err := os.WriteFile(leftover, []byte("TCP INET: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := StartMemcachedIn(context.Background(), dir, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasSuffix(m.Addr, ":1") {
+		t.Fatalf("memcached at %s: the leftover port file was read", m.Addr)
+	}
+	m.Stop()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("folder after Stop: %v", err)
 	}
 }

@@ -269,18 +269,6 @@ func (s *Store) MoveOrQueue(name string, origin uint64) error {
 	return err
 }
 
-// Ping checks every node; down names the nodes that did not answer;
-// allDown reports that none did.
-func (s *Store) Ping() (down error, allDown bool) {
-	var errs []error
-	for i, p := range s.probes {
-		if err := p.Ping(); err != nil {
-			errs = append(errs, errors.New(s.NodeAddr(i)+": "+err.Error()))
-		}
-	}
-	return errors.Join(errs...), len(errs) == len(s.probes)
-}
-
 // NodeStats reads the counters of node n that say whether memcached is big
 // enough (the "stats" command; gomemcache does not speak it): evictions of
 // unexpired items, current items and bytes, and the memory limit.

@@ -33,7 +33,7 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8080", "HAProxy front host:port (clients connect here)")
 	stats := flag.String("stats", "127.0.0.1:8404", "HAProxy stats page host:port (/stats, /stats;csv)")
-	dir := flag.String("dir", ".run/fleet", "folder for HAProxy's generated config and log")
+	dir := flag.String("dir", ".run/fleet", "run folder: HAProxy's generated config, error files and log, and the databases' and memcached's data (new at every start)")
 	memcachedMB := flag.Int("memcached-mb", 64, "item memory of each memcached node, in MiB")
 	haproxy := flag.String("haproxy", "", "haproxy binary (default: haproxy on PATH, else /usr/sbin/haproxy)")
 	drills := flag.String("drills", "", "run these fault drills under load (comma-separated names, or all), print a table, and exit: "+drillNames())
@@ -142,7 +142,7 @@ func run(log *zap.Logger, opts fleet.Options) error {
 		fmt.Fprintf(&b, "  memcached %s\n", z.Memcached.Addr)
 	}
 	fmt.Fprintf(&b, "  mariadb   primary %s\n            replica %s\n", f.Primary.DSN("edgecache"), f.Replica.DSN("edgecache"))
-	fmt.Fprintf(&b, "  haproxy   config and log in %s\n", f.Dir())
+	fmt.Fprintf(&b, "  run folder %s (haproxy.cfg, haproxy.log, data)\n", f.Dir())
 	fmt.Fprintf(&b, `
 try, in another terminal:
   curl -si -X POST %[1]s/v1/users -H 'Content-Type: application/json' -d '{"name":"ada","email":"ada@example.com"}'
@@ -161,12 +161,14 @@ Ctrl-C stops everything.
 	return nil
 }
 
-const help = `  stop ZONE       drain and stop the zone's proxy (HAProxy marks it down first)
-  kill ZONE       the zone's proxy, origin and memcached go away at once
-  pause ZONE      freeze the zone's memcached node (SIGSTOP); resume ZONE continues it
-  stop-replica    stop the MariaDB replica (origins read from the primary)
-  status          HAProxy's view of each proxy
-  help            this list
+const help = `  stop ZONE           drain and stop the zone's proxy (HAProxy marks it down first)
+  kill ZONE           the zone's proxy, origin and memcached go away at once
+  pause ZONE          freeze the zone's memcached node (SIGSTOP); resume ZONE continues it
+  pause-proxy ZONE    freeze the zone's proxy as SIGSTOP would; resume-proxy ZONE continues it
+  pause-origin ZONE   freeze the zone's origin as SIGSTOP would (a, b); resume-origin ZONE continues it
+  stop-replica        stop the MariaDB replica (origins read from the primary)
+  status              HAProxy's view of each proxy
+  help                this list
   (zones: a, b, c)`
 
 // console runs the drills typed on in, one per line, until in ends.
@@ -191,6 +193,14 @@ func console(ctx context.Context, f *fleet.Fleet, in io.Reader, out io.Writer) {
 			err = f.PauseMemcached(arg)
 		case "resume":
 			err = f.ResumeMemcached(arg)
+		case "pause-proxy":
+			err = f.PauseProxy(arg)
+		case "resume-proxy":
+			err = f.ResumeProxy(arg)
+		case "pause-origin":
+			err = f.PauseOrigin(arg)
+		case "resume-origin":
+			err = f.ResumeOrigin(arg)
 		case "stop-replica":
 			err = f.StopReplica()
 		case "status":

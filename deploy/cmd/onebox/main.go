@@ -1,7 +1,8 @@
 // Command onebox runs the whole edgecache stack on one machine, in the
-// foreground: a private MariaDB (data kept under -dir), a private memcached,
-// the origin on 127.0.0.1:8081 and the proxy on 127.0.0.1:8080. Ctrl-C stops
-// everything it started. `make run` calls it; `make bench` calls it with
+// foreground: a private MariaDB (data kept under -dir), a private memcached
+// (its files under -dir too), the origin on 127.0.0.1:8081 and the proxy on
+// 127.0.0.1:8080. Ctrl-C stops everything it started; if onebox is killed,
+// its child processes die with it and nothing is left outside -dir. `make run` calls it; `make bench` calls it with
 // -bench to run the default benchmark against the stack and exit: seed
 // through the origin, a short open-loop run through the proxy, the same run
 // straight against the origin, their comparison and the sizing plan, with
@@ -38,7 +39,7 @@ import (
 )
 
 func main() {
-	dir := flag.String("dir", ".run", "folder for the private MariaDB's data (kept between runs)")
+	dir := flag.String("dir", ".run", "run folder: the private MariaDB's data (kept between runs), memcached's files (new at every start), bench logs")
 	memcachedMB := flag.Int("memcached-mb", 256, "memcached item memory in MiB")
 	benchOut := flag.String("bench", "", "run the default benchmark against the stack, write the report to this folder, then stop")
 	benchRate := flag.Float64("bench-rate", 1000, "with -bench: open-loop requests per second of each run (proxy, then origin)")
@@ -84,7 +85,9 @@ func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error
 		return err
 	}
 	defer db.Stop()
-	mc, err := localstack.StartMemcached(ctx, memcachedMB)
+	// Under dir, not /tmp: if onebox is killed, memcached dies with it
+	// (Pdeathsig) and the next start clears the folder.
+	mc, err := localstack.StartMemcachedIn(ctx, filepath.Join(dir, "memcached"), memcachedMB)
 	if err != nil {
 		return err
 	}
