@@ -4,7 +4,7 @@ BINS    := origin proxy bench
 # The one-box stack keeps its data here (git-ignored).
 RUN_DIR ?= .run
 
-.PHONY: build run fleet test lint bench deps fuzz
+.PHONY: build run fleet drills test lint bench deps fuzz
 
 build:
 	$(GO) build -o bin/ ./origin/cmd/origin ./proxy/cmd/proxy ./bench/cmd/bench
@@ -19,6 +19,12 @@ run: deps build
 # on one machine"); FLEET_FLAGS="-listen 127.0.0.1:9080" etc.
 fleet: deps
 	$(GO) run ./deploy/cmd/fleet -dir $(RUN_DIR)/fleet $(FLEET_FLAGS)
+
+# Fault drills under load through the fleet (README "Fault drills"):
+# DRILLS=memcached-stall,replica-lag to pick some.
+DRILLS ?= all
+drills: deps
+	$(GO) run ./deploy/cmd/fleet -dir $(RUN_DIR)/drills -listen 127.0.0.1:0 -stats 127.0.0.1:0 -drills $(DRILLS)
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 12m ./...

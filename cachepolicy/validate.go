@@ -6,9 +6,23 @@ import "strconv"
 // revalidates the entry (RFC 9111 §4.3.1): If-None-Match from its ETag and
 // If-Modified-Since from its Last-Modified, each nil when the entry lacks
 // it. Both are sent when both exist; the origin ignores If-Modified-Since
-// when it understands If-None-Match.
+// when it understands If-None-Match. A weak Last-Modified (see
+// strongLastModified) is not sent: another version may carry the same date.
 func (m *Meta) Conditional() (ifNoneMatch, ifModifiedSince []byte) {
+	if _, ok := m.strongLastModified(); !ok {
+		return m.ETag, nil
+	}
 	return m.ETag, m.LastModified
+}
+
+// strongLastModified returns the entry's Last-Modified if it is a strong
+// validator (RFC 9110 §8.8.2.2): at least one second before the response's
+// Date. Dates have one-second resolution, so a resource changed twice
+// within a second shows one Last-Modified for both versions; a response
+// generated in that same second may be the first of them.
+func (m *Meta) strongLastModified() (int64, bool) {
+	lm, ok := ParseHTTPDate(m.LastModified)
+	return lm, ok && lm+1 <= m.Date
 }
 
 // Selects304 reports whether a 304 with these ETag and Last-Modified values
@@ -59,8 +73,11 @@ func (m *Meta) SelectsHead(etag, lastModified, contentLength []byte, storedLengt
 // Only entries with a 2xx status qualify. If-None-Match, when present,
 // decides alone: "*" matches any entry, otherwise a member must match the
 // ETag weakly. Otherwise If-Modified-Since, when a valid date, matches when
-// the entry's Last-Modified (or, lacking one, its Date: RFC 9111 §4.3.2) is
-// not later than it. It does not allocate.
+// the entry's Last-Modified is strong and not later than it; an entry
+// without Last-Modified matches a date strictly after its Date (RFC 9111
+// §4.3.2), so that the client's copy is from a later second than the
+// entry. A weak Last-Modified never matches: the client's copy may be an
+// earlier version from the same second. It does not allocate.
 func (m *Meta) NotModified(ifNoneMatch, ifModifiedSince []byte) bool {
 	if m.Status < 200 || m.Status > 299 {
 		return false
@@ -75,11 +92,11 @@ func (m *Meta) NotModified(ifNoneMatch, ifModifiedSince []byte) bool {
 	if !ok {
 		return false
 	}
-	lm, ok := ParseHTTPDate(m.LastModified)
-	if !ok {
-		lm = m.Date
+	if len(trimSpace(m.LastModified)) == 0 {
+		return m.Date < ims
 	}
-	return lm <= ims
+	lm, strong := m.strongLastModified()
+	return strong && lm <= ims
 }
 
 // etagListMatch reports whether the If-None-Match list has a member that

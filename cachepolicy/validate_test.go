@@ -5,10 +5,17 @@ import "testing"
 const lm = "Sun, 06 Nov 1994 08:49:37 GMT"
 
 func TestConditional(t *testing.T) {
-	m := Meta{ETag: []byte(`"v1"`), LastModified: []byte(lm)}
+	date, _ := ParseHTTPDate([]byte(lm))
+	m := Meta{ETag: []byte(`"v1"`), LastModified: []byte(lm), Date: date + 1}
 	inm, ims := m.Conditional()
 	if string(inm) != `"v1"` || string(ims) != lm {
 		t.Errorf("Conditional = %q, %q", inm, ims)
+	}
+	// RFC 9110 §8.8.2.2: a Last-Modified within a second of Date is weak;
+	// it is not sent.
+	m.Date = date
+	if inm, ims = m.Conditional(); string(inm) != `"v1"` || ims != nil {
+		t.Errorf("Conditional with a weak Last-Modified = %q, %q", inm, ims)
 	}
 	inm, ims = (&Meta{}).Conditional()
 	if inm != nil || ims != nil {
@@ -72,30 +79,40 @@ func TestNotModified(t *testing.T) {
 		etag, lastMod string
 		inm, ims      string
 		want          bool
+		weak          bool // Date in the same second as Last-Modified
 	}{
-		{"etag match", 200, `"a"`, "", `"a"`, "", true},
-		{"etag weak match", 200, `"a"`, "", `W/"a"`, "", true},
-		{"stored weak etag", 200, `W/"a"`, "", `"a"`, "", true},
-		{"etag in list", 200, `"a"`, "", `"x", "y,z", "a"`, "", true},
-		{"etag with comma inside", 200, `"a,b"`, "", `"a,b"`, "", true},
-		{"etag not in list", 200, `"a"`, "", `"x", "y"`, "", false},
-		{"star", 200, `"a"`, "", `*`, "", true},
-		{"star without etag", 200, "", "", `*`, "", true},
-		{"malformed list stops", 200, `"a"`, "", `x, "a"`, "", false},
-		{"unterminated", 200, `"a"`, "", `"a`, "", false},
-		{"no etag stored", 200, "", lm, `"a"`, "", false},
-		{"inm present ignores ims", 200, `"a"`, lm, `"b"`, lm, false},
-		{"ims equal", 200, "", lm, "", lm, true},
-		{"ims later", 200, "", lm, "", "Mon, 07 Nov 1994 08:49:37 GMT", true},
-		{"ims earlier", 200, "", lm, "", "Sat, 05 Nov 1994 08:49:37 GMT", false},
-		{"ims invalid", 200, "", lm, "", "yesterday", false},
-		{"ims against date when no last-modified", 200, "", "", "", "Mon, 07 Nov 1994 08:49:37 GMT", true},
-		{"not 2xx", 404, `"a"`, "", `"a"`, "", false},
-		{"nothing", 200, `"a"`, lm, "", "", false},
+		{"etag match", 200, `"a"`, "", `"a"`, "", true, false},
+		{"etag weak match", 200, `"a"`, "", `W/"a"`, "", true, false},
+		{"stored weak etag", 200, `W/"a"`, "", `"a"`, "", true, false},
+		{"etag in list", 200, `"a"`, "", `"x", "y,z", "a"`, "", true, false},
+		{"etag with comma inside", 200, `"a,b"`, "", `"a,b"`, "", true, false},
+		{"etag not in list", 200, `"a"`, "", `"x", "y"`, "", false, false},
+		{"star", 200, `"a"`, "", `*`, "", true, false},
+		{"star without etag", 200, "", "", `*`, "", true, false},
+		{"malformed list stops", 200, `"a"`, "", `x, "a"`, "", false, false},
+		{"unterminated", 200, `"a"`, "", `"a`, "", false, false},
+		{"no etag stored", 200, "", lm, `"a"`, "", false, false},
+		{"inm present ignores ims", 200, `"a"`, lm, `"b"`, lm, false, false},
+		{"ims equal", 200, "", lm, "", lm, true, false},
+		{"ims later", 200, "", lm, "", "Mon, 07 Nov 1994 08:49:37 GMT", true, false},
+		{"ims earlier", 200, "", lm, "", "Sat, 05 Nov 1994 08:49:37 GMT", false, false},
+		{"ims invalid", 200, "", lm, "", "yesterday", false, false},
+		{"ims against date when no last-modified", 200, "", "", "", "Mon, 07 Nov 1994 08:49:37 GMT", true, false},
+		{"ims equal to date when no last-modified", 200, "", "", "", "Sun, 06 Nov 1994 09:49:37 GMT", false, false},
+		// RFC 9110 §8.8.2.2: two versions within one second share a
+		// Last-Modified; a weak one never answers If-Modified-Since.
+		{"weak last-modified, ims equal", 200, "", lm, "", lm, false, true},
+		{"weak last-modified, ims later", 200, "", lm, "", "Mon, 07 Nov 1994 08:49:37 GMT", false, true},
+		{"not 2xx", 404, `"a"`, "", `"a"`, "", false, false},
+		{"nothing", 200, `"a"`, lm, "", "", false, false},
 	}
 	date, _ := ParseHTTPDate([]byte(lm))
 	for _, tt := range tests {
-		m := Meta{Status: tt.status, Date: date, ETag: bytesOrNil(tt.etag), LastModified: bytesOrNil(tt.lastMod)}
+		d := date + 3600
+		if tt.weak {
+			d = date
+		}
+		m := Meta{Status: tt.status, Date: d, ETag: bytesOrNil(tt.etag), LastModified: bytesOrNil(tt.lastMod)}
 		if got := m.NotModified(bytesOrNil(tt.inm), bytesOrNil(tt.ims)); got != tt.want {
 			t.Errorf("%s: NotModified = %v", tt.name, got)
 		}

@@ -76,16 +76,16 @@ func (p *Proxy) writeCacheStats(w io.Writer) {
 	metrics.WriteGaugeUint64(w, "edgecache_proxy_l1_bytes", uint64(p.l1.Weight()))
 	metrics.WriteGaugeUint64(w, "edgecache_proxy_l1_entries", uint64(p.l1.Len()))
 	metrics.WriteCounterUint64(w, "edgecache_proxy_l1_evictions_total", p.l1.Evictions())
-	for n := 0; n < p.l2.ring.Len(); n++ {
-		if !p.l2.ring.Up(n) {
+	for n := 0; n < p.store.Nodes(); n++ {
+		if !p.store.NodeUp(n) {
 			continue
 		}
-		st, err := p.l2.nodeStats(n)
+		st, err := p.store.NodeStats(n)
 		if err != nil {
-			p.log.Debug("memcached stats", zap.String("node", p.l2.ring.Addr(n).String()), zap.Error(err))
+			p.log.Debug("memcached stats", zap.String("node", p.store.NodeAddr(n)), zap.Error(err))
 			continue
 		}
-		node := `{node="` + p.l2.ring.Addr(n).String() + `"}`
+		node := `{node="` + p.store.NodeAddr(n) + `"}`
 		metrics.WriteCounterUint64(w, "edgecache_proxy_memcached_evictions_total"+node, st["evictions"])
 		metrics.WriteGaugeUint64(w, "edgecache_proxy_memcached_items"+node, st["curr_items"])
 		metrics.WriteGaugeUint64(w, "edgecache_proxy_memcached_bytes"+node, st["bytes"])
@@ -100,7 +100,7 @@ func (p *Proxy) readyz(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString("draining\n")
 		return
 	}
-	down, allDown := p.l2.ping()
+	down, allDown := p.store.Ping()
 	originErr := p.origins.ping(time.Second)
 	if allDown && originErr != nil {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)

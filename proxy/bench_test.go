@@ -73,7 +73,7 @@ func BenchmarkMiss(b *testing.B) {
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	ops := func() (n uint64) {
 		for _, op := range []string{"get", "set", "add", "cas", "delete"} {
-			n += p.m.mcOps(op).Get()
+			n += p.store.Ops(op)
 		}
 		return n
 	}

@@ -15,7 +15,7 @@ import (
 // Binary form, after the magic byte and format version:
 //
 //	meta (cachepolicy binary form, self-delimiting)
-//	uvarint nGroups, then per group: uvarint len, memcached group key, uvarint epoch
+//	uvarint nGroups, then per group: uvarint len, memcached group key, uvarint incarnation, uvarint epoch
 //	uvarint len, vary key
 //	uvarint nHeaders, then per field: uvarint len, name, uvarint len, value
 //	body (the rest)
@@ -30,23 +30,30 @@ type entry struct {
 	body    []byte
 }
 
+// recorded is a group's value as a fill saw it before its origin fetch.
 type recorded struct {
-	key   []byte // memcached key of the group
-	epoch uint64
+	key         []byte // memcached key of the group
+	incarnation uint64
+	epoch       uint64
 }
 
 type field struct{ name, value []byte }
 
 const (
 	entryMagic   = 'E'
-	entryVersion = 1
+	entryVersion = 2 // 2: groups carry an incarnation
 	// limits a decoder enforces so that corrupt input cannot make it
 	// allocate without bound.
 	maxEntryGroups  = maxGroups + 1 // the origin's groups and the URL group
 	maxEntryHeaders = 128
 )
 
-var errCorruptEntry = errors.New("corrupt cache entry")
+var (
+	errCorruptEntry = errors.New("corrupt cache entry")
+	// errOtherFormat is an entry written by a proxy of another format
+	// version (during a rolling deploy): a plain miss, not worth a warning.
+	errOtherFormat = errors.New("cache entry of another format version")
+)
 
 func (e *entry) appendBinary(b []byte) ([]byte, error) {
 	b = append(b, entryMagic, entryVersion)
@@ -60,6 +67,7 @@ func (e *entry) appendBinary(b []byte) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(e.groups)))
 	for _, g := range e.groups {
 		b = appendBytes(b, g.key)
+		b = binary.AppendUvarint(b, g.incarnation)
 		b = binary.AppendUvarint(b, g.epoch)
 	}
 	b = appendBytes(b, e.varyKey)
@@ -78,8 +86,11 @@ func appendBytes(b, v []byte) []byte {
 
 // decodeEntry parses b into e, reusing e's slices.
 func decodeEntry(b []byte, e *entry) error {
-	if len(b) < 2 || b[0] != entryMagic || b[1] != entryVersion {
+	if len(b) < 2 || b[0] != entryMagic {
 		return errCorruptEntry
+	}
+	if b[1] != entryVersion {
+		return errOtherFormat
 	}
 	m, n, err := cachepolicy.ReadMeta(b[2:])
 	if err != nil {
@@ -91,7 +102,8 @@ func decodeEntry(b []byte, e *entry) error {
 	e.groups = e.groups[:0]
 	for k := uint64(0); k < ng && !r.bad; k++ {
 		key := r.bytes()
-		e.groups = append(e.groups, recorded{key: key, epoch: r.uvarint(1<<63 - 1)})
+		inc := r.uvarint(1<<64 - 1)
+		e.groups = append(e.groups, recorded{key: key, incarnation: inc, epoch: r.uvarint(1<<64 - 1)})
 	}
 	e.varyKey = r.bytes()
 	nh := r.uvarint(maxEntryHeaders)
@@ -104,7 +116,7 @@ func decodeEntry(b []byte, e *entry) error {
 		return errCorruptEntry
 	}
 	for _, g := range e.groups {
-		if len(g.key) == 0 || g.epoch == 0 {
+		if len(g.key) == 0 || g.incarnation == 0 || g.epoch == 0 {
 			return errCorruptEntry
 		}
 	}

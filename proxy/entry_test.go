@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/store"
 )
 
 func sampleEntry() *entry {
@@ -16,7 +17,7 @@ func sampleEntry() *entry {
 	now := time.Unix(1_700_000_000, 0)
 	return &entry{
 		meta:    cachepolicy.NewMeta(&resp, now, now),
-		groups:  []recorded{{[]byte(groupKey("post/7")), 12}, {[]byte(groupKey("url:http://a/v1/posts/7")), 1 << 50}},
+		groups:  []recorded{{[]byte(store.GroupKey("post/7")), 99, 12}, {[]byte(store.GroupKey("url:http://a/v1/posts/7")), 1<<63 + 5, 1 << 50}},
 		varyKey: []byte("\x00accept-encoding\x00\x00\x00\x00\x04gzip"),
 		headers: []field{{[]byte("Content-Type"), []byte("application/json")}, {[]byte("Etag"), []byte(`"3"`)}},
 		body:    []byte(`{"id":7}`),

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/store"
 )
 
 // fillJob is everything a fill needs, copied out of the client's
@@ -28,7 +29,7 @@ type fillJob struct {
 	stale   *entry // the stored entry, if valid by its groups (for validation and stale-if-error)
 	// snap holds the group states read by the lookup, i.e. before this
 	// fill's origin fetch.
-	snap        map[string]groupState
+	snap        map[string]store.Group
 	unavailable bool // a key's node was down during lookup: do not store
 }
 
@@ -46,17 +47,14 @@ type fillResult struct {
 	revalidated  bool
 	staleOnError bool
 	detail       string
-	// started is when the fill began, before it read any group version;
-	// zero for an entry another proxy stored.
-	started time.Time
 }
 
 func (p *Proxy) newFillJob(t *txn, d cachepolicy.Decision) *fillJob {
 	job := &fillJob{
 		primary: string(t.primary), path: string(t.ctx.URI().PathOriginal()),
-		ekey: t.ekey, ukey: t.ukey, lkey: leaseKey(string(t.primary)),
+		ekey: t.ekey, ukey: t.ukey, lkey: store.LeaseKey(string(t.primary)),
 		keys: t.keys, req: new(fasthttp.Request), d: d,
-		snap: make(map[string]groupState, len(t.items)), unavailable: t.unavailable,
+		snap: make(map[string]store.Group, len(t.items)), unavailable: t.unavailable,
 	}
 	p.originRequest(t.ctx, job.req, true)
 	job.req.Header.SetMethod(fasthttp.MethodGet) // HEAD misses fill with GET
@@ -69,7 +67,7 @@ func (p *Proxy) newFillJob(t *txn, d cachepolicy.Decision) *fillJob {
 		if k == t.ekey {
 			continue
 		}
-		if st, ok := parseGroupState(it.Value); ok {
+		if st, ok := store.ParseGroup(it.Value); ok {
 			job.snap[k] = st
 		}
 	}
@@ -98,192 +96,269 @@ func (p *Proxy) safeFill(job *fillJob) (res *fillResult) {
 	return p.fill(job)
 }
 
-// fill gets a response for job from the origin and stores it if allowed.
-// Across the fleet, one fill per key runs at a time: the lease in memcached.
+// fill gets a response for job from the origin and stores it if allowed,
+// in the steps of a fetch (after Varnish's fetch states): take the lease,
+// snapshot the groups, fetch, revalidate on 304, resolve the response's
+// groups, store. Across the fleet, one fill per key runs at a time: the
+// lease in memcached.
 func (p *Proxy) fill(job *fillJob) *fillResult {
-	res := &fillResult{job: job, fwd: job.d.Fwd, started: time.Now()}
-	err := p.l2.add(&memcache.Item{Key: job.lkey, Value: []byte{'1'}, Expiration: int32(p.cfg.LeaseTTL / time.Second)})
-	switch {
-	case err == nil:
-		defer p.l2.del(job.lkey)
-	case errors.Is(err, memcache.ErrNotStored):
-		if r := p.waitForFleetFill(job); r != nil {
-			return r
-		}
+	res := &fillResult{job: job, fwd: job.d.Fwd}
+	held, other := p.takeLease(job)
+	if other != nil {
+		return other
 	}
-
-	// Snapshot, before fetching: the URL group must exist (its epoch is
-	// all that protects a response without origin versions), and so must
-	// the groups already known for this key. A group that had to be created
-	// was unknown: answer from the primary. Nothing known at all (a cold
-	// key): the primary as well.
-	fresh := len(job.keys) <= 2
-	noStore := job.unavailable
-	for _, k := range job.keys[1:] {
-		if _, ok := job.snap[k]; ok {
-			continue
-		}
-		st, created, err := ensureGroup(p.l2, k, 0)
-		if err != nil {
-			// Unknown: nothing can tell a lagging replica's answer from a
-			// current one, so ask the primary; and store nothing.
-			noStore, fresh = true, true
-			continue
-		}
-		job.snap[k] = st
-		fresh = fresh || created
+	if held {
+		defer p.store.Delete(job.lkey)
 	}
-
+	f := p.snapshot(job)
 	deadline := time.Now().Add(p.cfg.OriginTimeout)
-	conditional := job.stale != nil && job.d.Action == cachepolicy.Validate
 	for attempt := 0; ; attempt++ {
-		req := job.req
-		req.Header.Del("If-None-Match")
-		req.Header.Del("If-Modified-Since")
-		req.Header.Del(hdrFresh)
-		if conditional {
-			inm, ims := job.stale.meta.Conditional()
-			if len(inm) > 0 {
-				req.Header.SetBytesV("If-None-Match", inm)
-			}
-			if len(ims) > 0 {
-				req.Header.SetBytesV("If-Modified-Since", ims)
-			}
-		}
-		if fresh {
-			req.Header.Set(hdrFresh, "1")
-		}
-		resp := new(fasthttp.Response)
-		reqTime := time.Now()
-		err := p.origins.do(req, resp, true, deadline)
-		respTime := time.Now()
+		resp, reqTime, respTime, err := p.fetch(job, &f, deadline)
 		if err != nil || cachepolicy.ErrorStatus(resp.StatusCode()) {
-			if job.stale != nil && job.stale.meta.ServeOnError(&job.creq, respTime) {
-				res.ent, res.staleOnError, res.shareable = job.stale, true, true
-				if err == nil {
-					res.fwdStatus = resp.StatusCode()
-				}
-				res.detail = "stale-if-error"
-				return res
-			}
-			if err != nil {
-				res.err = err
-				return res
-			}
-			res.resp, res.detail = resp, "origin-error"
-			return res
+			return p.fetchFailed(job, res, resp, err, respTime)
 		}
 		res.fwdStatus = resp.StatusCode()
-
-		if resp.StatusCode() == fasthttp.StatusNotModified && conditional {
-			conditional = false
+		if resp.StatusCode() == fasthttp.StatusNotModified && f.conditional {
+			f.conditional = false
 			if !job.stale.meta.Selects304(resp.Header.Peek("ETag"), resp.Header.Peek("Last-Modified")) {
 				continue // the 304 is for another representation: fetch in full
 			}
 			ent := p.freshen(job.stale, resp, reqTime, respTime)
 			res.revalidated = true
-			p.store(job, res, ent, job.stale.groups, noStore)
+			keys := make([]string, len(job.stale.groups))
+			for i, g := range job.stale.groups {
+				keys[i] = string(g.key)
+			}
+			p.save(job, res, ent, p.record(job, keys, &f), f.noStore)
 			return res
 		}
-
 		cresp := p.responseRules(resp)
-		ok, reason := cachepolicy.Storable(&job.creq, &cresp)
-		groups, gerr := parseGroups(resp.Header.Peek(hdrGroups))
-		switch {
-		case !ok:
-		case gerr != nil:
-			ok, reason = false, "bad-groups"
-			p.log.Warn("origin sent a malformed Edgecache-Groups; response not stored",
-				zap.String("path", job.path), zap.ByteString("value", resp.Header.Peek(hdrGroups)))
-		case len(resp.Body()) > p.cfg.MaxObjectBytes:
-			ok, reason = false, "too-large"
-			p.m.tooLarge.Inc()
-		case resp.StatusCode() == fasthttp.StatusNotModified:
-			ok, reason = false, "status"
-		}
-		if !ok {
+		groups, reason := p.storable(job, resp, &cresp)
+		if reason != "" {
 			res.resp, res.detail = resp, reason
 			return res
 		}
-
-		// Groups the snapshot lacks are read now, after the fetch. That is
-		// safe for groups with origin versions: any write the response
-		// misses either moved the group after this read (the entry fails
-		// validation) or before it (its version shows the response is
-		// older, below). A group missing in memcached is unknown: created
-		// from this response if it came from the primary, else refetched
-		// from the primary.
-		needFresh := false
-		var post []string
-		for _, g := range groups {
-			if _, ok := job.snap[groupKey(g.name)]; !ok {
-				post = append(post, groupKey(g.name))
-			}
-		}
-		if len(post) > 0 {
-			items, unavailable := p.l2.getMulti(post)
-			if len(unavailable) > 0 {
-				noStore = true
-			}
-			for _, g := range groups {
-				k := groupKey(g.name)
-				if _, ok := job.snap[k]; ok {
-					continue
-				}
-				if it := items[k]; it != nil {
-					if st, ok := parseGroupState(it.Value); ok {
-						job.snap[k] = st
-						continue
-					}
-				}
-				if !fresh {
-					needFresh = true
-					continue
-				}
-				st, _, err := ensureGroup(p.l2, k, g.version)
-				if err != nil {
-					noStore = true
-					continue
-				}
-				job.snap[k] = st
-			}
-		}
-		for _, g := range groups {
-			if st, ok := job.snap[groupKey(g.name)]; ok && st.origin > g.version {
-				needFresh = true // a replica behind a write this proxy fleet already saw
-			}
-		}
-		if needFresh {
-			if !fresh && attempt == 0 {
+		if p.resolveGroups(job, groups, &f) {
+			if !f.fresh && attempt == 0 {
 				p.m.lagRefetch.Inc()
-				fresh = true
+				f.fresh = true
 				continue
 			}
 			// The primary's answer predates a write that raced it: give it
 			// to this request, store nothing.
-			noStore = true
+			f.noStore = true
 		}
-		rec := make([]recorded, 0, len(groups)+1)
-		rec = append(rec, recorded{key: []byte(job.ukey), epoch: job.snap[job.ukey].epoch})
+		p.learn(job, groups)
+		keys := make([]string, 0, len(groups)+1)
+		keys = append(keys, job.ukey)
 		for _, g := range groups {
-			k := groupKey(g.name)
-			if k == job.ukey {
-				continue
+			if k := store.GroupKey(g.name); k != job.ukey {
+				keys = append(keys, k)
 			}
-			st, ok := job.snap[k]
-			if !ok {
-				noStore = true
-				continue
-			}
-			rec = append(rec, recorded{key: []byte(k), epoch: st.epoch})
-		}
-		if job.snap[job.ukey].epoch == 0 {
-			noStore = true
 		}
 		ent := p.newEntry(job, resp, &cresp, reqTime, respTime)
-		p.store(job, res, ent, rec, noStore)
+		p.save(job, res, ent, p.record(job, keys, &f), f.noStore)
 		return res
 	}
+}
+
+// fetchState is what the steps of one fill decide between them.
+type fetchState struct {
+	fresh       bool // ask the primary (Edgecache-Fresh): a replica's answer could not be checked
+	noStore     bool // answer, but store nothing
+	conditional bool // revalidate the stale entry (If-None-Match / If-Modified-Since)
+}
+
+// takeLease takes the key's fleet-wide fill lease. If another proxy holds
+// it, it waits for that proxy's entry and returns it (other), or returns
+// neither when the wait ends without one: the caller then fetches itself.
+// held reports that the caller must give the lease back.
+func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
+	err := p.store.Add(&memcache.Item{Key: job.lkey, Value: []byte{'1'}, Expiration: int32(p.cfg.LeaseTTL / time.Second)})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, memcache.ErrNotStored):
+		return false, p.waitForFleetFill(job)
+	}
+	return false, nil // memcached is failing: fill without a lease
+}
+
+// snapshot makes sure the URL group and the groups already known for this
+// key exist, before the fetch: their values, recorded in the entry, are what
+// later writes move. A group that had to be created, or whose origin
+// version is unknown (0: re-created since the last write), cannot show
+// that a replica's answer is behind: ask the primary. Nothing known at all
+// (a cold key): the primary as well.
+func (p *Proxy) snapshot(job *fillJob) fetchState {
+	f := fetchState{fresh: len(job.keys) <= 2, noStore: job.unavailable,
+		conditional: job.stale != nil && job.d.Action == cachepolicy.Validate}
+	for _, k := range job.keys[1:] {
+		if g, ok := job.snap[k]; ok {
+			f.fresh = f.fresh || (k != job.ukey && g.Origin == 0)
+			continue
+		}
+		g, created, err := p.store.Ensure(k, 0)
+		if err != nil {
+			// Unknown: nothing can tell a lagging replica's answer from a
+			// current one, so ask the primary; and store nothing.
+			f.noStore, f.fresh = true, true
+			continue
+		}
+		job.snap[k] = g
+		f.fresh = f.fresh || created || (k != job.ukey && g.Origin == 0)
+	}
+	return f
+}
+
+// fetch sends the fill's request to the origin: conditional when
+// revalidating, to the primary when f.fresh.
+func (p *Proxy) fetch(job *fillJob, f *fetchState, deadline time.Time) (resp *fasthttp.Response, reqTime, respTime time.Time, err error) {
+	req := job.req
+	req.Header.Del("If-None-Match")
+	req.Header.Del("If-Modified-Since")
+	req.Header.Del(hdrFresh)
+	if f.conditional {
+		inm, ims := job.stale.meta.Conditional()
+		if len(inm) > 0 {
+			req.Header.SetBytesV("If-None-Match", inm)
+		}
+		if len(ims) > 0 {
+			req.Header.SetBytesV("If-Modified-Since", ims)
+		}
+	}
+	if f.fresh {
+		req.Header.Set(hdrFresh, "1")
+	}
+	resp = new(fasthttp.Response)
+	reqTime = time.Now()
+	err = p.origins.do(req, resp, true, deadline)
+	return resp, reqTime, time.Now(), err
+}
+
+// fetchFailed is the fill's result when the origin failed (err) or
+// answered with an error status: the stale entry where stale-if-error
+// allows it, else the failure.
+func (p *Proxy) fetchFailed(job *fillJob, res *fillResult, resp *fasthttp.Response, err error, at time.Time) *fillResult {
+	if job.stale != nil && job.stale.meta.ServeOnError(&job.creq, at) {
+		res.ent, res.staleOnError, res.shareable = job.stale, true, true
+		if err == nil {
+			res.fwdStatus = resp.StatusCode()
+		}
+		res.detail = "stale-if-error"
+		return res
+	}
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.resp, res.detail = resp, "origin-error"
+	return res
+}
+
+// storable parses the response's groups and says why it must not be
+// stored ("" if it may be).
+func (p *Proxy) storable(job *fillJob, resp *fasthttp.Response, cresp *cachepolicy.Response) ([]group, string) {
+	if ok, reason := cachepolicy.Storable(&job.creq, cresp); !ok {
+		return nil, reason
+	}
+	groups, err := parseGroups(resp.Header.Peek(hdrGroups))
+	switch {
+	case err != nil:
+		p.log.Warn("origin sent a malformed Edgecache-Groups; response not stored",
+			zap.String("path", job.path), zap.ByteString("value", resp.Header.Peek(hdrGroups)))
+		return nil, "bad-groups"
+	case len(resp.Body()) > p.cfg.MaxObjectBytes:
+		p.m.tooLarge.Inc()
+		return nil, "too-large"
+	case resp.StatusCode() == fasthttp.StatusNotModified:
+		return nil, "status"
+	}
+	return groups, ""
+}
+
+// resolveGroups reads the values of the response's groups that the
+// snapshot lacks, after the fetch, and reports whether the response may
+// come from a lagging replica. Reading them after the fetch is safe for
+// groups with known origin versions: a write the response misses either
+// moved the group after this read (the entry fails validation) or before it
+// (its version shows the response is older). A group that is missing, or
+// whose origin version is unknown, cannot show that: unless the response
+// came from the primary, it is lagging until proven otherwise; from the
+// primary, a missing group is created.
+func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagging bool) {
+	var post []string
+	for _, g := range groups {
+		if _, ok := job.snap[store.GroupKey(g.name)]; !ok {
+			post = append(post, store.GroupKey(g.name))
+		}
+	}
+	if len(post) > 0 {
+		items, unavailable := p.store.GetMulti(post)
+		if len(unavailable) > 0 {
+			f.noStore = true
+		}
+		for _, g := range groups {
+			k := store.GroupKey(g.name)
+			if _, ok := job.snap[k]; ok {
+				continue
+			}
+			if it := items[k]; it != nil {
+				if st, ok := store.ParseGroup(it.Value); ok && (st.Origin > 0 || f.fresh) {
+					job.snap[k] = st
+					continue
+				}
+			}
+			if !f.fresh {
+				lagging = true
+				continue
+			}
+			st, _, err := p.store.Ensure(k, g.version)
+			if err != nil {
+				f.noStore = true
+				continue
+			}
+			job.snap[k] = st
+		}
+	}
+	for _, g := range groups {
+		if st, ok := job.snap[store.GroupKey(g.name)]; ok && st.Origin > g.version {
+			lagging = true // a replica behind a write the fleet already saw
+		}
+	}
+	return lagging
+}
+
+// learn raises the origin version of groups whose value does not know the
+// response's version yet (typically re-created ones, at 0), so that the
+// next fill can tell a lagging replica's answer without asking the primary.
+// The version is committed (a database returned it), so this never claims
+// more than is true; it does not move epochs.
+func (p *Proxy) learn(job *fillJob, groups []group) {
+	for _, g := range groups {
+		k := store.GroupKey(g.name)
+		if st, ok := job.snap[k]; ok && st.Origin < g.version {
+			if err := p.store.Learn(k, g.version); err != nil {
+				p.log.Debug("group version not learned", zap.String("group", g.name), zap.Error(err))
+			}
+		}
+	}
+}
+
+// record is the snapshot's value of each group key, as the entry keeps it.
+// A group without a snapshot value (its node failed) means the entry could
+// not be checked later: f.noStore.
+func (p *Proxy) record(job *fillJob, keys []string, f *fetchState) []recorded {
+	rec := make([]recorded, 0, len(keys))
+	for _, k := range keys {
+		st, ok := job.snap[k]
+		if !ok {
+			f.noStore = true
+			continue
+		}
+		rec = append(rec, recorded{key: []byte(k), incarnation: st.Incarnation, epoch: st.Epoch})
+	}
+	return rec
 }
 
 // responseRules extracts what cachepolicy needs from an origin response.
@@ -344,19 +419,11 @@ func (p *Proxy) freshen(old *entry, resp *fasthttp.Response, reqTime, respTime t
 	return e
 }
 
-// store records the group epochs in e, encodes it, stores it (unless
-// noStore) and fills res. Whether stored or not, res.ent is the decoded
-// entry, self-contained, for this request and the waiters.
-func (p *Proxy) store(job *fillJob, res *fillResult, e *entry, groups []recorded, noStore bool) {
-	e.groups = make([]recorded, 0, len(groups))
-	for _, g := range groups {
-		st, ok := job.snap[string(g.key)]
-		if !ok {
-			noStore = true
-			continue
-		}
-		e.groups = append(e.groups, recorded{key: g.key, epoch: st.epoch})
-	}
+// save encodes e with the recorded groups and stores it (unless noStore),
+// and fills res. Whether stored or not, res.ent is the decoded entry,
+// self-contained, for this request and the waiters.
+func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded, noStore bool) {
+	e.groups = groups
 	b, err := e.appendBinary(make([]byte, 0, len(e.body)+512))
 	var dec entry
 	if err == nil {
@@ -384,7 +451,7 @@ func (p *Proxy) store(job *fillJob, res *fillResult, e *entry, groups []recorded
 	if h := p.hooks.Load(); h != nil && h.beforeStore != nil {
 		h.beforeStore(job.path)
 	}
-	if err := p.l2.set(&memcache.Item{Key: job.ekey, Value: b, Expiration: int32(ttl)}); err != nil {
+	if err := p.store.Set(&memcache.Item{Key: job.ekey, Value: b, Expiration: int32(ttl)}); err != nil {
 		p.m.storeErrors.Inc()
 		p.log.Info("entry not stored", zap.String("path", job.path), zap.Error(err))
 		return
@@ -412,11 +479,11 @@ func (p *Proxy) waitForFleetFill(job *fillJob) *fillResult {
 	deadline := time.Now().Add(p.cfg.CoalesceWait)
 	for time.Now().Before(deadline) {
 		time.Sleep(p.cfg.LeasePoll)
-		items, _ := p.l2.getMulti(keys)
+		items, _ := p.store.GetMulti(keys)
 		if it := items[job.ekey]; it != nil {
 			var e entry
 			if decodeEntry(it.Value, &e) == nil && p.varyMatches(&e, &job.req.Header) &&
-				p.validGroups(&e, items, []byte(job.primary), nil) {
+				!p.fetchGroups(&e, items, []byte(job.primary)) && p.current(&e, items) {
 				d := cachepolicy.Decide(&job.creq, &e.meta, time.Now())
 				if d.Action == cachepolicy.Serve {
 					return &fillResult{job: job, ent: &e, fwd: job.d.Fwd, shareable: true, collapsed: true}

@@ -95,6 +95,27 @@ func (p *Proxy) errorJSON(ctx *fasthttp.RequestCtx, status int, code, message st
 	ctx.SetBody(b)
 }
 
+// originFailed answers a request the origin did not answer: 502, 503 or 504
+// with a JSON body, at once.
+func (p *Proxy) originFailed(ctx *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, errFillPanic) {
+		p.errorJSON(ctx, fasthttp.StatusInternalServerError, "internal", "internal error")
+		return
+	}
+	var oe *originError
+	if !errors.As(err, &oe) {
+		oe = classifyOriginError(err)
+	}
+	p.log.Warn("origin request failed", zap.ByteString("method", ctx.Method()),
+		zap.ByteString("uri", ctx.RequestURI()), zap.Int("status", oe.status), zap.Error(err))
+	msg := map[int]string{
+		fasthttp.StatusBadGateway:         "the origin could not be reached or answered badly",
+		fasthttp.StatusServiceUnavailable: "the origin is busy",
+		fasthttp.StatusGatewayTimeout:     "the origin did not answer in time",
+	}[oe.status]
+	p.errorJSON(ctx, oe.status, oe.code, msg)
+}
+
 // originRequest fills req with what is forwarded from the client request:
 // method, request URI, Host, the end-to-end header fields (not hop-by-hop,
 // not named by Connection, not internal; for a fill also none of the
@@ -102,9 +123,19 @@ func (p *Proxy) errorJSON(ctx *fasthttp.RequestCtx, status int, code, message st
 // that every client can share), Via and X-Forwarded-For/-Proto.
 func (p *Proxy) originRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, fill bool) {
 	in := &ctx.Request.Header
-	req.SetRequestURIBytes(in.RequestURI())
+	// Origin-form with the Host that keyed the entry: an absolute-form
+	// request line (GET http://other.example/x) must not reach the origin
+	// under another authority than the one its answer is cached for.
+	uri := ctx.URI()
+	path, q := uri.PathOriginal(), uri.QueryString()
+	target := append(make([]byte, 0, len(path)+1+len(q)), path...)
+	if len(q) > 0 {
+		target = append(append(target, '?'), q...)
+	}
+	req.Header.SetRequestURIBytes(target)
 	req.Header.SetMethodBytes(in.Method())
 	req.Header.SetHostBytes(in.Host())
+	req.UseHostHeader = true
 	conn := in.Peek("Connection")
 	var xff, xfp, via []byte
 	for k, v := range in.All() {

@@ -15,17 +15,9 @@ type metricSet struct {
 	writeDuration   *metrics.PrometheusHistogram
 	originRequests  map[string]*metrics.Counter // by result
 	originDuration  *metrics.PrometheusHistogram
-	mcOpsC          map[string]*metrics.Counter
-	mcErrorsC       map[string]*metrics.Counter
-	mcLatencyH      map[string]*metrics.PrometheusHistogram
-	mcSkipped       *metrics.Counter
-	mcNodeDown      *metrics.Counter
-	mcNodeUp        *metrics.Counter
 	coalescedLocal  *metrics.Counter
 	coalescedFleet  *metrics.Counter
 	coalesceTimeout *metrics.Counter
-	invalidations   *metrics.Counter
-	invalidateFail  *metrics.Counter
 	groupUnknown    *metrics.Counter
 	tooLarge        *metrics.Counter
 	stores          *metrics.Counter
@@ -34,9 +26,7 @@ type metricSet struct {
 	panics          *metrics.Counter
 	purges          *metrics.Counter
 
-	l1Hits           *metrics.Counter
-	sharedRoundTrips *metrics.Counter // GetMultis sent by sharedGets
-	sharedGets       *metrics.Counter // lookups they carried
+	l1Hits *metrics.Counter
 }
 
 // Request outcomes, also used in the access log.
@@ -51,8 +41,6 @@ const (
 	outcomeError       = "error"       // the proxy answered with an error of its own
 )
 
-var mcOpNames = []string{"get", "set", "add", "cas", "delete"}
-
 var latencyBuckets = metrics.ExponentialBuckets(0.0001, 2, 18) // 100µs .. ~13s
 
 func newMetricSet(cacheName string) *metricSet {
@@ -60,9 +48,6 @@ func newMetricSet(cacheName string) *metricSet {
 	m := &metricSet{set: s,
 		requests:       map[string]*metrics.Counter{},
 		originRequests: map[string]*metrics.Counter{},
-		mcOpsC:         map[string]*metrics.Counter{},
-		mcErrorsC:      map[string]*metrics.Counter{},
-		mcLatencyH:     map[string]*metrics.PrometheusHistogram{},
 	}
 	for _, o := range []string{outcomeHit, outcomeStale, outcomeRevalidated, outcomeMiss, outcomeCollapsed, outcomePass, outcomeWrite, outcomeError} {
 		m.requests[o] = s.NewCounter(`edgecache_proxy_requests_total{outcome="` + o + `"}`)
@@ -73,19 +58,9 @@ func newMetricSet(cacheName string) *metricSet {
 		m.originRequests[r] = s.NewCounter(`edgecache_proxy_origin_requests_total{result="` + r + `"}`)
 	}
 	m.originDuration = s.NewPrometheusHistogramExt(`edgecache_proxy_origin_request_duration_seconds`, latencyBuckets)
-	for _, op := range mcOpNames {
-		m.mcOpsC[op] = s.NewCounter(`edgecache_proxy_memcached_ops_total{op="` + op + `"}`)
-		m.mcErrorsC[op] = s.NewCounter(`edgecache_proxy_memcached_errors_total{op="` + op + `"}`)
-		m.mcLatencyH[op] = s.NewPrometheusHistogramExt(`edgecache_proxy_memcached_op_duration_seconds{op="`+op+`"}`, latencyBuckets)
-	}
-	m.mcSkipped = s.NewCounter(`edgecache_proxy_memcached_skipped_total`)
-	m.mcNodeDown = s.NewCounter(`edgecache_proxy_memcached_node_down_total`)
-	m.mcNodeUp = s.NewCounter(`edgecache_proxy_memcached_node_up_total`)
 	m.coalescedLocal = s.NewCounter(`edgecache_proxy_coalesced_waits_total{scope="process"}`)
 	m.coalescedFleet = s.NewCounter(`edgecache_proxy_coalesced_waits_total{scope="fleet"}`)
 	m.coalesceTimeout = s.NewCounter(`edgecache_proxy_coalesce_timeouts_total`)
-	m.invalidations = s.NewCounter(`edgecache_proxy_invalidations_total`)
-	m.invalidateFail = s.NewCounter(`edgecache_proxy_invalidation_failures_total`)
 	m.groupUnknown = s.NewCounter(`edgecache_proxy_group_version_unknown_total`)
 	m.tooLarge = s.NewCounter(`edgecache_proxy_too_large_total`)
 	m.stores = s.NewCounter(`edgecache_proxy_stores_total`)
@@ -94,8 +69,6 @@ func newMetricSet(cacheName string) *metricSet {
 	m.panics = s.NewCounter(`edgecache_proxy_panics_total`)
 	m.purges = s.NewCounter(`edgecache_proxy_purges_total`)
 	m.l1Hits = s.NewCounter(`edgecache_proxy_l1_hits_total`)
-	m.sharedRoundTrips = s.NewCounter(`edgecache_proxy_lookup_round_trips_total`)
-	m.sharedGets = s.NewCounter(`edgecache_proxy_lookups_total`)
 	s.NewGauge(`edgecache_proxy_hit_ratio`, func() float64 {
 		hits := float64(m.requests[outcomeHit].Get() + m.requests[outcomeStale].Get() +
 			m.requests[outcomeRevalidated].Get() + m.requests[outcomeCollapsed].Get())
@@ -107,7 +80,3 @@ func newMetricSet(cacheName string) *metricSet {
 	})
 	return m
 }
-
-func (m *metricSet) mcOps(op string) *metrics.Counter                 { return m.mcOpsC[op] }
-func (m *metricSet) mcErrors(op string) *metrics.Counter              { return m.mcErrorsC[op] }
-func (m *metricSet) mcLatency(op string) *metrics.PrometheusHistogram { return m.mcLatencyH[op] }

@@ -1,13 +1,3 @@
-// Package proxy is the edgecache edge: a fasthttp reverse proxy that answers
-// reads (GET/HEAD) from memcached shared by every proxy instance, fills it
-// from the origin with one request per key across the fleet, forwards writes
-// and, before a write's answer leaves, invalidates everything the write
-// changed so that no instance serves an older representation afterwards
-// (see invalidate.go for how, and read.go / write.go for the flows).
-//
-// The HTTP caching rules themselves (what may be stored, freshness, Age,
-// Cache-Status, keys) live in package cachepolicy; this package does the
-// I/O.
 package proxy
 
 import (
@@ -26,13 +16,14 @@ import (
 
 	"edgecache/cachepolicy"
 	"edgecache/proxy/lru"
+	"edgecache/proxy/store"
 )
 
 // Internal header fields of the origin/proxy contract (README "Internal headers").
 const (
 	hdrGroups       = "Edgecache-Groups"       // origin -> proxy: groups and versions
 	hdrFresh        = "Edgecache-Fresh"        // proxy -> origin: answer from the primary
-	hdrInvalidation = "Edgecache-Invalidation" // proxy -> client on a write: "incomplete" when memcached failed
+	hdrInvalidation = "Edgecache-Invalidation" // proxy -> client on a write: "pending" when the durable path must finish it
 )
 
 // Proxy is one running proxy instance: the client listener, the admin
@@ -43,7 +34,7 @@ type Proxy struct {
 	access  *zap.Logger
 	accessW *zapcore.BufferedWriteSyncer
 	m       *metricSet
-	l2      *l2
+	store   *store.Store
 	origins *origins
 	rules   *cachepolicy.FieldRules
 	via     []byte
@@ -51,7 +42,6 @@ type Proxy struct {
 	flights  singleflight.Group
 	groupsOf groupMemory
 	l1       *lru.Cache[*l1Entry] // this process's copies of valid entries, by memcached key
-	gets     sharedGets           // lookups in memcached, batched across requests
 
 	server, admin *fasthttp.Server
 	ln, adminLn   net.Listener
@@ -82,7 +72,8 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 		return nil, err
 	}
 	m := newMetricSet(cfg.CacheName)
-	store, err := newL2(cfg, log, m)
+	mc, err := store.New(store.Config{Nodes: cfg.Memcached, Timeout: cfg.MemcachedTimeout,
+		MaxIdleConns: cfg.MemcachedMaxIdleConns, ProbeInterval: cfg.MemcachedProbeInterval}, log, m.set, "edgecache_proxy")
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +81,7 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: log, m: m, l2: store, origins: ups,
+	p := &Proxy{cfg: cfg, log: log, m: m, store: mc, origins: ups,
 		rules:  cachepolicy.NewFieldRules(hdrGroups, hdrFresh, hdrInvalidation),
 		via:    []byte("1.1 " + cfg.CacheName),
 		stop:   make(chan struct{}),
@@ -98,7 +89,6 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	}
 	p.groupsOf.init()
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
-	p.gets = sharedGets{l2: store, m: m}
 	if cfg.AccessLog {
 		p.accessW = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stdout), FlushInterval: time.Second}
 		enc := zap.NewProductionEncoderConfig()
@@ -135,7 +125,7 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	go func() { defer p.served.Done(); p.server.Serve(p.ln) }()
 	go func() { defer p.served.Done(); p.admin.Serve(p.adminLn) }()
 	p.bg.Add(1)
-	go func() { defer p.bg.Done(); p.l2.probeLoop(cfg.MemcachedProbeInterval, p.stop) }()
+	go func() { defer p.bg.Done(); p.store.Run(p.stop) }()
 	log.Info("proxy listening", zap.String("listen", p.Addr()), zap.String("admin", p.AdminAddr()),
 		zap.Strings("origins", cfg.Origins), zap.Strings("memcached", cfg.Memcached))
 	return p, nil

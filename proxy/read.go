@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/store"
 )
 
 // The read path, after Varnish: recv → hash → lookup → hit | miss | pass →
@@ -83,22 +85,27 @@ func (p *Proxy) recv(t *txn) bool {
 func (p *Proxy) hash(t *txn) {
 	t.primary = p.primaryKey(t.ctx, nil)
 	pk := string(t.primary)
-	t.ekey = entryKey(pk)
-	t.ukey = groupKey(urlGroup(pk))
+	t.ekey = store.EntryKey(pk)
+	t.ukey = store.GroupKey(store.URLGroup(pk))
 }
 
 func (p *Proxy) primaryKey(ctx *fasthttp.RequestCtx, dst []byte) []byte {
-	scheme := []byte("http")
-	if ctx.IsTLS() {
-		scheme = []byte("https")
-	}
-	return cachepolicy.AppendKey(dst, scheme, ctx.Request.Header.Host(), ctx.URI().PathOriginal(), ctx.URI().QueryString())
+	return cachepolicy.AppendKey(dst, scheme(ctx), ctx.Request.Header.Host(), ctx.URI().PathOriginal(), ctx.URI().QueryString())
 }
 
-// lookup reads the entry and the current versions of its groups in one
-// GetMulti shared with the other requests in flight (sharedGets; the groups
-// remembered for this key, a second round trip only for groups not
-// remembered), and keeps the entry only if it is valid.
+var schemeHTTP, schemeHTTPS = []byte("http"), []byte("https")
+
+func scheme(ctx *fasthttp.RequestCtx) []byte {
+	if ctx.IsTLS() {
+		return schemeHTTPS
+	}
+	return schemeHTTP
+}
+
+// lookup reads the entry and the current values of its groups in one
+// round trip shared with the other requests in flight (Store.Lookup; the
+// groups remembered for this key, a second round trip only for groups not
+// remembered), and keeps the entry only if it is current.
 func (p *Proxy) lookup(t *txn) {
 	if p.lookupL1(t) {
 		return
@@ -110,14 +117,16 @@ func (p *Proxy) lookup(t *txn) {
 			t.keys = append(t.keys, k)
 		}
 	}
-	t.items, t.unavailable = p.gets.read(t.keys)
+	t.items, t.unavailable = p.store.Lookup(t.keys)
 	it := t.items[t.ekey]
 	if it == nil {
 		t.fwd = cachepolicy.FwdURIMiss
 		return
 	}
 	if err := decodeEntry(it.Value, &t.ent); err != nil {
-		p.log.Warn("corrupt cache entry ignored", zap.ByteString("key", t.primary), zap.Error(err))
+		if !errors.Is(err, errOtherFormat) {
+			p.log.Warn("corrupt cache entry ignored", zap.ByteString("key", t.primary), zap.Error(err))
+		}
 		t.fwd = cachepolicy.FwdMiss
 		return
 	}
@@ -125,18 +134,21 @@ func (p *Proxy) lookup(t *txn) {
 		t.fwd, t.detail = cachepolicy.FwdVaryMiss, ""
 		return
 	}
-	if p.validGroups(&t.ent, t.items, t.primary, t) {
+	if p.fetchGroups(&t.ent, t.items, t.primary) {
+		t.unavailable = true
+	}
+	if p.current(&t.ent, t.items) {
 		t.hasEnt = true
 		p.keepL1(t.ekey, &t.ent)
 	}
 }
 
 // lookupL1 answers the lookup from this process's copy of the entry, if it
-// has one: only the entry's group versions are read from memcached, in a
-// round trip shared with the other requests in flight (sharedGets), so
-// the check is as exact as an L2 hit's and much cheaper. It reports false
-// when there is no copy, or the copy is no longer valid (then dropped): the
-// caller looks in memcached as usual.
+// has one: only the entry's group values are read from memcached, in a
+// round trip shared with the other requests in flight, so the check is as
+// exact as an L2 hit's and much cheaper. It reports false when there is no
+// copy, or the copy is no longer current (then dropped): the caller looks
+// in memcached as usual.
 func (p *Proxy) lookupL1(t *txn) bool {
 	c, ok := p.l1.Get(t.ekey)
 	if !ok {
@@ -145,8 +157,8 @@ func (p *Proxy) lookupL1(t *txn) bool {
 	if !p.varyMatches(&c.ent, &t.ctx.Request.Header) {
 		return false
 	}
-	items, unavailable := p.gets.read(c.keys[1:])
-	if unavailable || !p.validGroups(&c.ent, items, t.primary, nil) {
+	items, unavailable := p.store.Lookup(c.keys[1:])
+	if unavailable || !p.current(&c.ent, items) {
 		p.l1.Remove(t.ekey)
 		return false
 	}
@@ -163,7 +175,7 @@ type l1Entry struct {
 	keys []string
 }
 
-// keepL1 keeps a copy of a valid entry in this process. e must not be
+// keepL1 keeps a copy of a current entry in this process. e must not be
 // changed afterwards: the copy shares its slices.
 func (p *Proxy) keepL1(ekey string, e *entry) {
 	c := &l1Entry{ent: *e, keys: make([]string, 1, 1+len(e.groups))}
@@ -174,40 +186,45 @@ func (p *Proxy) keepL1(ekey string, e *entry) {
 	p.l1.Add(ekey, c, int64(len(e.body)+len(e.varyKey)+256+64*len(e.headers)))
 }
 
-// validGroups reports whether none of e's groups has moved past the epoch
-// e recorded. Group versions missing from items are fetched (and the key's
-// group list remembered for next time); a group that is missing from
-// memcached or on an unavailable node makes the entry invalid (unknown is
-// not current).
-func (p *Proxy) validGroups(e *entry, items map[string]*memcache.Item, primary []byte, t *txn) bool {
+// fetchGroups reads the values of e's groups that items lacks (one more
+// round trip, sent now) into items, and remembers the key's group list so
+// that the next lookup reads them with the entry. It reports whether a
+// group's node was unavailable.
+func (p *Proxy) fetchGroups(e *entry, items map[string]*memcache.Item, primary []byte) (unavailable bool) {
 	var missing []string
 	for _, g := range e.groups {
 		if _, ok := items[string(g.key)]; !ok {
 			missing = append(missing, string(g.key))
 		}
 	}
-	if len(missing) > 0 {
-		more, unavailable := p.l2.getMulti(missing)
-		for k, it := range more {
-			items[k] = it
-		}
-		if len(unavailable) > 0 && t != nil {
-			t.unavailable = true
-		}
-		keys := make([]string, len(e.groups))
-		for i, g := range e.groups {
-			keys[i] = string(g.key)
-		}
-		p.groupsOf.set(string(primary), keys)
+	if len(missing) == 0 {
+		return false
 	}
+	more, down := p.store.GetMulti(missing)
+	for k, it := range more {
+		items[k] = it
+	}
+	keys := make([]string, len(e.groups))
+	for i, g := range e.groups {
+		keys[i] = string(g.key)
+	}
+	p.groupsOf.set(string(primary), keys)
+	return len(down) > 0
+}
+
+// current reports whether every group of e still has the incarnation e
+// recorded and an epoch not past it, by the values in items. A group
+// missing from items (evicted, or its node unavailable) is unknown, and
+// unknown is not current.
+func (p *Proxy) current(e *entry, items map[string]*memcache.Item) bool {
 	for _, g := range e.groups {
 		it := items[string(g.key)]
 		if it == nil {
 			p.m.groupUnknown.Inc()
 			return false
 		}
-		cur, ok := parseGroupState(it.Value)
-		if !ok || cur.epoch > g.epoch {
+		cur, ok := store.ParseGroup(it.Value)
+		if !ok || !cur.Validates(g.incarnation, g.epoch) {
 			return false
 		}
 	}
@@ -327,12 +344,11 @@ func (p *Proxy) miss(t *txn, d cachepolicy.Decision) string {
 //     from getting every waiter's retry.
 //   - A response that must not be stored is not shared (nor is an origin
 //     5xx passed through: it is the leader's to deliver).
-//   - A fill that started after t arrived read the group versions, and then
-//     the origin, after every write t's client could have seen acknowledged:
-//     its response is valid for t (Vary permitting).
-//   - An older one (the flight was already running when t arrived, or the
-//     entry came from another proxy's fill) is checked like a stored entry,
-//     against the group versions t's lookup read after it arrived.
+//   - Anything else is checked like a stored entry, against the group values
+//     t's own lookup read after t arrived. Trusting a flight because it
+//     started after t arrived is not enough: its snapshot may be an older
+//     lookup's (the leader's), taken before a write t's client saw
+//     acknowledged, and with a lagging replica its fetch may miss that write.
 func (p *Proxy) usable(t *txn, res *fillResult) bool {
 	switch {
 	case res.err != nil:
@@ -341,10 +357,12 @@ func (p *Proxy) usable(t *txn, res *fillResult) bool {
 		return false
 	case !p.varyMatches(res.ent, &t.ctx.Request.Header):
 		return false
-	case !res.started.IsZero() && !res.started.Before(t.now):
-		return true
 	}
-	if !p.validGroups(res.ent, t.items, t.primary, nil) {
+	if t.items == nil {
+		t.items = map[string]*memcache.Item{}
+	}
+	p.fetchGroups(res.ent, t.items, t.primary)
+	if !p.current(res.ent, t.items) {
 		return false
 	}
 	return cachepolicy.Decide(&t.creq, &res.ent.meta, time.Now()).Action == cachepolicy.Serve

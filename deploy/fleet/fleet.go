@@ -89,6 +89,9 @@ type Zone struct {
 	Proxy     *proxy.Proxy
 	Origin    *origin.Server
 	Memcached *localstack.Memcached
+	// OriginRelay is the path from every proxy to this zone's origin (nil
+	// in zone c): drills drop its answers.
+	OriginRelay *localstack.Relay
 
 	proxyAddr, adminAddr string // kept after the proxy stops, for reports
 	paused               bool
@@ -106,6 +109,8 @@ type Fleet struct {
 	Front, Stats string
 
 	log       *zap.Logger
+	origins   []string // base URLs the proxies use (through the relays)
+	pool      []string // memcached nodes
 	proxyCfg  proxy.Config
 	originCfg origin.Config
 	dir       string
@@ -211,21 +216,17 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 		if z.Origin, err = origin.Start(cfg, log.Named("origin-"+name)); err != nil {
 			return f, fmt.Errorf("origin %s: %w", name, err)
 		}
-		origins = append(origins, "http://"+z.Origin.Addr())
+		if z.OriginRelay, err = localstack.StartRelay(z.Origin.Addr()); err != nil {
+			return f, fmt.Errorf("origin %s relay: %w", name, err)
+		}
+		origins = append(origins, "http://"+z.OriginRelay.Addr)
 	}
+	f.origins, f.pool = origins, pool
 	for _, name := range Zones {
 		z := f.zones[name]
-		cfg := f.proxyCfg
-		cfg.Listen = "127.0.0.1:0"
-		cfg.AdminListen = "127.0.0.1:0"
-		cfg.Origins = origins
-		cfg.Memcached = pool
-		// HAProxy sets X-Forwarded-For (option forwardfor).
-		cfg.TrustXFF = true
-		if z.Proxy, err = proxy.Start(cfg, log.Named("proxy-"+name)); err != nil {
-			return f, fmt.Errorf("proxy %s: %w", name, err)
+		if err = f.startProxy(z, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
+			return f, err
 		}
-		z.proxyAddr, z.adminAddr = z.Proxy.Addr(), z.Proxy.AdminAddr()
 	}
 
 	// HAProxy. A port chosen here may be taken before HAProxy binds it:
@@ -248,6 +249,22 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	}
 	log.Info("fleet running", zap.String("front", f.Front), zap.String("stats", f.StatsURL()))
 	return f, nil
+}
+
+// startProxy starts zone z's proxy on the given listen addresses.
+func (f *Fleet) startProxy(z *Zone, listen, admin string) error {
+	cfg := f.proxyCfg
+	cfg.Listen, cfg.AdminListen = listen, admin
+	cfg.Origins = f.origins
+	cfg.Memcached = f.pool
+	// HAProxy sets X-Forwarded-For (option forwardfor).
+	cfg.TrustXFF = true
+	p, err := proxy.Start(cfg, f.log.Named("proxy-"+z.Name))
+	if err != nil {
+		return fmt.Errorf("proxy %s: %w", z.Name, err)
+	}
+	z.Proxy, z.proxyAddr, z.adminAddr = p, p.Addr(), p.AdminAddr()
+	return nil
 }
 
 func wrap(what string, err error) error {
@@ -649,6 +666,9 @@ func (f *Fleet) Stop() {
 		}
 		wg.Wait()
 		for _, z := range f.zones {
+			if z.OriginRelay != nil {
+				z.OriginRelay.Close()
+			}
 			if z.Memcached != nil {
 				if z.paused {
 					z.Memcached.Resume()

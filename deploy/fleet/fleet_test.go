@@ -131,7 +131,7 @@ func TestFleet(t *testing.T) {
 			var body []byte
 			if i%10 == 9 {
 				st, h, body = c.tryDo("PUT", f.FrontURL()+path, user.Token, fmt.Sprintf(`{"body":"edit %d"}`, edits.Add(1)))
-				if h.Get("Edgecache-Invalidation") == "incomplete" {
+				if h.Get("Edgecache-Invalidation") == "pending" {
 					incomplete++
 				}
 			} else {
@@ -185,7 +185,7 @@ func TestFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("drill b (memcached b paused) took %s: %d requests, %d failed, %d writes with Edgecache-Invalidation: incomplete; HAProxy: %v",
+	t.Logf("drill b (memcached b paused) took %s: %d requests, %d failed, %d writes with Edgecache-Invalidation: pending; HAProxy: %v",
 		time.Since(t0).Round(time.Millisecond), requests, failures, incomplete, states)
 	if failures != 0 {
 		t.Errorf("drill b: %d of %d requests failed", failures, requests)
@@ -237,7 +237,7 @@ func TestFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	requests, failures, incomplete = traffic(100, nil)
-	t.Logf("drill d (zone c killed): HAProxy marked it %s (%s) after %s; then %d requests, %d failed, %d writes with Edgecache-Invalidation: incomplete",
+	t.Logf("drill d (zone c killed): HAProxy marked it %s (%s) after %s; then %d requests, %d failed, %d writes with Edgecache-Invalidation: pending",
 		sc.Status, sc.CheckStatus, time.Since(t0).Round(time.Millisecond), requests, failures, incomplete)
 	if failures != 0 {
 		t.Errorf("drill d: %d of %d requests failed after zone c was marked down", failures, requests)

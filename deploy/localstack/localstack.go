@@ -104,11 +104,12 @@ func freePort() (int, error) {
 
 // MariaDB is a private mariadbd.
 type MariaDB struct {
-	Dir    string // data folder; the socket and log live here too
-	Port   int    // TCP port on 127.0.0.1
-	User   string // an account with every privilege, no password
-	proc   *Process
-	socket string
+	Dir      string // data folder; the socket and log live here too
+	Port     int    // TCP port on 127.0.0.1
+	User     string // an account with every privilege, no password
+	proc     *Process
+	socket   string
+	serverID int
 }
 
 // MariaDBOptions configure StartMariaDB.
@@ -158,7 +159,7 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 	m := &MariaDB{Dir: dir, User: "edgecache", socket: filepath.Join(dir, "sock")}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		if lastErr = m.start(ctx, opts.ServerID); lastErr == nil {
+		if lastErr = m.start(ctx, opts.ServerID, 0); lastErr == nil {
 			return m, nil
 		}
 	}
@@ -168,14 +169,18 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 	return nil, lastErr
 }
 
-func (m *MariaDB) start(ctx context.Context, serverID int) error {
+// start starts mariadbd on port (0: a free one).
+func (m *MariaDB) start(ctx context.Context, serverID, port int) error {
 	if err := os.MkdirAll(filepath.Join(m.Dir, "tmp"), 0o755); err != nil {
 		return err
 	}
-	port, err := freePort()
-	if err != nil {
-		return err
+	var err error
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return err
+		}
 	}
+	m.serverID = serverID
 	args := []string{"--no-defaults",
 		"--datadir=" + filepath.Join(m.Dir, "data"),
 		// A private tmpdir: the shared /tmp may be cleaned under a running server.
@@ -344,6 +349,18 @@ func slaveStatus(ctx context.Context, db *sql.DB) (io, sqlRunning, lastErr strin
 	return io, sqlRunning, lastErr, rows.Err()
 }
 
+// Restart stops mariadbd (SIGTERM, as a service restart does) and starts it
+// again on the same data folder and port, for drills.
+func (m *MariaDB) Restart(ctx context.Context) error {
+	m.proc.Stop()
+	return m.start(ctx, m.serverID, m.Port)
+}
+
+// Pause stops mariadbd with SIGSTOP (a hung database: connections open,
+// nothing answers); Resume continues it.
+func (m *MariaDB) Pause() error  { return m.proc.cmd.Process.Signal(syscall.SIGSTOP) }
+func (m *MariaDB) Resume() error { return m.proc.cmd.Process.Signal(syscall.SIGCONT) }
+
 // Stop ends mariadbd and, for a temporary data folder, removes it.
 func (m *MariaDB) Stop() {
 	m.proc.Stop()
@@ -354,14 +371,19 @@ func (m *MariaDB) Stop() {
 
 // Memcached is a private memcached.
 type Memcached struct {
-	Addr string // host:port on 127.0.0.1
-	proc *Process
-	dir  string
+	Addr     string // host:port on 127.0.0.1
+	proc     *Process
+	dir      string
+	memoryMB int
 }
 
 // StartMemcached starts memcached with memoryMB of item memory on a port the
 // kernel chooses, and waits until it answers.
 func StartMemcached(ctx context.Context, memoryMB int) (*Memcached, error) {
+	return startMemcached(ctx, memoryMB, "127.0.0.1:0")
+}
+
+func startMemcached(ctx context.Context, memoryMB int, listen string) (*Memcached, error) {
 	dir, err := os.MkdirTemp("", "edgecache-memcached-")
 	if err != nil {
 		return nil, err
@@ -369,13 +391,13 @@ func StartMemcached(ctx context.Context, memoryMB int) (*Memcached, error) {
 	portFile := filepath.Join(dir, "ports")
 	proc, err := StartProcess(filepath.Join(dir, "memcached.log"),
 		[]string{"MEMCACHED_PORT_FILENAME=" + portFile},
-		"memcached", "-u", "root", "-l", "127.0.0.1:0", "-U", "0",
+		"memcached", "-u", "root", "-l", listen, "-U", "0",
 		"-m", strconv.Itoa(memoryMB), "-c", "4096", "-t", "2")
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	m := &Memcached{proc: proc, dir: dir}
+	m := &Memcached{proc: proc, dir: dir, memoryMB: memoryMB}
 	deadline := time.Now().Add(startTimeout)
 	for m.Addr == "" {
 		if b, err := os.ReadFile(portFile); err == nil {
@@ -415,6 +437,20 @@ func StartMemcached(ctx context.Context, memoryMB int) (*Memcached, error) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Restart ends memcached and starts it again, empty, on the same address:
+// a node that lost its memory (a crash, a reboot, a replaced ElastiCache
+// node).
+func (m *Memcached) Restart(ctx context.Context) error {
+	m.Resume() // a stopped process ends on SIGTERM only once continued
+	m.Stop()
+	n, err := startMemcached(ctx, m.memoryMB, m.Addr)
+	if err != nil {
+		return err
+	}
+	*m = *n
+	return nil
 }
 
 // Stop ends memcached and removes its folder.

@@ -21,8 +21,11 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"edgecache/deploy/fleet"
+	"edgecache/origin"
+	"edgecache/proxy"
 
 	"go.uber.org/zap"
 )
@@ -33,6 +36,7 @@ func main() {
 	dir := flag.String("dir", ".run/fleet", "folder for HAProxy's generated config and log")
 	memcachedMB := flag.Int("memcached-mb", 64, "item memory of each memcached node, in MiB")
 	haproxy := flag.String("haproxy", "", "haproxy binary (default: haproxy on PATH, else /usr/sbin/haproxy)")
+	drills := flag.String("drills", "", "run these fault drills under load (comma-separated names, or all), print a table, and exit: "+drillNames())
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: fleet [flags]\n\nRuns MariaDB (primary and replica), 3 zones of memcached + proxy (+ origin in a and b)\nand HAProxy in front, on loopback, until Ctrl-C. Type drills on stdin (help).\n\n")
 		flag.PrintDefaults()
@@ -40,11 +44,79 @@ func main() {
 	flag.Parse()
 
 	log, _ := zap.NewDevelopment()
-	if err := run(log, fleet.Options{Dir: *dir, Listen: *listen, StatsListen: *stats,
-		MemcachedMB: *memcachedMB, HAProxy: *haproxy, Log: log}); err != nil {
+	opts := fleet.Options{Dir: *dir, Listen: *listen, StatsListen: *stats,
+		MemcachedMB: *memcachedMB, HAProxy: *haproxy, Log: log}
+	if *drills != "" {
+		opts.Log = log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel))
+		ok, err := runDrills(opts, *drills)
+		if err != nil {
+			log.Error("drills failed", zap.Error(err))
+			os.Exit(1)
+		}
+		if !ok {
+			os.Exit(2)
+		}
+		return
+	}
+	if err := run(log, opts); err != nil {
 		log.Error("fleet failed", zap.Error(err))
 		os.Exit(1)
 	}
+}
+
+func drillNames() string {
+	var names []string
+	for _, d := range fleet.Drills {
+		names = append(names, d.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+// runDrills starts a fleet, runs the named drills one after another and
+// prints their table; ok is false when one saw a stale read or lost a write.
+func runDrills(opts fleet.Options, names string) (ok bool, err error) {
+	var list []fleet.Drill
+	if names == "all" {
+		list = fleet.Drills
+	} else {
+		for _, n := range strings.Split(names, ",") {
+			d, found := fleet.DrillByName(strings.TrimSpace(n))
+			if !found {
+				return false, fmt.Errorf("unknown drill %q (drills: %s)", n, drillNames())
+			}
+			list = append(list, d)
+		}
+	}
+	// Access logs would drown the table.
+	pcfg, err := proxy.LoadConfig()
+	if err != nil {
+		return false, err
+	}
+	ocfg, err := origin.LoadConfig()
+	if err != nil {
+		return false, err
+	}
+	pcfg.AccessLog, ocfg.AccessLog = false, "off"
+	opts.Proxy, opts.Origin = &pcfg, &ocfg
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	f, err := fleet.Start(ctx, opts)
+	if err != nil {
+		return false, err
+	}
+	defer f.Stop()
+	var results []fleet.DrillResult
+	ok = true
+	for _, d := range list {
+		fmt.Printf("drill %s: %s\n", d.Name, d.What)
+		r := f.RunDrill(ctx, d)
+		fmt.Printf("  %s: %d reads, %d writes, %d stale, %d lost, errors %s\n", r.Took.Round(time.Second), r.Stats.Reads, r.Stats.Writes, r.Stats.Stale, r.Stats.Lost, r.Stats.ErrorsText())
+		results = append(results, r)
+		ok = ok && r.Passed()
+	}
+	fmt.Println()
+	fleet.WriteDrillTable(os.Stdout, results)
+	return ok, nil
 }
 
 func run(log *zap.Logger, opts fleet.Options) error {

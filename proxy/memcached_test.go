@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"edgecache/deploy/localstack"
+	"edgecache/proxy/store"
 )
 
 // A memcached node that stops answering (SIGSTOP, like an unreachable host)
@@ -43,7 +44,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 	for i := 0; i < 1000 && path == ""; i++ {
 		cand := "/mcdown/a?n=" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
 		pk := "http://edge.test" + cand
-		if p.l2.ring.Node(entryKey(pk)) == 1 && p.l2.ring.Node(groupKey(urlGroup(pk))) == 1 {
+		if p.store.NodeOf(store.EntryKey(pk)) == 1 && p.store.NodeOf(store.GroupKey(store.URLGroup(pk))) == 1 {
 			path = cand
 		}
 	}
@@ -70,7 +71,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 			t.Fatalf("with the node down: %d %q", r.StatusCode(), r.Body())
 		}
 	}
-	if p.l2.ring.Up(1) {
+	if p.store.NodeUp(1) {
 		t.Fatal("the paused node is not marked down")
 	}
 	// One node down is the fleet's problem: this instance stays in the load
@@ -80,7 +81,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 		t.Fatalf("/readyz with one node down: %d %q", r.StatusCode(), r.Body())
 	}
 	w := do(t, p, "PUT", path, nil, "{}")
-	if w.StatusCode() != 200 || string(w.Header.Peek("Edgecache-Invalidation")) != "incomplete" {
+	if w.StatusCode() != 200 || string(w.Header.Peek("Edgecache-Invalidation")) != "pending" {
 		t.Fatalf("write with the node down: %d, Edgecache-Invalidation %q", w.StatusCode(), w.Header.Peek("Edgecache-Invalidation"))
 	}
 	if r := get(t, p, path); string(r.Body()) != "a v2" {
@@ -90,7 +91,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 	mc2.Resume()
 	paused = false
 	deadline := time.Now().Add(30 * time.Second)
-	for !p.l2.ring.Up(1) {
+	for !p.store.NodeUp(1) {
 		if time.Now().After(deadline) {
 			t.Fatal("the node was not marked up again")
 		}

@@ -1,4 +1,4 @@
-package proxy
+package store
 
 import (
 	"runtime"
@@ -7,39 +7,39 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 )
 
-// sharedGets batches the lookups of concurrent reads (an L1 hit's group
-// versions; an L1 miss's entry and versions): every request that arrives
-// while a GetMulti is in flight waits for the next one, which carries the
-// keys of all of them. Under load, one memcached round trip answers many
-// requests.
+// lookups batches the reads of concurrent requests (an L1 hit's group
+// values; an L1 miss's entry and groups): every request that arrives while
+// a GetMulti is in flight waits for the next one, which carries the keys of
+// all of them. Under load, one memcached round trip answers many requests.
 //
 // The batch keeps the read-after-write guarantee because a request's keys
 // are always read by a GetMulti sent after the request arrived: a write
 // acknowledged before that moved its groups (by CAS, before its answer left)
 // before the read, and memcached answers a get with the value of the last
 // completed update.
-type sharedGets struct {
-	l2 *l2
-	m  *metricSet
+type lookups struct {
+	s *Store
 
 	mu      sync.Mutex
-	pending []*sharedGet // wait for the next round trip
-	running bool         // a round trip is in flight
+	pending []*lookup // wait for the next round trip
+	running bool      // a round trip is in flight
 }
 
-// sharedGet is one request's share of a round trip. items holds only its
-// own keys: the caller may add to it (validGroups does).
-type sharedGet struct {
+// lookup is one request's share of a round trip. items holds only its own
+// keys: the caller may add to it.
+type lookup struct {
 	keys        []string
 	items       map[string]*memcache.Item
 	unavailable bool
 	done        chan struct{}
 }
 
-// read returns the current items of keys and whether any key's node was
-// unavailable.
-func (b *sharedGets) read(keys []string) (map[string]*memcache.Item, bool) {
-	r := &sharedGet{keys: keys, done: make(chan struct{})}
+// Lookup returns the current items of keys, read by a round trip sent
+// after the call began and shared with concurrent callers, and whether any
+// key's node was unavailable. The map is the caller's.
+func (s *Store) Lookup(keys []string) (map[string]*memcache.Item, bool) {
+	b := &s.lookups
+	r := &lookup{keys: keys, done: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, r)
 	lead := !b.running
@@ -65,12 +65,12 @@ const maxRound = 256
 // and hands out the results; if more requests are pending, another
 // goroutine runs the next round so that this request can answer its client
 // now.
-func (b *sharedGets) round() {
+func (b *lookups) round() {
 	b.mu.Lock()
 	batch := b.pending
 	if len(batch) > maxRound {
 		batch = batch[:maxRound:maxRound]
-		b.pending = append([]*sharedGet(nil), b.pending[maxRound:]...)
+		b.pending = append([]*lookup(nil), b.pending[maxRound:]...)
 	} else {
 		b.pending = nil
 	}
@@ -86,13 +86,13 @@ func (b *sharedGets) round() {
 			}
 		}
 	}
-	items, unavailable := b.l2.getMulti(keys)
+	items, unavailable := b.s.GetMulti(keys)
 	down := make(map[string]struct{}, len(unavailable))
 	for _, k := range unavailable {
 		down[k] = struct{}{}
 	}
-	b.m.sharedRoundTrips.Inc()
-	b.m.sharedGets.Add(len(batch))
+	b.s.m.roundTrips.Inc()
+	b.s.m.lookups.Add(len(batch))
 	for _, r := range batch {
 		r.items = make(map[string]*memcache.Item, len(r.keys)+1)
 		for _, k := range r.keys {

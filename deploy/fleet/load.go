@@ -1,0 +1,361 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Load is drill traffic through HAProxy with a read-after-write check: a
+// set of posts (one per user), writers that edit them and remember each
+// acknowledged version, and readers that read the post and its author's
+// list and count a read as stale when it shows a version older than one
+// acknowledged before the read was sent.
+//
+// An acknowledgement with "Edgecache-Invalidation: pending" promises the
+// version only after the durable invalidator's bound: such versions count
+// from PendingBound after their acknowledgement.
+type Load struct {
+	front  string
+	client *http.Client
+	posts  []*loadPost
+
+	mu    sync.Mutex
+	stats LoadStats
+	slow  time.Duration
+}
+
+// PendingBound is how long after a "pending" acknowledgement a read may
+// still show the older version.
+const PendingBound = time.Second
+
+type loadPost struct {
+	id, user int64
+	token    string
+	acked    atomic.Int64 // highest version acknowledged without "pending"
+	mu       sync.Mutex
+	pending  []pendingAck
+}
+
+type pendingAck struct {
+	version int64
+	at      time.Time
+}
+
+// LoadStats is what a run of Load saw.
+type LoadStats struct {
+	Reads, Writes  int            // requests sent
+	Acked, Pending int            // writes answered 200, of them with "pending"
+	Stale          int            // reads older than an acknowledged write
+	Lost           int            // acknowledged versions the primary does not have (CheckLost)
+	Slow           int            // requests that took over 2 s
+	Errors         map[string]int // by status code, or "transport"
+	StaleExamples  []string
+	MaxLatency     time.Duration
+	WriteLatencies []time.Duration // of writes answered 200
+}
+
+// NewLoad creates n users with one post each through the front.
+func NewLoad(ctx context.Context, front string, n int) (*Load, error) {
+	l := &Load{front: front, client: &http.Client{Timeout: 20 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64}}, slow: 2 * time.Second}
+	l.stats.Errors = map[string]int{}
+	stamp := time.Now().UnixNano()
+	for i := range n {
+		var u struct {
+			ID    int64  `json:"id"`
+			Token string `json:"token"`
+		}
+		body := fmt.Sprintf(`{"name":"drill %d","email":"drill-%d-%d@example.com"}`, i, stamp, i)
+		if err := l.call(ctx, "POST", "/v1/users", "", body, http.StatusCreated, &u); err != nil {
+			return nil, err
+		}
+		var p struct {
+			ID      int64 `json:"id"`
+			Version int64 `json:"version"`
+		}
+		if err := l.call(ctx, "POST", fmt.Sprintf("/v1/users/%d/posts", u.ID), u.Token, `{"body":"drill post"}`, http.StatusCreated, &p); err != nil {
+			return nil, err
+		}
+		lp := &loadPost{id: p.ID, user: u.ID, token: u.Token}
+		lp.acked.Store(p.Version)
+		l.posts = append(l.posts, lp)
+	}
+	return l, nil
+}
+
+func (l *Load) call(ctx context.Context, method, path, token, body string, want int, v any) error {
+	req, _ := http.NewRequestWithContext(ctx, method, l.front+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// Run sends reads and writes at the given rates (open loop: a request
+// that hangs does not delay the next) until ctx ends, then waits for the
+// requests in flight.
+func (l *Load) Run(ctx context.Context, readsPerSec, writesPerSec int) {
+	var wg sync.WaitGroup
+	tick := func(rate int, f func()) {
+		defer wg.Done()
+		t := time.NewTicker(time.Second / time.Duration(rate))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				wg.Add(1)
+				go func() { defer wg.Done(); f() }()
+			}
+		}
+	}
+	wg.Add(2)
+	go tick(readsPerSec, l.read)
+	go tick(writesPerSec, l.write)
+	wg.Wait()
+}
+
+// want is the oldest version a read sent now may show.
+func (p *loadPost) want(now time.Time) int64 {
+	w := p.acked.Load()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, a := range p.pending {
+		if a.at.Add(PendingBound).Before(now) && a.version > w {
+			w = a.version
+		}
+	}
+	return w
+}
+
+func (l *Load) do(method, url, token, body string) (int, http.Header, []byte, time.Duration) {
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	req.Host = strings.TrimPrefix(l.front, "http://") // one cache key, whichever proxy is asked
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	start := time.Now()
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return 0, nil, nil, time.Since(start)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b, time.Since(start)
+}
+
+func (l *Load) count(f func(s *LoadStats)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f(&l.stats)
+}
+
+func (l *Load) failed(status int) {
+	l.count(func(s *LoadStats) {
+		key := "transport"
+		if status != 0 {
+			key = fmt.Sprint(status)
+		}
+		s.Errors[key]++
+	})
+}
+
+func (l *Load) timed(s *LoadStats, took time.Duration) {
+	if took > l.slow {
+		s.Slow++
+	}
+	s.MaxLatency = max(s.MaxLatency, took)
+}
+
+func (l *Load) read() {
+	p := l.posts[rand.IntN(len(l.posts))]
+	list := rand.IntN(2) == 0
+	want := p.want(time.Now())
+	path := fmt.Sprintf("/v1/posts/%d", p.id)
+	if list {
+		path = fmt.Sprintf("/v1/users/%d/posts", p.user)
+	}
+	st, h, b, took := l.do("GET", l.front+path, "", "")
+	l.count(func(s *LoadStats) { s.Reads++; l.timed(s, took) })
+	if st != http.StatusOK {
+		l.failed(st)
+		return
+	}
+	got, ok := versionIn(b, p.id, list)
+	if ok && got < want {
+		l.count(func(s *LoadStats) {
+			s.Stale++
+			if len(s.StaleExamples) < 5 {
+				s.StaleExamples = append(s.StaleExamples, fmt.Sprintf("%s: version %d after %d was acknowledged (Cache-Status %q)", path, got, want, h.Get("Cache-Status")))
+			}
+		})
+	}
+}
+
+// versionIn finds post id's version in a post or list body.
+func versionIn(b []byte, id int64, list bool) (int64, bool) {
+	type post struct {
+		ID      int64 `json:"id"`
+		Version int64 `json:"version"`
+	}
+	if !list {
+		var p post
+		return p.Version, json.Unmarshal(b, &p) == nil && p.ID == id
+	}
+	var l struct{ Posts []post }
+	if json.Unmarshal(b, &l) != nil {
+		return 0, false
+	}
+	for _, p := range l.Posts {
+		if p.ID == id {
+			return p.Version, true
+		}
+	}
+	return 0, false
+}
+
+func (l *Load) write() { l.writeVia(l.front, l.posts[rand.IntN(len(l.posts))]) }
+
+// WriteEach edits every post once through the proxy at addr (host:port)
+// directly, with the Host clients send.
+func (l *Load) WriteEach(addr string) {
+	for _, p := range l.posts {
+		l.writeVia("http://"+addr, p)
+	}
+}
+
+func (l *Load) writeVia(base string, p *loadPost) {
+	st, h, b, took := l.do("PUT", fmt.Sprintf("%s/v1/posts/%d", base, p.id), p.token,
+		fmt.Sprintf(`{"body":"drill edit %d"}`, rand.Int64()))
+	l.count(func(s *LoadStats) { s.Writes++; l.timed(s, took) })
+	if st != http.StatusOK {
+		l.failed(st)
+		return
+	}
+	var v struct{ Version int64 }
+	if json.Unmarshal(b, &v) != nil {
+		l.failed(st)
+		return
+	}
+	pending := h.Get("Edgecache-Invalidation") == "pending"
+	l.count(func(s *LoadStats) {
+		s.Acked++
+		s.WriteLatencies = append(s.WriteLatencies, took)
+		if pending {
+			s.Pending++
+		}
+	})
+	if pending {
+		p.mu.Lock()
+		p.pending = append(p.pending, pendingAck{v.Version, time.Now()})
+		p.mu.Unlock()
+		return
+	}
+	for {
+		cur := p.acked.Load()
+		if v.Version <= cur || p.acked.CompareAndSwap(cur, v.Version) {
+			return
+		}
+	}
+}
+
+// Sweep reads every post and list through each of the given proxies
+// directly (Host as clients send it), after the drill, and counts what is
+// older than acknowledged as stale.
+func (l *Load) Sweep(proxies []string) {
+	now := time.Now().Add(PendingBound + time.Second) // every pending ack is due
+	for _, addr := range proxies {
+		for _, p := range l.posts {
+			want := p.want(now)
+			for _, list := range []bool{false, true} {
+				path := fmt.Sprintf("/v1/posts/%d", p.id)
+				if list {
+					path = fmt.Sprintf("/v1/users/%d/posts", p.user)
+				}
+				req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+				req.Host = strings.TrimPrefix(l.front, "http://")
+				resp, err := l.client.Do(req)
+				if err != nil {
+					continue
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if got, ok := versionIn(b, p.id, list); ok && got < want {
+					l.count(func(s *LoadStats) {
+						s.Stale++
+						if len(s.StaleExamples) < 5 {
+							s.StaleExamples = append(s.StaleExamples, fmt.Sprintf("sweep %s%s: version %d after %d (Cache-Status %q)", addr, path, got, want, resp.Header.Get("Cache-Status")))
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// CheckLost counts acknowledged versions that the database does not have;
+// versions are the posts' current versions in the primary.
+func (l *Load) CheckLost(versions map[int64]int64) {
+	for _, p := range l.posts {
+		if versions[p.id] < p.want(time.Now().Add(24*time.Hour)) {
+			l.count(func(s *LoadStats) { s.Lost++ })
+		}
+	}
+}
+
+// Stats returns a copy of what the load saw so far.
+func (l *Load) Stats() LoadStats {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.stats
+	s.WriteLatencies = append([]time.Duration(nil), l.stats.WriteLatencies...)
+	s.Errors = make(map[string]int, len(l.stats.Errors))
+	for k, v := range l.stats.Errors {
+		s.Errors[k] = v
+	}
+	return s
+}
+
+// ErrorsText is the errors by status, "none" when there are none.
+func (s LoadStats) ErrorsText() string {
+	if len(s.Errors) == 0 {
+		return "none"
+	}
+	keys := make([]string, 0, len(s.Errors))
+	for k := range s.Errors {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s×%d", k, s.Errors[k])
+	}
+	return b.String()
+}

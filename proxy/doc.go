@@ -1,0 +1,71 @@
+// Package proxy is the edgecache edge: a fasthttp reverse proxy that answers
+// reads (GET/HEAD) from an in-process copy (L1) and from memcached shared by
+// every proxy instance (package store), fills them from the origin with one
+// request per key across the fleet, forwards writes and, before a write's
+// answer leaves, invalidates everything the write changed. The HTTP caching
+// rules themselves (what may be stored, freshness, Age, Cache-Status, keys)
+// live in package cachepolicy; this package does the I/O.
+//
+// # The guarantee
+//
+// Once the answer to a write has reached its client without an
+// Edgecache-Invalidation field, no proxy instance serves a representation
+// older than that write for anything the write changed: the resource, the
+// lists that contain it, the parent whose counters it moved. With
+// "Edgecache-Invalidation: pending" (memcached could not take a move, or the
+// origin's answer was lost), the durable invalidator finishes the job within
+// its bound (poll interval plus one memcached round trip, about 10–50 ms)
+// once memcached is reachable from it. Writes that never pass the edge
+// (SQL typed by hand, batch jobs) are covered by the same durable path.
+//
+// # Read path (read.go), after Varnish
+//
+//	recv → hash → lookup → hit | miss | pass → fill → deliver
+//
+// recv drops internal fields and parses the request's directives; a request
+// with Authorization is a pass. hash builds the primary key
+// (scheme://host/path?query, normalised) and the memcached keys. lookup
+// reads L1, else the entry and its group values in one round trip shared
+// with the requests in flight (store.Lookup); the entry counts only if Vary
+// matches and every group is current. A miss coalesces: one fill per key
+// per process (singleflight), one per key across the fleet (a lease in
+// memcached); a waiter checks the shared result against its own lookup.
+//
+// # Fill (fill.go), after Varnish's fetch states
+//
+//	take the lease → snapshot the groups → fetch → revalidate on 304 →
+//	resolve the response's groups → store
+//
+// # Invalidation (invalidate.go, package store)
+//
+// Each group's value in memcached is (incarnation, epoch, origin version).
+// A fill records, per group, the (incarnation, epoch) it read before its
+// origin fetch; an entry is current only while each group still has that
+// incarnation and an epoch not past the recorded one. A write moves each
+// changed group (epoch+1, compare-and-swap) before its answer leaves: every
+// fill that could have read older data recorded an epoch that is now behind,
+// on every proxy at once. A lost group key comes back with a new random
+// incarnation, so nothing recorded against the old one validates; no clock
+// is involved anywhere.
+//
+// Two paths move groups. The synchronous one (this package) serves the
+// writer's own read-after-write: a failed move is retried at once on a new
+// connection, then queued and replayed as soon as its node answers. The
+// durable one (package invalidator) tails the invalidation_log table that
+// the database's triggers fill in the same transaction as every change, and
+// moves the same groups from there, so that a lost answer, a memcached
+// stall, a partition between one proxy and one node or a writer that dies
+// with moves queued still ends in an invalidation. Moves are idempotent in
+// effect: both paths may move the same group.
+//
+// # Lagging replicas
+//
+// The group value keeps the newest origin version that a write, the
+// invalidator or a fill reported. A response naming an older version came
+// from a replica that is behind: it is fetched again from the primary
+// (Edgecache-Fresh: 1); if that is older too (a write raced it) it answers
+// that request and is not stored. A version of 0 (a group re-created after
+// its key was lost) is unknown: the fill asks the primary, then raises the
+// version to what the primary said (store.Learn), so later fills can check
+// replicas again. The origin re-reads a replica's 404 from the primary.
+package proxy

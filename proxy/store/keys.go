@@ -1,0 +1,24 @@
+package store
+
+import "edgecache/cachepolicy"
+
+// memcached keys. User input never reaches the memcached protocol raw:
+// every key is a prefix and a hash (memcached keys are at most 250 bytes
+// without spaces or control characters).
+func mcKey(prefix, s string) string {
+	var buf [64]byte
+	return string(cachepolicy.AppendMemcacheKey(buf[:0], prefix, []byte(s)))
+}
+
+// EntryKey is the memcached key of the entry stored under a primary cache key.
+func EntryKey(primary string) string { return mcKey("e:", primary) }
+
+// LeaseKey is the memcached key of the fleet-wide fill lease of a primary cache key.
+func LeaseKey(primary string) string { return mcKey("l:", primary) }
+
+// GroupKey is the memcached key of a group's value.
+func GroupKey(name string) string { return mcKey("g:", name) }
+
+// URLGroup is the group name of a URL's primary cache key: moved by RFC 9111
+// §4.4 invalidation of that URL and by purges.
+func URLGroup(primary string) string { return "url:" + primary }

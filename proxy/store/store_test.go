@@ -1,0 +1,244 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/bradfitz/gomemcache/memcache"
+	"go.uber.org/zap"
+
+	"edgecache/deploy/localstack"
+)
+
+var mc *localstack.Memcached
+
+func TestMain(m *testing.M) {
+	if localstack.FuzzWorker() {
+		os.Exit(m.Run())
+	}
+	var err error
+	mc, err = localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "memcached:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	mc.Stop()
+	os.Exit(code)
+}
+
+func newStore(t testing.TB, nodes ...string) *Store {
+	t.Helper()
+	if len(nodes) == 0 {
+		nodes = []string{mc.Addr}
+	}
+	s, err := New(Config{Nodes: nodes, Timeout: 3 * time.Second, MaxIdleConns: 64, ProbeInterval: 20 * time.Millisecond},
+		zap.NewNop(), metrics.NewSet(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func value(t *testing.T, c *memcache.Client, key string) Group {
+	t.Helper()
+	it, err := c.Get(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, ok := ParseGroup(it.Value)
+	if !ok {
+		t.Fatalf("%s: unparsable group value %q", key, it.Value)
+	}
+	return g
+}
+
+// The group operations against a real memcached: creating a missing group,
+// finding an existing one, moves that only ever go forward, learning an
+// origin version without moving the epoch, and garbage or a lost key
+// coming back under a new incarnation, so that nothing recorded before
+// validates.
+func TestGroupOperations(t *testing.T) {
+	s := newStore(t)
+	c := memcache.New(mc.Addr)
+	name := "ops/" + t.Name()
+	key := GroupKey(name)
+	c.Delete(key)
+
+	created, isNew, err := s.Ensure(key, 7)
+	if err != nil || !isNew || created.Origin != 7 || created.Epoch != 1 || created.Incarnation == 0 {
+		t.Fatalf("missing group: %+v created %v err %v", created, isNew, err)
+	}
+	again, isNew, err := s.Ensure(key, 9)
+	if err != nil || isNew || again != created {
+		t.Fatalf("existing group: %+v created %v err %v, want %+v unchanged", again, isNew, err, created)
+	}
+	if err := s.Move(name, 5); err != nil {
+		t.Fatal(err)
+	}
+	moved := value(t, c, key)
+	if moved.Incarnation != created.Incarnation || moved.Epoch != 2 || moved.Origin != 7 {
+		t.Fatalf("after Move(5): %+v, want epoch 2, origin 7 (never backwards), same incarnation", moved)
+	}
+	if moved.Validates(created.Incarnation, created.Epoch) || !moved.Validates(moved.Incarnation, moved.Epoch) {
+		t.Fatal("an entry recorded before the move still validates, or one after it does not")
+	}
+	if err := s.Learn(key, 11); err != nil {
+		t.Fatal(err)
+	}
+	if l := value(t, c, key); l.Epoch != moved.Epoch || l.Origin != 11 {
+		t.Fatalf("after Learn(11): %+v, want epoch %d and origin 11", l, moved.Epoch)
+	}
+
+	// A lost key comes back under a new incarnation: an entry recorded
+	// against the old one never validates, whatever its epoch.
+	c.Delete(key)
+	back, isNew, err := s.Ensure(key, 0)
+	if err != nil || !isNew || back.Incarnation == moved.Incarnation || back.Validates(moved.Incarnation, moved.Epoch+1000) {
+		t.Fatalf("re-created: %+v created %v err %v; must not validate incarnation %d", back, isNew, err, moved.Incarnation)
+	}
+	if err := c.Set(&memcache.Item{Key: key, Value: []byte("garbage")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Move(name, 1); err != nil {
+		t.Fatal(err)
+	}
+	if g := value(t, c, key); g.Incarnation == back.Incarnation {
+		t.Fatalf("garbage moved into %+v: want a new incarnation", g)
+	}
+}
+
+// Whatever round a lookup joins, it sees every value stored before it was
+// asked for (the property the read-after-write guarantee rests on), and
+// only its own keys.
+func TestLookupSeesEveryEarlierWrite(t *testing.T) {
+	s := newStore(t)
+	direct := memcache.New(mc.Addr)
+	shared := "lk:shared:" + t.Name()
+	var wg sync.WaitGroup
+	errs := make(chan string, 64)
+	for w := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			own := "lk:" + t.Name() + ":" + strconv.Itoa(w)
+			for i := range 100 {
+				v := strconv.Itoa(i)
+				if err := direct.Set(&memcache.Item{Key: own, Value: []byte(v)}); err != nil {
+					errs <- err.Error()
+					return
+				}
+				items, unavailable := s.Lookup([]string{own, shared})
+				if unavailable {
+					errs <- "unavailable"
+					return
+				}
+				if it := items[own]; it == nil || string(it.Value) != v {
+					errs <- own + ": stored " + v + " before the read, did not read it back"
+					return
+				}
+				if len(items) > 2 {
+					errs <- "items of other requests leaked in"
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if n := s.m.lookups.Get(); n != 1600 {
+		t.Fatalf("%d lookups counted, want 1600", n)
+	}
+}
+
+// A node that stalls (SIGSTOP) for longer than the timeout during a move:
+// the move fails, is queued, and is made as soon as the node answers again
+// — although one failure never marks the node down.
+func TestMissedMoveReplayedWhenNodeAnswers(t *testing.T) {
+	node, err := localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer node.Stop()
+	s, err := New(Config{Nodes: []string{node.Addr}, Timeout: 100 * time.Millisecond, MaxIdleConns: 8, ProbeInterval: 20 * time.Millisecond},
+		zap.NewNop(), metrics.NewSet(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go s.Run(stop)
+	name := "stall/" + t.Name()
+	key := GroupKey(name)
+	before, _, err := s.Ensure(key, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	err = s.MoveOrQueue(name, 2)
+	node.Resume()
+	if err == nil {
+		t.Fatal("a move against a stopped node succeeded")
+	}
+	if !s.NodeUp(0) {
+		t.Fatal("one failed move marked the node down; the test needs it up")
+	}
+	c := memcache.New(node.Addr)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		g := value(t, c, key)
+		if !g.Validates(before.Incarnation, before.Epoch) {
+			if g.Origin != 2 {
+				t.Fatalf("replayed move: %+v, want origin 2", g)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the missed move was never replayed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := s.missed.count(); n != 0 {
+		t.Fatalf("%d moves still queued after the replay", n)
+	}
+}
+
+func TestParseGroup(t *testing.T) {
+	for in, ok := range map[string]bool{
+		"1 1 0": true, "18446744073709551615 3 9": true,
+		"": false, "1 1": false, "0 1 0": false, "1 0 0": false, "1 1 0 0": false, "1  1 0": false,
+		" 1 1 0": false, "1 1 0 ": false, "a 1 0": false, "1 1 -1": false,
+	} {
+		if _, got := ParseGroup([]byte(in)); got != ok {
+			t.Errorf("ParseGroup(%q) ok = %v, want %v", in, got, ok)
+		}
+	}
+	g := Group{Incarnation: 5, Epoch: 7, Origin: 9}
+	if back, ok := ParseGroup(g.bytes()); !ok || back != g {
+		t.Fatalf("round trip: %+v -> %q -> %+v", g, g.bytes(), back)
+	}
+}
+
+func FuzzParseGroup(f *testing.F) {
+	f.Add([]byte("1 2 3"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, ok := ParseGroup(b)
+		if !ok {
+			return
+		}
+		if back, ok := ParseGroup(g.bytes()); !ok || back != g {
+			t.Fatalf("%q parsed to %+v, which does not round-trip", b, g)
+		}
+	})
+}
