@@ -10,7 +10,9 @@ import (
 
 // Handler serves the admin endpoints: /healthz (the process runs), /readyz
 // (connected to the database, leading or standing by), /metrics (Prometheus
-// text) and /debug/pprof/.
+// text: this instance's metrics, then the process-wide ones: sets
+// registered with metrics.RegisterSet, such as the store's, and the Go
+// runtime's) and /debug/pprof/.
 func (inv *Invalidator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -21,7 +23,7 @@ func (inv *Invalidator) Handler() http.Handler {
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		inv.m.set.WritePrometheus(w)
-		metrics.WriteProcessMetrics(w)
+		metrics.WritePrometheus(w, true)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
