@@ -2,6 +2,7 @@ package invalidator
 
 import (
 	"bytes"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -88,6 +89,23 @@ func TestUsageListsEveryVariableWithDefault(t *testing.T) {
 		}
 		if !strings.Contains(b.String(), f.Tag.Get("env")+" ") || !strings.Contains(b.String(), "["+f.Tag.Get("envDefault")+"]") {
 			t.Errorf("usage misses %s or its default", f.Tag.Get("env"))
+		}
+	}
+}
+
+// The README's table is written by hand: it must name every variable with
+// the default the code has.
+func TestREADMEListsEveryVariableWithDefault(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		row := "| `" + f.Tag.Get("env") + "` | `" + f.Tag.Get("envDefault") + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md has no row starting %s", row)
 		}
 	}
 }
