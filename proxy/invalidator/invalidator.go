@@ -121,6 +121,7 @@ func (inv *Invalidator) setLeading(leading bool, why error) {
 		inv.log.Info("leading: applying invalidation_log", zap.String("lock", inv.cfg.LockName))
 	} else {
 		inv.m.leaderLost.Inc()
+		inv.m.backlog.Set(0) // a standby sees no backlog; the leader reports it
 		level := zap.WarnLevel
 		if errors.Is(why, errStopping) {
 			level = zap.InfoLevel

@@ -127,7 +127,7 @@ func (s *session) readBatch(after uint64, n int) ([]logRow, error) {
 		if err := rows.Scan(&r.id, &r.group, &r.version, &ageMicros); err != nil {
 			return nil, err
 		}
-		r.age = time.Duration(ageMicros) * time.Microsecond
+		r.age = time.Duration(max(ageMicros, 0)) * time.Microsecond // a clock stepped back: not negative
 		batch = append(batch, r)
 	}
 	return batch, rows.Err()
