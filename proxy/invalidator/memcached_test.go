@@ -14,7 +14,7 @@ import (
 
 // startStore starts a private memcached and a store over it, probing down
 // nodes as the binary does.
-func startStore(t *testing.T, timeout time.Duration) (*localstack.Memcached, *store.Store) {
+func startStore(t testing.TB, timeout time.Duration) (*localstack.Memcached, *store.Store) {
 	t.Helper()
 	mc, err := localstack.StartMemcached(context.Background(), 16)
 	if err != nil {
