@@ -1,13 +1,13 @@
 # edgecache: make run · make fleet · make test · make build · make lint · make bench
 GO      ?= go
-BINS    := origin proxy bench
+BINS    := origin proxy invalidator bench
 # The one-box stack keeps its data here (git-ignored).
 RUN_DIR ?= .run
 
 .PHONY: build run fleet drills test lint bench deps fuzz
 
 build:
-	$(GO) build -o bin/ ./origin/cmd/origin ./proxy/cmd/proxy ./bench/cmd/bench
+	$(GO) build -o bin/ ./origin/cmd/origin ./proxy/cmd/proxy ./proxy/cmd/invalidator ./bench/cmd/bench
 
 deps:
 	@./deploy/install-deps.sh

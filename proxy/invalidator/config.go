@@ -1,0 +1,134 @@
+package invalidator
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"time"
+
+	env "github.com/caarlos0/env/v11"
+	"github.com/go-sql-driver/mysql"
+	"go.uber.org/zap/zapcore"
+)
+
+// Config is the invalidator's configuration, read from INVALIDATOR_*
+// environment variables. Every field has a default; Validate catches what env
+// cannot (an empty variable silently falls back to the default, a zero
+// interval, settings that only work together).
+type Config struct {
+	MySQLDSN  string   `env:"INVALIDATOR_MYSQL_DSN" envDefault:"edgecache@tcp(127.0.0.1:3306)/edgecache?parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true" help:"go-sql-driver/mysql DSN of the primary that holds invalidation_log (the lock lives there too: never a replica)"`
+	Memcached []string `env:"INVALIDATOR_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port list, the same list as the proxies' PROXY_MEMCACHED"`
+
+	MemcachedTimeout       time.Duration `env:"INVALIDATOR_MEMCACHED_TIMEOUT" envDefault:"250ms" help:"memcached: dial and per-operation timeout"`
+	MemcachedMaxIdleConns  int           `env:"INVALIDATOR_MEMCACHED_MAX_IDLE_CONNS" envDefault:"64" help:"memcached: idle connections kept per node; at least INVALIDATOR_MOVE_CONCURRENCY, or moves dial per operation"`
+	MemcachedProbeInterval time.Duration `env:"INVALIDATOR_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
+
+	PollInterval    time.Duration `env:"INVALIDATOR_POLL_INTERVAL" envDefault:"10ms" help:"how often the leader reads invalidation_log when it has caught up; bounds the commit-to-memcached delay"`
+	Batch           int           `env:"INVALIDATOR_BATCH" envDefault:"1000" help:"most log rows read, moved and deleted per round; a full batch is followed at once by the next"`
+	MoveConcurrency int           `env:"INVALIDATOR_MOVE_CONCURRENCY" envDefault:"32" help:"most group moves in flight at once"`
+	RetryMax        time.Duration `env:"INVALIDATOR_RETRY_MAX" envDefault:"2s" help:"a group whose move failed is retried after a delay that doubles from twice the poll interval up to this"`
+
+	LockName       string        `env:"INVALIDATOR_LOCK_NAME" envDefault:"edgecache.invalidator" help:"MySQL named lock (GET_LOCK) that elects the one active invalidator; every instance of one deployment uses the same name"`
+	LockRetry      time.Duration `env:"INVALIDATOR_LOCK_RETRY" envDefault:"250ms" help:"how often a standby tries the lock; a standby takes over at most this long after the leader's connection is gone"`
+	PingInterval   time.Duration `env:"INVALIDATOR_PING_INTERVAL" envDefault:"1s" help:"how often the leader checks, on its locked connection, that it still holds the lock"`
+	SessionTimeout time.Duration `env:"INVALIDATOR_SESSION_TIMEOUT" envDefault:"5s" help:"wait_timeout (whole seconds) of the locked connection: a paused leader's session is dropped, and its lock freed, after this much silence"`
+
+	AdminListen string `env:"INVALIDATOR_ADMIN_LISTEN" envDefault:"127.0.0.1:8083" help:"admin listener (healthz, readyz, metrics, pprof); keep it private"`
+	LogLevel    string `env:"INVALIDATOR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+}
+
+// maxBatch keeps a batch's DELETE under MySQL's 65,535 placeholders.
+const maxBatch = 10000
+
+// maxLockName is MySQL's limit on a named lock (MariaDB has none).
+const maxLockName = 64
+
+// LoadConfig reads the environment and validates the result.
+func LoadConfig() (Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return Config{}, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// Validate reports every invalid setting at once, each under its variable's
+// name.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, a...)...))
+	}
+	if c.MySQLDSN == "" {
+		bad("INVALIDATOR_MYSQL_DSN", "empty DSN")
+	} else if _, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
+		bad("INVALIDATOR_MYSQL_DSN", "%v", err)
+	}
+	if len(c.Memcached) == 0 {
+		bad("INVALIDATOR_MEMCACHED", "at least one memcached host:port is needed")
+	}
+	for _, m := range c.Memcached {
+		if _, _, err := net.SplitHostPort(m); err != nil {
+			bad("INVALIDATOR_MEMCACHED", "want host:port, got %q", m)
+		}
+	}
+	if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+		bad("INVALIDATOR_ADMIN_LISTEN", "want host:port, got %q", c.AdminListen)
+	}
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"INVALIDATOR_MEMCACHED_TIMEOUT", c.MemcachedTimeout},
+		{"INVALIDATOR_MEMCACHED_PROBE_INTERVAL", c.MemcachedProbeInterval},
+		{"INVALIDATOR_POLL_INTERVAL", c.PollInterval},
+		{"INVALIDATOR_RETRY_MAX", c.RetryMax},
+		{"INVALIDATOR_LOCK_RETRY", c.LockRetry},
+		{"INVALIDATOR_PING_INTERVAL", c.PingInterval},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad(p.name, "must be > 0, got %s", p.d)
+		}
+	}
+	if c.Batch < 1 || c.Batch > maxBatch {
+		bad("INVALIDATOR_BATCH", "want 1 to %d, got %d", maxBatch, c.Batch)
+	}
+	if c.MoveConcurrency < 1 {
+		bad("INVALIDATOR_MOVE_CONCURRENCY", "must be >= 1, got %d", c.MoveConcurrency)
+	}
+	if c.MemcachedMaxIdleConns < 1 {
+		bad("INVALIDATOR_MEMCACHED_MAX_IDLE_CONNS", "must be >= 1, got %d", c.MemcachedMaxIdleConns)
+	}
+	if c.LockName == "" || len(c.LockName) > maxLockName {
+		bad("INVALIDATOR_LOCK_NAME", "want 1 to %d characters, got %q", maxLockName, c.LockName)
+	}
+	// wait_timeout is whole seconds. The leader's pings are what keep its
+	// session alive, and a standby's retries keep its own: both must come
+	// well inside the timeout or a healthy instance would be dropped.
+	switch {
+	case c.SessionTimeout < time.Second || c.SessionTimeout%time.Second != 0:
+		bad("INVALIDATOR_SESSION_TIMEOUT", "wait_timeout is in whole seconds: want >= 1s and a whole number of seconds, got %s", c.SessionTimeout)
+	case c.SessionTimeout < 2*c.PingInterval:
+		bad("INVALIDATOR_SESSION_TIMEOUT", "must be at least twice INVALIDATOR_PING_INTERVAL (%s), got %s", c.PingInterval, c.SessionTimeout)
+	case c.SessionTimeout < 2*c.LockRetry:
+		bad("INVALIDATOR_SESSION_TIMEOUT", "must be at least twice INVALIDATOR_LOCK_RETRY (%s), got %s", c.LockRetry, c.SessionTimeout)
+	}
+	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
+		bad("INVALIDATOR_LOG_LEVEL", "%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// Usage writes every setting with its default and meaning, generated from
+// the struct tags so that it cannot drift from the code.
+func Usage(w io.Writer) {
+	fmt.Fprintln(w, "Environment variables (default in brackets):")
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		fmt.Fprintf(w, "  %-38s [%s]\n      %s\n", f.Tag.Get("env"), f.Tag.Get("envDefault"), f.Tag.Get("help"))
+	}
+}

@@ -1,0 +1,111 @@
+package invalidator
+
+import (
+	"bytes"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	cfg := defaultConfig(t)
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.LockRetry >= time.Second {
+		t.Errorf("INVALIDATOR_LOCK_RETRY defaults to %s: a standby would take over later than about a second", cfg.LockRetry)
+	}
+}
+
+// Every problem is reported at once, each under the variable to fix.
+func TestValidateNamesEveryBadVariable(t *testing.T) {
+	cfg := defaultConfig(t)
+	cfg.MySQLDSN = "not a dsn"
+	cfg.Memcached = []string{"no-port"}
+	cfg.MemcachedTimeout = 0
+	cfg.MemcachedMaxIdleConns = 0
+	cfg.MemcachedProbeInterval = -time.Second
+	cfg.PollInterval = 0
+	cfg.Batch = maxBatch + 1
+	cfg.MoveConcurrency = 0
+	cfg.RetryMax = 0
+	cfg.LockName = strings.Repeat("x", maxLockName+1)
+	cfg.LockRetry = 0
+	cfg.PingInterval = 0
+	cfg.SessionTimeout = 1500 * time.Millisecond
+	cfg.AdminListen = "8083"
+	cfg.LogLevel = "loud"
+	err := cfg.Validate()
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		name := typ.Field(i).Tag.Get("env")
+		if !strings.Contains(err.Error(), name+":") {
+			t.Errorf("%s not reported in:\n%v", name, err)
+		}
+	}
+}
+
+// The session timeout must leave room for the pings and retries that keep
+// healthy sessions alive.
+func TestSessionTimeoutMustCoverPingsAndRetries(t *testing.T) {
+	for _, tc := range []struct {
+		session, ping, retry time.Duration
+		ok                   bool
+	}{
+		{5 * time.Second, time.Second, 250 * time.Millisecond, true},
+		{2 * time.Second, time.Second, time.Second, true},
+		{2 * time.Second, 1500 * time.Millisecond, 250 * time.Millisecond, false},
+		{2 * time.Second, 500 * time.Millisecond, 1500 * time.Millisecond, false},
+		{0, time.Second, time.Second, false},
+	} {
+		cfg := defaultConfig(t)
+		cfg.SessionTimeout, cfg.PingInterval, cfg.LockRetry = tc.session, tc.ping, tc.retry
+		err := cfg.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("session %s, ping %s, retry %s: err %v, want ok=%v", tc.session, tc.ping, tc.retry, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "INVALIDATOR_SESSION_TIMEOUT:") {
+			t.Errorf("error does not name INVALIDATOR_SESSION_TIMEOUT: %v", err)
+		}
+	}
+}
+
+func TestUsageListsEveryVariableWithDefault(t *testing.T) {
+	var b bytes.Buffer
+	Usage(&b)
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		if f.Tag.Get("help") == "" {
+			t.Errorf("%s has no help tag", f.Name)
+		}
+		if _, ok := f.Tag.Lookup("envDefault"); !ok {
+			t.Errorf("%s has no default", f.Name)
+		}
+		if !strings.Contains(b.String(), f.Tag.Get("env")+" ") || !strings.Contains(b.String(), "["+f.Tag.Get("envDefault")+"]") {
+			t.Errorf("usage misses %s or its default", f.Tag.Get("env"))
+		}
+	}
+}
+
+// The README's table is written by hand: it must name every variable with
+// the default the code has.
+func TestREADMEListsEveryVariableWithDefault(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeFor[Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		row := "| `" + f.Tag.Get("env") + "` | `" + f.Tag.Get("envDefault") + "` |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md has no row starting %s", row)
+		}
+	}
+}
