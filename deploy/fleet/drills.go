@@ -52,6 +52,13 @@ var Drills = []Drill{
 			sleep(ctx, time.Second)
 			return f.StartProxy("a")
 		}},
+	{"invalidator-failover", "the leading invalidator's database session killed on the server: the standby takes over",
+		func(ctx context.Context, f *Fleet, _ *Load) error {
+			_, err := f.KillInvalidatorSession(ctx)
+			return err
+		}},
+	{"writes-bypass-edge", "every post edited by SQL typed into the primary (no proxy, no origin involved)",
+		func(ctx context.Context, f *Fleet, l *Load) error { return l.WriteEachBySQL(ctx, f) }},
 	{"origin-answers-dropped", "zone a's origin answers lost on the way back for 1 s (requests arrive and commit)",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			if err := f.DropOriginAnswers("a", true); err != nil {

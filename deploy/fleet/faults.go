@@ -132,3 +132,33 @@ func (f *Fleet) PostVersions(ctx context.Context) (map[int64]int64, error) {
 	}
 	return out, rows.Err()
 }
+
+// KillInvalidatorSession ends the leading invalidator's database
+// connection from the server side (KILL, as when its host dies and the
+// server drops it): its lock is released, a standby takes over. The
+// leader's process stays and becomes a standby. It returns the zone that
+// led.
+func (f *Fleet) KillInvalidatorSession(ctx context.Context) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	db, err := sql.Open("mysql", f.Primary.DSN(""))
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	var holder sql.NullInt64
+	if err := db.QueryRowContext(ctx, "SELECT IS_USED_LOCK('edgecache.invalidator')").Scan(&holder); err != nil {
+		return "", err
+	}
+	if !holder.Valid {
+		return "", errors.New("no invalidator holds the lock")
+	}
+	leader := ""
+	for _, name := range Zones {
+		if inv := f.zones[name].Invalidator; inv != nil && inv.Leading() {
+			leader = name
+		}
+	}
+	_, err = db.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", holder.Int64))
+	return leader, err
+}

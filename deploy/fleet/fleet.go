@@ -36,7 +36,9 @@ import (
 	"edgecache/deploy/localstack"
 	"edgecache/origin"
 	"edgecache/proxy"
+	"edgecache/proxy/invalidator"
 
+	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 )
@@ -110,6 +112,9 @@ type Zone struct {
 
 	// What HAProxy and the proxies connect to instead of the services.
 	proxyRelay, adminRelay, originRelay *localstack.Relay
+	// Invalidator runs beside the origin (zones a and b): one leads, the
+	// other stands by.
+	Invalidator *invalidator.Background
 }
 
 // ProxyAddr and AdminAddr are the zone's proxy listeners (also after it
@@ -252,6 +257,14 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	}
 	f.origins, f.pool = origins, pool
 	for _, name := range Zones {
+		if !originZones[name] {
+			continue
+		}
+		if err = f.startInvalidator(f.zones[name]); err != nil {
+			return f, err
+		}
+	}
+	for _, name := range Zones {
 		z := f.zones[name]
 		if err = f.startProxy(z, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
 			return f, err
@@ -285,6 +298,22 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	}
 	log.Info("fleet running", zap.String("front", f.Front), zap.String("stats", f.StatsURL()))
 	return f, nil
+}
+
+// startInvalidator starts zone z's invalidator (after the origins have
+// migrated the schema: the log table and its triggers exist).
+func (f *Fleet) startInvalidator(z *Zone) error {
+	cfg, err := invalidator.LoadConfig()
+	if err != nil {
+		return err
+	}
+	cfg.MySQLDSN, cfg.Memcached = f.Primary.DSN("edgecache"), f.pool
+	b, err := invalidator.StartBackground(cfg, f.log.Named("invalidator-"+z.Name), metrics.NewSet())
+	if err != nil {
+		return fmt.Errorf("invalidator %s: %w", z.Name, err)
+	}
+	z.Invalidator = b
+	return nil
 }
 
 // startProxy starts zone z's proxy on the given listen addresses.
@@ -686,6 +715,10 @@ func (f *Fleet) KillZone(zone string) error {
 		})
 		z.Origin = nil
 	}
+	if inv := z.Invalidator; inv != nil {
+		wg.Go(inv.Stop)
+		z.Invalidator = nil
+	}
 	wg.Wait()
 	if z.Memcached != nil {
 		z.Memcached.Resume() // a stopped process ends on SIGTERM only once continued
@@ -824,6 +857,10 @@ func (f *Fleet) Stop() {
 		}
 		wg.Wait()
 		for _, z := range f.zones {
+			if inv := z.Invalidator; inv != nil {
+				wg.Go(inv.Stop)
+				z.Invalidator = nil
+			}
 			if o := z.Origin; o != nil {
 				wg.Go(func() {
 					ctx, cancel := context.WithTimeout(context.Background(), f.originCfg.ShutdownTimeout)

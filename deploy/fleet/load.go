@@ -3,6 +3,7 @@ package fleet
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -246,6 +247,31 @@ func (l *Load) WriteEach(addr string) {
 	for _, p := range l.posts {
 		l.writeVia("http://"+addr, p)
 	}
+}
+
+// WriteEachBySQL edits every post with an UPDATE on the primary, as a
+// person at the SQL prompt or a batch job would; each new version counts as
+// acknowledged with the durable path's bound (PendingBound).
+func (l *Load) WriteEachBySQL(ctx context.Context, f *Fleet) error {
+	db, err := sql.Open("mysql", f.Primary.DSN("edgecache"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, p := range l.posts {
+		if _, err := db.ExecContext(ctx, "UPDATE posts SET body = CONCAT('sql edit ', RAND()) WHERE id = ?", p.id); err != nil {
+			return err
+		}
+		var v int64
+		if err := db.QueryRowContext(ctx, "SELECT version FROM posts WHERE id = ?", p.id).Scan(&v); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		p.pending = append(p.pending, pendingAck{v, time.Now()})
+		p.mu.Unlock()
+		l.count(func(s *LoadStats) { s.Writes++; s.Acked++; s.Pending++ })
+	}
+	return nil
 }
 
 func (l *Load) writeVia(base string, p *loadPost) {

@@ -23,7 +23,6 @@ import (
 	"go.uber.org/zap"
 
 	"edgecache/proxy/invalidator"
-	"edgecache/proxy/store"
 )
 
 func main() {
@@ -61,13 +60,7 @@ exits.
 	// handler writes after the invalidator's own.
 	storeMetrics := metrics.NewSet()
 	metrics.RegisterSet(storeMetrics)
-	mc, err := store.New(store.Config{Nodes: cfg.Memcached, Timeout: cfg.MemcachedTimeout,
-		MaxIdleConns: cfg.MemcachedMaxIdleConns, ProbeInterval: cfg.MemcachedProbeInterval},
-		log.Named("store"), storeMetrics, "edgecache_invalidator")
-	if err != nil {
-		log.Fatal("memcached", zap.Error(err))
-	}
-	inv, err := invalidator.New(cfg, mc, log)
+	inv, err := invalidator.StartBackground(cfg, log, storeMetrics)
 	if err != nil {
 		log.Fatal("start", zap.Error(err))
 	}
@@ -82,19 +75,14 @@ exits.
 			log.Fatal("admin listener", zap.Error(err))
 		}
 	}()
-	// The store probes nodes marked down and puts them back in use: without
-	// it a node that failed three times would stay skipped.
-	stopStore := make(chan struct{})
-	go mc.Run(stopStore)
 	log.Info("started", zap.String("admin", ln.Addr().String()), zap.String("lock", cfg.LockName))
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	inv.Run(ctx) // returns when a signal came, the lock released
-	stop()       // a second signal kills at once
-	close(stopStore)
+	<-ctx.Done()
+	stop()     // a second signal kills at once
+	inv.Stop() // the batch in hand finished, the lock released
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	admin.Shutdown(shutdown)
-	inv.Close()
 	log.Info("stopped")
 }
