@@ -105,3 +105,38 @@ func BenchmarkPutPost(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
+
+// BenchmarkCreatePost measures POST /v1/users/{id}/posts (1000-byte bodies,
+// each a transaction that inserts a post and moves three versions) from many
+// concurrent clients, spread over 8 users.
+func BenchmarkCreatePost(b *testing.B) {
+	ts := startBenchServer(b)
+	var users []createdUser
+	for range 8 {
+		users = append(users, ts.newUser())
+	}
+	body := jsonPost(strings.Repeat("z", 1000))
+	var next atomic.Uint64
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u := users[next.Add(1)%uint64(len(users))]
+			req, _ := http.NewRequest("POST", fmt.Sprintf("%s/v1/users/%d/posts", ts.base, u.ID), strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+u.Token)
+			resp, err := ts.client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
