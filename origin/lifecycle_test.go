@@ -154,7 +154,7 @@ func TestMigrate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- migrate(ctx, db, zap.NewNop())
+			errs <- Migrate(ctx, db, zap.NewNop())
 		}()
 	}
 	wg.Wait()
@@ -164,7 +164,7 @@ func TestMigrate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := migrate(ctx, db, zap.NewNop()); err != nil {
+	if err := Migrate(ctx, db, zap.NewNop()); err != nil {
 		t.Fatal("second run:", err)
 	}
 	all, err := loadMigrations()
@@ -189,11 +189,35 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
+// TestSplitStatements cuts files as the mysql client does: at lines ending
+// in ";", or in the delimiter a DELIMITER line set, so that trigger bodies
+// keep their inner ";".
 func TestSplitStatements(t *testing.T) {
-	got := splitStatements("-- comment\nCREATE TABLE a (\n  x INT\n);\n\n-- another\nCREATE TABLE b (y INT);\nSELECT 1")
-	want := []string{"CREATE TABLE a (\n  x INT\n)", "CREATE TABLE b (y INT)", "SELECT 1"}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("got %q, want %q", got, want)
+	for _, tc := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"semicolons", "-- comment\nCREATE TABLE a (\n  x INT\n);\n\n-- another\nCREATE TABLE b (y INT);\nSELECT 1",
+			[]string{"CREATE TABLE a (\n  x INT\n)", "CREATE TABLE b (y INT)", "SELECT 1"}},
+		{"trigger body", "CREATE TABLE a (x INT);\nDELIMITER //\nCREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW\nBEGIN\n  -- inside\n  SET @x = 1;\n  SET @y = 2;\nEND//\nDELIMITER ;\nSELECT 2;",
+			[]string{"CREATE TABLE a (x INT)", "CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW\nBEGIN\n  SET @x = 1;\n  SET @y = 2;\nEND", "SELECT 2"}},
+		{"any case, any word", "delimiter $$\nSELECT 1; SELECT 2 $$\nSELECT 3;\n$$\nDelimiter ;\nSELECT 4;",
+			[]string{"SELECT 1; SELECT 2", "SELECT 3;", "SELECT 4"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := splitStatements(tc.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"DELIMITER\nSELECT 1;", "DELIMITER // ;\nSELECT 1;"} {
+		if got, err := splitStatements(bad); err == nil {
+			t.Errorf("%q: no error, statements %q", bad, got)
+		}
 	}
 }
 

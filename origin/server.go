@@ -76,7 +76,7 @@ func start(cfg Config, log, access *zap.Logger, stopAccess func()) (*Server, err
 	s.db = db
 	ctx, cancel := context.WithTimeout(context.Background(), migrateTimeout)
 	defer cancel()
-	if err := migrate(ctx, db.primary, log); err != nil {
+	if err := Migrate(ctx, db.primary, log); err != nil {
 		db.close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
