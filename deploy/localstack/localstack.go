@@ -198,6 +198,10 @@ func (m *MariaDB) start(ctx context.Context, serverID int) error {
 			"--log-bin="+filepath.Join(m.Dir, "data", "binlog"),
 			"--binlog-format=ROW",
 			"--relay-log="+filepath.Join(m.Dir, "data", "relay"),
+			// With the binary log on, only SUPER may create triggers (error
+			// 1419) unless this is set, as on RDS, where the application's
+			// user has no SUPER. Row-based logging makes it safe.
+			"--log-bin-trust-function-creators=1",
 		)
 	}
 	proc, err := StartProcess(filepath.Join(m.Dir, "mariadbd.log"), nil, "mariadbd", args...)
@@ -343,6 +347,13 @@ func slaveStatus(ctx context.Context, db *sql.DB) (io, sqlRunning, lastErr strin
 	}
 	return io, sqlRunning, lastErr, rows.Err()
 }
+
+// Pause stops the mariadbd process with SIGSTOP, so that its clients hang
+// as on a server that stopped answering (connections are accepted by the
+// kernel, queries get no reply); Resume continues it. Tests of a hung
+// database use them.
+func (m *MariaDB) Pause() error  { return m.proc.cmd.Process.Signal(syscall.SIGSTOP) }
+func (m *MariaDB) Resume() error { return m.proc.cmd.Process.Signal(syscall.SIGCONT) }
 
 // Stop ends mariadbd and, for a temporary data folder, removes it.
 func (m *MariaDB) Stop() {
