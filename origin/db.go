@@ -71,20 +71,25 @@ func (d *database) close() {
 // read runs query against a replica, or against the primary when fresh is
 // set (the caller must see the latest commit) or no replica is configured.
 // A replica that fails — down, unreachable, behind on the schema — costs one
-// retry on the primary, not an error. sql.ErrNoRows is an answer, not a
-// failure: a lagging replica may not have a new row yet, and the proxy asks
-// again with Edgecache-Fresh when it knows better.
+// retry on the primary, not an error. So does a replica that finds no row
+// (sql.ErrNoRows): a lagging replica may lack a row whose creation was
+// already acknowledged, and its 404 would contradict that write. Only the
+// primary's "no row" is answered as one.
 func (d *database) read(ctx context.Context, fresh bool, query func(ctx context.Context, db *sql.DB) error) error {
 	if fresh || len(d.replicas) == 0 {
 		return d.readFrom(ctx, d.primary, "primary", query)
 	}
 	replica := d.replicas[d.next.Add(1)%uint64(len(d.replicas))]
 	err := d.readFrom(ctx, replica, "replica", query)
-	if err == nil || errors.Is(err, sql.ErrNoRows) || ctx.Err() != nil {
+	switch {
+	case err == nil || ctx.Err() != nil:
 		return err
+	case errors.Is(err, sql.ErrNoRows):
+		d.metrics.replicaNoRows.Inc()
+	default:
+		d.metrics.replicaFallbacks.Inc()
+		d.log.Warn("replica read failed; reading from the primary", zap.Error(err))
 	}
-	d.metrics.replicaFallbacks.Inc()
-	d.log.Warn("replica read failed; reading from the primary", zap.Error(err))
 	return d.readFrom(ctx, d.primary, "primary", query)
 }
 

@@ -19,7 +19,8 @@ var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25
 // (tests, the one-box stack) do not share or collide.
 type serverMetrics struct {
 	set              *metrics.Set
-	replicaFallbacks *metrics.Counter
+	replicaFallbacks *metrics.Counter            // replica reads that failed, asked again of the primary
+	replicaNoRows    *metrics.Counter            // replica reads that found no row, asked again of the primary
 	queries          map[string]*metrics.Counter // by "target/kind"
 }
 
@@ -28,6 +29,7 @@ func newServerMetrics() *serverMetrics {
 	m := &serverMetrics{
 		set:              s,
 		replicaFallbacks: s.NewCounter("origin_db_replica_fallbacks_total"),
+		replicaNoRows:    s.NewCounter("origin_db_replica_no_rows_total"),
 		queries:          map[string]*metrics.Counter{},
 	}
 	for _, q := range [][2]string{{"primary", "read"}, {"primary", "write"}, {"replica", "read"}} {

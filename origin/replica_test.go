@@ -45,7 +45,8 @@ func waitReplicaCaughtUp(t testing.TB) {
 
 // TestReplicaRouting stops the replica's SQL thread so that it lags, writes
 // through the origin, and checks that plain reads come from the (old)
-// replica while Edgecache-Fresh reads come from the primary.
+// replica while Edgecache-Fresh reads come from the primary, and that rows
+// the replica lacks are read from the primary rather than answered 404.
 func TestReplicaRouting(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.ReplicaDSNs = []string{replica.DSN("edgecache")}
@@ -74,6 +75,7 @@ func TestReplicaRouting(t *testing.T) {
 
 	ts.do("PUT", postPath, jsonPost("after the lag"), "Authorization", "Bearer "+u.Token).expect(t, http.StatusOK)
 	newPost := ts.newPost(u, "new while lagging")
+	newUser := ts.newUser()
 
 	// A plain read comes from the lagging replica: old data, old versions.
 	var got post
@@ -83,8 +85,16 @@ func TestReplicaRouting(t *testing.T) {
 		t.Fatalf("plain read gave %q version %d; want the replica's old row", got.Body, got.Version)
 	}
 	wantHeader(t, r, "Edgecache-Groups", fmt.Sprintf("post/%d=1", p.ID))
-	// The new post is not on the replica yet (404, never cached).
-	wantError(t, ts.do("GET", fmt.Sprintf("/v1/posts/%d", newPost.ID), ""), http.StatusNotFound, "not_found")
+	// The new post and user are not on the replica yet: the primary has
+	// them, and a 404 would contradict their acknowledged creation. A row
+	// that exists nowhere is still a 404, once the primary agrees.
+	ts.do("GET", fmt.Sprintf("/v1/posts/%d", newPost.ID), "").expect(t, http.StatusOK).decode(t, &got)
+	if got.Body != "new while lagging" {
+		t.Fatalf("new post read as %q", got.Body)
+	}
+	ts.do("GET", fmt.Sprintf("/v1/users/%d", newUser.ID), "").expect(t, http.StatusOK)
+	ts.do("GET", fmt.Sprintf("/v1/users/%d/posts", newUser.ID), "").expect(t, http.StatusOK)
+	wantError(t, ts.do("GET", "/v1/posts/9223372036854775807", ""), http.StatusNotFound, "not_found")
 	r = ts.do("GET", listPath, "").expect(t, http.StatusOK)
 	wantHeader(t, r, "Edgecache-Groups", fmt.Sprintf("user/%d/posts=2", u.ID))
 
@@ -117,6 +127,9 @@ func TestReplicaRouting(t *testing.T) {
 	}
 	if v := metricValue(t, string(m.body), "origin_db_replica_fallbacks_total"); v != "0" {
 		t.Errorf("fallbacks %s with a healthy replica", v)
+	}
+	if v := metricValue(t, string(m.body), "origin_db_replica_no_rows_total"); v != "4" {
+		t.Errorf("origin_db_replica_no_rows_total %s, want 4 (new post, new user, their list, no such post)", v)
 	}
 }
 
