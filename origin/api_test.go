@@ -342,6 +342,49 @@ func TestHealthAndUnknownRoutes(t *testing.T) {
 	}
 }
 
+// TestNonCanonicalPaths sends requests, with the owner's token, to paths
+// that clean to a real resource: each gets the JSON 404, no redirect (whose
+// Location a proxy would invalidate), and changes nothing.
+func TestNonCanonicalPaths(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	db := openDB(t, primary)
+	u := ts.newUser()
+	p := ts.newPost(u, "canonical")
+	auth := []string{"Authorization", "Bearer " + u.Token}
+	before := dbState(t, db)
+	for _, req := range []struct{ method, path string }{
+		{"PUT", fmt.Sprintf("/v1//posts/%d", p.ID)},
+		{"PUT", fmt.Sprintf("/v1/./posts/%d", p.ID)},
+		{"PUT", fmt.Sprintf("/v1/posts/%d/../%d", p.ID, p.ID)},
+		{"PUT", fmt.Sprintf("/v1/%%2e/posts/%d", p.ID)},
+		{"PUT", fmt.Sprintf("/v1/posts/%d/", p.ID)},
+		{"DELETE", fmt.Sprintf("//v1/posts/%d", p.ID)},
+		{"DELETE", fmt.Sprintf("/v1/posts/x/../%d", p.ID)},
+		{"POST", fmt.Sprintf("/v1/users//%d/posts", u.ID)},
+		{"POST", "/v1/./users"},
+		{"GET", fmt.Sprintf("/v1//posts/%d", p.ID)},
+		{"HEAD", fmt.Sprintf("/v1/posts/%d/.", p.ID)},
+	} {
+		body := ""
+		if req.method == "PUT" || req.method == "POST" {
+			body = `{"body":"rewritten","name":"n","email":"noncanonical@example.com"}`
+		}
+		r := ts.do(req.method, req.path, body, auth...)
+		if req.method == "HEAD" {
+			r.expect(t, http.StatusNotFound)
+		} else {
+			wantError(t, r, http.StatusNotFound, "not_found")
+		}
+		if loc := r.header.Get("Location"); loc != "" {
+			t.Errorf("%s %s: Location %q", req.method, req.path, loc)
+		}
+	}
+	if after := dbState(t, db); after != before {
+		t.Fatal("a request to a non-canonical path changed the database")
+	}
+	ts.do("PUT", fmt.Sprintf("/v1/posts/%d", p.ID), jsonPost("the clean path works"), auth...).expect(t, http.StatusOK)
+}
+
 func wantHeader(t testing.TB, r reply, name, want string) {
 	t.Helper()
 	if got := r.header.Get(name); got != want {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -171,6 +172,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.request(route, rl.status, took)
 		s.logRequest(r, route, rl, took)
 	}()
+	// A path not in its one clean form (path.Clean: no "//", "." or ".."
+	// segment, no trailing "/") gets a 404, not ServeMux's redirect to the
+	// clean path: a proxy invalidates a write's Location, so PUT
+	// /v1//posts/1 would let anyone purge /v1/posts/1. GET and HEAD get the
+	// same 404, which keeps one URL, and one cache key, per resource.
+	if p := r.URL.Path; path.Clean(p) != p {
+		writeError(rl, errNotFound)
+		return
+	}
 	if h, pattern := s.mux.Handler(r); pattern == "" {
 		s.unmatched(rl, r, h)
 		return
