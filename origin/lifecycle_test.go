@@ -13,6 +13,7 @@ import (
 
 	"edgecache/deploy/localstack"
 
+	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 )
 
@@ -37,7 +38,12 @@ func TestShutdownDrains(t *testing.T) {
 	cfg.DrainDelay = 2 * time.Second
 	// The PUT waits for the test's lock, not for a timeout.
 	cfg.QueryTimeout = time.Minute
-	cfg.MySQLDSN = strings.Replace(cfg.MySQLDSN, "readTimeout=5s", "readTimeout=60s", 1)
+	dsn, err := mysql.ParseDSN(cfg.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn.ReadTimeout = time.Minute
+	cfg.MySQLDSN = dsn.FormatDSN()
 	ts := startServer(t, cfg) // its cleanup's second Shutdown returns the first's result
 	db := openDB(t, primary)
 	u := ts.newUser()
@@ -133,6 +139,55 @@ func TestDatabaseDown(t *testing.T) {
 		wantError(t, r, http.StatusServiceUnavailable, "database_unavailable")
 	}
 	ts.do("GET", "/healthz", "").expect(t, http.StatusOK)
+}
+
+// TestPrimaryHung stops the origin's MariaDB with SIGSTOP, so that it
+// accepts connections and never answers: writes, reads and /readyz get a
+// 503 within the query timeout rather than hanging, and writes work again
+// once the process continues.
+func TestPrimaryHung(t *testing.T) {
+	ctx := context.Background()
+	m, err := localstack.StartMariaDB(ctx, localstack.MariaDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	cfg := testConfig(t)
+	cfg.MySQLDSN = m.DSN("edgecache")
+	cfg.QueryTimeout = time.Second // the default
+	ts := startServer(t, cfg)
+	u := ts.newUser()
+	p := ts.newPost(u, "before the hang")
+	auth := []string{"Authorization", "Bearer " + u.Token}
+
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			m.Resume()
+		}
+	}()
+	for _, req := range []struct{ method, path, body string }{
+		{"PUT", fmt.Sprintf("/v1/posts/%d", p.ID), jsonPost("during the hang")},
+		{"POST", fmt.Sprintf("/v1/users/%d/posts", u.ID), jsonPost("during the hang")},
+		{"DELETE", fmt.Sprintf("/v1/posts/%d", p.ID), ""},
+		{"POST", "/v1/users", `{"name":"x","email":"hung@example.com"}`},
+		{"GET", fmt.Sprintf("/v1/posts/%d", p.ID), ""},
+		{"GET", "/readyz", ""},
+	} {
+		began := time.Now()
+		r := ts.do(req.method, req.path, req.body, auth...)
+		t.Logf("%s %s with the primary hung: %d in %s", req.method, req.path, r.status, time.Since(began).Round(time.Millisecond))
+		wantError(t, r, http.StatusServiceUnavailable, "database_unavailable")
+	}
+
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	ts.do("PUT", fmt.Sprintf("/v1/posts/%d", p.ID), jsonPost("after the hang"), auth...).expect(t, http.StatusOK)
 }
 
 // TestMigrate runs the migrations from several goroutines at once on an

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -63,6 +64,20 @@ func (m *serverMetrics) watchPool(name string, db *sql.DB) {
 		metrics.WriteCounterUint64(w, "origin_db_pool_wait_total"+label, uint64(st.WaitCount))
 		metrics.WriteCounterFloat64(w, "origin_db_pool_wait_seconds_total"+label, st.WaitDuration.Seconds())
 	})
+}
+
+// watchReplica exports whether a replica is in the rotation (1) or passed
+// over until it answers a ping (0), and returns the counter of reads that
+// passed it over.
+func (m *serverMetrics) watchReplica(name string, down *atomic.Bool) *metrics.Counter {
+	label := `{replica="` + name + `"}`
+	m.set.NewGauge("origin_db_replica_up"+label, func() float64 {
+		if down.Load() {
+			return 0
+		}
+		return 1
+	})
+	return m.set.NewCounter("origin_db_replica_skips_total" + label)
 }
 
 // write writes every metric of this Server, then the process's own (Go

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 )
 
@@ -99,6 +100,19 @@ func splitStatements(text string) ([]string, error) {
 	return stmts, nil
 }
 
+// migrationDSN is dsn without its readTimeout. A migration waits for
+// another origin's migration (GET_LOCK) and runs DDL, either of which may
+// take far longer than the short readTimeout meant for queries; the
+// context (migrateTimeout) bounds it instead.
+func migrationDSN(dsn string) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", err
+	}
+	cfg.ReadTimeout = 0
+	return cfg.FormatDSN(), nil
+}
+
 // Migrate applies the embedded migrations that db has not seen yet, in
 // order, holding a named lock so that origins starting together do not race.
 // The origin runs it at start-up; it is exported so that tests of other
@@ -131,8 +145,7 @@ func Migrate(ctx context.Context, db *sql.DB, log *zap.Logger) error {
 	// DDL (CREATE TRIGGER too) waits for a metadata lock on its table behind
 	// every open transaction that used the table, and every later query of
 	// the table queues behind the DDL: on a busy primary, an outage for as
-	// long as it waits. Waiting at most a second (less than the DSN's
-	// readTimeout, so the server's error arrives) fails the migration, and
+	// long as it waits. Waiting at most a second fails the migration, and
 	// this start-up, instead.
 	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 1"); err != nil {
 		return err

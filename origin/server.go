@@ -8,6 +8,7 @@ package origin
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -75,9 +76,7 @@ func start(cfg Config, log, access *zap.Logger, stopAccess func()) (*Server, err
 		return nil, err
 	}
 	s.db = db
-	ctx, cancel := context.WithTimeout(context.Background(), migrateTimeout)
-	defer cancel()
-	if err := Migrate(ctx, db.primary, log); err != nil {
+	if err := migrateAtStart(cfg.MySQLDSN, log); err != nil {
 		db.close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -102,6 +101,23 @@ func start(cfg Config, log, access *zap.Logger, stopAccess func()) (*Server, err
 	}()
 	log.Info("origin listening", zap.String("addr", s.Addr()), zap.Int("replicas", len(cfg.ReplicaDSNs)))
 	return s, nil
+}
+
+// migrateAtStart migrates the primary on a pool of its own, without the
+// DSN's readTimeout (see migrationDSN), within migrateTimeout.
+func migrateAtStart(dsn string, log *zap.Logger) error {
+	dsn, err := migrationDSN(dsn)
+	if err != nil {
+		return err
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), migrateTimeout)
+	defer cancel()
+	return Migrate(ctx, db, log)
 }
 
 func (s *Server) routes() {
@@ -224,7 +240,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusServiceUnavailable, "draining", "shutting down"})
 		return
 	}
-	if err := s.db.ping(r.Context()); err != nil {
+	if err := s.db.pingPrimary(r.Context()); err != nil {
 		s.databaseFailed(w, r, err)
 		return
 	}

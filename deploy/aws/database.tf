@@ -3,7 +3,7 @@
 #
 # Failover (primary or its zone lost, or a reboot with failover) takes about
 # 1-2 minutes and moves the endpoint's DNS name to the standby. Meanwhile
-# writes get 503 quickly (DSN timeout=2s, ORIGIN_QUERY_TIMEOUT 2s), reads keep
+# writes get 503 quickly (ORIGIN_QUERY_TIMEOUT 1s, DSN readTimeout=2s), reads keep
 # working from memcached and the replicas. The origin follows the DNS move
 # because broken connections are dropped, rejectReadOnly=true drops a
 # connection that lands on a read-only server, and ORIGIN_MYSQL_CONN_MAX_LIFETIME

@@ -24,7 +24,7 @@ import (
 
 // DSNOptions are the go-sql-driver/mysql settings that work against MariaDB
 // 10.11 here; see shared/NOTES.md.
-const DSNOptions = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
+const DSNOptions = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=2s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
 
 // startTimeout bounds how long a server may take to answer after start.
 const startTimeout = 60 * time.Second
