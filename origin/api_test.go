@@ -52,9 +52,7 @@ func TestCreateAndGetUser(t *testing.T) {
 	wantHeader(t, r, "Edgecache-Groups", fmt.Sprintf("user/%d=1", u.ID))
 	wantHeader(t, r, "Cache-Control", "public, max-age=0, s-maxage=60, stale-while-revalidate=30, stale-if-error=300")
 	wantHeader(t, r, "Content-Type", "application/json")
-	if _, err := http.ParseTime(r.header.Get("Last-Modified")); err != nil {
-		t.Errorf("Last-Modified %q: %v", r.header.Get("Last-Modified"), err)
-	}
+	wantHeader(t, r, "Last-Modified", "") // not strong yet (TestLastModifiedWeak)
 
 	// The same email again (case-insensitively) is a conflict.
 	r = ts.do("POST", "/v1/users", `{"name":"Ada 2","email":"ADA-create@example.com"}`)
@@ -91,7 +89,7 @@ func TestPostLifecycle(t *testing.T) {
 	}
 	wantHeader(t, r, "ETag", `"1"`)
 	wantHeader(t, r, "Edgecache-Groups", fmt.Sprintf("post/%d=1", p.ID))
-	wantHeader(t, r, "Last-Modified", p.UpdatedAt.UTC().Format(http.TimeFormat))
+	wantHeader(t, r, "Last-Modified", "") // not strong yet (TestLastModifiedWeak)
 
 	var gotUser user
 	r = ts.do("GET", fmt.Sprintf("/v1/users/%d", u.ID), "").expect(t, http.StatusOK)
@@ -207,13 +205,36 @@ func TestListPagination(t *testing.T) {
 	}
 }
 
+// agedPost inserts a post by u, as SQL typed by hand, created and last
+// changed age ago, so that its Last-Modified is strong.
+func agedPost(t testing.TB, db *sql.DB, u createdUser, body string, age time.Duration) post {
+	t.Helper()
+	at := time.Now().UTC().Add(-age)
+	res, err := db.Exec("INSERT INTO posts (user_id, body, created_at, updated_at) VALUES (?, ?, ?, ?)", u.ID, body, at, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p post
+	if err := scanPost(db.QueryRow(selectPost, id), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func TestConditionalGet(t *testing.T) {
 	ts := startServer(t, testConfig(t))
 	u := ts.newUser()
-	p := ts.newPost(u, "cache me")
+	p := agedPost(t, openDB(t, primary), u, "cache me", time.Hour)
 	path := fmt.Sprintf("/v1/posts/%d", p.ID)
 	full := ts.do("GET", path, "").expect(t, http.StatusOK)
 	lastModified := full.header.Get("Last-Modified")
+	if want := p.UpdatedAt.UTC().Format(http.TimeFormat); lastModified != want {
+		t.Fatalf("Last-Modified %q, want %q", lastModified, want)
+	}
 
 	for _, tc := range []struct {
 		name    string
@@ -259,6 +280,70 @@ func TestConditionalGet(t *testing.T) {
 	ts.do("GET", fmt.Sprintf("/v1/users/%d/posts", u.ID), "", "If-None-Match", list.header.Get("ETag")).expect(t, http.StatusNotModified)
 	usr := ts.do("GET", fmt.Sprintf("/v1/users/%d", u.ID), "").expect(t, http.StatusOK)
 	ts.do("GET", fmt.Sprintf("/v1/users/%d", u.ID), "", "If-None-Match", usr.header.Get("ETag")).expect(t, http.StatusNotModified)
+}
+
+// TestLastModifiedWeak changes a post twice within one second, stamped by
+// hand a second ahead of the clock so that the requests surely come before
+// that second ends: no Last-Modified is sent, and If-Modified-Since with the
+// one both versions would have gets the full new version, not a 304. Once
+// the second is long past, both are answered as usual.
+func TestLastModifiedWeak(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	db := openDB(t, primary)
+	u := ts.newUser()
+	p := ts.newPost(u, "created")
+	path := fmt.Sprintf("/v1/posts/%d", p.ID)
+	change := func(body string, at time.Time) {
+		t.Helper()
+		if _, err := db.Exec("UPDATE posts SET body = ?, updated_at = ? WHERE id = ?", body, at, p.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	second := time.Now().UTC().Truncate(time.Second).Add(time.Hour)
+	ims := second.Format(http.TimeFormat)
+
+	change("first", second.Add(100*time.Millisecond))
+	r := ts.do("GET", path, "").expect(t, http.StatusOK)
+	wantHeader(t, r, "Last-Modified", "")
+	change("second", second.Add(200*time.Millisecond))
+	for _, since := range []string{ims, second.Add(time.Hour).Format(http.TimeFormat)} {
+		var got post
+		r = ts.do("GET", path, "", "If-Modified-Since", since).expect(t, http.StatusOK)
+		r.decode(t, &got)
+		if got.Body != "second" {
+			t.Fatalf("If-Modified-Since %s: body %q", since, got.Body)
+		}
+		wantHeader(t, r, "Last-Modified", "")
+		wantHeader(t, r, "ETag", `"3"`)
+	}
+
+	past := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	change("second", past.Add(200*time.Millisecond))
+	r = ts.do("GET", path, "").expect(t, http.StatusOK)
+	wantHeader(t, r, "Last-Modified", past.Format(http.TimeFormat))
+	ts.do("GET", path, "", "If-Modified-Since", past.Format(http.TimeFormat)).expect(t, http.StatusNotModified)
+	ts.do("GET", path, "", "If-Modified-Since", past.Add(-time.Second).Format(http.TimeFormat)).expect(t, http.StatusOK)
+}
+
+// TestLastModifiedStrong pins where a Last-Modified becomes strong: when
+// its second has ended and the write deadline has passed after it.
+func TestLastModifiedStrong(t *testing.T) {
+	s := &Server{cfg: Config{QueryTimeout: time.Second}}
+	changed := time.Date(2030, 1, 2, 10, 0, 0, 300_000_000, time.UTC)
+	for _, tc := range []struct {
+		now    time.Time
+		strong bool
+	}{
+		{changed, false},
+		{changed.Add(-time.Hour), false}, // a clock behind the database's
+		{time.Date(2030, 1, 2, 10, 0, 1, 999_999_999, time.UTC), false},
+		{time.Date(2030, 1, 2, 10, 0, 2, 0, time.UTC), true},
+		{changed.Add(time.Hour), true},
+	} {
+		if got := s.lastModifiedStrong(changed, tc.now); got != tc.strong {
+			t.Errorf("changed %s, now %s: strong %v, want %v", changed.Format(time.StampMicro), tc.now.Format(time.StampMicro), got, tc.strong)
+		}
+	}
 }
 
 func TestIfMatch(t *testing.T) {
@@ -340,6 +425,49 @@ func TestHealthAndUnknownRoutes(t *testing.T) {
 	if allow := r.header.Get("Allow"); !strings.Contains(allow, "PUT") || !strings.Contains(allow, "DELETE") {
 		t.Errorf("Allow %q", allow)
 	}
+}
+
+// TestNonCanonicalPaths sends requests, with the owner's token, to paths
+// that clean to a real resource: each gets the JSON 404, no redirect (whose
+// Location a proxy would invalidate), and changes nothing.
+func TestNonCanonicalPaths(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	db := openDB(t, primary)
+	u := ts.newUser()
+	p := ts.newPost(u, "canonical")
+	auth := []string{"Authorization", "Bearer " + u.Token}
+	before := dbState(t, db)
+	for _, req := range []struct{ method, path string }{
+		{"PUT", fmt.Sprintf("/v1//posts/%d", p.ID)},
+		{"PUT", fmt.Sprintf("/v1/./posts/%d", p.ID)},
+		{"PUT", fmt.Sprintf("/v1/posts/%d/../%d", p.ID, p.ID)},
+		{"PUT", fmt.Sprintf("/v1/%%2e/posts/%d", p.ID)},
+		{"PUT", fmt.Sprintf("/v1/posts/%d/", p.ID)},
+		{"DELETE", fmt.Sprintf("//v1/posts/%d", p.ID)},
+		{"DELETE", fmt.Sprintf("/v1/posts/x/../%d", p.ID)},
+		{"POST", fmt.Sprintf("/v1/users//%d/posts", u.ID)},
+		{"POST", "/v1/./users"},
+		{"GET", fmt.Sprintf("/v1//posts/%d", p.ID)},
+		{"HEAD", fmt.Sprintf("/v1/posts/%d/.", p.ID)},
+	} {
+		body := ""
+		if req.method == "PUT" || req.method == "POST" {
+			body = `{"body":"rewritten","name":"n","email":"noncanonical@example.com"}`
+		}
+		r := ts.do(req.method, req.path, body, auth...)
+		if req.method == "HEAD" {
+			r.expect(t, http.StatusNotFound)
+		} else {
+			wantError(t, r, http.StatusNotFound, "not_found")
+		}
+		if loc := r.header.Get("Location"); loc != "" {
+			t.Errorf("%s %s: Location %q", req.method, req.path, loc)
+		}
+	}
+	if after := dbState(t, db); after != before {
+		t.Fatal("a request to a non-canonical path changed the database")
+	}
+	ts.do("PUT", fmt.Sprintf("/v1/posts/%d", p.ID), jsonPost("the clean path works"), auth...).expect(t, http.StatusOK)
 }
 
 func wantHeader(t testing.TB, r reply, name, want string) {

@@ -47,31 +47,39 @@ func benchPosts(ts *testServer, n int) ([]post, map[int64]string) {
 	return posts, tokens
 }
 
-// BenchmarkGetPost measures GET /v1/posts/{id} over HTTP against the real
-// MariaDB (no cache in between), from many concurrent clients.
-func BenchmarkGetPost(b *testing.B) {
-	ts := startBenchServer(b)
-	posts, _ := benchPosts(ts, 64)
+// benchRequests sends the request that request(i) makes for the i-th call,
+// from many concurrent clients, until b.N, failing on any status but want.
+func benchRequests(b *testing.B, ts *testServer, want int, request func(i uint64) *http.Request) {
 	var next atomic.Uint64
 	b.SetParallelism(8)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			p := posts[next.Add(1)%uint64(len(posts))]
-			resp, err := ts.client.Get(fmt.Sprintf("%s/v1/posts/%d", ts.base, p.ID))
+			resp, err := ts.client.Do(request(next.Add(1)))
 			if err != nil {
 				b.Error(err)
 				return
 			}
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Errorf("status %d", resp.StatusCode)
+			if resp.StatusCode != want {
+				b.Errorf("status %d, want %d", resp.StatusCode, want)
 				return
 			}
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkGetPost measures GET /v1/posts/{id} over HTTP against the real
+// MariaDB (no cache in between), from many concurrent clients.
+func BenchmarkGetPost(b *testing.B) {
+	ts := startBenchServer(b)
+	posts, _ := benchPosts(ts, 64)
+	benchRequests(b, ts, http.StatusOK, func(i uint64) *http.Request {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("%s/v1/posts/%d", ts.base, posts[i%uint64(len(posts))].ID), nil)
+		return req
+	})
 }
 
 // BenchmarkPutPost measures PUT /v1/posts/{id} (1000-byte bodies, each a
@@ -81,27 +89,30 @@ func BenchmarkPutPost(b *testing.B) {
 	ts := startBenchServer(b)
 	posts, tokens := benchPosts(ts, 64)
 	body := jsonPost(strings.Repeat("y", 1000))
-	var next atomic.Uint64
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			p := posts[next.Add(1)%uint64(len(posts))]
-			req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/posts/%d", ts.base, p.ID), strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", "Bearer "+tokens[p.UserID])
-			resp, err := ts.client.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
-		}
+	benchRequests(b, ts, http.StatusOK, func(i uint64) *http.Request {
+		p := posts[i%uint64(len(posts))]
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/v1/posts/%d", ts.base, p.ID), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tokens[p.UserID])
+		return req
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}
+
+// BenchmarkCreatePost measures POST /v1/users/{id}/posts (1000-byte bodies,
+// each a transaction that inserts a post and moves three versions) from many
+// concurrent clients, spread over 8 users.
+func BenchmarkCreatePost(b *testing.B) {
+	ts := startBenchServer(b)
+	var users []createdUser
+	for range 8 {
+		users = append(users, ts.newUser())
+	}
+	body := jsonPost(strings.Repeat("z", 1000))
+	benchRequests(b, ts, http.StatusCreated, func(i uint64) *http.Request {
+		u := users[i%uint64(len(users))]
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/v1/users/%d/posts", ts.base, u.ID), strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+u.Token)
+		return req
+	})
 }

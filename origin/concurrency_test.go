@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"database/sql"
 	"fmt"
 	"net/http"
 	"sync"
@@ -62,15 +63,29 @@ func TestIfMatchRace(t *testing.T) {
 	wantRow(t, db, u.ID, 1, 2, 3)
 }
 
+// deadlocks is InnoDB's count of deadlocks since the server started.
+func deadlocks(t testing.TB, db *sql.DB) int64 {
+	t.Helper()
+	var name string
+	var n int64
+	if err := db.QueryRow("SHOW GLOBAL STATUS LIKE 'Innodb_deadlocks'").Scan(&name, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestVersionsMoveWithData writes concurrently while a reader checks, in
 // single statements (each one consistent snapshot), that post_count always
 // equals the number of posts and that versions only grow. Moving counters
 // and versions in a separate transaction from the rows would show up here
-// as a snapshot where they disagree.
+// as a snapshot where they disagree. No write may deadlock: the triggers
+// lock the rows in the origin's order (a retried deadlock would still
+// succeed, so the test counts them).
 func TestVersionsMoveWithData(t *testing.T) {
 	ts := startServer(t, testConfig(t))
 	db := openDB(t, primary)
 	u := ts.newUser()
+	deadlocksBefore := deadlocks(t, db)
 
 	stop := make(chan struct{})
 	readerDone := make(chan error)
@@ -127,4 +142,7 @@ func TestVersionsMoveWithData(t *testing.T) {
 	// posts_version, delete moves both again.
 	n := int64(writers * rounds)
 	wantRow(t, db, u.ID, 0, 1+2*n, 1+3*n)
+	if d := deadlocks(t, db) - deadlocksBefore; d != 0 {
+		t.Errorf("%d deadlocks among the writes", d)
+	}
 }

@@ -21,13 +21,21 @@ import (
 // network timeouts, utf8mb4, and rejectReadOnly so that a primary demoted to
 // a read-only replica by a failover drops the connection instead of failing
 // every write.
+//
+// ORIGIN_QUERY_TIMEOUT is what bounds a request's database work against a
+// server that stopped answering: go-sql-driver closes the connection when a
+// query's, an Exec's, a BeginTx's, a Ping's or a dial's context ends. Only
+// COMMIT and ROLLBACK take no context (database/sql checks it before
+// them); readTimeout bounds those, so it is short too. Migrations run
+// without readTimeout (see migrationDSN).
 type Config struct {
 	Listen                      string        `env:"ORIGIN_LISTEN" envDefault:"127.0.0.1:8081" help:"host:port for the API, /healthz, /readyz and /metrics"`
-	MySQLDSN                    string        `env:"ORIGIN_MYSQL_DSN" envDefault:"edgecache@tcp(127.0.0.1:3306)/edgecache?parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true" help:"go-sql-driver/mysql DSN of the primary (all writes, fresh reads, migrations); must have parseTime=true"`
+	MySQLDSN                    string        `env:"ORIGIN_MYSQL_DSN" envDefault:"edgecache@tcp(127.0.0.1:3306)/edgecache?parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=2s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true" help:"go-sql-driver/mysql DSN of the primary (all writes, fresh reads, migrations); must have parseTime=true"`
 	ReplicaDSNs                 []string      `env:"ORIGIN_MYSQL_REPLICA_DSNS" help:"comma-separated DSNs of read replicas, used round-robin for reads; empty: every read goes to the primary"`
 	MaxConns                    int           `env:"ORIGIN_MYSQL_MAX_CONNS" envDefault:"32" help:"connections per database pool (primary and each replica); open and idle limits are both this"`
 	ConnMaxLifetime             time.Duration `env:"ORIGIN_MYSQL_CONN_MAX_LIFETIME" envDefault:"3m" help:"close pooled connections after this long, so a failover that moves a DNS name is followed"`
-	QueryTimeout                time.Duration `env:"ORIGIN_QUERY_TIMEOUT" envDefault:"2s" help:"deadline for one database read or one write transaction; past it the request gets 503"`
+	QueryTimeout                time.Duration `env:"ORIGIN_QUERY_TIMEOUT" envDefault:"1s" help:"deadline for one database read or one write transaction; past it the request gets 503 (or, for a replica's read, is retried on the primary)"`
+	ReplicaDownFor              time.Duration `env:"ORIGIN_REPLICA_DOWN_FOR" envDefault:"5s" help:"a replica whose read failed or timed out is passed over, its reads going to the other replicas or the primary, until a ping answers; it is pinged this often"`
 	CacheSeconds                int           `env:"ORIGIN_CACHE_SECONDS" envDefault:"60" help:"s-maxage of cacheable GET responses (how long a shared cache may serve them)"`
 	StaleWhileRevalidateSeconds int           `env:"ORIGIN_STALE_WHILE_REVALIDATE_SECONDS" envDefault:"30" help:"stale-while-revalidate of cacheable GET responses (RFC 5861)"`
 	StaleIfErrorSeconds         int           `env:"ORIGIN_STALE_IF_ERROR_SECONDS" envDefault:"300" help:"stale-if-error of cacheable GET responses (RFC 5861)"`
@@ -74,6 +82,9 @@ func (c Config) Validate() error {
 	}
 	if c.QueryTimeout <= 0 {
 		bad("ORIGIN_QUERY_TIMEOUT", "must be positive, got %s", c.QueryTimeout)
+	}
+	if c.ReplicaDownFor <= 0 {
+		bad("ORIGIN_REPLICA_DOWN_FOR", "must be positive, got %s", c.ReplicaDownFor)
 	}
 	if c.CacheSeconds < 0 {
 		bad("ORIGIN_CACHE_SECONDS", "must not be negative, got %d", c.CacheSeconds)

@@ -13,7 +13,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:8081" || cfg.CacheSeconds != 60 || cfg.MaxConns != 32 ||
-		cfg.QueryTimeout != 2*time.Second || cfg.DrainDelay != 5*time.Second || cfg.ReplicaDSNs != nil ||
+		cfg.QueryTimeout != time.Second || cfg.ReplicaDownFor != 5*time.Second || cfg.DrainDelay != 5*time.Second || cfg.ReplicaDSNs != nil ||
 		!strings.HasPrefix(cfg.MySQLDSN, "edgecache@tcp(127.0.0.1:3306)/edgecache?parseTime=true") {
 		t.Fatalf("defaults: %+v", cfg)
 	}
@@ -45,6 +45,7 @@ func TestValidate(t *testing.T) {
 		{"ORIGIN_MYSQL_MAX_CONNS", "0", "ORIGIN_MYSQL_MAX_CONNS"},
 		{"ORIGIN_MYSQL_CONN_MAX_LIFETIME", "0s", "ORIGIN_MYSQL_CONN_MAX_LIFETIME"},
 		{"ORIGIN_QUERY_TIMEOUT", "-1s", "ORIGIN_QUERY_TIMEOUT"},
+		{"ORIGIN_REPLICA_DOWN_FOR", "0s", "ORIGIN_REPLICA_DOWN_FOR"},
 		{"ORIGIN_CACHE_SECONDS", "-1", "ORIGIN_CACHE_SECONDS"},
 		{"ORIGIN_STALE_WHILE_REVALIDATE_SECONDS", "-1", "ORIGIN_STALE_WHILE_REVALIDATE_SECONDS"},
 		{"ORIGIN_STALE_IF_ERROR_SECONDS", "-1", "ORIGIN_STALE_IF_ERROR_SECONDS"},

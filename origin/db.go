@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 )
@@ -16,11 +17,24 @@ import (
 // reads, and replicas, taken round-robin, for every other read.
 type database struct {
 	primary  *sql.DB
-	replicas []*sql.DB
+	replicas []*readReplica
 	next     atomic.Uint64 // round-robin position over replicas
-	timeout  time.Duration // per read, per write transaction
+	timeout  time.Duration // per read, per write transaction, per ping
+	downFor  time.Duration // how long a failed replica is skipped before a ping
+	closing  chan struct{} // closed by close: background pings stop
 	metrics  *serverMetrics
 	log      *zap.Logger
+}
+
+// readReplica is one read replica. A replica that fails a read, most often by
+// not answering within the query timeout, is marked down: reads pass it
+// over, so that a hung replica costs one timeout rather than one per read,
+// and a background ping every downFor puts it back once it answers.
+type readReplica struct {
+	name  string // replica1, replica2, ...: in metrics and logs
+	db    *sql.DB
+	down  atomic.Bool
+	skips *metrics.Counter // reads that passed it over while down
 }
 
 // openDatabase opens the pools. It does not connect: a replica that is down
@@ -39,53 +53,113 @@ func openDatabase(cfg Config, m *serverMetrics, log *zap.Logger) (*database, err
 		db.SetConnMaxLifetime(cfg.ConnMaxLifetime)
 		return db, nil
 	}
-	d := &database{timeout: cfg.QueryTimeout, metrics: m, log: log}
+	d := &database{timeout: cfg.QueryTimeout, downFor: cfg.ReplicaDownFor, closing: make(chan struct{}), metrics: m, log: log}
 	var err error
 	if d.primary, err = open(cfg.MySQLDSN); err != nil {
 		return nil, fmt.Errorf("primary: %w", err)
 	}
 	for i, dsn := range cfg.ReplicaDSNs {
-		replica, err := open(dsn)
+		db, err := open(dsn)
 		if err != nil {
 			d.close()
 			return nil, fmt.Errorf("replica %d: %w", i+1, err)
 		}
-		d.replicas = append(d.replicas, replica)
+		d.replicas = append(d.replicas, &readReplica{name: fmt.Sprintf("replica%d", i+1), db: db})
 	}
 	m.watchPool("primary", d.primary)
-	for i, r := range d.replicas {
-		m.watchPool(fmt.Sprintf("replica%d", i+1), r)
+	for _, r := range d.replicas {
+		m.watchPool(r.name, r.db)
+		r.skips = m.watchReplica(r.name, &r.down)
 	}
 	return d, nil
 }
 
 func (d *database) close() {
+	close(d.closing)
 	if d.primary != nil {
 		d.primary.Close()
 	}
 	for _, r := range d.replicas {
-		r.Close()
+		r.db.Close()
 	}
 }
 
 // read runs query against a replica, or against the primary when fresh is
-// set (the caller must see the latest commit) or no replica is configured.
-// A replica that fails — down, unreachable, behind on the schema — costs one
-// retry on the primary, not an error. sql.ErrNoRows is an answer, not a
-// failure: a lagging replica may not have a new row yet, and the proxy asks
-// again with Edgecache-Fresh when it knows better.
+// set (the caller must see the latest commit), no replica is configured or
+// every replica is down. A replica that fails — down, hung, unreachable,
+// behind on the schema — costs one retry on the primary, not an error, and
+// is passed over until it answers a ping. So does a replica that finds no
+// row (sql.ErrNoRows), without being marked down: a lagging replica may
+// lack a row whose creation was already acknowledged, and its 404 would
+// contradict that write. Only the primary's "no row" is answered as one.
 func (d *database) read(ctx context.Context, fresh bool, query func(ctx context.Context, db *sql.DB) error) error {
-	if fresh || len(d.replicas) == 0 {
+	var r *readReplica
+	if !fresh {
+		r = d.pickReplica()
+	}
+	if r == nil {
 		return d.readFrom(ctx, d.primary, "primary", query)
 	}
-	replica := d.replicas[d.next.Add(1)%uint64(len(d.replicas))]
-	err := d.readFrom(ctx, replica, "replica", query)
-	if err == nil || errors.Is(err, sql.ErrNoRows) || ctx.Err() != nil {
+	err := d.readFrom(ctx, r.db, "replica", query)
+	switch {
+	case err == nil || ctx.Err() != nil:
 		return err
+	case errors.Is(err, sql.ErrNoRows):
+		d.metrics.replicaNoRows.Inc()
+	default:
+		d.metrics.replicaFallbacks.Inc()
+		d.markDown(r, err)
 	}
-	d.metrics.replicaFallbacks.Inc()
-	d.log.Warn("replica read failed; reading from the primary", zap.Error(err))
 	return d.readFrom(ctx, d.primary, "primary", query)
+}
+
+// pickReplica takes the replicas round-robin, passing over those marked
+// down; nil when there are none or every one is down.
+func (d *database) pickReplica() *readReplica {
+	n := uint64(len(d.replicas))
+	start := d.next.Add(1)
+	for i := range n {
+		r := d.replicas[(start+i)%n]
+		if !r.down.Load() {
+			return r
+		}
+		r.skips.Inc()
+	}
+	return nil
+}
+
+// markDown passes r over from now on, unless it already is, and starts
+// pinging it in the background.
+func (d *database) markDown(r *readReplica, err error) {
+	if !r.down.CompareAndSwap(false, true) {
+		return
+	}
+	d.log.Warn("replica read failed; reads pass the replica over until it answers a ping",
+		zap.String("replica", r.name), zap.Duration("ping_every", d.downFor), zap.Error(err))
+	go d.ping(r)
+}
+
+// ping pings a replica marked down every downFor, each ping bounded by the
+// query timeout, until it answers, and then puts it back in the rotation.
+// It ends when the database is closed.
+func (d *database) ping(r *readReplica) {
+	tick := time.NewTicker(d.downFor)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.closing:
+			return
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+		err := r.db.PingContext(ctx)
+		cancel()
+		if err == nil {
+			r.down.Store(false)
+			d.log.Info("replica answers again; reads use it", zap.String("replica", r.name))
+			return
+		}
+	}
 }
 
 func (d *database) readFrom(ctx context.Context, db *sql.DB, target string, query func(ctx context.Context, db *sql.DB) error) error {
@@ -126,9 +200,9 @@ func (d *database) writeOnce(ctx context.Context, fn func(ctx context.Context, t
 	return tx.Commit()
 }
 
-// ping reports whether the primary answers; /readyz uses it. Replicas are
-// not required: reads fall back to the primary.
-func (d *database) ping(ctx context.Context) error {
+// pingPrimary reports whether the primary answers; /readyz uses it.
+// Replicas are not required: reads fall back to the primary.
+func (d *database) pingPrimary(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()
 	return d.primary.PingContext(ctx)

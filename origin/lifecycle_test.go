@@ -13,6 +13,7 @@ import (
 
 	"edgecache/deploy/localstack"
 
+	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 )
 
@@ -37,7 +38,12 @@ func TestShutdownDrains(t *testing.T) {
 	cfg.DrainDelay = 2 * time.Second
 	// The PUT waits for the test's lock, not for a timeout.
 	cfg.QueryTimeout = time.Minute
-	cfg.MySQLDSN = strings.Replace(cfg.MySQLDSN, "readTimeout=5s", "readTimeout=60s", 1)
+	dsn, err := mysql.ParseDSN(cfg.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dsn.ReadTimeout = time.Minute
+	cfg.MySQLDSN = dsn.FormatDSN()
 	ts := startServer(t, cfg) // its cleanup's second Shutdown returns the first's result
 	db := openDB(t, primary)
 	u := ts.newUser()
@@ -135,6 +141,55 @@ func TestDatabaseDown(t *testing.T) {
 	ts.do("GET", "/healthz", "").expect(t, http.StatusOK)
 }
 
+// TestPrimaryHung stops the origin's MariaDB with SIGSTOP, so that it
+// accepts connections and never answers: writes, reads and /readyz get a
+// 503 within the query timeout rather than hanging, and writes work again
+// once the process continues.
+func TestPrimaryHung(t *testing.T) {
+	ctx := context.Background()
+	m, err := localstack.StartMariaDB(ctx, localstack.MariaDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	cfg := testConfig(t)
+	cfg.MySQLDSN = m.DSN("edgecache")
+	cfg.QueryTimeout = time.Second // the default
+	ts := startServer(t, cfg)
+	u := ts.newUser()
+	p := ts.newPost(u, "before the hang")
+	auth := []string{"Authorization", "Bearer " + u.Token}
+
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			m.Resume()
+		}
+	}()
+	for _, req := range []struct{ method, path, body string }{
+		{"PUT", fmt.Sprintf("/v1/posts/%d", p.ID), jsonPost("during the hang")},
+		{"POST", fmt.Sprintf("/v1/users/%d/posts", u.ID), jsonPost("during the hang")},
+		{"DELETE", fmt.Sprintf("/v1/posts/%d", p.ID), ""},
+		{"POST", "/v1/users", `{"name":"x","email":"hung@example.com"}`},
+		{"GET", fmt.Sprintf("/v1/posts/%d", p.ID), ""},
+		{"GET", "/readyz", ""},
+	} {
+		began := time.Now()
+		r := ts.do(req.method, req.path, req.body, auth...)
+		t.Logf("%s %s with the primary hung: %d in %s", req.method, req.path, r.status, time.Since(began).Round(time.Millisecond))
+		wantError(t, r, http.StatusServiceUnavailable, "database_unavailable")
+	}
+
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	ts.do("PUT", fmt.Sprintf("/v1/posts/%d", p.ID), jsonPost("after the hang"), auth...).expect(t, http.StatusOK)
+}
+
 // TestMigrate runs the migrations from several goroutines at once on an
 // empty database, then again: each applies exactly once.
 func TestMigrate(t *testing.T) {
@@ -154,7 +209,7 @@ func TestMigrate(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs <- migrate(ctx, db, zap.NewNop())
+			errs <- Migrate(ctx, db, zap.NewNop())
 		}()
 	}
 	wg.Wait()
@@ -164,7 +219,7 @@ func TestMigrate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := migrate(ctx, db, zap.NewNop()); err != nil {
+	if err := Migrate(ctx, db, zap.NewNop()); err != nil {
 		t.Fatal("second run:", err)
 	}
 	all, err := loadMigrations()
@@ -189,11 +244,35 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
+// TestSplitStatements cuts files as the mysql client does: at lines ending
+// in ";", or in the delimiter a DELIMITER line set, so that trigger bodies
+// keep their inner ";".
 func TestSplitStatements(t *testing.T) {
-	got := splitStatements("-- comment\nCREATE TABLE a (\n  x INT\n);\n\n-- another\nCREATE TABLE b (y INT);\nSELECT 1")
-	want := []string{"CREATE TABLE a (\n  x INT\n)", "CREATE TABLE b (y INT)", "SELECT 1"}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("got %q, want %q", got, want)
+	for _, tc := range []struct {
+		name, text string
+		want       []string
+	}{
+		{"semicolons", "-- comment\nCREATE TABLE a (\n  x INT\n);\n\n-- another\nCREATE TABLE b (y INT);\nSELECT 1",
+			[]string{"CREATE TABLE a (\n  x INT\n)", "CREATE TABLE b (y INT)", "SELECT 1"}},
+		{"trigger body", "CREATE TABLE a (x INT);\nDELIMITER //\nCREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW\nBEGIN\n  -- inside\n  SET @x = 1;\n  SET @y = 2;\nEND//\nDELIMITER ;\nSELECT 2;",
+			[]string{"CREATE TABLE a (x INT)", "CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW\nBEGIN\n  SET @x = 1;\n  SET @y = 2;\nEND", "SELECT 2"}},
+		{"any case, any word", "delimiter $$\nSELECT 1; SELECT 2 $$\nSELECT 3;\n$$\nDelimiter ;\nSELECT 4;",
+			[]string{"SELECT 1; SELECT 2", "SELECT 3;", "SELECT 4"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := splitStatements(tc.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(got, "|") != strings.Join(tc.want, "|") {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	for _, bad := range []string{"DELIMITER\nSELECT 1;", "DELIMITER // ;\nSELECT 1;"} {
+		if got, err := splitStatements(bad); err == nil {
+			t.Errorf("%q: no error, statements %q", bad, got)
+		}
 	}
 }
 

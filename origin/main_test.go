@@ -94,7 +94,10 @@ func startServer(t testing.TB, cfg Config) *testServer {
 		t.Fatal(err)
 	}
 	ts := &testServer{Server: s, t: t, base: "http://" + s.Addr(), access: logs,
-		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second}}
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second,
+			// The origin never redirects: a test sees a redirect rather than
+			// where it leads.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

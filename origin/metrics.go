@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -19,7 +20,8 @@ var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25
 // (tests, the one-box stack) do not share or collide.
 type serverMetrics struct {
 	set              *metrics.Set
-	replicaFallbacks *metrics.Counter
+	replicaFallbacks *metrics.Counter            // replica reads that failed, asked again of the primary
+	replicaNoRows    *metrics.Counter            // replica reads that found no row, asked again of the primary
 	queries          map[string]*metrics.Counter // by "target/kind"
 }
 
@@ -28,6 +30,7 @@ func newServerMetrics() *serverMetrics {
 	m := &serverMetrics{
 		set:              s,
 		replicaFallbacks: s.NewCounter("origin_db_replica_fallbacks_total"),
+		replicaNoRows:    s.NewCounter("origin_db_replica_no_rows_total"),
 		queries:          map[string]*metrics.Counter{},
 	}
 	for _, q := range [][2]string{{"primary", "read"}, {"primary", "write"}, {"replica", "read"}} {
@@ -61,6 +64,20 @@ func (m *serverMetrics) watchPool(name string, db *sql.DB) {
 		metrics.WriteCounterUint64(w, "origin_db_pool_wait_total"+label, uint64(st.WaitCount))
 		metrics.WriteCounterFloat64(w, "origin_db_pool_wait_seconds_total"+label, st.WaitDuration.Seconds())
 	})
+}
+
+// watchReplica exports whether a replica is in the rotation (1) or passed
+// over until it answers a ping (0), and returns the counter of reads that
+// passed it over.
+func (m *serverMetrics) watchReplica(name string, down *atomic.Bool) *metrics.Counter {
+	label := `{replica="` + name + `"}`
+	m.set.NewGauge("origin_db_replica_up"+label, func() float64 {
+		if down.Load() {
+			return 0
+		}
+		return 1
+	})
+	return m.set.NewCounter("origin_db_replica_skips_total" + label)
 }
 
 // write writes every metric of this Server, then the process's own (Go

@@ -11,14 +11,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 )
 
 // migrationFiles are the schema's versioned migrations, NNNN_name.sql,
 // applied in order of NNNN. Statements in a file end with ";" at the end of
-// a line; lines starting with "--" are comments. MySQL commits DDL
-// implicitly, so a file is not atomic: write each statement so that running
-// it again is harmless (CREATE TABLE IF NOT EXISTS, ...).
+// a line; lines starting with "--" are comments. As in the mysql client, a
+// line "DELIMITER //" makes statements end with "//" instead, until
+// "DELIMITER ;": a trigger's BEGIN ... END body holds ";" of its own.
+// MySQL commits DDL implicitly, so a file is not atomic: write each
+// statement so that running it again is harmless (CREATE TABLE IF NOT
+// EXISTS, CREATE TRIGGER IF NOT EXISTS, ...).
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -56,15 +60,21 @@ func loadMigrations() ([]migration, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, migration{version: version, name: name, statements: splitStatements(string(text))})
+		statements, err := splitStatements(string(text))
+		if err != nil {
+			return nil, fmt.Errorf("migration %s: %w", p, err)
+		}
+		out = append(out, migration{version: version, name: name, statements: statements})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
 	return out, nil
 }
 
 // splitStatements cuts a migration file into statements at lines ending
-// in ";", dropping comment lines.
-func splitStatements(text string) []string {
+// in the delimiter, dropping comment lines. The delimiter is ";" until a
+// line "DELIMITER xx" (any case) sets another, as in the mysql client.
+func splitStatements(text string) ([]string, error) {
+	delimiter := ";"
 	var stmts []string
 	var cur strings.Builder
 	for line := range strings.Lines(text) {
@@ -72,21 +82,43 @@ func splitStatements(text string) []string {
 		if trimmed == "" || strings.HasPrefix(trimmed, "--") {
 			continue
 		}
+		if keyword, rest, _ := strings.Cut(trimmed, " "); strings.EqualFold(keyword, "DELIMITER") {
+			if delimiter = strings.TrimSpace(rest); delimiter == "" || strings.ContainsAny(delimiter, " \t") {
+				return nil, fmt.Errorf("%q: DELIMITER needs one word", trimmed)
+			}
+			continue
+		}
 		cur.WriteString(line)
-		if strings.HasSuffix(trimmed, ";") {
-			stmts = append(stmts, strings.TrimSuffix(strings.TrimSpace(cur.String()), ";"))
+		if strings.HasSuffix(trimmed, delimiter) {
+			stmts = append(stmts, strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(cur.String()), delimiter)))
 			cur.Reset()
 		}
 	}
 	if rest := strings.TrimSpace(cur.String()); rest != "" {
 		stmts = append(stmts, rest)
 	}
-	return stmts
+	return stmts, nil
 }
 
-// migrate applies the embedded migrations that db has not seen yet, in
+// migrationDSN is dsn without its readTimeout. A migration waits for
+// another origin's migration (GET_LOCK) and runs DDL, either of which may
+// take far longer than the short readTimeout meant for queries; the
+// context (migrateTimeout) bounds it instead.
+func migrationDSN(dsn string) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", err
+	}
+	cfg.ReadTimeout = 0
+	return cfg.FormatDSN(), nil
+}
+
+// Migrate applies the embedded migrations that db has not seen yet, in
 // order, holding a named lock so that origins starting together do not race.
-func migrate(ctx context.Context, db *sql.DB, log *zap.Logger) error {
+// The origin runs it at start-up; it is exported so that tests of other
+// packages (the invalidator's) can create the schema in a database of their
+// own.
+func Migrate(ctx context.Context, db *sql.DB, log *zap.Logger) error {
 	migrations, err := loadMigrations()
 	if err != nil {
 		return err
@@ -110,6 +142,15 @@ func migrate(ctx context.Context, db *sql.DB, log *zap.Logger) error {
 		return fmt.Errorf("take migration lock: not granted within %ds", wait)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK(?)", migrationLock)
+	// DDL (CREATE TRIGGER too) waits for a metadata lock on its table behind
+	// every open transaction that used the table, and every later query of
+	// the table queues behind the DDL: on a busy primary, an outage for as
+	// long as it waits. Waiting at most a second fails the migration, and
+	// this start-up, instead.
+	if _, err := conn.ExecContext(ctx, "SET SESSION lock_wait_timeout = 1"); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SET SESSION lock_wait_timeout = DEFAULT")
 
 	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version    INT UNSIGNED NOT NULL PRIMARY KEY,

@@ -112,26 +112,23 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
-// createPost inserts a post and, in the same transaction, moves the
-// author's post_count, user version and posts version. sql.ErrNoRows when
-// the user does not exist.
+// createPost inserts a post; in the same transaction the database's
+// triggers (migrations/0002_invalidation_log.sql) move the author's
+// post_count, user version and posts version and log the groups.
+// sql.ErrNoRows when the user does not exist.
 func (d *database) createPost(ctx context.Context, userID int64, body string) (post, authorVersions, error) {
 	var p post
 	var v authorVersions
 	err := d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		// Updating the author first locks the row: concurrent writes to one
-		// user's posts queue here, in one order.
-		res, err := tx.ExecContext(ctx, `UPDATE users SET post_count = post_count + 1,
-			version = version + 1, posts_version = posts_version + 1, updated_at = UTC_TIMESTAMP(6)
-			WHERE id = ?`, userID)
-		if err != nil {
+		// Locking the author first makes concurrent writes to one user's
+		// posts queue here, in one order: the trigger's update of this row
+		// then never waits.
+		var found int
+		if err := tx.QueryRowContext(ctx, "SELECT 1 FROM users WHERE id = ? FOR UPDATE", userID).Scan(&found); err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return orNoRows(err)
-		}
-		res, err = tx.ExecContext(ctx, `INSERT INTO posts (user_id, body, version, created_at, updated_at)
-			VALUES (?, ?, 1, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))`, userID, body)
+		res, err := tx.ExecContext(ctx, `INSERT INTO posts (user_id, body, created_at, updated_at)
+			VALUES (?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))`, userID, body)
 		if err != nil {
 			return err
 		}
@@ -151,13 +148,6 @@ func readBack(ctx context.Context, tx *sql.Tx, postID int64, p *post, v *authorV
 			u.version, u.posts_version
 		FROM posts p JOIN users u ON u.id = p.user_id WHERE p.id = ?`, postID).
 		Scan(&p.ID, &p.UserID, &p.Body, &p.Version, &p.CreatedAt, &p.UpdatedAt, &v.user, &v.posts)
-}
-
-func orNoRows(err error) error {
-	if err != nil {
-		return err
-	}
-	return sql.ErrNoRows
 }
 
 // lockPost locks a post for a change by userID and checks, in this order,
@@ -181,8 +171,8 @@ func lockPost(ctx context.Context, tx *sql.Tx, userID, postID int64, cond precon
 	return version, nil
 }
 
-// updatePost replaces a post's body, moving its version and the author's
-// posts version in the same transaction.
+// updatePost replaces a post's body; the triggers move its version and
+// updated_at and the author's posts version in the same transaction.
 func (d *database) updatePost(ctx context.Context, userID, postID int64, body string, cond precondition) (post, authorVersions, error) {
 	var p post
 	var v authorVersions
@@ -190,11 +180,7 @@ func (d *database) updatePost(ctx context.Context, userID, postID int64, body st
 		if _, err := lockPost(ctx, tx, userID, postID, cond); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE posts SET body = ?, version = version + 1,
-			updated_at = UTC_TIMESTAMP(6) WHERE id = ?`, body, postID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE users SET posts_version = posts_version + 1 WHERE id = ?", userID); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE posts SET body = ? WHERE id = ?", body, postID); err != nil {
 			return err
 		}
 		return readBack(ctx, tx, postID, &p, &v)
@@ -202,10 +188,10 @@ func (d *database) updatePost(ctx context.Context, userID, postID int64, body st
 	return p, v, err
 }
 
-// deletePost deletes a post and moves the author's post_count, user version
-// and posts version in the same transaction. It returns the version the
-// post's group moves to (its last version + 1), so that caches holding the
-// post see it change.
+// deletePost deletes a post; the triggers move the author's post_count,
+// user version and posts version in the same transaction. It returns the
+// version the post's group moves to (its last version + 1, as the trigger
+// logs it), so that caches holding the post see it change.
 func (d *database) deletePost(ctx context.Context, userID, postID int64, cond precondition) (int64, authorVersions, error) {
 	var postVersion int64
 	var v authorVersions
@@ -216,11 +202,6 @@ func (d *database) deletePost(ctx context.Context, userID, postID int64, cond pr
 		}
 		postVersion = version + 1
 		if _, err := tx.ExecContext(ctx, "DELETE FROM posts WHERE id = ?", postID); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE users SET post_count = post_count - 1,
-			version = version + 1, posts_version = posts_version + 1, updated_at = UTC_TIMESTAMP(6)
-			WHERE id = ?`, userID); err != nil {
 			return err
 		}
 		return tx.QueryRowContext(ctx, "SELECT version, posts_version FROM users WHERE id = ?", userID).Scan(&v.user, &v.posts)

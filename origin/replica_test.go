@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // waitReplicaCaughtUp waits until the replica has applied everything the
@@ -45,7 +46,8 @@ func waitReplicaCaughtUp(t testing.TB) {
 
 // TestReplicaRouting stops the replica's SQL thread so that it lags, writes
 // through the origin, and checks that plain reads come from the (old)
-// replica while Edgecache-Fresh reads come from the primary.
+// replica while Edgecache-Fresh reads come from the primary, and that rows
+// the replica lacks are read from the primary rather than answered 404.
 func TestReplicaRouting(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.ReplicaDSNs = []string{replica.DSN("edgecache")}
@@ -74,6 +76,7 @@ func TestReplicaRouting(t *testing.T) {
 
 	ts.do("PUT", postPath, jsonPost("after the lag"), "Authorization", "Bearer "+u.Token).expect(t, http.StatusOK)
 	newPost := ts.newPost(u, "new while lagging")
+	newUser := ts.newUser()
 
 	// A plain read comes from the lagging replica: old data, old versions.
 	var got post
@@ -83,8 +86,16 @@ func TestReplicaRouting(t *testing.T) {
 		t.Fatalf("plain read gave %q version %d; want the replica's old row", got.Body, got.Version)
 	}
 	wantHeader(t, r, "Edgecache-Groups", fmt.Sprintf("post/%d=1", p.ID))
-	// The new post is not on the replica yet (404, never cached).
-	wantError(t, ts.do("GET", fmt.Sprintf("/v1/posts/%d", newPost.ID), ""), http.StatusNotFound, "not_found")
+	// The new post and user are not on the replica yet: the primary has
+	// them, and a 404 would contradict their acknowledged creation. A row
+	// that exists nowhere is still a 404, once the primary agrees.
+	ts.do("GET", fmt.Sprintf("/v1/posts/%d", newPost.ID), "").expect(t, http.StatusOK).decode(t, &got)
+	if got.Body != "new while lagging" {
+		t.Fatalf("new post read as %q", got.Body)
+	}
+	ts.do("GET", fmt.Sprintf("/v1/users/%d", newUser.ID), "").expect(t, http.StatusOK)
+	ts.do("GET", fmt.Sprintf("/v1/users/%d/posts", newUser.ID), "").expect(t, http.StatusOK)
+	wantError(t, ts.do("GET", "/v1/posts/9223372036854775807", ""), http.StatusNotFound, "not_found")
 	r = ts.do("GET", listPath, "").expect(t, http.StatusOK)
 	wantHeader(t, r, "Edgecache-Groups", fmt.Sprintf("user/%d/posts=2", u.ID))
 
@@ -118,11 +129,15 @@ func TestReplicaRouting(t *testing.T) {
 	if v := metricValue(t, string(m.body), "origin_db_replica_fallbacks_total"); v != "0" {
 		t.Errorf("fallbacks %s with a healthy replica", v)
 	}
+	if v := metricValue(t, string(m.body), "origin_db_replica_no_rows_total"); v != "4" {
+		t.Errorf("origin_db_replica_no_rows_total %s, want 4 (new post, new user, their list, no such post)", v)
+	}
 }
 
 // TestReplicaDownFallsBackToPrimary points the origin at a replica that
-// refuses connections: reads still succeed, from the primary, and are
-// counted.
+// refuses connections: reads still succeed, from the primary. The first
+// failure is a fallback and marks the replica down; later reads pass it
+// over.
 func TestReplicaDownFallsBackToPrimary(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -142,11 +157,93 @@ func TestReplicaDownFallsBackToPrimary(t *testing.T) {
 		t.Fatalf("got %q", got.Body)
 	}
 	ts.do("GET", fmt.Sprintf("/v1/users/%d/posts", u.ID), "").expect(t, http.StatusOK)
-	m := ts.do("GET", "/metrics", "").expect(t, http.StatusOK)
-	if v := metricValue(t, string(m.body), "origin_db_replica_fallbacks_total"); v != "2" {
-		t.Errorf("origin_db_replica_fallbacks_total %s, want 2", v)
+	m := string(ts.do("GET", "/metrics", "").expect(t, http.StatusOK).body)
+	for name, want := range map[string]string{
+		"origin_db_replica_fallbacks_total":                 "1",
+		`origin_db_replica_skips_total{replica="replica1"}`: "1",
+		`origin_db_replica_up{replica="replica1"}`:          "0",
+		`origin_db_queries_total{db="replica",kind="read"}`: "1",
+	} {
+		if got := metricValue(t, m, name); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
 	}
 	ts.do("GET", "/readyz", "").expect(t, http.StatusOK) // the primary is what readiness needs
+}
+
+// TestReplicaHung stops the replica's mariadbd (SIGSTOP), so that it
+// accepts connections and never answers. Reads keep answering 200: the
+// first waits for the query timeout and is retried on the primary; the
+// replica is then passed over, so later reads do not touch it. Once the
+// process continues, a background ping puts it back in the rotation.
+func TestReplicaHung(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.ReplicaDSNs = []string{replica.DSN("edgecache")}
+	cfg.QueryTimeout = time.Second // the default
+	cfg.ReplicaDownFor = 50 * time.Millisecond
+	ts := startServer(t, cfg)
+	u := ts.newUser()
+	p := ts.newPost(u, "on both")
+	waitReplicaCaughtUp(t)
+	path := fmt.Sprintf("/v1/posts/%d", p.ID)
+	ts.do("GET", path, "").expect(t, http.StatusOK)
+	metric := func(name string) string {
+		t.Helper()
+		return metricValue(t, string(ts.do("GET", "/metrics", "").expect(t, http.StatusOK).body), name)
+	}
+	const (
+		replicaReads = `origin_db_queries_total{db="replica",kind="read"}`
+		up           = `origin_db_replica_up{replica="replica1"}`
+		skips        = `origin_db_replica_skips_total{replica="replica1"}`
+	)
+	if got := metric(replicaReads); got != "1" {
+		t.Fatalf("%s = %s before the hang, want 1", replicaReads, got)
+	}
+
+	if err := replica.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := replica.Resume(); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer resume()
+	var got post
+	began := time.Now()
+	ts.do("GET", path, "").expect(t, http.StatusOK).decode(t, &got)
+	t.Logf("first read with the replica hung: %s", time.Since(began).Round(time.Millisecond))
+	if got.Body != "on both" {
+		t.Fatalf("read %q", got.Body)
+	}
+	if got := metric(up); got != "0" {
+		t.Fatalf("%s = %s after a timeout, want 0", up, got)
+	}
+	began = time.Now()
+	for range 3 {
+		ts.do("GET", path, "").expect(t, http.StatusOK)
+	}
+	t.Logf("3 more reads: %s", time.Since(began).Round(time.Millisecond))
+	for name, want := range map[string]string{
+		replicaReads:                        "2", // the one that timed out, and no more
+		skips:                               "3",
+		"origin_db_replica_fallbacks_total": "1",
+	} {
+		if got := metric(name); got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+
+	resume()
+	waitFor(t, "a ping to put the replica back", func() bool { return metric(up) == "1" })
+	ts.do("GET", path, "").expect(t, http.StatusOK)
+	if got := metric(replicaReads); got != "3" {
+		t.Errorf("%s = %s after the replica came back, want 3", replicaReads, got)
+	}
 }
 
 // metricValue finds a metric line by its exact name and labels.

@@ -124,15 +124,19 @@ func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + 
 
 // writeCacheable answers a GET (or HEAD) with rep, or with 304 Not Modified
 // when the request's validators still match. Both carry the caching headers,
-// so that a cache revalidating with a 304 refreshes them.
+// so that a cache revalidating with a 304 refreshes them. Last-Modified is
+// sent only once it is strong (see lastModifiedStrong).
 func (s *Server) writeCacheable(w http.ResponseWriter, r *http.Request, rep representation) {
 	h := w.Header()
 	tag := etag(rep.version)
+	strong := s.lastModifiedStrong(rep.lastModified, time.Now())
 	h.Set("Cache-Control", s.cacheControl)
 	h.Set("ETag", tag)
-	h.Set("Last-Modified", rep.lastModified.UTC().Format(http.TimeFormat))
+	if strong {
+		h.Set("Last-Modified", rep.lastModified.UTC().Format(http.TimeFormat))
+	}
 	h.Set(groupsHeader, strings.Join(rep.groups, " "))
-	if notModified(r, tag, rep.lastModified) {
+	if notModified(r, tag, rep.lastModified, strong) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -140,11 +144,26 @@ func (s *Server) writeCacheable(w http.ResponseWriter, r *http.Request, rep repr
 	writeBody(w, http.StatusOK, body)
 }
 
+// lastModifiedStrong reports whether, at now, the Last-Modified of a
+// representation last changed at lastModified (an updated_at, to the
+// microsecond) is strong in the sense of RFC 9110 §8.8.2.2: no other
+// version of it can have the same Last-Modified, whose resolution is one
+// second. That holds once that second has ended and every write stamped
+// within it has committed or failed; ORIGIN_QUERY_TIMEOUT bounds the
+// origin's write transactions (not ones typed by hand that stay open).
+//
+// Until then the origin neither sends Last-Modified nor answers
+// If-Modified-Since with 304: a client holding the first of two versions
+// made within one second would otherwise be told, then or later, that its
+// copy is current. The ETag has no such blind spot and is always sent.
+func (s *Server) lastModifiedStrong(lastModified, now time.Time) bool {
+	return !now.Before(lastModified.Truncate(time.Second).Add(time.Second + s.cfg.QueryTimeout))
+}
+
 // notModified evaluates If-None-Match (weak comparison) or, only when that is
-// absent, If-Modified-Since (RFC 9110 §13.2.2). Last-Modified has one-second
-// resolution, so two changes within a second look alike to
-// If-Modified-Since; the ETag does not have that blind spot.
-func notModified(r *http.Request, tag string, lastModified time.Time) bool {
+// absent, If-Modified-Since (RFC 9110 §13.2.2), the latter only when the
+// Last-Modified is strong.
+func notModified(r *http.Request, tag string, lastModified time.Time, strong bool) bool {
 	if inm := r.Header.Values("If-None-Match"); len(inm) > 0 {
 		for _, t := range strings.Split(strings.Join(inm, ","), ",") {
 			t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
@@ -154,7 +173,7 @@ func notModified(r *http.Request, tag string, lastModified time.Time) bool {
 		}
 		return false
 	}
-	if ims := r.Header.Get("If-Modified-Since"); ims != "" {
+	if ims := r.Header.Get("If-Modified-Since"); ims != "" && strong {
 		t, err := http.ParseTime(ims)
 		return err == nil && !lastModified.Truncate(time.Second).After(t)
 	}

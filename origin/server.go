@@ -8,10 +8,12 @@ package origin
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"path"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,9 +76,7 @@ func start(cfg Config, log, access *zap.Logger, stopAccess func()) (*Server, err
 		return nil, err
 	}
 	s.db = db
-	ctx, cancel := context.WithTimeout(context.Background(), migrateTimeout)
-	defer cancel()
-	if err := migrate(ctx, db.primary, log); err != nil {
+	if err := migrateAtStart(cfg.MySQLDSN, log); err != nil {
 		db.close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
@@ -101,6 +101,23 @@ func start(cfg Config, log, access *zap.Logger, stopAccess func()) (*Server, err
 	}()
 	log.Info("origin listening", zap.String("addr", s.Addr()), zap.Int("replicas", len(cfg.ReplicaDSNs)))
 	return s, nil
+}
+
+// migrateAtStart migrates the primary on a pool of its own, without the
+// DSN's readTimeout (see migrationDSN), within migrateTimeout.
+func migrateAtStart(dsn string, log *zap.Logger) error {
+	dsn, err := migrationDSN(dsn)
+	if err != nil {
+		return err
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), migrateTimeout)
+	defer cancel()
+	return Migrate(ctx, db, log)
 }
 
 func (s *Server) routes() {
@@ -171,6 +188,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.metrics.request(route, rl.status, took)
 		s.logRequest(r, route, rl, took)
 	}()
+	// A path not in its one clean form (path.Clean: no "//", "." or ".."
+	// segment, no trailing "/") gets a 404, not ServeMux's redirect to the
+	// clean path: a proxy invalidates a write's Location, so PUT
+	// /v1//posts/1 would let anyone purge /v1/posts/1. GET and HEAD get the
+	// same 404, which keeps one URL, and one cache key, per resource.
+	if p := r.URL.Path; path.Clean(p) != p {
+		writeError(rl, errNotFound)
+		return
+	}
 	if h, pattern := s.mux.Handler(r); pattern == "" {
 		s.unmatched(rl, r, h)
 		return
@@ -214,7 +240,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{http.StatusServiceUnavailable, "draining", "shutting down"})
 		return
 	}
-	if err := s.db.ping(r.Context()); err != nil {
+	if err := s.db.pingPrimary(r.Context()); err != nil {
 		s.databaseFailed(w, r, err)
 		return
 	}

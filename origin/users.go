@@ -17,8 +17,8 @@ type user struct {
 	version   int64     // group user/{id}
 }
 
-// createUser inserts a user with versions 1 and returns the stored row.
-// A taken email fails with MySQL error 1062.
+// createUser inserts a user with versions 1 and returns the stored row; a
+// trigger logs user/{id}=1. A taken email fails with MySQL error 1062.
 func (d *database) createUser(ctx context.Context, name, email string, tokenHash []byte) (user, error) {
 	var u user
 	err := d.write(ctx, func(ctx context.Context, tx *sql.Tx) error {

@@ -3,7 +3,7 @@
 #
 # Failover (primary or its zone lost, or a reboot with failover) takes about
 # 1-2 minutes and moves the endpoint's DNS name to the standby. Meanwhile
-# writes get 503 quickly (DSN timeout=2s, ORIGIN_QUERY_TIMEOUT 2s), reads keep
+# writes get 503 quickly (ORIGIN_QUERY_TIMEOUT 1s, DSN readTimeout=2s), reads keep
 # working from memcached and the replicas. The origin follows the DNS move
 # because broken connections are dropped, rejectReadOnly=true drops a
 # connection that lands on a read-only server, and ORIGIN_MYSQL_CONN_MAX_LIFETIME
@@ -46,7 +46,7 @@ resource "aws_db_subnet_group" "main" {
 resource "aws_db_parameter_group" "mysql" {
   name_prefix = "${var.name}-${replace(local.db_family, ".", "")}-"
   family      = local.db_family
-  description = "edgecache: utf8mb4, UTC"
+  description = "edgecache: utf8mb4, UTC, row-based binlog, triggers by the app's user"
 
   parameter {
     name  = "character_set_server"
@@ -59,6 +59,19 @@ resource "aws_db_parameter_group" "mysql" {
   parameter {
     name  = "time_zone"
     value = "UTC"
+  }
+  # The origin's migrations create triggers (the invalidation log). With the
+  # binary log on, which backups and replicas need, MySQL lets only SUPER
+  # create them unless this is 1, and the RDS master user has no SUPER. It
+  # is safe with row-based logging: replicas apply the rows the triggers
+  # wrote instead of running the triggers again.
+  parameter {
+    name  = "log_bin_trust_function_creators"
+    value = "1"
+  }
+  parameter {
+    name  = "binlog_format"
+    value = "ROW"
   }
 
   lifecycle {

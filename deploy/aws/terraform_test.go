@@ -591,6 +591,29 @@ func TestDatabase(t *testing.T) {
 		}
 		m.wantRef(t, r, "availability_zone", "local.replica_azs")
 	}
+	// The origin's migrations create triggers: with the binary log on and no
+	// SUPER for the RDS user, that needs log_bin_trust_function_creators,
+	// safe with row-based logging. The replicas use the same parameters.
+	groups := m.resources("aws_db_parameter_group")
+	if len(groups) != 1 {
+		t.Fatalf("%d aws_db_parameter_group resources, want one for the primary and the replicas", len(groups))
+	}
+	for name, group := range groups {
+		params := map[string]string{}
+		for _, b := range group.Body.Blocks {
+			if b.Type == "parameter" {
+				params[m.str(t, attr(t, b, "name").Expr)] = m.str(t, attr(t, b, "value").Expr)
+			}
+		}
+		for param, want := range map[string]string{"log_bin_trust_function_creators": "1", "binlog_format": "ROW"} {
+			if got := params[param]; got != want {
+				t.Errorf("aws_db_parameter_group.%s: %s = %q, want %q", name, param, got, want)
+			}
+		}
+		for _, db := range append([]*hclsyntax.Block{primary}, replicas...) {
+			m.wantRef(t, db, "parameter_group_name", "aws_db_parameter_group."+name+".")
+		}
+	}
 	if got := m.text(m.locals["replica_azs"].Expr); !strings.Contains(got, "aws_db_instance.primary.availability_zone") {
 		t.Errorf("local.replica_azs = %s, want the zones other than the primary's", got)
 	}

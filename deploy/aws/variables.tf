@@ -316,5 +316,5 @@ variable "db_username" {
 variable "db_dsn_options" {
   description = "go-sql-driver/mysql DSN options of the primary and replica DSNs: the origin's default set (NOTES.md)."
   type        = string
-  default     = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
+  default     = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=2s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
 }

@@ -5,6 +5,7 @@
 package localstack
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -24,7 +25,7 @@ import (
 
 // DSNOptions are the go-sql-driver/mysql settings that work against MariaDB
 // 10.11 here; see shared/NOTES.md.
-const DSNOptions = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
+const DSNOptions = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=2s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
 
 // startTimeout bounds how long a server may take to answer after start.
 const startTimeout = 60 * time.Second
@@ -80,6 +81,49 @@ func (p *Process) Stop() {
 		p.cmd.Process.Kill()
 		<-p.exited
 	}
+}
+
+// Pause stops the process with SIGSTOP, so that its clients hang as on a
+// host that stopped answering (the kernel still accepts connections), and
+// returns once every thread of it has stopped: the signal is asynchronous,
+// and a request sent right after it could still be answered. Resume
+// continues the process.
+func (p *Process) Pause() error {
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(startTimeout)
+	for !p.stopped() {
+		select {
+		case <-p.exited:
+			return errors.New("the process exited instead of stopping")
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pid %d did not stop within %s", p.cmd.Process.Pid, startTimeout)
+		}
+	}
+	return nil
+}
+
+// Resume continues a paused process.
+func (p *Process) Resume() error { return p.cmd.Process.Signal(syscall.SIGCONT) }
+
+// stopped reports whether every thread of the process is in the stopped
+// state: "T" after the parenthesised command name in /proc/PID/task/*/stat.
+func (p *Process) stopped() bool {
+	stats, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", p.cmd.Process.Pid))
+	if err != nil || len(stats) == 0 {
+		return false
+	}
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		i := bytes.LastIndexByte(b, ')')
+		if err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
 
 // Tail returns the end of the process's log, for error messages.
@@ -203,6 +247,10 @@ func (m *MariaDB) start(ctx context.Context, serverID, port int) error {
 			"--log-bin="+filepath.Join(m.Dir, "data", "binlog"),
 			"--binlog-format=ROW",
 			"--relay-log="+filepath.Join(m.Dir, "data", "relay"),
+			// With the binary log on, only SUPER may create triggers (error
+			// 1419) unless this is set, as on RDS, where the application's
+			// user has no SUPER. Row-based logging makes it safe.
+			"--log-bin-trust-function-creators=1",
 		)
 	}
 	proc, err := StartProcess(filepath.Join(m.Dir, "mariadbd.log"), nil, "mariadbd", args...)
@@ -356,10 +404,10 @@ func (m *MariaDB) Restart(ctx context.Context) error {
 	return m.start(ctx, m.serverID, m.Port)
 }
 
-// Pause stops mariadbd with SIGSTOP (a hung database: connections open,
-// nothing answers); Resume continues it.
-func (m *MariaDB) Pause() error  { return m.proc.cmd.Process.Signal(syscall.SIGSTOP) }
-func (m *MariaDB) Resume() error { return m.proc.cmd.Process.Signal(syscall.SIGCONT) }
+// Pause stops mariadbd (Process.Pause): connections are accepted, queries
+// get no reply. Resume continues it. Tests of a hung database use them.
+func (m *MariaDB) Pause() error  { return m.proc.Pause() }
+func (m *MariaDB) Resume() error { return m.proc.Resume() }
 
 // Stop ends mariadbd and, for a temporary data folder, removes it.
 func (m *MariaDB) Stop() {
@@ -476,11 +524,10 @@ func (m *Memcached) Stop() {
 	os.RemoveAll(m.dir)
 }
 
-// Pause stops the memcached process with SIGSTOP, so that connections hang
-// as on an unreachable host; Resume continues it. Tests of node failure use
-// them.
-func (m *Memcached) Pause() error  { return m.proc.cmd.Process.Signal(syscall.SIGSTOP) }
-func (m *Memcached) Resume() error { return m.proc.cmd.Process.Signal(syscall.SIGCONT) }
+// Pause stops memcached (Process.Pause), so that connections hang as on an
+// unreachable host; Resume continues it. Tests of node failure use them.
+func (m *Memcached) Pause() error  { return m.proc.Pause() }
+func (m *Memcached) Resume() error { return m.proc.Resume() }
 
 // FuzzWorker reports whether this test binary runs as a `go test -fuzz`
 // worker. Workers run only the fuzz targets, which need no servers, and are

@@ -3,6 +3,7 @@ package localstack
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -66,6 +67,46 @@ func TestMariaDBReplication(t *testing.T) {
 	}
 	if err != nil || v != 7 {
 		t.Fatalf("replica read %d, %v; want 7", v, err)
+	}
+	var trust int
+	if err := db.QueryRow("SELECT @@log_bin_trust_function_creators").Scan(&trust); err != nil || trust != 1 {
+		t.Fatalf("log_bin_trust_function_creators = %d, %v; want 1 with the binary log on", trust, err)
+	}
+}
+
+// TestMariaDBPauseResume checks that a paused server leaves a query
+// unanswered until its deadline, and answers again once resumed.
+func TestMariaDBPauseResume(t *testing.T) {
+	ctx := context.Background()
+	m, err := StartMariaDB(ctx, MariaDBOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Stop()
+	db, err := sql.Open("mysql", m.DSN("edgecache"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.PingContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err = db.QueryRowContext(paused, "SELECT 1").Scan(new(int))
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		m.Resume()
+		t.Fatalf("query on a paused server: %v, want the context's deadline", err)
+	}
+	if err := m.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	var one int
+	if err := db.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("after Resume: %d, %v", one, err)
 	}
 }
 
