@@ -121,6 +121,7 @@ resource "aws_route_table_association" "private" {
 #   origin_alb-> origin     origin_port (traffic and /readyz)
 #   origin    -> db         3306
 #   proxy     -> memcached  11211
+#   origin    -> memcached  11211 (the invalidator, beside each origin)
 # Instances may also leave on 443 (AWS APIs through NAT: Secrets Manager, SSM).
 
 resource "aws_security_group" "alb" {
@@ -337,4 +338,25 @@ resource "aws_vpc_security_group_ingress_rule" "memcached_from_proxy" {
   from_port                    = 11211
   to_port                      = 11211
   referenced_security_group_id = aws_security_group.proxy.id
+}
+
+# The invalidator runs on the origin instances (one leads, elected in the
+# database) and moves group values in memcached.
+
+resource "aws_vpc_security_group_egress_rule" "origin_to_memcached" {
+  security_group_id            = aws_security_group.origin.id
+  description                  = "The memcached pool (invalidator)"
+  ip_protocol                  = "tcp"
+  from_port                    = 11211
+  to_port                      = 11211
+  referenced_security_group_id = aws_security_group.memcached.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "memcached_from_origin" {
+  security_group_id            = aws_security_group.memcached.id
+  description                  = "memcached from the invalidators on the origin instances"
+  ip_protocol                  = "tcp"
+  from_port                    = 11211
+  to_port                      = 11211
+  referenced_security_group_id = aws_security_group.origin.id
 }

@@ -24,6 +24,7 @@ locals {
     shutdown_timeout  = var.origin_shutdown_timeout_seconds
     stop_timeout      = local.origin_stop_timeout
     extra_env         = var.origin_extra_env
+    memcached         = join(",", [for n in aws_elasticache_cluster.memcached.cache_nodes : "${n.address}:${n.port}"])
   })
 }
 

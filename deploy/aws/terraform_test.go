@@ -736,6 +736,7 @@ func TestSecurityGroups(t *testing.T) {
 		{"aws_security_group.origin.id", "var.origin_port", "aws_security_group.origin_alb.id"},
 		{"aws_security_group.db.id", "3306", "aws_security_group.origin.id"},
 		{"aws_security_group.memcached.id", "11211", "aws_security_group.proxy.id"},
+		{"aws_security_group.memcached.id", "11211", "aws_security_group.origin.id"}, // the invalidator
 	}
 	for _, e := range edges {
 		found := false
@@ -844,8 +845,13 @@ func TestUserData(t *testing.T) {
 				`(?m)^ORIGIN_SHUTDOWN_TIMEOUT=\d+s$`,
 				`secretsmanager get-secret-value`,
 				`(?m)^ExecStart=/usr/local/bin/origin$`,
+				// The durable invalidator beside every origin.
+				`(?m)^INVALIDATOR_MYSQL_DSN=\$PRIMARY_DSN$`,
+				`(?m)^INVALIDATOR_MEMCACHED=m1\.example:11211,m2\.example:11211,m3\.example:11211$`,
+				`(?m)^ExecStart=/usr/local/bin/invalidator$`,
+				`systemctl enable --now edgecache-origin.service edgecache-invalidator.service`,
 			},
-			map[string]string{"primary_endpoint": "aws_db_instance.primary.endpoint", "replica_endpoints": "aws_db_instance.replica[*].endpoint", "secret_arn": "aws_secretsmanager_secret.db_password.arn", "dsn_options": "var.db_dsn_options", "stop_timeout": "local.origin_stop_timeout"},
+			map[string]string{"memcached": "aws_elasticache_cluster.memcached", "primary_endpoint": "aws_db_instance.primary.endpoint", "replica_endpoints": "aws_db_instance.replica[*].endpoint", "secret_arn": "aws_secretsmanager_secret.db_password.arn", "dsn_options": "var.db_dsn_options", "stop_timeout": "local.origin_stop_timeout"},
 		},
 	}
 	used := map[string]bool{}

@@ -1,8 +1,10 @@
 // Command onebox runs the whole edgecache stack on one machine, in the
 // foreground: a private MariaDB (data kept under -dir), a private memcached
 // (its files under -dir too), the origin on 127.0.0.1:8081 and the proxy on
-// 127.0.0.1:8080. Ctrl-C stops everything it started; if onebox is killed,
-// its child processes die with it and nothing is left outside -dir. `make run` calls it; `make bench` calls it with
+// 127.0.0.1:8080, and the durable invalidator beside the origin. Ctrl-C
+// stops everything it started; if onebox is killed, its child processes die
+// with it and nothing is left outside -dir. `make run` calls it; `make
+// bench` calls it with
 // -bench to run the default benchmark against the stack and exit: seed
 // through the origin, a short open-loop run through the proxy, the same run
 // straight against the origin, their comparison and the sizing plan, with
@@ -11,8 +13,9 @@
 // proxy is bin/proxy in a process of its own, so that its CPU is measured
 // apart from the origin's.
 //
-// The origin and the proxy read their usual ORIGIN_* and PROXY_* variables;
-// onebox only points them at the private MariaDB and memcached.
+// The origin, the proxy and the invalidator read their usual ORIGIN_*,
+// PROXY_* and INVALIDATOR_* variables; onebox only points them at the
+// private MariaDB and memcached.
 package main
 
 import (
@@ -34,7 +37,9 @@ import (
 	"edgecache/deploy/localstack"
 	"edgecache/origin"
 	"edgecache/proxy"
+	"edgecache/proxy/invalidator"
 
+	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
 )
 
@@ -104,6 +109,20 @@ func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error
 		return err
 	}
 	defer shutdown(log, "origin", osrv.Shutdown)
+
+	// The durable invalidator beside the origin (the origin has migrated
+	// the log table and its triggers): every committed change reaches
+	// memcached, whichever way it was made.
+	icfg, err := invalidator.LoadConfig()
+	if err != nil {
+		return err
+	}
+	icfg.MySQLDSN, icfg.Memcached = db.DSN("edgecache"), []string{mc.Addr}
+	inv, err := invalidator.StartBackground(icfg, log.Named("invalidator"), metrics.NewSet())
+	if err != nil {
+		return err
+	}
+	defer inv.Stop()
 
 	pcfg, err := proxy.LoadConfig()
 	if err != nil {
