@@ -48,6 +48,7 @@ type Proxy struct {
 	served        sync.WaitGroup // the two Serve loops
 	bg            sync.WaitGroup // background refreshes and the probe loops (memcached, origins)
 	stop          chan struct{}
+	stopOnce      sync.Once
 	draining      atomic.Bool
 
 	hooks atomic.Pointer[testHooks] // nil in production
@@ -149,7 +150,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.Drain()
 	err := p.server.ShutdownWithContext(ctx)
 	err = errors.Join(err, p.admin.ShutdownWithContext(ctx))
-	close(p.stop)
+	p.stopOnce.Do(func() { close(p.stop) }) // a second Shutdown (after a kill) waits again
 	done := make(chan struct{})
 	go func() { p.bg.Wait(); p.served.Wait(); close(done) }()
 	select {
