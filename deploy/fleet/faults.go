@@ -162,3 +162,42 @@ func (f *Fleet) KillInvalidatorSession(ctx context.Context) (string, error) {
 	_, err = db.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", holder.Int64))
 	return leader, err
 }
+
+// PausePrimary and PauseReplica freeze a database (SIGSTOP): connections
+// open, nothing answers. ResumeDatabases continues both.
+func (f *Fleet) PausePrimary() error { return f.Primary.Pause() }
+func (f *Fleet) PauseReplica() error { return f.Replica.Pause() }
+
+// ResumeDatabases continues a paused primary and replica.
+func (f *Fleet) ResumeDatabases() error {
+	return errors.Join(f.Primary.Resume(), f.Replica.Resume())
+}
+
+// StopMemcached ends the zone's memcached node (its port refuses
+// connections); StartMemcached starts it again, empty, on the same address.
+func (f *Fleet) StopMemcached(zone string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	z, err := f.zone(zone)
+	if err != nil {
+		return err
+	}
+	if z.Memcached == nil {
+		return fmt.Errorf("zone %s: memcached is stopped", zone)
+	}
+	z.Memcached.Resume()
+	z.Memcached.Stop()
+	return nil
+}
+
+// StartMemcached restarts a node StopMemcached ended.
+func (f *Fleet) StartMemcached(ctx context.Context, zone string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	z, err := f.zone(zone)
+	if err != nil {
+		return err
+	}
+	z.paused = false
+	return z.Memcached.Start(ctx)
+}

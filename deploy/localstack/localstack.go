@@ -507,6 +507,11 @@ func startMemcached(ctx context.Context, dir string, memoryMB int, listen string
 func (m *Memcached) Restart(ctx context.Context) error {
 	m.Resume() // a stopped process ends on SIGTERM only once continued
 	m.Stop()
+	return m.Start(ctx)
+}
+
+// Start starts a stopped memcached again, empty, on its old address.
+func (m *Memcached) Start(ctx context.Context) error {
 	if err := os.MkdirAll(m.dir, 0o755); err != nil {
 		return err
 	}

@@ -2,10 +2,12 @@
 // random weight) hashing, so that adding or losing a node moves only that
 // node's keys, and tracks which nodes are down.
 //
-// A key whose node is down is not moved to another node: group versions and
-// entries must live in exactly one place, or an invalidation written to one
-// node could be missed by a reader asking another. Callers treat a down
-// node's keys as unknown (see proxy's read path).
+// A key is never moved silently to another node when its own is down: an
+// invalidation written to one node could be missed by a reader asking
+// another. A caller that wants a second place asks for it by name: the key
+// "1~k" is k's second choice, a different node (package store keeps a
+// replica of every group value there, moved by every write, and puts an
+// entry there while its own node is down).
 package ring
 
 import (
@@ -13,8 +15,6 @@ import (
 	"hash/fnv"
 	"net"
 	"sync/atomic"
-
-	rendezvous "github.com/dgryski/go-rendezvous"
 )
 
 // ErrNodeDown is returned by PickServer for a key whose node is marked down.
@@ -24,7 +24,7 @@ var ErrNodeDown = errors.New("ring: memcached node is marked down")
 type Ring struct {
 	addrs []net.Addr
 	index map[string]int
-	rdv   *rendezvous.Rendezvous
+	nhash []uint64 // hashString of each node's name
 	down  []atomic.Bool
 }
 
@@ -45,7 +45,9 @@ func New(nodes []string) (*Ring, error) {
 		r.addrs = append(r.addrs, staticAddr{network: a.Network(), str: a.String()})
 		r.index[n] = i
 	}
-	r.rdv = rendezvous.New(nodes, hashString)
+	for _, n := range nodes {
+		r.nhash = append(r.nhash, hashString(n))
+	}
 	return r, nil
 }
 
@@ -62,9 +64,46 @@ func hashString(s string) uint64 {
 	return h.Sum64()
 }
 
-// Node returns the index of the node that owns key, whether or not it is up.
+// Node returns the index of the node that owns key, whether or not it is
+// up. A key "1~k" names k's second choice (with one node, the same node).
 func (r *Ring) Node(key string) int {
-	return r.index[r.rdv.Lookup(key)]
+	second := len(key) > 2 && key[0] == '1' && key[1] == '~'
+	if second {
+		key = key[2:]
+	}
+	first, next := r.choices(key)
+	if second && next >= 0 {
+		return next
+	}
+	return first
+}
+
+// choices ranks the nodes for key by rendezvous weight and returns the
+// first two (next is -1 with one node). The weight is go-rendezvous's, so
+// that keys stayed where they were when the ring stopped using it.
+func (r *Ring) choices(key string) (first, next int) {
+	kh := hashString(key)
+	first, next = 0, -1
+	best, second := weight(kh, r.nhash[0]), uint64(0)
+	for i := 1; i < len(r.nhash); i++ {
+		w := weight(kh, r.nhash[i])
+		switch {
+		case w > best:
+			next, second = first, best
+			first, best = i, w
+		case next < 0 || w > second:
+			next, second = i, w
+		}
+	}
+	return first, next
+}
+
+func weight(keyHash, nodeHash uint64) uint64 {
+	x := keyHash ^ nodeHash
+	x ^= x >> 12
+	x ^= x << 25
+	x ^= x >> 27
+	return x * 2685821657736338717
 }
 
 // Len is the number of nodes.

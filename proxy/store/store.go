@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -115,10 +116,45 @@ func (s *Store) observe(op string, node int, start time.Time, err error) {
 	}
 }
 
-// GetMulti fetches keys in one round trip per node, the nodes in parallel.
-// Keys on a down or failing node are reported in unavailable (which may be
-// nil). Concurrent readers should use Lookup, which shares round trips.
+// GetMulti fetches keys in one round trip per node, the nodes in parallel,
+// each key where it lives now (placed). Items are returned under the keys
+// asked for; keys whose node is down or failing are reported in
+// unavailable (which may be nil). Concurrent readers should use Lookup,
+// which shares round trips.
 func (s *Store) GetMulti(keys []string) (items map[string]*memcache.Item, unavailable []string) {
+	asked := keys
+	var orig map[string]string // placed key -> key asked for, when they differ
+	if s.ring.Len() > 1 {
+		for i, k := range keys {
+			if p := s.placed(k); p != k {
+				if orig == nil {
+					orig = make(map[string]string)
+					keys = append([]string(nil), asked...)
+				}
+				orig[p] = k
+				keys[i] = p
+			}
+		}
+	}
+	items, unavailable = s.getMultiPlaced(keys)
+	if orig == nil {
+		return items, unavailable
+	}
+	for p, k := range orig {
+		if it, ok := items[p]; ok {
+			delete(items, p)
+			items[k] = it
+		}
+	}
+	for i, k := range unavailable {
+		if o, ok := orig[k]; ok {
+			unavailable[i] = o
+		}
+	}
+	return items, unavailable
+}
+
+func (s *Store) getMultiPlaced(keys []string) (items map[string]*memcache.Item, unavailable []string) {
 	if s.ring.Len() == 1 {
 		return s.getMultiNode(0, keys)
 	}
@@ -152,6 +188,26 @@ func (s *Store) GetMulti(keys []string) (items map[string]*memcache.Item, unavai
 		unavailable = append(unavailable, r.unavailable...)
 	}
 	return items, unavailable
+}
+
+// second is key's second place (see ring): the replica of a group value,
+// the fallback of an entry or a lease.
+func second(key string) string { return "1~" + key }
+
+// placed is where key is read and written now: its own node, or, while
+// that node is marked down, its second place. Entries and leases may live
+// anywhere (an entry is trusted only through its groups); a group's
+// second place holds a replica that every move updates too, so a reader
+// that falls back to it still sees every move a write made before its
+// answer left (see Move).
+func (s *Store) placed(key string) string {
+	if s.ring.Len() == 1 || s.ring.Up(s.ring.Node(key)) {
+		return key
+	}
+	if alt := second(key); s.ring.Up(s.ring.Node(alt)) {
+		return alt
+	}
+	return key
 }
 
 func (s *Store) getMultiNode(node int, keys []string) (map[string]*memcache.Item, []string) {
@@ -201,16 +257,34 @@ func (s *Store) cas(it *memcache.Item) error {
 	return s.do("cas", it.Key, func() error { return s.mc.CompareAndSwap(it) })
 }
 
-// Set stores an item.
+// placedKV runs single-key operations on the keys' current places.
+type placedKV struct{ s *Store }
+
+func (p placedKV) get(key string) (*memcache.Item, error) { return p.s.get(p.s.placed(key)) }
+func (p placedKV) add(it *memcache.Item) error            { return p.s.add(p.s.placedItem(it)) }
+func (p placedKV) cas(it *memcache.Item) error            { return p.s.cas(it) } // it came from get: placed
+
+func (s *Store) placedItem(it *memcache.Item) *memcache.Item {
+	if p := s.placed(it.Key); p != it.Key {
+		cp := *it
+		cp.Key = p
+		return &cp
+	}
+	return it
+}
+
+// Set stores an item where its key lives now.
 func (s *Store) Set(it *memcache.Item) error {
+	it = s.placedItem(it)
 	return s.do("set", it.Key, func() error { return s.mc.Set(it) })
 }
 
 // Add stores an item only if its key is free (memcache.ErrNotStored if not).
-func (s *Store) Add(it *memcache.Item) error { return s.add(it) }
+func (s *Store) Add(it *memcache.Item) error { return s.add(s.placedItem(it)) }
 
 // Delete removes a key; a missing key is not an error.
 func (s *Store) Delete(key string) error {
+	key = s.placed(key)
 	err := s.do("delete", key, func() error { return s.mc.Delete(key) })
 	if errors.Is(err, memcache.ErrCacheMiss) {
 		return nil
@@ -221,31 +295,56 @@ func (s *Store) Delete(key string) error {
 // Ensure returns the value of the group under key, creating it (with
 // origin version origin) if missing, and reports whether it created it.
 func (s *Store) Ensure(key string, origin uint64) (Group, bool, error) {
-	return ensure(s, key, origin)
+	return ensure(placedKV{s}, key, origin)
 }
 
 // Learn raises the origin version of the group under key to at least
 // origin, without moving its epoch; errors are only worth a log line.
-func (s *Store) Learn(key string, origin uint64) error { return learn(s, key, origin) }
+func (s *Store) Learn(key string, origin uint64) error { return learn(placedKV{s}, key, origin) }
 
-// Move moves group name forward (see package doc), retrying once at once
-// on a new connection when the node failed: one broken pooled connection
-// or a short stall must not leave a write's invalidation undone. It does
-// not queue: the durable invalidator keeps its own log.
+// Move moves group name forward (see package doc) in both its places —
+// the group's own node and its replica's — so that a reader that falls back
+// to the replica while the first node is down still sees the move. Each
+// place that fails is retried once at once on a new connection: one broken
+// pooled connection or a short stall must not leave a write's
+// invalidation undone. It does not queue (MoveOrQueue does); failed
+// reports the places that could not be moved.
 func (s *Store) Move(name string, origin uint64) error {
-	key := GroupKey(name)
+	_, err := s.move(name, origin)
+	return err
+}
+
+func (s *Store) move(name string, origin uint64) (failed []string, err error) {
+	keys := []string{GroupKey(name)}
+	if s.ring.Len() > 1 {
+		keys = append(keys, second(keys[0]))
+	}
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Go(func() { errs[i] = s.moveOne(k, origin) })
+	}
+	wg.Wait()
+	for i, e := range errs {
+		if e != nil {
+			failed = append(failed, keys[i])
+		}
+	}
+	err = errors.Join(errs...)
+	s.countMove(err)
+	return failed, err
+}
+
+func (s *Store) moveOne(key string, origin uint64) error {
 	err := move(s, key, origin)
-	if err == nil || !nodeFailed(err) {
-		s.countMove(err)
-		return err
+	if err == nil || !nodeFailed(err) || !s.ring.Up(s.ring.Node(key)) {
+		return err // a node marked down is tried again by Run, not here
 	}
 	s.m.moveRetries.Inc()
 	c := memcache.New(s.NodeAddr(s.ring.Node(key)))
 	c.Timeout = s.timeout
 	defer c.Close()
-	err = move(rawKV{c}, key, origin)
-	s.countMove(err)
-	return err
+	return move(rawKV{c}, key, origin)
 }
 
 func (s *Store) countMove(err error) {
@@ -261,9 +360,8 @@ func (s *Store) countMove(err error) {
 // whether or not the node was ever marked down. The error says the write's
 // answer must carry "Edgecache-Invalidation: pending".
 func (s *Store) MoveOrQueue(name string, origin uint64) error {
-	err := s.Move(name, origin)
-	if err != nil && nodeFailed(err) {
-		key := GroupKey(name)
+	failed, err := s.move(name, origin)
+	for _, key := range failed {
 		s.missed.add(s.ring.Node(key), key, origin)
 	}
 	return err

@@ -242,3 +242,72 @@ func FuzzParseGroup(f *testing.F) {
 		}
 	})
 }
+
+// A memcached node that dies: group values are read from their replica on
+// another node, which every move updates too, and entries are stored at
+// their second place — so reads keep being validated and served while the
+// node is gone, and a write made meanwhile is seen.
+func TestDeadNodeFallsBackToReplicasAndSecondPlaces(t *testing.T) {
+	a, err := localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	b, err := localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	s, err := New(Config{Nodes: []string{a.Addr, b.Addr}, Timeout: 500 * time.Millisecond, MaxIdleConns: 8, ProbeInterval: time.Hour},
+		zap.NewNop(), metrics.NewSet(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A group and an entry whose first place is node a.
+	var name, ekey string
+	for i := 0; name == "" || ekey == ""; i++ {
+		if k := GroupKey(fmt.Sprint("dead/", i)); name == "" && s.NodeOf(k) == 0 {
+			name = fmt.Sprint("dead/", i)
+		}
+		if k := EntryKey(fmt.Sprint("http://x/", i)); ekey == "" && s.NodeOf(k) == 0 {
+			ekey = k
+		}
+	}
+	gk := GroupKey(name)
+	if _, _, err := s.Ensure(gk, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Move(name, 2); err != nil { // both places now hold a value
+		t.Fatal(err)
+	}
+	a.Stop()
+	for s.NodeUp(0) { // three failures mark it down
+		s.GetMulti([]string{gk})
+	}
+	items, unavailable := s.GetMulti([]string{gk})
+	if items[gk] == nil {
+		t.Fatalf("with node a down, the group's replica was not read (unavailable %v)", unavailable)
+	}
+	replica, ok := ParseGroup(items[gk].Value)
+	if len(unavailable) != 0 || !ok {
+		t.Fatalf("with node a down, the group's replica was not read: %v unavailable, %v", unavailable, items[gk])
+	}
+	if err := s.MoveOrQueue(name, 3); err == nil {
+		t.Fatal("a move with one place down reported success: the write's answer must say pending")
+	}
+	items, _ = s.GetMulti([]string{gk})
+	after, _ := ParseGroup(items[gk].Value)
+	if after.Validates(replica.Incarnation, replica.Epoch) || after.Origin != 3 {
+		t.Fatalf("the replica did not take the move made while node a was down: %+v then %+v", replica, after)
+	}
+	if err := s.Set(&memcache.Item{Key: ekey, Value: []byte("entry")}); err != nil {
+		t.Fatalf("an entry whose node is down is stored at its second place: %v", err)
+	}
+	items, unavailable = s.GetMulti([]string{ekey})
+	if it := items[ekey]; it == nil || string(it.Value) != "entry" || len(unavailable) != 0 {
+		t.Fatalf("the entry stored at its second place was not read back under its key: %v, unavailable %v", items, unavailable)
+	}
+	if s.missed.count() != 1 {
+		t.Fatalf("%d moves queued for the dead node, want the 1 it missed", s.missed.count())
+	}
+}
