@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -107,4 +108,72 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 	if r := get(t, p, path); !strings.Contains(cacheStatus(r), "hit") {
 		t.Fatalf("after recovery the key is cached again: %q", cacheStatus(r))
 	}
+}
+
+// Issue 8: a memcached node that dies costs one refill per key, not the
+// hit ratio: group values are read from their replicas and entries stored
+// at their second place, so the origin sees at most one fetch per key
+// afterwards, and a write made while the node is gone is seen at once.
+func TestDeadMemcachedNodeCostsOneRefillPerKey(t *testing.T) {
+	a, err := localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	b, err := localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	o := newScripted(t)
+	versions := make([]atomic.Int64, 20)
+	for i := range versions {
+		versions[i].Store(1)
+		i := i
+		o.handle(fmt.Sprintf("/dead/%d", i), func(ctx *fasthttp.RequestCtx) {
+			if ctx.IsPut() {
+				versions[i].Add(1)
+				ctx.Response.Header.Set("Edgecache-Groups", fmt.Sprintf("dead/%d=%d", i, versions[i].Load()))
+				return
+			}
+			versioned(fmt.Sprint("item", i), &versions[i], fmt.Sprintf("dead/%d", i))(ctx)
+		})
+	}
+	cfg := testConfig(o.url())
+	cfg.Memcached = []string{a.Addr, b.Addr}
+	cfg.MemcachedTimeout = 200 * time.Millisecond
+	cfg.L1Bytes = 0 // every hit validated in memcached
+	p := startProxy(t, cfg)
+	for i := range versions {
+		get(t, p, fmt.Sprintf("/dead/%d", i))
+	}
+	a.Stop()
+	for p.store.NodeUp(0) { // three failures mark it down
+		get(t, p, "/dead/0")
+	}
+	before := originHits(o, len(versions))
+	for range 3 {
+		for i := range versions {
+			if r := get(t, p, fmt.Sprintf("/dead/%d", i)); r.StatusCode() != 200 {
+				t.Fatalf("/dead/%d with a node dead: %d", i, r.StatusCode())
+			}
+		}
+	}
+	if n := originHits(o, len(versions)) - before; n > int64(len(versions)) {
+		t.Fatalf("%d origin fetches for %d keys over 3 rounds with one node dead: want at most one refill per key", n, len(versions))
+	}
+	w := do(t, p, "PUT", "/dead/7", nil, "{}")
+	if string(w.Header.Peek(hdrInvalidation)) != "pending" {
+		t.Fatalf("a write whose group's first place is down must say pending, got %q", w.Header.Peek(hdrInvalidation))
+	}
+	if r := get(t, p, "/dead/7"); string(r.Body()) != "item7 v2" {
+		t.Fatalf("STALE with a node dead: %q after v2 was acknowledged", r.Body())
+	}
+}
+
+func originHits(o *scripted, n int) (total int64) {
+	for i := range n {
+		total += o.hits(fmt.Sprintf("/dead/%d", i))
+	}
+	return total
 }
