@@ -3,6 +3,8 @@ package fleet
 import (
 	"context"
 	"database/sql"
+
+	"edgecache/deploy/localstack"
 	"errors"
 	"fmt"
 )
@@ -57,6 +59,27 @@ func (f *Fleet) StartProxy(zone string) error {
 // RestartMemcached restarts the zone's memcached node empty on its old
 // address: every entry and group value it held is lost.
 func (f *Fleet) RestartMemcached(ctx context.Context, zone string) error {
+	return f.memcached(zone, func(m *localstack.Memcached) error { return m.Restart(ctx) })
+}
+
+// StopMemcached ends the zone's memcached node (its port refuses
+// connections); StartMemcached starts it again, empty, on the same address.
+func (f *Fleet) StopMemcached(zone string) error {
+	return f.memcached(zone, func(m *localstack.Memcached) error {
+		m.Resume() // a stopped process ends on SIGTERM only once continued
+		m.Stop()
+		return nil
+	})
+}
+
+// StartMemcached restarts a node StopMemcached ended.
+func (f *Fleet) StartMemcached(ctx context.Context, zone string) error {
+	return f.memcached(zone, func(m *localstack.Memcached) error { return m.Start(ctx) })
+}
+
+// memcached runs op on the zone's memcached node, which is not paused
+// afterwards.
+func (f *Fleet) memcached(zone string, op func(*localstack.Memcached) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	z, err := f.zone(zone)
@@ -64,10 +87,10 @@ func (f *Fleet) RestartMemcached(ctx context.Context, zone string) error {
 		return err
 	}
 	if z.Memcached == nil {
-		return fmt.Errorf("zone %s: memcached is stopped", zone)
+		return fmt.Errorf("zone %s: memcached was killed with its zone", zone)
 	}
 	z.paused = false
-	return z.Memcached.Restart(ctx)
+	return op(z.Memcached)
 }
 
 // DropOriginAnswers makes the path to the zone's origin lose (true) or
@@ -171,33 +194,4 @@ func (f *Fleet) PauseReplica() error { return f.Replica.Pause() }
 // ResumeDatabases continues a paused primary and replica.
 func (f *Fleet) ResumeDatabases() error {
 	return errors.Join(f.Primary.Resume(), f.Replica.Resume())
-}
-
-// StopMemcached ends the zone's memcached node (its port refuses
-// connections); StartMemcached starts it again, empty, on the same address.
-func (f *Fleet) StopMemcached(zone string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	z, err := f.zone(zone)
-	if err != nil {
-		return err
-	}
-	if z.Memcached == nil {
-		return fmt.Errorf("zone %s: memcached is stopped", zone)
-	}
-	z.Memcached.Resume()
-	z.Memcached.Stop()
-	return nil
-}
-
-// StartMemcached restarts a node StopMemcached ended.
-func (f *Fleet) StartMemcached(ctx context.Context, zone string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	z, err := f.zone(zone)
-	if err != nil {
-		return err
-	}
-	z.paused = false
-	return z.Memcached.Start(ctx)
 }
