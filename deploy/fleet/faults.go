@@ -3,10 +3,10 @@ package fleet
 import (
 	"context"
 	"database/sql"
-
-	"edgecache/deploy/localstack"
 	"errors"
 	"fmt"
+
+	"edgecache/deploy/localstack"
 )
 
 // The faults below complete the drills of fleet.go: each injects one thing
