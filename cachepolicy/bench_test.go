@@ -13,6 +13,11 @@ var (
 	varyIn     = []byte("Accept-Language, Accept-Encoding")
 	acceptEnc  = []byte("gzip, br")
 	benchNow   = t0.Add(10 * time.Second)
+	ageIn      = []byte("0, old")
+	rangeIn    = []byte("bytes=500-599, 0-99, -10")
+	ifRangeIn  = []byte(`"7"`)
+	etagIn     = []byte(`"7"`)
+	ranges     [MaxRanges]ByteRange
 )
 
 func benchMeta() Meta {
@@ -57,6 +62,12 @@ func TestHotPathAllocations(t *testing.T) {
 		"Forward":            func() { rules.Forward([]byte("Content-Type"), []byte("keep-alive")) },
 		"Storable":           func() { storableBench(&m) },
 		"AppendVary":         func() { AppendVary(buf[:0], varyIn) },
+		"ParseTargeted":      func() { ParseTargeted(cdnCC) },
+		"ParseAge":           func() { ParseAge(ageIn) },
+		"ParseRange":         func() { ParseRange(rangeIn, 1000, ranges[:0]) },
+		"IfRange":            func() { m.IfRange(ifRangeIn) },
+		"AppendContentRange": func() { AppendContentRange(buf[:0], ByteRange{0, 499}, 1000) },
+		"SelectsHead":        func() { m.SelectsHead(etagIn, nil, nil, 5) },
 	}
 	for name, fn := range checks {
 		if n := testing.AllocsPerRun(100, fn); n != 0 {
@@ -136,6 +147,13 @@ func BenchmarkAppendBinary(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		m.AppendBinary(buf[:0])
+	}
+}
+
+func BenchmarkParseRange(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		ParseRange(rangeIn, 1000, ranges[:0])
 	}
 }
 

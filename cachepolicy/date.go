@@ -23,7 +23,7 @@ func ParseHTTPDate(v []byte) (int64, bool) {
 	switch {
 	case comma == 3 && v[3] == ',' && len(v) == 29:
 		// IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-		if !shortDay(v[:3]) || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' || string(v[25:]) != " GMT" {
+		if !shortDay(v[:3]) || v[4] != ' ' || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' || !gmt(v[25:]) {
 			return 0, false
 		}
 		return civil(num(v[12:16]), month(v[8:11]), num(v[5:7]), v[17:25])
@@ -33,7 +33,7 @@ func ParseHTTPDate(v []byte) (int64, bool) {
 			return 0, false
 		}
 		r := v[comma+1:]
-		if len(r) != 23 || r[0] != ' ' || r[3] != '-' || r[7] != '-' || r[10] != ' ' || string(r[19:]) != " GMT" {
+		if len(r) != 23 || r[0] != ' ' || r[3] != '-' || r[7] != '-' || r[10] != ' ' || !gmt(r[19:]) {
 			return 0, false
 		}
 		y := num(r[8:10])
@@ -95,12 +95,12 @@ func num(b []byte) int {
 	return n
 }
 
-const months = "JanFebMarAprMayJunJulAugSepOctNovDec"
+const months = "janfebmaraprmayjunjulaugsepoctnovdec"
 
-// month returns 1..12 for a case-sensitive three-letter month name, or 0.
+// month returns 1..12 for a three-letter month name in any case, or 0.
 func month(b []byte) int {
 	for i := 0; i < len(months); i += 3 {
-		if string(b) == months[i:i+3] {
+		if equalFold(b, months[i:i+3]) {
 			return i/3 + 1
 		}
 	}
@@ -108,38 +108,35 @@ func month(b []byte) int {
 }
 
 func shortDay(b []byte) bool {
-	switch string(b) {
-	case "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun":
-		return true
+	for _, d := range [...]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"} {
+		if equalFold(b, d) {
+			return true
+		}
 	}
 	return false
 }
 
 func longDay(b []byte) bool {
-	switch string(b) {
-	case "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday":
-		return true
+	for _, d := range [...]string{"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"} {
+		if equalFold(b, d) {
+			return true
+		}
 	}
 	return false
 }
 
+// gmt reports whether b is " GMT", in any case.
+func gmt(b []byte) bool { return len(b) == 4 && b[0] == ' ' && equalFold(b[1:], "gmt") }
+
 // ParseAge parses an Age field value (RFC 9111 §5.1) into seconds. Age is a
-// single delta-seconds; when duplicate lines were joined ("5, 7") the
-// largest valid member is used (the older reading is the safe one). ok is
-// false when no member is valid; the age_value is then 0 (§4.2.3).
+// single delta-seconds; a list ("0, old", or duplicate lines joined) uses
+// its first member and discards the rest, as §5.1 says a cache SHOULD. ok
+// is false when that member is not a valid delta-seconds: the field is
+// then ignored, and the age_value is 0 (§4.2.3).
 func ParseAge(v []byte) (age int64, ok bool) {
-	for len(v) > 0 {
-		i := 0
-		for i < len(v) && v[i] != ',' {
-			i++
-		}
-		if n, valid := ParseDeltaSeconds(trimSpace(v[:i])); valid {
-			age, ok = max(age, n), true
-		}
-		if i == len(v) {
-			break
-		}
-		v = v[i+1:]
+	i := 0
+	for i < len(v) && v[i] != ',' {
+		i++
 	}
-	return age, ok
+	return ParseDeltaSeconds(trimSpace(v[:i]))
 }

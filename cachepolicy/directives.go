@@ -195,6 +195,51 @@ func (d *Directives) apply(name, val []byte, hasValue bool) {
 	}
 }
 
+// unset forgets a directive, so that a later Dictionary member with the
+// same key replaces it.
+func (d *Directives) unset(name []byte) {
+	var f Flags
+	var field *int64
+	switch {
+	case equalFold(name, "max-age"):
+		f, field = HasMaxAge, &d.MaxAge
+	case equalFold(name, "s-maxage"):
+		f, field = HasSMaxAge, &d.SMaxAge
+	case equalFold(name, "max-stale"):
+		f, field = HasMaxStale, &d.MaxStale
+	case equalFold(name, "min-fresh"):
+		f, field = HasMinFresh, &d.MinFresh
+	case equalFold(name, "stale-while-revalidate"):
+		f, field = HasStaleWhileRevalidate, &d.StaleWhileRevalidate
+	case equalFold(name, "stale-if-error"):
+		f, field = HasStaleIfError, &d.StaleIfError
+	case equalFold(name, "no-cache"):
+		f, d.NoCacheFields = NoCache, nil
+	case equalFold(name, "private"):
+		f, d.PrivateFields = Private, nil
+	case equalFold(name, "no-store"):
+		f = NoStore
+	case equalFold(name, "public"):
+		f = Public
+	case equalFold(name, "must-revalidate"):
+		f = MustRevalidate
+	case equalFold(name, "proxy-revalidate"):
+		f = ProxyRevalidate
+	case equalFold(name, "must-understand"):
+		f = MustUnderstand
+	case equalFold(name, "immutable"):
+		f = Immutable
+	case equalFold(name, "no-transform"):
+		f = NoTransform
+	case equalFold(name, "only-if-cached"):
+		f = OnlyIfCached
+	}
+	d.Flags &^= f
+	if field != nil {
+		*field = 0
+	}
+}
+
 func (d *Directives) setMin(f Flags, field *int64, n int64) {
 	if !d.Has(f) || n < *field {
 		*field = n
@@ -248,9 +293,14 @@ func ParseDeltaSeconds(v []byte) (int64, bool) {
 // ParseTargeted parses a targeted cache-control field value (RFC 9213 §2.1),
 // such as CDN-Cache-Control: a Structured Fields Dictionary (RFC 8941) of the
 // same directives as Cache-Control. ok is false when the value is empty or
-// not a valid Dictionary; the caller then falls back to the next field.
-// Booleans that are false (`no-store=?0`) are absent; parameters are
-// ignored; values are read like Cache-Control values (so `max-age="x"` is 0).
+// not a valid Dictionary: the whole field is then ignored (RFC 9213 §2.1),
+// never applied in part, and the caller falls back to the next field.
+// Several field lines are one Dictionary once joined with ", " (RFC 8941
+// §4.2). A key given twice takes its last value (RFC 8941 §4.2.2), not the
+// most restrictive as in Cache-Control: `no-store, no-store=?0` is no
+// no-store. Booleans that are false (`no-store=?0`) are absent; parameters
+// are ignored; values are read like Cache-Control values (so `max-age="x"`
+// is 0). It does not allocate.
 func ParseTargeted(v []byte) (d Directives, ok bool) {
 	i := skipSP(v, 0)
 	if i == len(v) {
@@ -289,6 +339,7 @@ func ParseTargeted(v []byte) (d Directives, ok bool) {
 		if i, ok = sfParams(v, i); !ok {
 			return Directives{}, false
 		}
+		d.unset(name)
 		if isTrue {
 			d.apply(name, val, hasValue)
 		}
@@ -333,15 +384,21 @@ func sfItemValue(v []byte, i int) (val []byte, kind byte, next int, ok bool) {
 	}
 	switch c := v[i]; {
 	case c == '"':
+		// sf-string: printable ASCII; a backslash escapes only '"' or '\'.
 		val, next, ok = quotedString(v, i)
-		if ok {
-			for _, c := range val {
-				if c < 0x20 || c > 0x7e {
-					return nil, 0, i, false
-				}
+		for k := 0; ok && k < len(val); k++ {
+			switch c := val[k]; {
+			case c < 0x20 || c > 0x7e:
+				ok = false
+			case c == '\\':
+				k++
+				ok = k < len(val) && (val[k] == '"' || val[k] == '\\')
 			}
 		}
-		return val, 's', next, ok
+		if !ok {
+			return nil, 0, i, false
+		}
+		return val, 's', next, true
 	case c == '-' || isDigit(c):
 		start := i
 		if c == '-' {

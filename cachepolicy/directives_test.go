@@ -138,6 +138,31 @@ func TestParseTargeted(t *testing.T) {
 		{"a=(1 2", Directives{}, false},
 		{"a=:not base64!:", Directives{}, false},
 		{"max-age=60;", Directives{}, false},
+		// RFC 9213 §2.1: a value that is not a valid Dictionary is
+		// ignored entirely; nothing before the error applies.
+		{"no-store, max-age=60 x", Directives{}, false},
+		{`no-store, "max-age"`, Directives{}, false},
+		{"no-store, max-age=60,,", Directives{}, false},
+		{"no-store,, max-age=60", Directives{}, false},
+		{"no-store, 1max-age=60", Directives{}, false},
+		{`no-store, x="\a"`, Directives{}, false},
+		{"no-store, x=\"\xe9\"", Directives{}, false},
+		{"no-store, x=1.", Directives{}, false},
+		{"no-store, x=1.2345", Directives{}, false},
+		{"no-store, x=-", Directives{}, false},
+		{"no-store, x=(1 2)x", Directives{}, false},
+		{"no-store;a=(1), max-age=5", Directives{}, false},
+		{"\tno-store", Directives{}, false},
+		{`x="a\"b\\c", max-age=5`, Directives{Flags: HasMaxAge, MaxAge: 5}, true},
+		{"no-store\t,\tmax-age=5\t", Directives{Flags: NoStore | HasMaxAge, MaxAge: 5}, true},
+		// RFC 8941 §4.2.2: a repeated key takes its last value.
+		{"max-age=10, max-age=60", Directives{Flags: HasMaxAge, MaxAge: 60}, true},
+		{"max-age=60, max-age=10", Directives{Flags: HasMaxAge, MaxAge: 10}, true},
+		{"no-store, no-store=?0, max-age=5", Directives{Flags: HasMaxAge, MaxAge: 5}, true},
+		{"no-store=?0, no-store", Directives{Flags: NoStore}, true},
+		{`private="a", private`, Directives{Flags: Private}, true},
+		{`private, private="a"`, Directives{PrivateFields: []byte("a")}, true},
+		{`no-cache="a", no-cache="b"`, Directives{NoCacheFields: []byte("b")}, true},
 	}
 	for _, tt := range tests {
 		got, ok := ParseTargeted([]byte(tt.in))
@@ -160,6 +185,13 @@ func TestResponseDirectives(t *testing.T) {
 		{"invalid own field falls back to cdn", "max-age=30,", "max-age=20", "max-age=10", HasMaxAge | Targeted, 20},
 		{"invalid cdn falls back to cache-control", "", "Max-Age=20", "max-age=10", HasMaxAge, 10},
 		{"cdn no-store wins over cache-control", "", "no-store", "public, max-age=10", NoStore | Targeted, 0},
+		// RFC 9213 §2.1: an invalid Dictionary is ignored as a whole,
+		// not applied up to the error.
+		{"cdn invalid after a valid member is ignored", "", "no-store, max-age=60 private", "public, max-age=10", Public | HasMaxAge, 10},
+		{"cdn over two lines joined", "", "no-store, max-age=5", "max-age=10", NoStore | HasMaxAge | Targeted, 5},
+		// Cache-Control over several lines, joined: s-maxage and max-age
+		// both kept (NewMeta gives s-maxage the lifetime).
+		{"cache-control over two lines", "", "", "max-age=600, s-maxage=5", HasMaxAge | HasSMaxAge, 600},
 	}
 	for _, tt := range tests {
 		d := ResponseDirectives(bytesOrNil(tt.targeted), bytesOrNil(tt.cdn), bytesOrNil(tt.cc))

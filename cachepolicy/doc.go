@@ -6,8 +6,9 @@
 // no clock (callers pass "now"), so any server can use it and every rule is
 // table-tested and fuzzed.
 //
-// Header values come in as []byte (duplicate field lines joined with ", "),
-// nil when absent. The hot-path functions do not allocate.
+// Header values come in as []byte (duplicate field lines joined with ", ":
+// Cache-Control, a targeted field, Vary or Age over several lines is one
+// list), nil when absent. The hot-path functions do not allocate.
 //
 // # On a miss: store or not
 //
@@ -30,9 +31,19 @@
 //	case Fetch:               // plain request
 //	case GatewayTimeout:      // only-if-cached: 504
 //	}
-//	// origin error, timeout or ErrorStatus(status): serve the entry if d.StaleIfError
-//	// (or meta.ServeOnError(&req, now) later).
+//	// origin answered ErrorStatus(status): serve the entry if d.StaleIfError, or
+//	// meta.ServeOnError(&req, now, cachepolicy.ErrorResponse) later; no answer at
+//	// all (refused, reset, closed, timed out): meta.ServeOnError(&req, now, cachepolicy.Disconnected).
 //	meta.NotModified(ifNoneMatch, ifModifiedSince)   // answer the client 304 from the entry
+//
+// # Ranges, from a stored complete response
+//
+//	if method == "GET" && meta.Status == 200 && meta.IfRange(ifRange) {
+//		ranges, a := cachepolicy.ParseRange(rangeField, int64(len(body)), buf[:0])
+//		// RangeFull: 200, the whole. RangeUnsatisfiable: 416, Content-Range:
+//		// AppendUnsatisfiedRange. RangePartial: 206, one part with
+//		// AppendContentRange, or AppendMultipartByteranges with AppendBoundary.
+//	}
 //
 // After a 304: if meta.Selects304(etag, lastModified), replace each stored
 // field for which rules.Update(name, connection, &cc) holds with the 304's,
@@ -54,9 +65,10 @@
 // # Headers
 //
 // NewFieldRules(internal...) gives Forward (either direction: hop-by-hop,
-// Connection-named and internal fields dropped), Store (also Age, Set-Cookie
-// and fields named by qualified private / no-cache) and Update (304/HEAD:
-// also not Content-Length). IsHopByHop and ListHas are the building blocks.
+// Connection-named and internal fields dropped), Store (also Age, fields
+// named by qualified private / no-cache, and Set-Cookie only if
+// StripSetCookie) and Update (304/HEAD: also not Content-Length nor
+// Set-Cookie). IsHopByHop and ListHas are the building blocks.
 //
 // # Cache-Status
 //
@@ -64,5 +76,6 @@
 //	field = s.Append(field[:0])  // "edgecache; fwd=miss; fwd-status=200; stored"
 //
 // The rules chosen where the RFCs leave room are documented on Directives,
-// Storable, NewMeta, Decide, Meta.ServeOnError and FieldRules.Store.
+// ParseTargeted, ParseHTTPDate, Storable, NewMeta, Decide, Meta.ServeOnError,
+// Meta.SelectsHead, ParseRange and FieldRules.
 package cachepolicy

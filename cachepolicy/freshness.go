@@ -60,7 +60,8 @@ type Decision struct {
 	Age int64 // CurrentAge of the entry: the Age field of an answer from it
 	TTL int64 // Lifetime − Age, negative when stale: the Cache-Status ttl
 	// StaleIfError: if going to the origin fails (error, timeout, 5xx) the
-	// stored entry may be served instead (see Meta.ServeOnError).
+	// stored entry may be served instead (Meta.ServeOnError with
+	// ErrorResponse; Disconnected may allow more).
 	StaleIfError bool
 }
 
@@ -128,17 +129,36 @@ func Decide(req *Request, m *Meta, now time.Time) Decision {
 	return d
 }
 
-// ServeOnError reports whether, when going to the origin for req fails
-// (connection error, timeout, or a 500, 502, 503 or 504), the stored entry may
-// be served instead, at now.
+// Failure is how going to the origin failed, for Meta.ServeOnError.
+type Failure uint8
+
+const (
+	// ErrorResponse: the origin answered 500, 502, 503 or 504
+	// (ErrorStatus).
+	ErrorResponse Failure = iota
+	// Disconnected: no answer at all. The connection was refused, reset or
+	// closed before a response came, or the origin did not answer in time.
+	Disconnected
+)
+
+// ServeOnError reports whether, when going to the origin for req failed
+// (f), the stored entry may be served instead, at now.
 //
 // A fresh entry without no-cache may always be served. A stale one: within
 // the response's stale-if-error (RFC 5861 §4; granted by the response, so
 // it also covers no-cache), or, unless MustRevalidate, within the
-// request's stale-if-error or max-stale.
-func (m *Meta) ServeOnError(req *Request, now time.Time) bool {
+// request's stale-if-error or max-stale. When Disconnected, a stale entry
+// may also be served at any staleness unless MustRevalidate or NoCache:
+// RFC 9111 §4.2.4 lets a disconnected cache serve stale responses, and
+// what forbids it is must-revalidate, proxy-revalidate and, for a shared
+// cache, s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10) or no-cache (§5.2.2.4).
+// How stale that can be is bounded by how long the caller keeps entries.
+func (m *Meta) ServeOnError(req *Request, now time.Time, f Failure) bool {
 	ttl := m.TTL(now)
-	return m.staleIfError(req, ttl > 0, max(0, -ttl))
+	if m.staleIfError(req, ttl > 0, max(0, -ttl)) {
+		return true
+	}
+	return f == Disconnected && !m.MustRevalidate && !m.NoCache
 }
 
 func (m *Meta) staleIfError(req *Request, fresh bool, staleness int64) bool {

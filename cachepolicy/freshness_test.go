@@ -116,9 +116,45 @@ func TestDecide(t *testing.T) {
 			if d.Age != tt.after || d.TTL != m.Lifetime-tt.after {
 				t.Errorf("%s: Age %d TTL %d; want %d %d", tt.name, d.Age, d.TTL, tt.after, m.Lifetime-tt.after)
 			}
-			if got := m.ServeOnError(&req, now); got != d.StaleIfError {
+			if got := m.ServeOnError(&req, now, ErrorResponse); got != d.StaleIfError {
 				t.Errorf("%s: ServeOnError = %v, Decision.StaleIfError = %v", tt.name, got, d.StaleIfError)
 			}
+		}
+	}
+}
+
+// TestServeOnErrorDisconnected: RFC 9111 §4.2.4 lets a cache that cannot
+// reach the origin serve a stale response; must-revalidate,
+// proxy-revalidate, s-maxage (§5.2.2.2, §5.2.2.8, §5.2.2.10) and no-cache
+// (§5.2.2.4) forbid it. An error response (5xx) allows only what the
+// directives grant (RFC 5861 §4).
+func TestServeOnErrorDisconnected(t *testing.T) {
+	tests := []struct {
+		cc, reqCC        string
+		after            int64
+		onError, offline bool
+	}{
+		{cc: "max-age=60", after: 10, onError: true, offline: true},
+		{cc: "max-age=60", after: 61, onError: false, offline: true},
+		{cc: "max-age=60", after: 100000, onError: false, offline: true},
+		{cc: "max-age=60, stale-if-error=100", after: 100, onError: true, offline: true},
+		{cc: "max-age=60", reqCC: "max-stale=5", after: 70, onError: false, offline: true},
+		{cc: "max-age=60, must-revalidate", after: 61, onError: false, offline: false},
+		{cc: "max-age=60, proxy-revalidate", after: 61, onError: false, offline: false},
+		{cc: "s-maxage=60", after: 61, onError: false, offline: false},
+		{cc: "s-maxage=60, stale-if-error=100", after: 100, onError: true, offline: true},
+		{cc: "no-cache, max-age=60", after: 1, onError: false, offline: false},
+		{cc: "no-cache, stale-if-error=60", after: 1, onError: true, offline: true},
+	}
+	for _, tt := range tests {
+		m := metaAt(tt.cc, true)
+		req := NewRequest([]byte("GET"), bytesOrNil(tt.reqCC), nil, false)
+		now := t0.Add(time.Duration(tt.after) * time.Second)
+		if got := m.ServeOnError(&req, now, ErrorResponse); got != tt.onError {
+			t.Errorf("%q after %ds: ServeOnError(ErrorResponse) = %v", tt.cc, tt.after, got)
+		}
+		if got := m.ServeOnError(&req, now, Disconnected); got != tt.offline {
+			t.Errorf("%q after %ds: ServeOnError(Disconnected) = %v", tt.cc, tt.after, got)
 		}
 	}
 }

@@ -76,6 +76,15 @@ func listHasName(v, name []byte) bool {
 // the proxy's own internal fields. Safe for concurrent use.
 type FieldRules struct {
 	internal []string // lowercase
+
+	// StripSetCookie drops Set-Cookie from stored responses (Store), so
+	// that a stored response never hands one client's cookie to another.
+	// The default (false) stores and replays it, as RFC 9111 §3.1 (a cache
+	// stores every received field) and §7.3 (Set-Cookie does not inhibit
+	// caching) say; Storable already refuses a response with Set-Cookie
+	// that the origin did not explicitly mark cacheable. Set it before
+	// the rules are used.
+	StripSetCookie bool
 }
 
 // NewFieldRules returns the rules for a proxy whose internal fields (never
@@ -105,14 +114,15 @@ func (r *FieldRules) Forward(name, connection []byte) bool {
 }
 
 // Store reports whether a field of a response being stored is kept with the
-// stored response. Besides what Forward drops, the stored copy loses Age (it
-// is recomputed on every answer), Set-Cookie (a shared cache never hands one
-// client's cookie to another), and the fields that cc's qualified private
-// (RFC 9111 §5.2.2.7: a shared cache MUST NOT store them) and qualified
-// no-cache (§5.2.2.4: they may not be reused without revalidation, so the
-// stored copy goes without them) list. cc may be nil.
+// stored response (RFC 9111 §3.1: every field, with these exceptions).
+// Besides what Forward drops, the stored copy loses Age (it is recomputed
+// on every answer), Set-Cookie when StripSetCookie is set, and the fields
+// that cc's qualified private (RFC 9111 §5.2.2.7: a shared cache MUST NOT
+// store them) and qualified no-cache (§5.2.2.4: they may not be reused
+// without revalidation, so the stored copy goes without them) list. cc may
+// be nil.
 func (r *FieldRules) Store(name, connection []byte, cc *Directives) bool {
-	if !r.Forward(name, connection) || equalFold(name, "age") || equalFold(name, "set-cookie") {
+	if !r.Forward(name, connection) || equalFold(name, "age") || (r.StripSetCookie && equalFold(name, "set-cookie")) {
 		return false
 	}
 	if cc != nil && (listHasName(cc.PrivateFields, name) || listHasName(cc.NoCacheFields, name)) {
@@ -122,14 +132,16 @@ func (r *FieldRules) Store(name, connection []byte, cc *Directives) bool {
 }
 
 // Update reports whether a field of a 304 (RFC 9111 §4.3.4) or HEAD
-// (§4.3.5) response replaces the stored field of the same name when the two
-// are merged: every field Store keeps except Content-Length, which
-// describes the 304 or HEAD response, not the stored body (§3.2); and Age,
-// so that NewMeta over the merged fields sees the 304's Age (Store then
-// leaves it out of what is kept).
+// (§4.3.5) response replaces the stored fields of the same name when the
+// two are merged: every field Store keeps except Content-Length, which
+// describes the 304 or HEAD response, not the stored body (§3.2), and
+// Set-Cookie (the cookie a revalidation gets is the cache's, sent with
+// whichever client's request started it; the stored response keeps the
+// cookies the origin gave it); and Age, so that NewMeta over the merged
+// fields sees the 304's Age (Store then leaves it out of what is kept).
 func (r *FieldRules) Update(name, connection []byte, cc *Directives) bool {
 	if equalFold(name, "age") {
 		return r.Forward(name, connection)
 	}
-	return r.Store(name, connection, cc) && !equalFold(name, "content-length")
+	return r.Store(name, connection, cc) && !equalFold(name, "content-length") && !equalFold(name, "set-cookie")
 }

@@ -56,7 +56,7 @@ func TestFieldRules(t *testing.T) {
 		{"EDGECACHE-FRESH", "", false, false, false},
 		{"Age", "", true, false, true},
 		{"Age", "age", false, false, false},
-		{"Set-Cookie", "", true, false, false},
+		{"Set-Cookie", "", true, true, false},
 		{"x-user", "", true, false, false},
 		{"X-Trace", "", true, false, false},
 		{"X-Debug", "", true, false, false},
@@ -76,5 +76,24 @@ func TestFieldRules(t *testing.T) {
 	}
 	if !r.Store([]byte("X-User"), nil, nil) {
 		t.Error("Store with nil directives dropped an ordinary field")
+	}
+	// RFC 9111 §3.1, §7.3: Set-Cookie is stored unless the operator strips
+	// it; private="set-cookie" drops it either way.
+	strip := NewFieldRules()
+	strip.StripSetCookie = true
+	for _, tt := range []struct {
+		r    *FieldRules
+		cc   string
+		want bool
+	}{
+		{r, "max-age=60", true},
+		{r, `max-age=60, private="Set-Cookie"`, false},
+		{r, `max-age=60, no-cache="set-cookie"`, false},
+		{strip, "max-age=60", false},
+	} {
+		cc := ParseCacheControl([]byte(tt.cc))
+		if got := tt.r.Store([]byte("set-cookie"), nil, &cc); got != tt.want {
+			t.Errorf("Store(Set-Cookie) with %q, strip %v = %v", tt.cc, tt.r.StripSetCookie, got)
+		}
 	}
 }

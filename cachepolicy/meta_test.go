@@ -22,6 +22,13 @@ func TestNewMetaLifetime(t *testing.T) {
 		heuristic              bool
 	}{
 		{name: "s-maxage beats max-age", status: 200, cc: "max-age=10, s-maxage=100", lifetime: 100},
+		// RFC 9111 §5.2.2.10: s-maxage wins for a shared cache even when
+		// shorter, also when it came on another field line (joined).
+		{name: "shorter s-maxage on another line wins", status: 200, cc: "max-age=600, s-maxage=5", lifetime: 5},
+		{name: "expires with wrong case", status: 200, date: httpDate(t0), expires: "sun, 27 NOV 2026 13:00:00 gmt", lifetime: 3600},
+		{name: "500 with max-age", status: 500, cc: "max-age=30", lifetime: 30},
+		{name: "public allows heuristic for 500", status: 500, cc: "public", date: httpDate(t0), lastMod: httpDate(t0.Add(-1000 * time.Second)), lifetime: 100, heuristic: true},
+		{name: "no heuristic for 503", status: 503, date: httpDate(t0), lastMod: httpDate(t0.Add(-1000 * time.Second)), lifetime: 0},
 		{name: "max-age beats expires", status: 200, cc: "max-age=10", date: httpDate(t0), expires: httpDate(t0.Add(time.Hour)), lifetime: 10},
 		{name: "expires minus date", status: 200, date: httpDate(t0.Add(-time.Minute)), expires: httpDate(t0.Add(time.Hour)), lifetime: 3660},
 		{name: "expires without date uses response time", status: 200, expires: httpDate(t0.Add(time.Hour)), lifetime: 3600},

@@ -43,12 +43,12 @@ type Response struct {
 // usable as a Cache-Status detail.
 const (
 	ReasonMethod         = "method"          // not GET
-	ReasonStatus         = "status"          // status not understood, or not cacheable without explicit freshness
+	ReasonStatus         = "status"          // not a final status, 206 or 304, or no freshness and not heuristically cacheable
 	ReasonNoStore        = "no-store"        // response or request no-store
 	ReasonPrivate        = "private"         // unqualified private
 	ReasonAuthorization  = "authorization"   // request had Authorization; response lacks public, s-maxage, must-revalidate
 	ReasonVaryStar       = "vary-star"       // Vary: *
-	ReasonSetCookie      = "set-cookie"      // Set-Cookie without explicit public
+	ReasonSetCookie      = "set-cookie"      // Set-Cookie without explicit freshness
 	ReasonMustUnderstand = "must-understand" // must-understand with a status this cache does not understand
 )
 
@@ -59,25 +59,34 @@ const (
 // Rules where the RFCs leave room:
 //   - Only responses to GET are stored. The cache key is method-independent,
 //     so a stored HEAD response would answer a later GET without a body; a
-//     HEAD response only refreshes a stored GET response (UpdateFromHead).
-//   - Understood status codes: 200, 203, 204, 300, 301, 302, 303, 307, 308,
-//     404, 405, 410, 414, 451, 501. 206 (no range support), 304 and 1xx are
-//     never stored. 302, 303, 307 need explicit freshness (or public).
-//   - A response with Set-Cookie is stored only with an explicit public, or
-//     when private="set-cookie" / no-cache="set-cookie" excludes the field;
-//     Set-Cookie itself is never stored (FieldRules.Store), so one client's
-//     cookie never reaches another.
+//     HEAD response only refreshes a stored GET response (Meta.SelectsHead).
+//   - Any final status (200–599) is stored when the response has explicit
+//     freshness (max-age, s-maxage, Expires) or public (§3: 400, 500, 503,
+//     299 and 599 alike); without it, only the heuristically cacheable ones
+//     (RFC 9110 §15.1: 200, 203, 204, 300, 301, 308, 404, 405, 410, 414,
+//     451, 501). 206 is never stored: ranges are served from a stored
+//     complete response (ParseRange), and a partial one is not combined
+//     (§3.3 allows, never requires it). 304 and 1xx are never stored.
+//   - must-understand: the status codes whose semantics this cache
+//     implements are 200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405,
+//     410, 414, 451, 501; with any other, must-understand forbids storing
+//     (§5.2.2.3).
+//   - Set-Cookie does not inhibit storing (§7.3): the field is stored and
+//     replayed like any other (§3.1), unless FieldRules.StripSetCookie.
+//     Only the origin's explicit word counts, though: a response with
+//     Set-Cookie and no explicit freshness or public is not stored on
+//     heuristic freshness (a page that sets a session cookie and says
+//     nothing about caching is not a page to share).
 //   - A qualified private="f" is stored with the listed fields removed.
 func Storable(req *Request, resp *Response) (ok bool, reason string) {
 	cc := &resp.CacheControl
 	if string(req.Method) != "GET" {
 		return false, ReasonMethod
 	}
-	understood := understoodStatus(resp.Status)
 	if cc.Has(MustUnderstand) {
 		// §5.2.2.3: a cache that understands the status code ignores
 		// no-store; one that does not, must not store.
-		if !understood {
+		if !understoodStatus(resp.Status) {
 			return false, ReasonMustUnderstand
 		}
 	} else if cc.Has(NoStore) {
@@ -86,7 +95,7 @@ func Storable(req *Request, resp *Response) (ok bool, reason string) {
 	if req.CacheControl.Has(NoStore) {
 		return false, ReasonNoStore
 	}
-	if !understood {
+	if !storableStatus(resp.Status) {
 		return false, ReasonStatus
 	}
 	if cc.Has(Private) {
@@ -98,20 +107,26 @@ func Storable(req *Request, resp *Response) (ok bool, reason string) {
 	if varyStar(resp.Vary) {
 		return false, ReasonVaryStar
 	}
-	if resp.SetCookie && !cc.Has(Public) &&
-		!ListHas(cc.PrivateFields, "set-cookie") && !ListHas(cc.NoCacheFields, "set-cookie") {
-		return false, ReasonSetCookie
-	}
 	explicit := cc.Flags&(HasMaxAge|HasSMaxAge|Public) != 0 ||
 		(len(resp.Expires) > 0 && !cc.Has(Targeted))
-	if !explicit && !heuristicStatus(resp.Status) {
+	switch {
+	case explicit:
+	case resp.SetCookie:
+		return false, ReasonSetCookie
+	case !heuristicStatus(resp.Status):
 		return false, ReasonStatus
 	}
 	return true, ""
 }
 
+// storableStatus reports whether a status may be stored at all: final
+// (RFC 9110 §15: 200–599), not 206 (partial) and not 304.
+func storableStatus(s int) bool {
+	return s >= 200 && s <= 599 && s != 206 && s != 304
+}
+
 // understoodStatus lists the final status codes whose caching semantics this
-// cache implements.
+// cache implements (for must-understand).
 func understoodStatus(s int) bool {
 	switch s {
 	case 200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 451, 501:

@@ -48,15 +48,26 @@ func (m *Meta) Selects304(etag, lastModified []byte) bool {
 
 // SelectsHead reports whether a HEAD response may freshen this entry (RFC
 // 9111 §4.3.5): its ETag, Last-Modified and Content-Length (nil when
-// absent) must not contradict the entry, whose body is storedLength bytes.
-// When it returns false the stored response no longer describes the
-// resource: the proxy treats it as stale (invalidates it).
+// absent) must not contradict the entry, whose body is storedLength bytes,
+// and at least one of its validators must match the entry's (ETag weakly,
+// Last-Modified by value). A HEAD response without a validator cannot show
+// that it describes the stored response: it selects nothing (the
+// restrictive reading of "matching values for any received validator
+// fields"). When it returns false the stored response no longer describes
+// the resource: the proxy treats it as stale (invalidates it).
 func (m *Meta) SelectsHead(etag, lastModified, contentLength []byte, storedLength int64) bool {
-	if etag = trimSpace(etag); len(etag) > 0 && !weakMatch(m.ETag, etag) {
-		return false
+	matched := false
+	if etag = trimSpace(etag); len(etag) > 0 {
+		if !weakMatch(m.ETag, etag) {
+			return false
+		}
+		matched = true
 	}
-	if len(trimSpace(lastModified)) > 0 && !sameDate(m.LastModified, lastModified) {
-		return false
+	if len(trimSpace(lastModified)) > 0 {
+		if !sameDate(m.LastModified, lastModified) {
+			return false
+		}
+		matched = true
 	}
 	if cl := trimSpace(contentLength); len(cl) > 0 {
 		n, err := strconv.ParseInt(string(cl), 10, 64)
@@ -64,7 +75,7 @@ func (m *Meta) SelectsHead(etag, lastModified, contentLength []byte, storedLengt
 			return false
 		}
 	}
-	return true
+	return matched
 }
 
 // NotModified reports whether a client's GET or HEAD with these

@@ -57,8 +57,11 @@ func TestSelectsHead(t *testing.T) {
 		name, etag, lastMod, length string
 		want                        bool
 	}{
-		{"nothing to compare", "", "", "", true},
+		{"nothing to compare", "", "", "", false},
+		{"only a matching length", "", "", "5", false},
 		{"all match", `"a"`, lm, "5", true},
+		{"etag alone", `"a"`, "", "", true},
+		{"last-modified alone", "", lm, "", true},
 		{"weak etag matches", `W/"a"`, "", "", true},
 		{"etag differs", `"b"`, "", "", false},
 		{"last-modified differs", "", "Mon, 07 Nov 1994 08:49:37 GMT", "", false},

@@ -57,6 +57,8 @@ type Config struct {
 	CacheName     string `env:"PROXY_CACHE_NAME" envDefault:"edgecache" help:"this cache's name in Cache-Status (RFC 9211) and Via"`
 	TargetedField string `env:"PROXY_TARGETED_CACHE_CONTROL" envDefault:"Edgecache-Cache-Control" help:"RFC 9213 targeted field that overrides CDN-Cache-Control and Cache-Control for this cache"`
 
+	StripSetCookie bool `env:"PROXY_STRIP_SET_COOKIE" envDefault:"false" help:"store responses without their Set-Cookie (the client whose request filled the entry still gets it); false stores and replays Set-Cookie of responses the origin marked cacheable with explicit freshness (RFC 9111 §3.1, §7.3)"`
+
 	AdminToken   string        `env:"PROXY_ADMIN_TOKEN" envDefault:"" help:"bearer token for POST /purge on the admin listener; empty disables purge (403)"`
 	DrainDelay   time.Duration `env:"PROXY_DRAIN_DELAY" envDefault:"5s" help:"after SIGTERM, /readyz fails this long before the listener closes (load balancer notices)"`
 	ShutdownWait time.Duration `env:"PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"longest wait for in-flight requests on shutdown"`

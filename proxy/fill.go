@@ -31,6 +31,10 @@ type fillJob struct {
 	// fill's origin fetch.
 	snap        map[string]store.Group
 	unavailable bool // a key's node was down during lookup: do not store
+	// head: the request goes on as HEAD (see newFillJob); its answer has
+	// no body and is never stored as an entry, only applied to the stored
+	// one (headAnswer).
+	head bool
 }
 
 // fillResult is what a fill produced.
@@ -47,6 +51,10 @@ type fillResult struct {
 	revalidated  bool
 	staleOnError bool
 	detail       string
+	// cookies are the Set-Cookie values of the response, for the request
+	// that ran the fill only, when the entry does not keep them
+	// (PROXY_STRIP_SET_COOKIE, or a 304's); never shared with waiters.
+	cookies [][]byte
 }
 
 func (p *Proxy) newFillJob(t *txn, d cachepolicy.Decision) *fillJob {
@@ -57,7 +65,16 @@ func (p *Proxy) newFillJob(t *txn, d cachepolicy.Decision) *fillJob {
 		snap: make(map[string]store.Group, len(t.items)), unavailable: t.unavailable,
 	}
 	p.originRequest(t.ctx, job.req, true)
-	job.req.Header.SetMethod(fasthttp.MethodGet) // HEAD misses fill with GET
+	// A HEAD goes on as HEAD when it revalidates a stored entry (the answer
+	// updates or invalidates it, RFC 9111 §4.3.5, without a body to
+	// transfer) or when nothing will be stored (request no-store). A HEAD
+	// with nothing stored fills with GET, so that the GETs after it hit;
+	// so does a background refresh.
+	job.head = t.ctx.IsHead() && d.Action != cachepolicy.ServeStale &&
+		((t.hasEnt && d.Action == cachepolicy.Validate) || t.creq.CacheControl.Has(cachepolicy.NoStore))
+	if !job.head {
+		job.req.Header.SetMethod(fasthttp.MethodGet)
+	}
 	// The request directives alias the client's header buffer: parse them
 	// again from a copy.
 	h := &t.ctx.Request.Header
@@ -115,7 +132,12 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 	for attempt := 0; ; attempt++ {
 		resp, reqTime, respTime, err := p.fetch(job, &f, deadline)
 		if err != nil || cachepolicy.ErrorStatus(resp.StatusCode()) {
-			return p.fetchFailed(job, res, resp, err, respTime)
+			if r := p.fetchFailed(job, res, resp, err, respTime); r != nil {
+				return r
+			}
+			// An error answer that no stored entry stands in for is an
+			// answer like any other: stored if its directives allow it
+			// (RFC 9111 §3).
 		}
 		res.fwdStatus = resp.StatusCode()
 		if resp.StatusCode() == fasthttp.StatusNotModified && f.conditional {
@@ -125,12 +147,14 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 			}
 			ent := p.freshen(job.stale, resp, reqTime, respTime)
 			res.revalidated = true
-			keys := make([]string, len(job.stale.groups))
-			for i, g := range job.stale.groups {
-				keys[i] = string(g.key)
-			}
-			p.save(job, res, ent, p.record(job, keys, &f), f.noStore)
+			res.cookies = setCookies(resp)
+			// Request no-store: the 304 answers this request from the
+			// entry, and nothing of it is stored (RFC 9111 §5.2.1.5).
+			p.save(job, res, ent, p.record(job, groupKeys(job.stale), &f), f.noStore || job.creq.CacheControl.Has(cachepolicy.NoStore))
 			return res
+		}
+		if job.head {
+			return p.headAnswer(job, res, resp, &f, reqTime, respTime)
 		}
 		cresp := p.responseRules(resp)
 		groups, reason := p.storable(job, resp, &cresp)
@@ -157,9 +181,32 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 			}
 		}
 		ent := p.newEntry(job, resp, &cresp, reqTime, respTime)
+		if p.rules.StripSetCookie {
+			res.cookies = setCookies(resp)
+		}
 		p.save(job, res, ent, p.record(job, keys, &f), f.noStore)
 		return res
 	}
+}
+
+// groupKeys is the memcached keys of e's groups.
+func groupKeys(e *entry) []string {
+	keys := make([]string, len(e.groups))
+	for i, g := range e.groups {
+		keys[i] = string(g.key)
+	}
+	return keys
+}
+
+// setCookies copies the Set-Cookie values of resp.
+func setCookies(resp *fasthttp.Response) [][]byte {
+	var c [][]byte
+	for k, v := range resp.Header.All() {
+		if eqFold(k, "Set-Cookie") {
+			c = append(c, append([]byte(nil), v...))
+		}
+	}
+	return c
 }
 
 // fetchState is what the steps of one fill decide between them.
@@ -237,23 +284,34 @@ func (p *Proxy) fetch(job *fillJob, f *fetchState, deadline time.Time) (resp *fa
 }
 
 // fetchFailed is the fill's result when the origin failed (err) or
-// answered with an error status: the stale entry where stale-if-error
-// allows it, else the failure.
+// answered with an error status: the stale entry where its directives
+// allow it (stale-if-error, RFC 5861 §4), or where the origin could not be
+// reached at all and nothing forbids serving stale (RFC 9111 §4.2.4: a
+// disconnected cache; see cachepolicy.Meta.ServeOnError); else the failure.
+// For an error status with no entry to serve it returns nil: the caller
+// treats the answer as any other.
 func (p *Proxy) fetchFailed(job *fillJob, res *fillResult, resp *fasthttp.Response, err error, at time.Time) *fillResult {
-	if job.stale != nil && job.stale.meta.ServeOnError(&job.creq, at) {
-		res.ent, res.staleOnError, res.shareable = job.stale, true, true
-		if err == nil {
-			res.fwdStatus = resp.StatusCode()
+	if job.stale != nil {
+		m := &job.stale.meta
+		switch {
+		case m.ServeOnError(&job.creq, at, cachepolicy.ErrorResponse):
+			res.detail = "stale-if-error"
+		case err != nil && m.ServeOnError(&job.creq, at, cachepolicy.Disconnected):
+			res.detail = "disconnected"
 		}
-		res.detail = "stale-if-error"
-		return res
+		if res.detail != "" {
+			res.ent, res.staleOnError, res.shareable = job.stale, true, true
+			if err == nil {
+				res.fwdStatus = resp.StatusCode()
+			}
+			return res
+		}
 	}
 	if err != nil {
 		res.err = err
 		return res
 	}
-	res.resp, res.detail = resp, "origin-error"
-	return res
+	return nil
 }
 
 // storable parses the response's groups and says why it must not be
@@ -363,60 +421,33 @@ func (p *Proxy) record(job *fillJob, keys []string, f *fetchState) []recorded {
 
 // responseRules extracts what cachepolicy needs from an origin response.
 func (p *Proxy) responseRules(resp *fasthttp.Response) cachepolicy.Response {
-	h := &resp.Header
-	return cachepolicy.Response{
-		Status:       resp.StatusCode(),
-		CacheControl: cachepolicy.ResponseDirectives(h.Peek(p.cfg.TargetedField), h.Peek("CDN-Cache-Control"), h.Peek("Cache-Control")),
-		Expires:      h.Peek("Expires"),
-		Date:         h.Peek("Date"),
-		LastModified: h.Peek("Last-Modified"),
-		Age:          h.Peek("Age"),
-		ETag:         h.Peek("ETag"),
-		Vary:         h.Peek("Vary"),
-		SetCookie:    len(h.Peek("Set-Cookie")) > 0,
-	}
+	return p.fieldRules(resp.StatusCode(), responseFields(resp))
 }
 
-// newEntry builds the entry for a storable response.
+// newEntry builds the entry for a storable response: its fields as
+// storedFields keeps them (Transfer-Encoding, a hop-by-hop field, is not
+// among them: the body is stored de-chunked, and answered with a
+// Content-Length).
 func (p *Proxy) newEntry(job *fillJob, resp *fasthttp.Response, cresp *cachepolicy.Response, reqTime, respTime time.Time) *entry {
 	e := &entry{meta: cachepolicy.NewMeta(cresp, reqTime, respTime), body: resp.Body()}
 	if len(e.meta.Vary) > 0 {
 		e.varyKey = cachepolicy.AppendVaryKey(nil, e.meta.Vary, func(name []byte) []byte { return job.req.Header.PeekBytes(name) })
 	}
-	conn := resp.Header.Peek("Connection")
-	for k, v := range resp.Header.All() {
-		if p.rules.Store(k, conn, &cresp.CacheControl) && !eqFold(k, "Content-Length") {
-			e.headers = append(e.headers, field{name: append([]byte(nil), k...), value: append([]byte(nil), v...)})
-		}
-	}
+	e.headers = p.storedFields(responseFields(resp), &cresp.CacheControl, respTime)
 	return e
 }
 
-// freshen applies a 304 to a stored entry (RFC 9111 §4.3.4): the 304's
-// storable fields replace the stored ones, and the metadata is computed
-// again over the merged fields, with the stored status and the new times.
+// freshen applies a 304 or a HEAD response to a stored entry (RFC 9111
+// §4.3.4, §4.3.5): its fields replace the stored ones of the same name
+// (mergeFields), and the metadata is computed again over the merged
+// fields, with the stored status and the new times.
 func (p *Proxy) freshen(old *entry, resp *fasthttp.Response, reqTime, respTime time.Time) *entry {
-	conn := resp.Header.Peek("Connection")
-	cc := cachepolicy.ResponseDirectives(resp.Header.Peek(p.cfg.TargetedField), resp.Header.Peek("CDN-Cache-Control"), resp.Header.Peek("Cache-Control"))
-	merged := &fasthttp.Response{}
-	for _, f := range old.headers {
-		merged.Header.AddBytesKV(f.name, f.value)
-	}
-	for k, v := range resp.Header.All() {
-		if p.rules.Update(k, conn, &cc) {
-			merged.Header.SetBytesKV(k, v)
-		}
-	}
-	merged.SetStatusCode(old.meta.Status)
-	merged.SetBodyRaw(old.body)
-	cresp := p.responseRules(merged)
-	e := &entry{meta: cachepolicy.NewMeta(&cresp, reqTime, respTime), varyKey: old.varyKey, body: old.body}
-	for k, v := range merged.Header.All() {
-		if p.rules.Store(k, nil, &cresp.CacheControl) && !eqFold(k, "Content-Length") {
-			e.headers = append(e.headers, field{name: append([]byte(nil), k...), value: append([]byte(nil), v...)})
-		}
-	}
-	return e
+	update := responseFields(resp)
+	cc := p.fieldRules(resp.StatusCode(), update).CacheControl
+	merged := p.mergeFields(old.headers, update, &cc)
+	cresp := p.fieldRules(old.meta.Status, merged)
+	return &entry{meta: cachepolicy.NewMeta(&cresp, reqTime, respTime), varyKey: old.varyKey, body: old.body,
+		headers: p.storedFields(merged, &cresp.CacheControl, respTime)}
 }
 
 // save encodes e with the recorded groups and stores it (unless noStore),

@@ -81,6 +81,7 @@ func (p *Proxy) serverError(ctx *fasthttp.RequestCtx, err error) {
 // errorJSON writes the project's error shape. The message must not hold
 // raw user input.
 func (p *Proxy) errorJSON(ctx *fasthttp.RequestCtx, status int, code, message string) {
+	startResponse(&ctx.Response.Header, nil) // the proxy's own answer: its own Date
 	ctx.Response.ResetBody()
 	ctx.SetStatusCode(status)
 	ctx.Response.Header.SetContentType("application/json")
@@ -182,15 +183,18 @@ func (p *Proxy) originRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, f
 }
 
 // copyResponse writes an origin response to the client: status, the
-// end-to-end fields, Via, the body (none for HEAD).
+// end-to-end fields (the origin's Date as it sent it, RFC 9110 §6.6.1; no
+// Content-Type it did not send), Via, the body (none for HEAD).
 func (p *Proxy) copyResponse(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) {
 	out := &ctx.Response
+	startResponse(&out.Header, resp.Header.Peek("Date"))
+	resp.Header.SetNoDefaultContentType(true)
 	out.SetStatusCode(resp.StatusCode())
 	conn := resp.Header.Peek("Connection")
 	var via []byte
 	for k, v := range resp.Header.All() {
 		switch {
-		case !p.rules.Forward(k, conn), eqFold(k, "Content-Length"):
+		case !p.rules.Forward(k, conn), eqFold(k, "Content-Length"), eqFold(k, "Date"):
 		case eqFold(k, "Via"):
 			via = v
 		default:

@@ -82,8 +82,10 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	rules := cachepolicy.NewFieldRules(hdrGroups, hdrFresh, hdrInvalidation)
+	rules.StripSetCookie = cfg.StripSetCookie
 	p := &Proxy{cfg: cfg, log: log, m: m, store: mc, origins: ups,
-		rules:  cachepolicy.NewFieldRules(hdrGroups, hdrFresh, hdrInvalidation),
+		rules:  rules,
 		via:    []byte("1.1 " + cfg.CacheName),
 		stop:   make(chan struct{}),
 		access: zap.NewNop(),
@@ -101,10 +103,11 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 		ErrorHandler:          p.serverError,
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
-		// fasthttp owns Date: it drops one set by the handler and writes
-		// its own clock's (RFC 9110 §6.6.1). A stored response's age is in
-		// Age, so a client or a downstream cache still computes it right.
-		NoDefaultDate:      false,
+		// A stored or forwarded response carries the origin's Date (RFC
+		// 9110 §6.6.1), Age the time since: fasthttp writes a Date only
+		// when the handler put one in (startResponse, fields.go), or its
+		// own clock's after a header Reset.
+		NoDefaultDate:      true,
 		ReadTimeout:        cfg.ReadTimeout,
 		WriteTimeout:       cfg.WriteTimeout,
 		IdleTimeout:        cfg.IdleTimeout,

@@ -252,19 +252,35 @@ func (p *Proxy) hit(t *txn, d cachepolicy.Decision) string {
 }
 
 // deliver writes a stored entry to the client: 304 if the client's
-// validators match, else the stored status, fields and body; Age,
+// validators match; else, for a GET with Range, the part asked for
+// (answerRange: 206, or 416); else the stored status, fields and body. The
+// stored Date is sent as the origin gave it (RFC 9110 §6.6.1); Age,
 // Cache-Status and Via are added. HEAD gets the fields only.
 func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, age int64, cs *cachepolicy.CacheStatus) {
 	h := &ctx.Request.Header
 	out := &ctx.Response
 	notModified := e.meta.NotModified(h.Peek("If-None-Match"), h.Peek("If-Modified-Since"))
-	if notModified {
+	var rbuf [cachepolicy.MaxRanges]cachepolicy.ByteRange
+	ranges, ra := rbuf[:0], cachepolicy.RangeFull
+	if !notModified {
+		ranges, ra = rangeOf(ctx, e, rbuf[:0])
+	}
+	if ra == cachepolicy.RangeUnsatisfiable {
+		p.unsatisfiable(ctx, e, cs)
+		return
+	}
+	startResponse(&out.Header, firstValue(e.headers, "Date"))
+	switch {
+	case notModified:
 		out.SetStatusCode(fasthttp.StatusNotModified)
-	} else {
+	case ra == cachepolicy.RangePartial:
+		out.SetStatusCode(fasthttp.StatusPartialContent)
+	default:
 		out.SetStatusCode(e.meta.Status)
 	}
+	multipart := ra == cachepolicy.RangePartial && len(ranges) > 1
 	for _, f := range e.headers {
-		if eqFold(f.name, "Content-Length") {
+		if eqFold(f.name, "Content-Length") || eqFold(f.name, "Date") || (multipart && eqFold(f.name, "Content-Type")) {
 			continue
 		}
 		out.Header.AddBytesKV(f.name, f.value)
@@ -273,10 +289,14 @@ func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, age int64, cs *cache
 	out.Header.SetBytesV("Age", strconv.AppendInt(buf[:0], age, 10))
 	out.Header.SetBytesV("Cache-Status", cs.Append(buf[:0]))
 	out.Header.SetBytesV("Via", p.via)
-	if notModified {
+	switch {
+	case notModified:
 		return
+	case ra == cachepolicy.RangePartial:
+		answerRange(ctx, e, ranges)
+	default:
+		out.SetBodyRaw(e.body)
 	}
-	out.SetBodyRaw(e.body)
 	if ctx.IsHead() {
 		out.SkipBody = true
 	}
@@ -380,6 +400,11 @@ func (p *Proxy) answer(t *txn, res *fillResult) string {
 		age := res.ent.meta.CurrentAge(time.Now())
 		cs.TTL, cs.HasTTL = res.ent.meta.Lifetime-age, true
 		p.deliver(t.ctx, res.ent, age, &cs)
+		if !res.collapsed {
+			for _, c := range res.cookies {
+				t.ctx.Response.Header.AddBytesKV(hdrSetCookie, c)
+			}
+		}
 		switch {
 		case res.staleOnError:
 			return outcomeStale

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -11,17 +12,30 @@ import (
 )
 
 // originSpec is what the scripted origin answers for one table row. When
-// the request's If-None-Match equals ETag, it answers 304.
+// the request's If-None-Match equals ETag, it answers 304. raw, when set,
+// is written to the connection as it is instead (a whole response, ending
+// the connection); fn, when set, answers instead.
 type originSpec struct {
 	status  int
 	headers []string // name, value pairs
 	body    string
 	etag    string
+	raw     string
+	fn      fasthttp.RequestHandler
 }
 
 func (s originSpec) handler(seen *atomic.Value) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		seen.Store(ctx.Request.Header.String())
+		if s.fn != nil {
+			s.fn(ctx)
+			return
+		}
+		if s.raw != "" {
+			ctx.HijackSetNoResponse(true)
+			ctx.Hijack(func(c net.Conn) { c.Write([]byte(s.raw)) })
+			return
+		}
 		if s.etag != "" && string(ctx.Request.Header.Peek("If-None-Match")) == s.etag {
 			ctx.SetStatusCode(304)
 			ctx.Response.Header.Set("ETag", s.etag)
@@ -60,12 +74,7 @@ type step struct {
 func TestRFC9111Table(t *testing.T) {
 	const cc = "Cache-Control"
 	httpDate := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(http1123) }
-	run := strconv.FormatInt(time.Now().UnixNano(), 36)
-	rows := []struct {
-		name   string
-		origin originSpec
-		steps  []step
-	}{
+	rows := []rfcRow{
 		{"s-maxage fresh: stored, then hit", originSpec{headers: []string{cc, "public, s-maxage=60"}, body: "x"}, []step{
 			{cs: []string{"fwd=uri-miss", "fwd-status=200", "stored"}, body: "x", origins: 1},
 			{cs: []string{"hit", "ttl="}, body: "x", origins: 1},
@@ -122,16 +131,19 @@ func TestRFC9111Table(t *testing.T) {
 		{"Vary: * is never stored", originSpec{headers: []string{cc, "s-maxage=60", "Vary", "*"}, body: "x"}, []step{
 			{cs: []string{"detail=vary-star"}, origins: 1}, {notCS: []string{"hit"}, origins: 2},
 		}},
-		{"Set-Cookie without public", originSpec{headers: []string{cc, "max-age=60", "Set-Cookie", "a=b"}, body: "x"}, []step{
-			{origins: 1}, {notCS: []string{"hit"}, origins: 2},
+		// RFC 9111 §7.3: Set-Cookie does not inhibit caching; §3.1: the
+		// stored response keeps every field (PROXY_STRIP_SET_COOKIE
+		// aside: TestStripSetCookie).
+		{"Set-Cookie with max-age: stored and replayed (RFC 9111 §7.3, §3.1)", originSpec{headers: []string{cc, "max-age=60", "Set-Cookie", "a=b", "Set-Cookie", "c=d"}, body: "x"}, []step{
+			{cs: []string{"stored"}, origins: 1, check: hasCookies("a", "c")},
+			{cs: []string{"hit"}, origins: 1, check: hasCookies("a", "c")},
 		}},
-		{"Set-Cookie with public: stored without the cookie", originSpec{headers: []string{cc, "public, max-age=60", "Set-Cookie", "a=b"}, body: "x"}, []step{
-			{origins: 1},
-			{cs: []string{"hit"}, origins: 1, check: func(t *testing.T, r *fasthttp.Response, _ string) {
-				if len(r.Header.PeekCookie("a")) > 0 {
-					t.Error("a stored Set-Cookie was served to another client")
-				}
-			}},
+		{"Set-Cookie with public: replayed", originSpec{headers: []string{cc, "public, max-age=60", "Set-Cookie", "a=b"}, body: "x"}, []step{
+			{origins: 1}, {cs: []string{"hit"}, origins: 1, check: hasCookies("a")},
+		}},
+		{"Set-Cookie on heuristic freshness only: not stored (RFC 9111 §4.2.2 is a MAY)", originSpec{headers: []string{"Last-Modified", httpDate(-100 * time.Hour), "Set-Cookie", "a=b"}, body: "x"}, []step{
+			{cs: []string{"detail=set-cookie"}, origins: 1, check: hasCookies("a")},
+			{notCS: []string{"hit"}, origins: 2},
 		}},
 		{"Authorization: passed, never served from cache", originSpec{headers: []string{cc, "public, s-maxage=60"}, body: "x"}, []step{
 			{origins: 1},
@@ -144,8 +156,11 @@ func TestRFC9111Table(t *testing.T) {
 		{"301 with explicit freshness is stored", originSpec{status: 301, headers: []string{cc, "s-maxage=60", "Location", "/elsewhere"}}, []step{
 			{status: 301, origins: 1}, {status: 301, cs: []string{"hit"}, origins: 1},
 		}},
-		{"500 is not stored", originSpec{status: 500, headers: []string{cc, "s-maxage=60"}, body: "e"}, []step{
-			{status: 500, origins: 1}, {status: 500, origins: 2},
+		{"500 with s-maxage is stored (RFC 9111 §3)", originSpec{status: 500, headers: []string{cc, "s-maxage=60"}, body: "e"}, []step{
+			{status: 500, cs: []string{"stored"}, origins: 1}, {status: 500, cs: []string{"hit"}, body: "e", origins: 1},
+		}},
+		{"500 without freshness is not stored", originSpec{status: 500, body: "e"}, []step{
+			{status: 500, notCS: []string{"stored"}, origins: 1}, {status: 500, origins: 2},
 		}},
 		{"206 is not stored", originSpec{status: 206, headers: []string{cc, "s-maxage=60"}, body: "p"}, []step{
 			{status: 206, origins: 1}, {status: 206, origins: 2},
@@ -242,7 +257,20 @@ func TestRFC9111Table(t *testing.T) {
 		}},
 	}
 	o := newScripted(t)
-	p := startProxy(t, testConfig(o.url()))
+	runRows(t, o, startProxy(t, testConfig(o.url())), rows)
+}
+
+// rfcRow is one scenario of a table: what the origin answers, and the
+// requests sent through the proxy in order.
+type rfcRow struct {
+	name   string
+	origin originSpec
+	steps  []step
+}
+
+// runRows runs each row on a path of its own, behind p, in front of o.
+func runRows(t *testing.T, o *scripted, p *Proxy, rows []rfcRow) {
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for i, row := range rows {
 		t.Run(row.name, func(t *testing.T) {
 			// memcached outlives one run of the test (-count): a path per run.
@@ -297,6 +325,17 @@ func TestRFC9111Table(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// hasCookies checks that the answer sets these cookies.
+func hasCookies(names ...string) func(*testing.T, *fasthttp.Response, string) {
+	return func(t *testing.T, r *fasthttp.Response, _ string) {
+		for _, n := range names {
+			if len(r.Header.PeekCookie(n)) == 0 {
+				t.Errorf("no Set-Cookie %s in %s", n, r.Header.String())
+			}
+		}
 	}
 }
 
