@@ -250,3 +250,26 @@ func TestRedirectAnswerDoesNotInvalidateItsLocation(t *testing.T) {
 		t.Fatalf("a 307's Location was invalidated: %q", cacheStatus(r))
 	}
 }
+
+// RFC 9110 §5.3, RFC 9111 §5.2: a request's Cache-Control over two lines
+// is one list; "no-cache" on the second line makes the stored response be
+// validated before it is reused.
+func TestRequestCacheControlOverTwoLines(t *testing.T) {
+	o := newScripted(t)
+	o.handle("/cc2/item", cacheable("item"))
+	p := startProxy(t, testConfig(o.url()))
+	get(t, p, "/cc2/item")
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET /cc2/item HTTP/1.1\r\nHost: edge.test\r\nCache-Control: max-stale=5\r\nCache-Control: no-cache\r\n\r\n")
+	var resp fasthttp.Response
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	if cs := string(resp.Header.Peek("Cache-Status")); strings.Contains(cs, "; hit") || o.hits("/cc2/item") != 2 {
+		t.Fatalf("no-cache on the second Cache-Control line was ignored: Cache-Status %q, %d origin requests", cs, o.hits("/cc2/item"))
+	}
+}

@@ -78,8 +78,8 @@ func (p *Proxy) newFillJob(t *txn, d cachepolicy.Decision) *fillJob {
 	// The request directives alias the client's header buffer: parse them
 	// again from a copy.
 	h := &t.ctx.Request.Header
-	job.creq = cachepolicy.NewRequest([]byte(fasthttp.MethodGet), append([]byte(nil), h.Peek("Cache-Control")...),
-		append([]byte(nil), h.Peek("Pragma")...), false)
+	job.creq = cachepolicy.NewRequest([]byte(fasthttp.MethodGet), append([]byte(nil), requestList(h, "Cache-Control")...),
+		append([]byte(nil), requestList(h, "Pragma")...), false)
 	for k, it := range t.items {
 		if k == t.ekey {
 			continue

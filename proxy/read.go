@@ -76,8 +76,22 @@ func (p *Proxy) recv(t *txn) bool {
 	h.Del(hdrFresh)
 	h.Del(hdrGroups)
 	auth := len(h.Peek("Authorization")) > 0
-	t.creq = cachepolicy.NewRequest(h.Method(), h.Peek("Cache-Control"), h.Peek("Pragma"), auth)
+	t.creq = cachepolicy.NewRequest(h.Method(), requestList(h, "Cache-Control"), requestList(h, "Pragma"), auth)
 	return !auth
+}
+
+// requestList is a request list field's value over all its lines (RFC
+// 9110 §5.3: "Cache-Control: max-age=60" and "Cache-Control: no-cache" are
+// one field), without allocating in the usual one-line case.
+func requestList(h *fasthttp.RequestHeader, name string) []byte {
+	vs := h.PeekAll(name)
+	switch len(vs) {
+	case 0:
+		return nil
+	case 1:
+		return vs[0]
+	}
+	return bytes.Join(vs, []byte(", "))
 }
 
 // hash builds the primary key and the memcached keys of the entry and of
