@@ -175,109 +175,18 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	if err != nil {
 		return f, err
 	}
-	f.dir = opts.Dir
-	if f.dir == "" {
-		removeStaleRuns()
-		if f.dir, err = os.MkdirTemp("", tempPattern); err != nil {
-			return f, err
-		}
-		f.removeDir = true
-	} else if err = os.MkdirAll(f.dir, 0o755); err != nil {
+	if err = f.takeRunDir(opts.Dir); err != nil {
 		return f, err
-	}
-	if f.dir, err = filepath.Abs(f.dir); err != nil {
-		return f, err
-	}
-	if f.lock, err = lockRunDir(f.dir); err != nil {
-		f.removeDir = false // another fleet's
-		return f, err
-	}
-	for _, d := range dataDirs() { // a killed run's
-		if err = os.RemoveAll(filepath.Join(f.dir, d)); err != nil {
-			return f, err
-		}
 	}
 	for _, name := range Zones {
 		f.zones[name] = &Zone{Name: name}
 	}
-
-	// The databases and the memcached pool, concurrently.
-	g, gctx := errgroup.WithContext(ctx)
-	var mu sync.Mutex // the goroutines below fill f
-	g.Go(func() error {
-		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{Dir: filepath.Join(f.dir, "primary"), ServerID: 1})
-		mu.Lock()
-		f.Primary = db
-		mu.Unlock()
-		return wrap("primary", err)
-	})
-	g.Go(func() error {
-		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{Dir: filepath.Join(f.dir, "replica"), ServerID: 2})
-		mu.Lock()
-		f.Replica = db
-		mu.Unlock()
-		return wrap("replica", err)
-	})
-	for _, name := range Zones {
-		g.Go(func() error {
-			mc, err := localstack.StartMemcachedIn(gctx, filepath.Join(f.dir, "memcached-"+name), opts.MemcachedMB)
-			mu.Lock()
-			f.zones[name].Memcached = mc
-			mu.Unlock()
-			return wrap("memcached "+name, err)
-		})
-	}
-	if err = g.Wait(); err != nil {
+	if err = f.startStorage(ctx, opts.MemcachedMB); err != nil {
 		return f, err
 	}
-	if err = f.Replica.ReplicateFrom(ctx, f.Primary); err != nil {
-		return f, fmt.Errorf("replica: %w", err)
+	if err = f.startServices(); err != nil {
+		return f, err
 	}
-
-	// The origins (each migrates the primary's schema at start; the
-	// migrations are idempotent), then the proxies.
-	var origins, pool []string
-	for _, name := range Zones {
-		z := f.zones[name]
-		pool = append(pool, z.Memcached.Addr)
-		if !originZones[name] {
-			continue
-		}
-		cfg := f.originCfg
-		cfg.Listen = "127.0.0.1:0"
-		cfg.MySQLDSN = f.Primary.DSN("edgecache")
-		cfg.ReplicaDSNs = []string{f.Replica.DSN("edgecache")}
-		if z.Origin, err = origin.Start(cfg, log.Named("origin-"+name)); err != nil {
-			return f, fmt.Errorf("origin %s: %w", name, err)
-		}
-		if z.originRelay, err = localstack.StartRelay(z.Origin.Addr()); err != nil {
-			return f, fmt.Errorf("origin %s: %w", name, err)
-		}
-		origins = append(origins, "http://"+z.originRelay.Addr())
-	}
-	f.origins, f.pool = origins, pool
-	for _, name := range Zones {
-		if !originZones[name] {
-			continue
-		}
-		if err = f.startInvalidator(f.zones[name]); err != nil {
-			return f, err
-		}
-	}
-	for _, name := range Zones {
-		z := f.zones[name]
-		if err = f.startProxy(z, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
-			return f, err
-		}
-		z.proxyAddr, z.adminAddr = z.Proxy.Addr(), z.Proxy.AdminAddr()
-		if z.proxyRelay, err = localstack.StartRelay(z.proxyAddr); err != nil {
-			return f, fmt.Errorf("proxy %s: %w", name, err)
-		}
-		if z.adminRelay, err = localstack.StartRelay(z.adminAddr); err != nil {
-			return f, fmt.Errorf("proxy %s: %w", name, err)
-		}
-	}
-
 	// HAProxy. A port chosen here may be taken before HAProxy binds it:
 	// then try again with new ones.
 	listen, stats := opts.Listen, opts.StatsListen
@@ -298,6 +207,116 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	}
 	log.Info("fleet running", zap.String("front", f.Front), zap.String("stats", f.StatsURL()))
 	return f, nil
+}
+
+// takeRunDir makes dir (a new temporary folder when empty) the fleet's,
+// locked against another fleet, without a killed run's data.
+func (f *Fleet) takeRunDir(dir string) (err error) {
+	f.dir = dir
+	if f.dir == "" {
+		removeStaleRuns()
+		if f.dir, err = os.MkdirTemp("", tempPattern); err != nil {
+			return err
+		}
+		f.removeDir = true
+	} else if err = os.MkdirAll(f.dir, 0o755); err != nil {
+		return err
+	}
+	if f.dir, err = filepath.Abs(f.dir); err != nil {
+		return err
+	}
+	if f.lock, err = lockRunDir(f.dir); err != nil {
+		f.removeDir = false // another fleet's
+		return err
+	}
+	for _, d := range dataDirs() { // a killed run's
+		if err = os.RemoveAll(filepath.Join(f.dir, d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// startStorage starts the databases and the memcached pool, concurrently,
+// and makes the replica follow the primary.
+func (f *Fleet) startStorage(ctx context.Context, memcachedMB int) error {
+	g, gctx := errgroup.WithContext(ctx)
+	var mu sync.Mutex // the goroutines below fill f
+	g.Go(func() error {
+		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{Dir: filepath.Join(f.dir, "primary"), ServerID: 1})
+		mu.Lock()
+		f.Primary = db
+		mu.Unlock()
+		return wrap("primary", err)
+	})
+	g.Go(func() error {
+		db, err := localstack.StartMariaDB(gctx, localstack.MariaDBOptions{Dir: filepath.Join(f.dir, "replica"), ServerID: 2})
+		mu.Lock()
+		f.Replica = db
+		mu.Unlock()
+		return wrap("replica", err)
+	})
+	for _, name := range Zones {
+		g.Go(func() error {
+			mc, err := localstack.StartMemcachedIn(gctx, filepath.Join(f.dir, "memcached-"+name), memcachedMB)
+			mu.Lock()
+			f.zones[name].Memcached = mc
+			mu.Unlock()
+			return wrap("memcached "+name, err)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := f.Replica.ReplicateFrom(ctx, f.Primary); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	return nil
+}
+
+// startServices starts the origins (each migrates the primary's schema at
+// start; the migrations are idempotent), the invalidators beside them, then
+// the proxies, each behind its relays.
+func (f *Fleet) startServices() (err error) {
+	for _, name := range Zones {
+		z := f.zones[name]
+		f.pool = append(f.pool, z.Memcached.Addr)
+		if !originZones[name] {
+			continue
+		}
+		cfg := f.originCfg
+		cfg.Listen = "127.0.0.1:0"
+		cfg.MySQLDSN = f.Primary.DSN("edgecache")
+		cfg.ReplicaDSNs = []string{f.Replica.DSN("edgecache")}
+		if z.Origin, err = origin.Start(cfg, f.log.Named("origin-"+name)); err != nil {
+			return fmt.Errorf("origin %s: %w", name, err)
+		}
+		if z.originRelay, err = localstack.StartRelay(z.Origin.Addr()); err != nil {
+			return fmt.Errorf("origin %s: %w", name, err)
+		}
+		f.origins = append(f.origins, "http://"+z.originRelay.Addr())
+	}
+	for _, name := range Zones {
+		if !originZones[name] {
+			continue
+		}
+		if err = f.startInvalidator(f.zones[name]); err != nil {
+			return err
+		}
+	}
+	for _, name := range Zones {
+		z := f.zones[name]
+		if err = f.startProxy(z, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
+			return err
+		}
+		if z.proxyRelay, err = localstack.StartRelay(z.proxyAddr); err != nil {
+			return fmt.Errorf("proxy %s: %w", name, err)
+		}
+		if z.adminRelay, err = localstack.StartRelay(z.adminAddr); err != nil {
+			return fmt.Errorf("proxy %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // startInvalidator starts zone z's invalidator (after the origins have
