@@ -28,6 +28,8 @@ drills: deps
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 12m ./...
+	# allocation budgets, which the race detector's own allocations blur
+	$(GO) test -count=1 -run Allocations ./proxy/
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -15,12 +15,16 @@ import (
 	"go.uber.org/zap"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/lease"
 )
 
 // newAdminServer serves the admin listener: /healthz (the process runs),
 // /readyz (not draining, and a memcached node or an origin in service), /metrics
-// (Prometheus text), /debug/pprof/, and POST /purge?url=... or ?group=...
-// behind the bearer token PROXY_ADMIN_TOKEN (403 when none is configured).
+// (Prometheus text), /debug/pprof/, POST /purge?url=... or ?group=...
+// behind the bearer token PROXY_ADMIN_TOKEN (403 when none is configured),
+// and, with leases on, POST /lease/invalidate behind PROXY_PEER_SECRET
+// (package lease: other proxies and the invalidator tell this one's L1
+// what moved).
 func (p *Proxy) newAdminServer() *fasthttp.Server {
 	pprofIndex := fasthttpadaptor.NewFastHTTPHandlerFunc(pprof.Index)
 	pprofHandlers := map[string]fasthttp.RequestHandler{
@@ -44,6 +48,8 @@ func (p *Proxy) newAdminServer() *fasthttp.Server {
 			metrics.WriteProcessMetrics(ctx) // Go runtime, CPU, memory: bench plan sizes the fleet from CPU
 		case path == "/purge":
 			p.purge(ctx)
+		case path == lease.Path && p.lease != nil:
+			p.lease.ServeInvalidate(ctx)
 		case strings.HasPrefix(path, "/debug/pprof/"):
 			if hh, ok := pprofHandlers[path]; ok {
 				hh(ctx)

@@ -2,25 +2,33 @@ package proxy
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"edgecache/deploy/localstack"
 )
 
 // BenchmarkHit is a hit of a 1 KB body through the whole handler: recv,
-// hash, lookup, validate, deliver. "l1" finds the process's copy and reads
-// only the group versions (batched across the parallel requests); "l2" has
-// L1 off: one GetMulti of entry and versions, and a decode, per request.
-// The client connection is left out (compare.sh measures that with wrk).
+// hash, lookup, validate, deliver. "l1" finds the process's copy while the
+// proxy holds its invalidation lease: no memcached round trip at all;
+// "l1-checked" has leases off: L1 reads the group versions (batched across
+// the parallel requests); "l2" has L1 off: one GetMulti of entry and
+// versions, and a decode, per request. The client connection is left out
+// (compare.sh measures that with wrk).
 func BenchmarkHit(b *testing.B) {
-	b.Run("l1", func(b *testing.B) { benchmarkHit(b, 64<<20) })
-	b.Run("l2", func(b *testing.B) { benchmarkHit(b, 0) })
+	b.Run("l1", func(b *testing.B) { benchmarkHit(b, hitProxy(b, 64<<20, true)) })
+	b.Run("l1-checked", func(b *testing.B) { benchmarkHit(b, hitProxy(b, 64<<20, false)) })
+	b.Run("l2", func(b *testing.B) { benchmarkHit(b, hitProxy(b, 0, false)) })
 }
 
-func benchmarkHit(b *testing.B, l1Bytes int64) {
+// hitProxy is a proxy with /bench/hit cached (in L1 and, with leases,
+// served from it without a check).
+func hitProxy(b testing.TB, l1Bytes int64, leases bool) *Proxy {
 	o := newScripted(b)
 	body := strings.Repeat("x", 1024)
 	o.handle("/bench/hit", func(ctx *fasthttp.RequestCtx) {
@@ -28,17 +36,28 @@ func benchmarkHit(b *testing.B, l1Bytes int64) {
 		cacheable(body)(ctx)
 	})
 	cfg := testConfig(o.url())
+	if leases {
+		cfg = leaseConfig(leaseNode(b), o.url())
+	}
 	cfg.L1Bytes = l1Bytes
 	p := startProxy(b, cfg)
 	get(b, p, "/bench/hit")
 	if r := get(b, p, "/bench/hit"); !strings.Contains(cacheStatus(r), "hit") {
 		b.Fatalf("not a hit: %q", cacheStatus(r))
 	}
+	if leases {
+		warmL1(b, p, "/bench/hit")
+	}
+	return p
+}
+
+func benchmarkHit(b *testing.B, p *Proxy) {
 	var req fasthttp.Request
 	req.SetRequestURI("/bench/hit")
 	req.Header.SetHost("edge.test")
 	addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}
 	handler := p.server.Handler
+	ops := memcachedOps(p)
 	b.ReportAllocs()
 	b.SetParallelism(8) // requests in flight per CPU, as a loaded server has
 	b.ResetTimer()
@@ -46,6 +65,7 @@ func benchmarkHit(b *testing.B, l1Bytes int64) {
 		var ctx fasthttp.RequestCtx
 		for pb.Next() {
 			ctx.Init(&req, addr, nil)
+			ctx.Response.Reset() // as the server does between requests: Init leaves the last answer
 			handler(&ctx)
 			if len(ctx.Response.Body()) != 1024 {
 				b.Fatalf("body %d bytes", len(ctx.Response.Body()))
@@ -53,8 +73,9 @@ func benchmarkHit(b *testing.B, l1Bytes int64) {
 		}
 	})
 	b.StopTimer()
-	if o.hits("/bench/hit") > 1 {
-		b.Fatalf("origin requests during the benchmark: %d", o.hits("/bench/hit"))
+	b.ReportMetric(float64(memcachedOps(p)-ops)/float64(b.N), "memcached-ops/op")
+	if misses := p.m.requests[outcomeMiss].Get(); misses > 1 {
+		b.Fatalf("misses during the benchmark: %d", misses)
 	}
 }
 
@@ -88,4 +109,77 @@ func BenchmarkMiss(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(ops()-before)/float64(b.N), "memcached-ops/op")
+}
+
+// BenchmarkWriteWithLeaseHolders is a write through one proxy while n
+// proxies (the writer among them) hold invalidation leases, with the
+// default lease settings (PROXY_LEASE_DURATION 1s, PROXY_PEER_TIMEOUT
+// 200ms): the write moves its groups, tells every holder and waits for
+// their acknowledgements. "unreachable" adds a holder whose peer listener
+// is frozen (a paused relay in front of it) and whose renewals are
+// blocked: the write revokes it and waits out its lease, until the other
+// holders collect its entry (three lease durations after it stopped
+// changing). It reports p50 and p99 of the write's duration.
+func BenchmarkWriteWithLeaseHolders(b *testing.B) {
+	b.Run("leases-off", func(b *testing.B) { benchmarkWrite(b, 0, false) })
+	for _, n := range []int{1, 3, 6} {
+		b.Run("holders="+strconv.Itoa(n), func(b *testing.B) { benchmarkWrite(b, n, false) })
+	}
+	b.Run("holders=6+unreachable", func(b *testing.B) { benchmarkWrite(b, 6, true) })
+}
+
+func benchmarkWrite(b *testing.B, holders int, unreachable bool) {
+	o := newScripted(b)
+	o.handle("/bench/write", func(ctx *fasthttp.RequestCtx) {
+		if !ctx.IsGet() {
+			ctx.Response.Header.Set("Edgecache-Groups", "post/w=1")
+			return
+		}
+		cacheable("x")(ctx)
+	})
+	node := leaseNode(b)
+	cfg := leaseConfig(node, o.url())
+	cfg.LeaseDuration, cfg.PeerTimeout = time.Second, 200*time.Millisecond
+	var ps []*Proxy
+	for range holders {
+		ps = append(ps, startProxy(b, cfg))
+	}
+	if holders == 0 { // today's proxy: no lease, L1 hits checked in memcached
+		off := cfg
+		off.PeerSecret = ""
+		ps = append(ps, startProxy(b, off))
+	}
+	if unreachable {
+		rl, err := localstack.StartRelay("127.0.0.1:1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(rl.Kill)
+		c := cfg
+		c.PeerAdvertise = rl.Addr()
+		frozen := startProxy(b, c)
+		rl.Retarget(frozen.AdminAddr())
+		waitLease(b, frozen)
+		resume := frozen.lease.Pause()
+		b.Cleanup(resume)
+		rl.Pause()
+	}
+	for _, p := range ps[:holders] {
+		warmL1(b, p, "/bench/write")
+	}
+	durations := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		r := do(b, ps[0], "PUT", "/bench/write", nil, "{}")
+		durations = append(durations, time.Since(start))
+		if r.StatusCode() != 200 || len(r.Header.Peek(hdrInvalidation)) > 0 {
+			b.Fatalf("PUT: %d %q", r.StatusCode(), r.Header.Peek(hdrInvalidation))
+		}
+	}
+	b.StopTimer()
+	slices.Sort(durations)
+	b.ReportMetric(float64(durations[len(durations)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(durations[len(durations)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(durations[len(durations)-1].Microseconds())/1000, "max-ms")
 }

@@ -47,12 +47,17 @@ type Config struct {
 	MemcachedMaxIdleConns  int           `env:"PROXY_MEMCACHED_MAX_IDLE_CONNS" envDefault:"512" help:"memcached: idle connections kept per node; size to peak concurrency (gomemcache's default of 2 dials per operation)"`
 	MemcachedProbeInterval time.Duration `env:"PROXY_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
 
-	L1Bytes        int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; a hit there reads only its group versions from memcached, batched with other requests; 0 turns L1 off"`
+	L1Bytes        int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; while this proxy holds an invalidation lease a hit there asks nothing of memcached, else it reads only its group versions, batched with other requests; 0 turns L1 off"`
 	MaxObjectBytes int           `env:"PROXY_MAX_OBJECT_BYTES" envDefault:"524288" help:"largest response stored in memcached; larger ones pass through uncached"`
 	MaxTTL         time.Duration `env:"PROXY_MAX_TTL" envDefault:"24h" help:"upper bound on how long an entry is kept in memcached (freshness + stale windows)"`
 	LeaseTTL       time.Duration `env:"PROXY_LEASE_TTL" envDefault:"5s" help:"fleet-wide fill lease lifetime (whole seconds, >= 1s); a crashed filler blocks others at most this long"`
 	CoalesceWait   time.Duration `env:"PROXY_COALESCE_WAIT" envDefault:"3s" help:"how long a request waits for another request's fill (this process or another proxy) before fetching itself"`
 	LeasePoll      time.Duration `env:"PROXY_LEASE_POLL" envDefault:"10ms" help:"how often a request waiting on another proxy's fill polls memcached"`
+
+	LeaseDuration time.Duration `env:"PROXY_LEASE_DURATION" envDefault:"1s" help:"invalidation lease (README \"Leases\"): how long one renewal in memcached lets L1 hits skip memcached; renewed every third of it; also the longest a write waits for a lease holder that does not answer"`
+	PeerSecret    string        `env:"PROXY_PEER_SECRET" envDefault:"" help:"shared secret of the invalidation channel between proxies and the invalidator (the same everywhere, INVALIDATOR_PEER_SECRET too); empty turns leases off: every L1 hit is checked in memcached"`
+	PeerAdvertise string        `env:"PROXY_PEER_ADVERTISE" envDefault:"" help:"host:port where other proxies and the invalidator reach this proxy's admin listener to invalidate its L1; default the admin listener's address; behind NAT or in an Auto Scaling group, the instance's private IP and admin port"`
+	PeerTimeout   time.Duration `env:"PROXY_PEER_TIMEOUT" envDefault:"200ms" help:"how long a write waits for a lease holder's acknowledgement before revoking its lease (then it waits out the lease, at most PROXY_LEASE_DURATION)"`
 
 	CacheName     string `env:"PROXY_CACHE_NAME" envDefault:"edgecache" help:"this cache's name in Cache-Status (RFC 9211) and Via"`
 	TargetedField string `env:"PROXY_TARGETED_CACHE_CONTROL" envDefault:"Edgecache-Cache-Control" help:"RFC 9213 targeted field that overrides CDN-Cache-Control and Cache-Control for this cache"`
@@ -123,6 +128,25 @@ func (c Config) Validate() error {
 	if c.LeaseTTL < time.Second || c.LeaseTTL%time.Second != 0 {
 		bad("PROXY_LEASE_TTL", "memcached expiry is in whole seconds: want >= 1s and a whole number of seconds, got %s", c.LeaseTTL)
 	}
+	if c.LeaseDuration < 10*time.Millisecond {
+		bad("PROXY_LEASE_DURATION", "must be >= 10ms, got %s", c.LeaseDuration)
+	}
+	if c.PeerTimeout <= 0 || c.PeerTimeout >= c.LeaseDuration {
+		bad("PROXY_PEER_TIMEOUT", "must be > 0 and below PROXY_LEASE_DURATION (%s), got %s", c.LeaseDuration, c.PeerTimeout)
+	}
+	if strings.ContainsAny(c.PeerSecret, " \t\r\n") {
+		bad("PROXY_PEER_SECRET", "must not contain spaces or line breaks")
+	}
+	switch host, _, err := net.SplitHostPort(c.PeerAdvertise); {
+	case c.PeerAdvertise != "" && err != nil:
+		bad("PROXY_PEER_ADVERTISE", "want host:port, got %q", c.PeerAdvertise)
+	case c.PeerAdvertise != "" && unspecifiedHost(host):
+		bad("PROXY_PEER_ADVERTISE", "must be an address peers can reach, got %q", c.PeerAdvertise)
+	case c.PeerAdvertise == "" && c.PeerSecret != "":
+		if h, _, err := net.SplitHostPort(c.AdminListen); err == nil && unspecifiedHost(h) {
+			bad("PROXY_PEER_ADVERTISE", "PROXY_ADMIN_LISTEN %q listens on every address: set the address peers reach this proxy at (the instance's private IP and admin port)", c.AdminListen)
+		}
+	}
 	if c.DrainDelay < 0 {
 		bad("PROXY_DRAIN_DELAY", "must be >= 0, got %s", c.DrainDelay)
 	}
@@ -160,6 +184,16 @@ func (c Config) Validate() error {
 		bad("PROXY_TARGETED_CACHE_CONTROL", "want a header field name, got %q", c.TargetedField)
 	}
 	return errors.Join(errs...)
+}
+
+// unspecifiedHost reports whether host means "every address" (0.0.0.0,
+// ::, empty): fine to listen on, useless to advertise.
+func unspecifiedHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsUnspecified()
 }
 
 // Usage writes every setting with its default and meaning, generated from

@@ -24,10 +24,13 @@
 //
 // recv drops internal fields and parses the request's directives; a request
 // with Authorization is a pass. hash builds the primary key
-// (scheme://host/path?query, normalised) and the memcached keys. lookup
-// reads L1, else the entry and its group values in one round trip shared
-// with the requests in flight (store.Lookup); the entry counts only if Vary
-// matches and every group is current. A miss coalesces: one fill per key
+// (scheme://host/path?query, normalised); the memcached keys are built only
+// when memcached is asked. lookup reads L1 — without asking memcached while
+// this proxy holds its invalidation lease and no mover has named one of the
+// entry's groups since it was last checked (below) — else the entry and its
+// group values in one round trip shared with the requests in flight
+// (store.Lookup); the entry counts only if Vary matches and every group is
+// current. A miss coalesces: one fill per key
 // per process (singleflight), one per key across the fleet (a lease in
 // memcached); a waiter checks the shared result against its own lookup.
 //
@@ -57,6 +60,22 @@
 // stall, a partition between one proxy and one node or a writer that dies
 // with moves queued still ends in an invalidation. Moves are idempotent in
 // effect: both paths may move the same group.
+//
+// # Leases: L1 without memcached (package lease)
+//
+// With PROXY_PEER_SECRET set, a proxy holds an invalidation lease, renewed
+// in a registry that every memcached node keeps a copy of. Both paths,
+// after moving groups, read the registry and tell every holder which group
+// keys moved, and wait for each acknowledgement, or, for a holder that does
+// not answer, revoke it and wait until its lease has surely ended, before
+// the write is answered or the log rows deleted. A holder records the
+// notification (per bucket of group keys, the sequence of the last
+// notification) before it acknowledges; an L1 entry is served without a
+// memcached check only while the lease is held, it was last checked in
+// memcached after the lease was (re)gained, and no notification named one
+// of its groups since that check began. The guarantee therefore holds for
+// L1 as for memcached: a write's answer leaves only once every proxy that
+// could serve an older copy unchecked has stopped doing so.
 //
 // # Lagging replicas
 //

@@ -259,7 +259,12 @@ func TestLaggingReplicaReadsStillSeeTheWrite(t *testing.T) {
 // race the writes.
 func TestZeroStaleReadsUnderConcurrency(t *testing.T) {
 	base := realStack(t)
-	proxies := []*Proxy{startProxy(t, testConfig(base)), startProxy(t, testConfig(base))}
+	zeroStaleReads(t, []*Proxy{startProxy(t, testConfig(base)), startProxy(t, testConfig(base))})
+}
+
+// zeroStaleReads runs writers and readers on proxies (see
+// TestZeroStaleReadsUnderConcurrency); the first proxy's fills are slowed.
+func zeroStaleReads(t *testing.T, proxies []*Proxy) {
 	u := createUser(t, proxies[0])
 	first := createPost(t, proxies[0], u, "p0")
 	postPath := fmt.Sprintf("/v1/posts/%d", first.ID)
@@ -283,7 +288,7 @@ func TestZeroStaleReadsUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; time.Now().Before(deadline); i++ {
-				p := proxies[(w+i)%2]
+				p := proxies[(w+i)%len(proxies)]
 				if i%3 == 2 {
 					np := createPost(t, p, u, fmt.Sprintf("w%d-%d", w, i))
 					mu.Lock()
@@ -306,7 +311,7 @@ func TestZeroStaleReadsUnderConcurrency(t *testing.T) {
 			defer wg.Done()
 			for i := 0; time.Now().Before(deadline); i++ {
 				want := snapshot() // taken before the reads are sent
-				checkReads(t, proxies[(r+i)%2], u, first.ID, want)
+				checkReads(t, proxies[(r+i)%len(proxies)], u, first.ID, want)
 				reads.Add(3)
 			}
 		}()
@@ -316,9 +321,13 @@ func TestZeroStaleReadsUnderConcurrency(t *testing.T) {
 	for _, p := range proxies {
 		checkReads(t, p, u, first.ID, final)
 	}
-	t.Logf("%d reads, %d slowed fills, final version %d, post_count %d; hits: %d+%d",
-		reads.Load(), slowed.Load(), final.version, final.postCount,
-		proxies[0].m.requests[outcomeHit].Get(), proxies[1].m.requests[outcomeHit].Get())
+	var hits, free []uint64
+	for _, p := range proxies {
+		f, _ := p.lease.Hits()
+		hits, free = append(hits, p.m.requests[outcomeHit].Get()), append(free, f)
+	}
+	t.Logf("%d reads, %d slowed fills, final version %d, post_count %d; hits per proxy %v, of which L1 under a lease %v",
+		reads.Load(), slowed.Load(), final.version, final.postCount, hits, free)
 	if reads.Load() == 0 || final.version <= first.Version {
 		t.Fatal("the test did not exercise reads and writes")
 	}

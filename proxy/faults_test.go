@@ -35,6 +35,8 @@ func TestLostWriteAnswerStillInvalidatesTheTarget(t *testing.T) {
 	reader := startProxy(t, testConfig(base))
 	u := createUser(t, reader)
 	post := createPost(t, reader, u, "before the lost answer")
+	inv := durableInvalidator(t)
+	waitLogApplied(t, inv) // the creation's groups moved by the durable path too, before the entries are filled
 	path := fmt.Sprintf("/v1/posts/%d", post.ID)
 	checkReads(t, reader, u, post.ID, view{version: post.Version, postCount: 1, newest: post.ID})
 	if r := get(t, reader, path); !strings.Contains(cacheStatus(r), "hit") {
@@ -53,7 +55,7 @@ func TestLostWriteAnswerStillInvalidatesTheTarget(t *testing.T) {
 	if pp.Body != "answer lost" || pp.Version <= post.Version {
 		t.Fatalf("STALE after a committed write whose answer was lost: %q v%d (Cache-Status %q)", pp.Body, pp.Version, cacheStatus(r))
 	}
-	waitLogApplied(t, durableInvalidator(t))
+	waitLogApplied(t, inv)
 	checkReads(t, reader, u, post.ID, view{version: pp.Version, postCount: 1, newest: post.ID})
 }
 

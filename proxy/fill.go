@@ -58,6 +58,7 @@ type fillResult struct {
 }
 
 func (p *Proxy) newFillJob(t *txn, d cachepolicy.Decision) *fillJob {
+	p.mcKeys(t)
 	job := &fillJob{
 		primary: string(t.primary), path: string(t.ctx.URI().PathOriginal()),
 		ekey: t.ekey, ukey: t.ukey, lkey: store.LeaseKey(string(t.primary)),
@@ -489,7 +490,7 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 	}
 	p.m.stores.Inc()
 	res.stored = true
-	p.keepL1(job.ekey, &dec)
+	p.keepL1(job.primary, job.ekey, &dec, 0)
 	keys := make([]string, len(e.groups))
 	for i, g := range e.groups {
 		keys[i] = string(g.key)

@@ -28,7 +28,7 @@ func (p *Proxy) headAnswer(job *fillJob, res *fillResult, resp *fasthttp.Respons
 	h := &resp.Header
 	if !job.stale.meta.SelectsHead(h.Peek("ETag"), h.Peek("Last-Modified"), h.Peek("Content-Length"), int64(len(job.stale.body))) {
 		p.store.Delete(job.ekey)
-		p.l1.Remove(job.ekey)
+		p.l1.Remove(job.primary)
 		res.detail = "outdated"
 		return res
 	}

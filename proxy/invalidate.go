@@ -26,6 +26,13 @@ import (
 // invalidator) moves them from that log whatever happens to this process —
 // a lost answer, a stall, a crash with moves queued, a partition between
 // this proxy and one node. "pending" means that path finishes the job.
+//
+// Leases (package lease): after the moves, both paths tell every proxy
+// that holds an invalidation lease which group keys moved, and wait for
+// its acknowledgement or the end of its lease, so that no L1 copy served
+// without a memcached check outlives the write's answer. The moves come
+// first, then the registry read: a proxy that registers after the read
+// checks its copies in memcached and finds the moves.
 
 // invalidateWrite makes the synchronous moves of a write the origin
 // answered with a non-error status. The error, if any, means the answer must
@@ -51,12 +58,19 @@ func (p *Proxy) invalidateWrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Respons
 			zap.ByteString("uri", ctx.RequestURI()), zap.ByteString("value", resp.Header.Peek(hdrGroups)))
 	}
 	var errs []error
+	keys := make([]string, 0, len(primaries)+len(groups))
 	for _, pk := range primaries {
 		errs = append(errs, p.moveURL(pk))
+		keys = append(keys, store.GroupKey(store.URLGroup(pk)))
 	}
 	for _, g := range groups {
 		errs = append(errs, p.store.MoveOrQueue(g.name, g.version))
+		keys = append(keys, store.GroupKey(g.name))
 	}
+	if h := p.hooks.Load(); h != nil && h.betweenMovesAndNotify != nil {
+		h.betweenMovesAndNotify(string(ctx.Path()))
+	}
+	errs = append(errs, p.notify(keys))
 	err := errors.Join(errs...)
 	if err != nil {
 		// Belt and braces: entries of the target URIs go too, so that a
@@ -75,9 +89,24 @@ func (p *Proxy) invalidateWrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Respons
 // durable invalidator moves them from the database's log.
 func (p *Proxy) invalidateUnknown(ctx *fasthttp.RequestCtx) {
 	pk := string(p.primaryKey(ctx, nil))
-	if err := p.moveURL(pk); err != nil {
+	err := p.moveURL(pk)
+	err = errors.Join(err, p.notify([]string{store.GroupKey(store.URLGroup(pk))}))
+	if err != nil {
 		p.log.Warn("invalidation after a failed write pending", zap.String("url", pk), zap.Error(err))
 	}
+}
+
+// notify tells every proxy holding an invalidation lease (package lease)
+// that the groups under keys moved, after the moves: each drops them from
+// its L1's unchecked hits, or its lease runs out, before this returns. An
+// error means the holders could not be known (no copy of the registry
+// answered): the write's answer says "pending", and the durable
+// invalidator tells them.
+func (p *Proxy) notify(keys []string) error {
+	if err := p.notifier.Notify(keys); err != nil {
+		return errors.New("lease holders not told: " + err.Error())
+	}
+	return nil
 }
 
 // moveURL moves a URL's group and drops this process's flight for it.
@@ -92,10 +121,10 @@ func (p *Proxy) moveURL(primary string) error {
 // purgeURL and purgeGroup serve the admin listener's POST /purge.
 func (p *Proxy) purgeURL(primary string) error {
 	p.m.purges.Inc()
-	return p.moveURL(primary)
+	return errors.Join(p.moveURL(primary), p.notify([]string{store.GroupKey(store.URLGroup(primary))}))
 }
 
 func (p *Proxy) purgeGroup(name string) error {
 	p.m.purges.Inc()
-	return p.store.MoveOrQueue(name, 0)
+	return errors.Join(p.store.MoveOrQueue(name, 0), p.notify([]string{store.GroupKey(name)}))
 }

@@ -23,7 +23,7 @@ import (
 var mc *localstack.Memcached
 
 func TestMain(m *testing.M) {
-	if localstack.FuzzWorker() || os.Getenv(originProcessEnv) != "" {
+	if localstack.FuzzWorker() || os.Getenv(originProcessEnv) != "" || os.Getenv(proxyProcessEnv) != "" {
 		os.Exit(m.Run())
 	}
 	var err error

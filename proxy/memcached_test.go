@@ -148,8 +148,12 @@ func TestDeadMemcachedNodeCostsOneRefillPerKey(t *testing.T) {
 		get(t, p, fmt.Sprintf("/dead/%d", i))
 	}
 	a.Stop()
-	for p.store.NodeUp(0) { // three failures mark it down
-		get(t, p, "/dead/0")
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; p.store.NodeUp(0); i++ { // three failures mark it down
+		if time.Now().After(deadline) {
+			t.Fatal("the dead node was never marked down")
+		}
+		get(t, p, fmt.Sprintf("/dead/%d", i%len(versions)))
 	}
 	before := originHits(o, len(versions))
 	for range 3 {

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/lease"
 	"edgecache/proxy/lru"
 	"edgecache/proxy/store"
 )
@@ -41,7 +44,9 @@ type Proxy struct {
 
 	flights  singleflight.Group
 	groupsOf groupMemory
-	l1       *lru.Cache[*l1Entry] // this process's copies of valid entries, by memcached key
+	l1       *lru.Cache[*l1Entry] // this process's copies of valid entries, by primary cache key
+	lease    *lease.Holder        // this process's invalidation lease; nil when leases are off
+	notifier *lease.Notifier      // tells the lease holders what a write moved
 
 	server, admin *fasthttp.Server
 	ln, adminLn   net.Listener
@@ -63,6 +68,9 @@ type testHooks struct {
 	// beforeStore runs in a fill after the origin answered and before the
 	// entry is stored.
 	beforeStore func(path string)
+	// betweenMovesAndNotify runs in a write after its groups moved in
+	// memcached and before the lease holders are told.
+	betweenMovesAndNotify func(path string)
 }
 
 // Start builds the proxy from cfg, opens both listeners and serves in the
@@ -128,6 +136,11 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	p.served.Add(2)
 	go func() { defer p.served.Done(); p.server.Serve(p.ln) }()
 	go func() { defer p.served.Done(); p.admin.Serve(p.adminLn) }()
+	if err := p.startLeases(); err != nil {
+		p.ln.Close()
+		p.adminLn.Close()
+		return nil, err
+	}
 	p.bg.Add(1)
 	go func() { defer p.bg.Done(); p.store.Run(p.stop) }()
 	p.bg.Add(1)
@@ -135,6 +148,33 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	log.Info("proxy listening", zap.String("listen", p.Addr()), zap.String("admin", p.AdminAddr()),
 		zap.Strings("origins", cfg.Origins), zap.Strings("memcached", cfg.Memcached))
 	return p, nil
+}
+
+// startLeases joins the lease registry (when PROXY_PEER_SECRET is set),
+// once the admin listener, where peers send invalidations, is serving.
+// The notifier is there either way: a write reads the registry and tells
+// (or, without the secret, revokes) whoever holds a lease.
+func (p *Proxy) startLeases() error {
+	if p.cfg.PeerSecret != "" {
+		advertise := p.cfg.PeerAdvertise
+		if advertise == "" {
+			advertise = p.AdminAddr()
+		}
+		var id [8]byte
+		if _, err := rand.Read(id[:]); err != nil {
+			return err
+		}
+		h, err := lease.NewHolder(lease.HolderConfig{ID: hex.EncodeToString(id[:]), Advertise: advertise,
+			Duration: p.cfg.LeaseDuration, Secret: p.cfg.PeerSecret}, p.store, p.log.Named("lease"), p.m.set, "edgecache_proxy")
+		if err != nil {
+			return err
+		}
+		p.lease = h
+		h.Start()
+	}
+	p.notifier = lease.NewNotifier(lease.NotifierConfig{Secret: p.cfg.PeerSecret, Duration: p.cfg.LeaseDuration,
+		Timeout: p.cfg.PeerTimeout, Self: p.lease}, p.store, p.log.Named("lease"), p.m.set, "edgecache_proxy")
+	return nil
 }
 
 // Addr is the client listener's host:port.
@@ -152,6 +192,9 @@ func (p *Proxy) Drain() { p.draining.Store(true) }
 func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.Drain()
 	err := p.server.ShutdownWithContext(ctx)
+	if p.lease != nil {
+		p.lease.Leave() // before the peer listener closes: movers stop waiting for this proxy
+	}
 	err = errors.Join(err, p.admin.ShutdownWithContext(ctx))
 	p.stopOnce.Do(func() { close(p.stop) }) // a second Shutdown (after a kill) waits again
 	done := make(chan struct{})

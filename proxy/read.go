@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -21,7 +22,7 @@ type txn struct {
 	ctx     *fasthttp.RequestCtx
 	now     time.Time
 	creq    cachepolicy.Request
-	primary []byte // primary cache key (scheme://host/path?query)
+	primary []byte // primary cache key (scheme://host/path?query); hash: built in read, kept on its stack
 	ekey    string // memcached key of the entry
 	ukey    string // memcached key of the URL's own group
 	keys    []string
@@ -43,7 +44,8 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx) string {
 	if !p.recv(&t) {
 		return p.pass(&t, "authorization")
 	}
-	p.hash(&t)
+	var pbuf [192]byte // the primary key of the usual short URL, on the stack
+	t.primary = p.primaryKey(ctx, pbuf[:0])
 	p.lookup(&t)
 	var meta *cachepolicy.Meta
 	if t.hasEnt {
@@ -94,10 +96,12 @@ func requestList(h *fasthttp.RequestHeader, name string) []byte {
 	return bytes.Join(vs, []byte(", "))
 }
 
-// hash builds the primary key and the memcached keys of the entry and of
-// the URL group.
-func (p *Proxy) hash(t *txn) {
-	t.primary = p.primaryKey(t.ctx, nil)
+// mcKeys sets the memcached keys of the entry and of the URL group: every
+// lookup but an L1 hit needs them.
+func (p *Proxy) mcKeys(t *txn) {
+	if t.ukey != "" {
+		return
+	}
 	pk := string(t.primary)
 	t.ekey = store.EntryKey(pk)
 	t.ukey = store.GroupKey(store.URLGroup(pk))
@@ -124,6 +128,7 @@ func (p *Proxy) lookup(t *txn) {
 	if p.lookupL1(t) {
 		return
 	}
+	p.mcKeys(t)
 	remembered := p.groupsOf.get(t.primary)
 	t.keys = append(make([]string, 0, 2+len(remembered)), t.ekey, t.ukey)
 	for _, k := range remembered {
@@ -131,6 +136,7 @@ func (p *Proxy) lookup(t *txn) {
 			t.keys = append(t.keys, k)
 		}
 	}
+	checked := p.lease.Seq() // before the read: see lookupL1
 	t.items, t.unavailable = p.store.Lookup(t.keys)
 	it := t.items[t.ekey]
 	if it == nil {
@@ -153,51 +159,72 @@ func (p *Proxy) lookup(t *txn) {
 	}
 	if p.current(&t.ent, t.items) {
 		t.hasEnt = true
-		p.keepL1(t.ekey, &t.ent)
+		p.keepL1(string(t.primary), t.ekey, &t.ent, checked)
 	}
 }
 
-// lookupL1 answers the lookup from this process's copy of the entry, if it
-// has one: only the entry's group values are read from memcached, in a
-// round trip shared with the other requests in flight, so the check is as
-// exact as an L2 hit's and much cheaper. It reports false when there is no
-// copy, or the copy is no longer current (then dropped): the caller looks
-// in memcached as usual.
+// lookupL1 answers the lookup from this process's copy of the entry, if
+// it has one and it is still current. While this proxy holds its
+// invalidation lease (package lease) and no mover has named one of the
+// entry's groups since the copy was last found current, that is known
+// without asking anyone: every mover tells the lease holders before its
+// write is answered, or waits until their leases have run out. Otherwise
+// the entry's group values are read from memcached, in a round trip shared
+// with the other requests in flight, as exact as an L2 hit's check and
+// cheaper; the sequence read before that read is what the next hits
+// compare against. It reports false when there is no copy, or the copy is
+// no longer current (then dropped): the caller looks in memcached as usual.
 func (p *Proxy) lookupL1(t *txn) bool {
-	c, ok := p.l1.Get(t.ekey)
+	c, ok := p.l1.GetBytes(t.primary)
 	if !ok {
 		return false
 	}
 	if !p.varyMatches(&c.ent, &t.ctx.Request.Header) {
 		return false
 	}
-	items, unavailable := p.store.Lookup(c.keys[1:])
-	if unavailable || !p.current(&c.ent, items) {
-		p.l1.Remove(t.ekey)
-		return false
+	free := p.lease.Free(c.checked.Load(), c.buckets)
+	if !free {
+		checked := p.lease.Seq()
+		items, unavailable := p.store.Lookup(c.keys[1:])
+		if unavailable || !p.current(&c.ent, items) {
+			p.l1.Remove(string(t.primary))
+			return false
+		}
+		c.checked.Store(checked)
+		t.items = items
 	}
 	p.m.l1Hits.Inc()
-	t.keys, t.items, t.ent, t.hasEnt = c.keys, items, c.ent, true
+	p.lease.CountHit(free)
+	t.ekey, t.keys, t.ent, t.hasEnt = c.keys[0], c.keys, c.ent, true
 	return true
 }
 
 // l1Entry is an entry kept in this process, with its lookup keys (the
-// entry's, then its groups') built once rather than on every hit. Both are
-// shared by every request that finds it: read-only.
+// entry's, then its groups') and its groups' lease buckets, built once
+// rather than on every hit: read-only, shared by every request that finds
+// it. checked is the lease sequence read before the last memcached read
+// that found it current (0: none yet).
 type l1Entry struct {
-	ent  entry
-	keys []string
+	ent     entry
+	keys    []string
+	buckets []uint32
+	checked atomic.Uint64
 }
 
-// keepL1 keeps a copy of a current entry in this process. e must not be
-// changed afterwards: the copy shares its slices.
-func (p *Proxy) keepL1(ekey string, e *entry) {
-	c := &l1Entry{ent: *e, keys: make([]string, 1, 1+len(e.groups))}
+// keepL1 keeps a copy of a current entry in this process, under its
+// primary key. checked is the lease sequence read before the memcached
+// read that found it current, or 0 (a fill: the first hit checks it). e
+// must not be changed afterwards: the copy shares its slices.
+func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
+	c := &l1Entry{ent: *e, keys: make([]string, 1, 1+len(e.groups)), buckets: make([]uint32, 0, len(e.groups))}
 	c.keys[0] = ekey
 	for _, g := range e.groups {
-		c.keys = append(c.keys, string(g.key))
+		k := string(g.key)
+		c.keys = append(c.keys, k)
+		c.buckets = append(c.buckets, p.lease.Bucket(k))
 	}
-	p.l1.Add(ekey, c, int64(len(e.body)+len(e.varyKey)+256+64*len(e.headers)))
+	c.checked.Store(checked)
+	p.l1.Add(primary, c, int64(len(e.body)+len(e.varyKey)+256+64*len(e.headers)))
 }
 
 // fetchGroups reads the values of e's groups that items lacks (one more

@@ -122,6 +122,8 @@ resource "aws_route_table_association" "private" {
 #   origin    -> db         3306
 #   proxy     -> memcached  11211
 #   origin    -> memcached  11211 (the invalidator, beside each origin)
+#   proxy     -> proxy      proxy_admin_port (lease invalidations; leases.tf)
+#   origin    -> proxy      proxy_admin_port (the invalidator's lease invalidations)
 # Instances may also leave on 443 (AWS APIs through NAT: Secrets Manager, SSM).
 
 resource "aws_security_group" "alb" {

@@ -17,6 +17,9 @@ locals {
     shutdown_timeout = var.proxy_shutdown_timeout_seconds
     stop_timeout     = local.proxy_stop_timeout
     extra_env        = var.proxy_extra_env
+    region           = var.region
+    peer_secret_arn  = aws_secretsmanager_secret.peer_secret.arn
+    lease_duration   = var.lease_duration
   })
 }
 

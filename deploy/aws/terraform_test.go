@@ -736,7 +736,9 @@ func TestSecurityGroups(t *testing.T) {
 		{"aws_security_group.origin.id", "var.origin_port", "aws_security_group.origin_alb.id"},
 		{"aws_security_group.db.id", "3306", "aws_security_group.origin.id"},
 		{"aws_security_group.memcached.id", "11211", "aws_security_group.proxy.id"},
-		{"aws_security_group.memcached.id", "11211", "aws_security_group.origin.id"}, // the invalidator
+		{"aws_security_group.memcached.id", "11211", "aws_security_group.origin.id"},            // the invalidator
+		{"aws_security_group.proxy.id", "var.proxy_admin_port", "aws_security_group.proxy.id"},  // lease invalidations
+		{"aws_security_group.proxy.id", "var.proxy_admin_port", "aws_security_group.origin.id"}, // from the invalidator
 	}
 	for _, e := range edges {
 		found := false
@@ -806,6 +808,7 @@ var fixtures = map[string]cty.Value{
 	"origins":           cty.StringVal("http://internal-origin.example:8081"),
 	"memcached":         cty.StringVal("m1.example:11211,m2.example:11211,m3.example:11211"),
 	"secret_arn":        cty.StringVal("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"),
+	"peer_secret_arn":   cty.StringVal("arn:aws:secretsmanager:us-east-1:123456789012:secret:peer-AbCdEf"),
 	"primary_endpoint":  cty.StringVal("primary.example:3306"),
 	"replica_endpoints": cty.ListVal([]cty.Value{cty.StringVal("replica-1.example:3306"), cty.StringVal("replica-2.example:3306")}),
 }
@@ -829,8 +832,15 @@ func TestUserData(t *testing.T) {
 				`(?m)^PROXY_DRAIN_DELAY=\d+s$`,
 				`(?m)^PROXY_SHUTDOWN_TIMEOUT=\d+s$`,
 				`(?m)^ExecStart=/usr/local/bin/proxy$`,
+				// Invalidation leases: the secret, the address peers reach, the duration.
+				`secretsmanager get-secret-value`,
+				`(?m)^PROXY_PEER_SECRET=\$PEER_SECRET$`,
+				`(?m)^PROXY_PEER_ADVERTISE=\$PRIVATE_IP:8082$`,
+				`meta-data/local-ipv4`,
+				`(?m)^PROXY_LEASE_DURATION=1s$`,
 			},
-			map[string]string{"origins": "aws_lb.origin.dns_name", "memcached": "aws_elasticache_cluster.memcached", "drain_delay": "var.proxy_drain_delay_seconds", "stop_timeout": "local.proxy_stop_timeout"},
+			map[string]string{"origins": "aws_lb.origin.dns_name", "memcached": "aws_elasticache_cluster.memcached", "drain_delay": "var.proxy_drain_delay_seconds", "stop_timeout": "local.proxy_stop_timeout",
+				"peer_secret_arn": "aws_secretsmanager_secret.peer_secret.arn", "lease_duration": "var.lease_duration"},
 		},
 		{
 			"origin", "origin_user_data", "ORIGIN_",
@@ -850,8 +860,10 @@ func TestUserData(t *testing.T) {
 				`(?m)^INVALIDATOR_MEMCACHED=m1\.example:11211,m2\.example:11211,m3\.example:11211$`,
 				`(?m)^ExecStart=/usr/local/bin/invalidator$`,
 				`systemctl enable --now edgecache-origin.service edgecache-invalidator.service`,
+				`(?m)^INVALIDATOR_PEER_SECRET=\$PEER_SECRET$`,
+				`(?m)^INVALIDATOR_LEASE_DURATION=1s$`,
 			},
-			map[string]string{"memcached": "aws_elasticache_cluster.memcached", "primary_endpoint": "aws_db_instance.primary.endpoint", "replica_endpoints": "aws_db_instance.replica[*].endpoint", "secret_arn": "aws_secretsmanager_secret.db_password.arn", "dsn_options": "var.db_dsn_options", "stop_timeout": "local.origin_stop_timeout"},
+			map[string]string{"peer_secret_arn": "aws_secretsmanager_secret.peer_secret.arn", "lease_duration": "var.lease_duration", "memcached": "aws_elasticache_cluster.memcached", "primary_endpoint": "aws_db_instance.primary.endpoint", "replica_endpoints": "aws_db_instance.replica[*].endpoint", "secret_arn": "aws_secretsmanager_secret.db_password.arn", "dsn_options": "var.db_dsn_options", "stop_timeout": "local.origin_stop_timeout"},
 		},
 	}
 	used := map[string]bool{}

@@ -318,3 +318,9 @@ variable "db_dsn_options" {
   type        = string
   default     = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=2s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
 }
+
+variable "lease_duration" {
+  description = "Invalidation lease duration (PROXY_LEASE_DURATION on the proxies, INVALIDATOR_LEASE_DURATION on the invalidators): how long one renewal lets a proxy serve L1 without asking memcached, and the longest a write waits for a proxy that does not answer."
+  type        = string
+  default     = "1s"
+}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Compares edgecache with nginx proxy_cache and Varnish (malloc storage) on
 # this machine, in one run: the same 1 KB post, served from cache, the same
-# wrk load. Server side gets CPU 0, the load generator CPU 1.
+# wrk load. Server side gets CPU 0, the load generator CPU 1. The ceiling is
+# a fasthttp server answering a fixed 1 KB body (deploy/compare/ceiling):
+# the summary gives every target as a ratio of it and of nginx, from the
+# same run (the machine is shared: compare ratios, not absolute numbers).
 #
 # Needs the one-box stack running (`make run` in another terminal) and root
 # the first time (installs varnish, nginx and wrk from Debian's packages).
@@ -9,16 +12,21 @@
 #   deploy/compare/compare.sh [duration] [connections] [rounds]
 #
 # rounds > 1 measures every target that many times, interleaved, so that a
-# noisy neighbour hurts all of them alike. EXTRA="name=host:port ..." adds
+# noisy neighbour hurts all of them alike; the summary is the mean of the
+# last two rounds (the first warms everything up). EXTRA="name=host:port ..." adds
 # targets (another proxy instance, say one with PROXY_L1_BYTES=0).
+# PROXY, ORIGIN, NGINX_ADDR, VARNISH_ADDR and CEILING_ADDR move the
+# addresses; PIN is the pgrep -f pattern of the stack's processes to pin to
+# CPU 0 (on a shared machine, make it match only your own stack).
 set -euo pipefail
 duration=${1:-15s}
 conns=${2:-64}
 rounds=${3:-1}
 proxy=${PROXY:-127.0.0.1:8080}
 origin=${ORIGIN:-127.0.0.1:8081}
-nginx_addr=127.0.0.1:8091
-varnish_addr=127.0.0.1:8092
+nginx_addr=${NGINX_ADDR:-127.0.0.1:8091}
+varnish_addr=${VARNISH_ADDR:-127.0.0.1:8092}
+ceiling_addr=${CEILING_ADDR:-127.0.0.1:8093}
 
 need=()
 command -v varnishd >/dev/null || need+=(varnish)
@@ -82,12 +90,17 @@ taskset -c 0 varnishd -F -n "$work/varnish" -a "$varnish_addr" -f "$work/default
   >"$work/varnish.log" 2>&1 &
 pids+=($!)
 
+here=$(cd "$(dirname "$0")" && pwd)
+(cd "$here/../.." && go build -o "$work/ceiling" ./deploy/compare/ceiling)
+taskset -c 0 "$work/ceiling" -listen "$ceiling_addr" &
+pids+=($!)
+
 # Our proxy, and the memcached it uses, on CPU 0 too.
-for p in $(pgrep -f 'onebox|bin/proxy|memcached -u root' || true); do taskset -a -p -c 0 "$p" >/dev/null 2>&1 || true; done
+for p in $(pgrep -f "${PIN:-onebox|bin/proxy|memcached -u root}" || true); do taskset -a -p -c 0 "$p" >/dev/null 2>&1 || true; done
 
 wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "http://$1$path" && return 0; sleep 0.1; done; echo "$1 not answering" >&2; return 1; }
 printf '%-22s %12s %10s %10s %10s\n' target "requests/s" p50 p99 errors
-targets=("edgecache=$proxy" "nginx=$nginx_addr" "varnish=$varnish_addr" "origin(no cache)=$origin")
+targets=("edgecache=$proxy" "nginx=$nginx_addr" "varnish=$varnish_addr" "origin(no cache)=$origin" "ceiling=$ceiling_addr")
 for extra in ${EXTRA:-}; do targets+=("$extra"); done
 for round in $(seq "$rounds"); do
 for target in "${targets[@]}"; do
@@ -100,8 +113,22 @@ for target in "${targets[@]}"; do
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   errs=$(awk '/Non-2xx|Socket errors/ {printf "%s ", $0}' <<<"$out")
   printf '%-22s %12s %10s %10s %10s\n' "$name" "$rps" "$p50" "$p99" "${errs:-0}"
+  echo "$round ${name// /_} $rps $p50 $p99" >>"$work/results"
 done
 done
+# Mean of the last two rounds (or of the only one), latencies in ms, and
+# each target as a ratio of the ceiling and of nginx.
+echo
+echo "summary (mean of the last $([ "$rounds" -gt 1 ] && echo 2 || echo 1) round(s)):"
+awk -v first=$((rounds > 1 ? rounds - 1 : 1)) '
+  function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+  $1 >= first { n[$2]++; rps[$2] += $3; p50[$2] += ms($4); p99[$2] += ms($5); if (!($2 in seen)) { seen[$2] = 1; order[++k] = $2 } }
+  END {
+    printf "%-22s %12s %10s %10s %12s %10s\n", "target", "requests/s", "p50 ms", "p99 ms", "x ceiling", "x nginx"
+    for (i = 1; i <= k; i++) { t = order[i]; r = rps[t] / n[t]
+      printf "%-22s %12.0f %10.2f %10.2f %12.2f %10.2f\n", t, r, p50[t] / n[t], p99[t] / n[t],
+        ("ceiling" in rps) ? r / (rps["ceiling"] / n["ceiling"]) : 0, ("nginx" in rps) ? r / (rps["nginx"] / n["nginx"]) : 0 }
+  }' "$work/results"
 echo "cache status of each (one request):"
 for a in "$proxy" "$nginx_addr" "$varnish_addr"; do
   curl -si "http://$a$path" | grep -iE '^(cache-status|x-cache|age|x-varnish):' | tr -d '\r' | sed "s|^|  $a  |"

@@ -96,6 +96,7 @@ func (a *applier) round(s *session) (more bool, err error) {
 		a.endSweep()
 	}
 	a.moveAll(moves)
+	a.notifyHolders(moves)
 	var done []uint64
 	var firstFailed *move
 	for _, mv := range moves {
@@ -182,6 +183,34 @@ func (a *applier) moveAll(moves []*move) {
 		})
 	}
 	g.Wait()
+}
+
+// notifyHolders tells the proxies that hold invalidation leases which
+// groups moved, and waits for them (or their leases) before any row is
+// deleted. If they could not be told (no copy of the lease registry
+// answered), every move of the batch counts as failed: the rows stay and
+// are moved, and told, again.
+func (a *applier) notifyHolders(moves []*move) {
+	if a.inv.notify == nil {
+		return
+	}
+	var groups []string
+	for _, mv := range moves {
+		if mv.err == nil {
+			groups = append(groups, mv.group)
+		}
+	}
+	if len(groups) == 0 {
+		return
+	}
+	if err := a.inv.notify(groups); err != nil {
+		a.inv.m.notifyFailures.Inc()
+		for _, mv := range moves {
+			if mv.err == nil {
+				mv.err, mv.movedAt = err, time.Now()
+			}
+		}
+	}
 }
 
 // moveFailed schedules the group's retry, the delay doubling per failure.

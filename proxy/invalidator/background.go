@@ -6,6 +6,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
 
+	"edgecache/proxy/lease"
 	"edgecache/proxy/store"
 )
 
@@ -35,6 +36,15 @@ func StartBackground(cfg Config, log *zap.Logger, set *metrics.Set) (*Background
 	inv, err := New(cfg, mc, log)
 	if err != nil {
 		return nil, err
+	}
+	n := lease.NewNotifier(lease.NotifierConfig{Secret: cfg.PeerSecret, Duration: cfg.LeaseDuration, Timeout: cfg.PeerTimeout},
+		mc, log.Named("lease"), set, "edgecache_invalidator")
+	inv.notify = func(groups []string) error {
+		keys := make([]string, len(groups))
+		for i, g := range groups {
+			keys[i] = store.GroupKey(g)
+		}
+		return n.Notify(keys)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Background{Invalidator: inv, store: mc, cancel: cancel, done: make(chan struct{}), stopStore: make(chan struct{})}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"reflect"
+	"strings"
 	"time"
 
 	env "github.com/caarlos0/env/v11"
@@ -29,6 +30,10 @@ type Config struct {
 	Batch           int           `env:"INVALIDATOR_BATCH" envDefault:"1000" help:"most log rows read, moved and deleted per round; a full batch is followed at once by the next"`
 	MoveConcurrency int           `env:"INVALIDATOR_MOVE_CONCURRENCY" envDefault:"32" help:"most group moves in flight at once"`
 	RetryMax        time.Duration `env:"INVALIDATOR_RETRY_MAX" envDefault:"2s" help:"a group whose move failed is retried after a delay that doubles from twice the poll interval up to this"`
+
+	PeerSecret    string        `env:"INVALIDATOR_PEER_SECRET" envDefault:"" help:"the proxies' PROXY_PEER_SECRET: after moving groups, the invalidator tells every proxy holding an invalidation lease, and waits for its acknowledgement or its lease to end, before deleting the rows; without it, such proxies are revoked and their leases waited out"`
+	LeaseDuration time.Duration `env:"INVALIDATOR_LEASE_DURATION" envDefault:"1s" help:"the longest lease any proxy holds (PROXY_LEASE_DURATION): how long to wait when the lease registry in memcached was lost"`
+	PeerTimeout   time.Duration `env:"INVALIDATOR_PEER_TIMEOUT" envDefault:"200ms" help:"how long a lease holder has to acknowledge before it is revoked and its lease waited out"`
 
 	LockName       string        `env:"INVALIDATOR_LOCK_NAME" envDefault:"edgecache.invalidator" help:"MySQL named lock (GET_LOCK) that elects the one active invalidator; every instance of one deployment uses the same name"`
 	LockRetry      time.Duration `env:"INVALIDATOR_LOCK_RETRY" envDefault:"250ms" help:"how often a standby tries the lock; a standby takes over at most this long after the leader's connection is gone"`
@@ -87,11 +92,18 @@ func (c Config) Validate() error {
 		{"INVALIDATOR_RETRY_MAX", c.RetryMax},
 		{"INVALIDATOR_LOCK_RETRY", c.LockRetry},
 		{"INVALIDATOR_PING_INTERVAL", c.PingInterval},
+		{"INVALIDATOR_LEASE_DURATION", c.LeaseDuration},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
 			bad(p.name, "must be > 0, got %s", p.d)
 		}
+	}
+	if strings.ContainsAny(c.PeerSecret, " \t\r\n") {
+		bad("INVALIDATOR_PEER_SECRET", "must not contain spaces or line breaks")
+	}
+	if c.PeerTimeout <= 0 || c.PeerTimeout >= c.LeaseDuration {
+		bad("INVALIDATOR_PEER_TIMEOUT", "must be > 0 and below INVALIDATOR_LEASE_DURATION (%s), got %s", c.LeaseDuration, c.PeerTimeout)
 	}
 	if c.Batch < 1 || c.Batch > maxBatch {
 		bad("INVALIDATOR_BATCH", "want 1 to %d, got %d", maxBatch, c.Batch)

@@ -37,6 +37,9 @@ func TestValidateNamesEveryBadVariable(t *testing.T) {
 	cfg.SessionTimeout = 1500 * time.Millisecond
 	cfg.AdminListen = "8083"
 	cfg.LogLevel = "loud"
+	cfg.PeerSecret = "two words"
+	cfg.LeaseDuration = 0
+	cfg.PeerTimeout = 0
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("accepted")
@@ -103,7 +106,11 @@ func TestREADMEListsEveryVariableWithDefault(t *testing.T) {
 	typ := reflect.TypeFor[Config]()
 	for i := range typ.NumField() {
 		f := typ.Field(i)
-		row := "| `" + f.Tag.Get("env") + "` | `" + f.Tag.Get("envDefault") + "` |"
+		def := "`" + f.Tag.Get("envDefault") + "`"
+		if f.Tag.Get("envDefault") == "" {
+			def = "(empty)"
+		}
+		row := "| `" + f.Tag.Get("env") + "` | " + def + " |"
 		if !strings.Contains(string(readme), row) {
 			t.Errorf("README.md has no row starting %s", row)
 		}

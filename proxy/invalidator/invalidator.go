@@ -20,11 +20,12 @@ type Mover interface {
 // stands by while another instance does. Create it with New, run it with
 // Run; the other methods are safe to call at any time.
 type Invalidator struct {
-	cfg   Config
-	mover Mover
-	log   *zap.Logger
-	db    *sql.DB
-	m     *metricSet
+	cfg    Config
+	mover  Mover
+	notify func(groups []string) error // tells the lease holders (package lease); nil: no one to tell
+	log    *zap.Logger
+	db     *sql.DB
+	m      *metricSet
 
 	mu        sync.Mutex
 	leading   bool

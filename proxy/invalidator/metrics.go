@@ -10,18 +10,19 @@ import (
 type metricSet struct {
 	set *metrics.Set
 
-	rowsApplied   *metrics.Counter // moved and deleted
-	groupsMoved   *metrics.Counter
-	moveFailures  *metrics.Counter
-	dbErrors      *metrics.Counter // statements the server refused while leading
-	backlog       *metrics.Gauge   // rows seen waiting in the last sweep of the log
-	appliedID     *metrics.Gauge   // highest log id this instance applied
-	delay         *metrics.PrometheusHistogram
-	leaderGained  *metrics.Counter
-	leaderLost    *metrics.Counter
-	lockHolder    *metrics.Gauge // connection id holding the lock, as a standby last saw it
-	sessionsOpen  *metrics.Counter
-	sessionErrors *metrics.Counter
+	rowsApplied    *metrics.Counter // moved and deleted
+	groupsMoved    *metrics.Counter
+	moveFailures   *metrics.Counter
+	notifyFailures *metrics.Counter
+	dbErrors       *metrics.Counter // statements the server refused while leading
+	backlog        *metrics.Gauge   // rows seen waiting in the last sweep of the log
+	appliedID      *metrics.Gauge   // highest log id this instance applied
+	delay          *metrics.PrometheusHistogram
+	leaderGained   *metrics.Counter
+	leaderLost     *metrics.Counter
+	lockHolder     *metrics.Gauge // connection id holding the lock, as a standby last saw it
+	sessionsOpen   *metrics.Counter
+	sessionErrors  *metrics.Counter
 }
 
 // delayBuckets span a healthy delay (a few poll intervals) up to a
@@ -32,12 +33,13 @@ func newMetricSet(leading func() float64) *metricSet {
 	s := metrics.NewSet()
 	s.NewGauge(`edgecache_invalidator_leader`, leading)
 	return &metricSet{set: s,
-		rowsApplied:  s.NewCounter(`edgecache_invalidator_rows_applied_total`),
-		groupsMoved:  s.NewCounter(`edgecache_invalidator_groups_moved_total`),
-		moveFailures: s.NewCounter(`edgecache_invalidator_move_failures_total`),
-		dbErrors:     s.NewCounter(`edgecache_invalidator_db_errors_total`),
-		backlog:      s.NewGauge(`edgecache_invalidator_backlog_rows`, nil),
-		appliedID:    s.NewGauge(`edgecache_invalidator_applied_id_max`, nil),
+		rowsApplied:    s.NewCounter(`edgecache_invalidator_rows_applied_total`),
+		groupsMoved:    s.NewCounter(`edgecache_invalidator_groups_moved_total`),
+		moveFailures:   s.NewCounter(`edgecache_invalidator_move_failures_total`),
+		notifyFailures: s.NewCounter(`edgecache_invalidator_lease_notify_failures_total`),
+		dbErrors:       s.NewCounter(`edgecache_invalidator_db_errors_total`),
+		backlog:        s.NewGauge(`edgecache_invalidator_backlog_rows`, nil),
+		appliedID:      s.NewGauge(`edgecache_invalidator_applied_id_max`, nil),
 		// From the row's insert, by the database's clock, to its group's
 		// move: the time a change waited for the durable path.
 		delay:         s.NewPrometheusHistogramExt(`edgecache_invalidator_apply_delay_seconds`, delayBuckets),

@@ -47,6 +47,20 @@ func (c *Cache[V]) Get(key string) (v V, ok bool) {
 	return el.Value.(*item[V]).value, true
 }
 
+// GetBytes is Get with the key as bytes, without copying it.
+func (c *Cache[V]) GetBytes(key []byte) (v V, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[string(key)]
+	if !ok {
+		return v, false
+	}
+	if c.ll.Front() != el {
+		c.ll.MoveToFront(el)
+	}
+	return el.Value.(*item[V]).value, true
+}
+
 // Add stores value under key, replacing any value there, and evicts the
 // least recently used values until the total weight fits.
 func (c *Cache[V]) Add(key string, value V, weight int64) {

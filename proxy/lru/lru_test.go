@@ -75,3 +75,22 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("weight %d with %d values", c.Weight(), c.Len())
 	}
 }
+
+func TestGetBytesFindsWhatGetFinds(t *testing.T) {
+	c := New[int](100)
+	c.Add("a", 1, 10)
+	c.Add("b", 2, 10)
+	if v, ok := c.GetBytes([]byte("a")); !ok || v != 1 {
+		t.Fatalf("GetBytes(a) = %d, %v", v, ok)
+	}
+	if _, ok := c.GetBytes([]byte("zz")); ok {
+		t.Fatal("GetBytes found a missing key")
+	}
+	c.Add("c", 3, 85) // evicts the least recently used: b, since GetBytes used a
+	if _, ok := c.Get("b"); ok {
+		t.Error("b survived: GetBytes did not mark a as recently used")
+	}
+	if n := testing.AllocsPerRun(100, func() { c.GetBytes([]byte("a")) }); n != 0 {
+		t.Errorf("GetBytes allocates %.0f times", n)
+	}
+}

@@ -34,6 +34,7 @@ type Store struct {
 	ring    *ring.Ring
 	mc      *memcache.Client
 	probes  []*memcache.Client // one small client per node: probes, replay, flush
+	nodes   []*memcache.Client // one client per node for node-targeted operations (node.go)
 	log     *zap.Logger
 	m       *storeMetrics
 	timeout time.Duration
@@ -69,6 +70,10 @@ func New(cfg Config, log *zap.Logger, set *metrics.Set, prefix string) (*Store, 
 		p.Timeout = cfg.Timeout
 		p.MaxIdleConns = 1
 		s.probes = append(s.probes, p)
+		c := memcache.New(addr)
+		c.Timeout = cfg.Timeout
+		c.MaxIdleConns = 8
+		s.nodes = append(s.nodes, c)
 	}
 	return s, nil
 }

@@ -13,6 +13,8 @@
 // proxy is bin/proxy in a process of its own, so that its CPU is measured
 // apart from the origin's.
 //
+// The proxy and the invalidator share an invalidation-lease secret
+// (PROXY_PEER_SECRET, made up if unset), so that L1 hits skip memcached.
 // The origin, the proxy and the invalidator read their usual ORIGIN_*,
 // PROXY_* and INVALIDATOR_* variables; onebox only points them at the
 // private MariaDB and memcached.
@@ -21,6 +23,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -118,6 +122,17 @@ func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error
 		return err
 	}
 	icfg.MySQLDSN, icfg.Memcached = db.DSN("edgecache"), []string{mc.Addr}
+	// Invalidation leases on (README "Leases"): one secret for the proxy
+	// and the invalidator, made up here unless PROXY_PEER_SECRET is set.
+	secret := os.Getenv("PROXY_PEER_SECRET")
+	if secret == "" {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return err
+		}
+		secret = hex.EncodeToString(b[:])
+	}
+	icfg.PeerSecret = secret
 	inv, err := invalidator.StartBackground(icfg, log.Named("invalidator"), metrics.NewSet())
 	if err != nil {
 		return err
@@ -130,6 +145,7 @@ func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error
 	}
 	pcfg.Origins = []string{"http://" + osrv.Addr()}
 	pcfg.Memcached = []string{mc.Addr}
+	pcfg.PeerSecret = secret
 	proxyAddr, proxyAdmin := pcfg.Listen, pcfg.AdminListen
 	if bench.out != "" {
 		// The benchmark's proxy runs in its own process (bin/proxy), so
@@ -270,7 +286,7 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 // Its Stop drains at once: no load balancer is waiting to notice.
 func startProxyProcess(ctx context.Context, cfg proxy.Config, logPath string) (*localstack.Process, error) {
 	p, err := localstack.StartProcess(logPath, []string{"PROXY_ORIGINS=" + strings.Join(cfg.Origins, ","),
-		"PROXY_MEMCACHED=" + strings.Join(cfg.Memcached, ","), "PROXY_DRAIN_DELAY=0s"},
+		"PROXY_MEMCACHED=" + strings.Join(cfg.Memcached, ","), "PROXY_DRAIN_DELAY=0s", "PROXY_PEER_SECRET=" + cfg.PeerSecret},
 		filepath.Join("bin", "proxy"))
 	if err != nil {
 		return nil, fmt.Errorf("%w (run make build)", err)

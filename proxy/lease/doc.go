@@ -1,0 +1,64 @@
+// Package lease lets a proxy serve its in-process copies (L1) without
+// asking memcached, while keeping the read-after-write guarantee
+// (proxy/doc.go): after Chubby's client-cache leases (Burrows, OSDI 2006;
+// Gray and Cheriton, SOSP 1989), with memcached as the only shared server
+// and no static list of peers.
+//
+// # Members and the registry
+//
+// Every node of memcached keeps a copy of the registry (RegistryKey): a
+// random incarnation, chosen when the copy is created, and one line per
+// member: id, peer address, a counter that each renewal moves, the
+// member's lease duration D, live or revoked. A member (Holder) renews
+// every D/3 by writing itself into every copy (compare-and-swap). It holds
+// its lease, and may serve L1 without asking memcached, only while its
+// last round that every copy took began less than D minus a margin (D/10)
+// ago by its own monotonic clock.
+//
+// # Movers
+//
+// Every mover (the proxy's write path, purges, the durable invalidator),
+// after moving groups in memcached, reads the registry and sends the moved
+// group keys to every member (Notifier), then waits for each one's
+// acknowledgement. A member acknowledges only after it has recorded the
+// groups, so that none of its entries naming them is served unchecked
+// again. A member that does not acknowledge within the timeout is revoked
+// (its entry marked R by compare-and-swap), and the mover waits until the
+// leases it could still hold have ended: D after the registry was read if
+// the member had not renewed since (its last renewal began before the
+// read), else D after the revocation (a renewal in flight at the
+// revocation fails its compare-and-swap). Only durations on the mover's
+// own monotonic clock are used; no two machines' clocks are compared.
+//
+// Order matters: the moves come first, then the registry read. A member
+// that registers after the read checks its entries in memcached before it
+// serves them unchecked, and finds the moves there.
+//
+// # Why a lease needs every copy
+//
+// A mover needs only one copy that answers, because a member holds a lease
+// only through a round that every copy took: any copy that reads well
+// lists every holder (or shows what happened to it). A node that is down
+// therefore turns leases off (every L1 hit is checked in memcached, as
+// without leases), but stops no write. A copy that is missing or garbled
+// (evicted, node restarted) means unknown holders: with no good copy the
+// mover waits D, and each holder, finding a new incarnation at its next
+// renewal, treats its lease as lost. No copy answering at all is an error:
+// the write answers "pending" and the durable invalidator retries.
+//
+// # Losing and regaining a lease
+//
+// A member whose lease lapsed (renewals failed, the process was paused
+// longer than D), or whose renewal finds that movers may have passed it by
+// (the copy re-created, its entry revoked or removed), checks every hit in
+// memcached. When it holds the lease again it raises a floor: every entry
+// checked before is checked in memcached once more before it is served
+// unchecked.
+//
+// A member whose entry has not changed for three of its durations, as seen
+// by another member, has surely no lease: it is removed (a crashed proxy
+// costs writes a lease duration each for at most that long). A revoked
+// member rejoins at once the first time, then after a backoff that doubles
+// up to 64 D, so that one whose peer listener movers cannot reach does not
+// cost every write a lease duration.
+package lease

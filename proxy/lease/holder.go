@@ -1,0 +1,513 @@
+package lease
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"errors"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// Path is where a member's peer listener takes invalidations: POST, with
+// "Authorization: Bearer <secret>", one memcached group key per line.
+const Path = "/lease/invalidate"
+
+// HolderConfig is one member's identity and lease.
+type HolderConfig struct {
+	ID        string        // unique among the members (a random one per process is fine)
+	Advertise string        // host:port where movers reach this member's peer listener
+	Duration  time.Duration // D: how long one renewal lets this member trust its copies
+	Secret    string        // shared by every mover and member
+}
+
+// Holder keeps this process's lease and its record of what movers
+// invalidated. A nil *Holder holds nothing: Free is always false.
+//
+// What it records: a sequence number that moves with every notification
+// received, and per bucket of group keys (a hash) the sequence of the last
+// notification that named one of them. An L1 entry remembers the sequence
+// read before the memcached read that last found it current (Seq, before
+// the read; then Checked); it may be served without asking memcached only
+// while Free says so: the lease is held now, no notification named one of
+// its groups since, and the lease has not lapsed since (floor).
+type Holder struct {
+	cfg    HolderConfig
+	nodes  Nodes
+	log    *zap.Logger
+	base   time.Time // monotonic origin of validUntil
+	margin time.Duration
+
+	validUntil atomic.Int64  // nanoseconds since base; the lease ends then
+	floor      atomic.Uint64 // a check must have read Seq at or after this
+	seq        atomic.Uint64
+	buckets    []atomic.Uint64
+	seed       maphash.Seed
+
+	// The renewal loop's own state.
+	known   []uint64 // per copy: the incarnation it last wrote
+	written []uint64 // per copy: the counter it last wrote (0: not there)
+	counter uint64
+	seen    []map[string]sighting // per copy: the other members as last seen (gc)
+	backoff time.Duration         // before rejoining after the next revocation
+	since   time.Time             // when the lease was last regained
+
+	mu      sync.Mutex
+	changed chan struct{}
+	paused  chan struct{} // non-nil while renewals are paused (Pause)
+	stop    chan struct{}
+	done    chan struct{}
+
+	m holderMetrics
+}
+
+// sighting is another member's entry as this member last saw it change.
+type sighting struct {
+	counter uint64
+	revoked bool
+	since   time.Time
+}
+
+// gcAfter: a member whose entry has not changed for this many of its
+// durations, as seen by another member, has no lease (its last renewal
+// landed before the first sighting, and expired one duration later) and
+// is removed.
+const gcAfter = 3
+
+// maxBackoff bounds the wait before rejoining after repeated revocations,
+// in lease durations: a member that movers cannot reach (a firewall, a
+// wrong advertised address) would otherwise cost every write a lease
+// duration, again and again.
+const maxBackoff = 64
+
+// bucketBits sets the number of buckets: collisions only cost a memcached
+// check.
+const bucketBits = 16
+
+type holderMetrics struct {
+	held                            *metrics.Gauge
+	renewals, failures, lost, revok *metrics.Counter
+	received, notifications         *metrics.Counter
+	freeHits, checkedHits           *metrics.Counter
+}
+
+// NewHolder builds a member; Start begins renewing. Metrics go to set as
+// prefix_lease_... (prefix "edgecache_proxy" for the proxy).
+func NewHolder(cfg HolderConfig, nodes Nodes, log *zap.Logger, set *metrics.Set, prefix string) (*Holder, error) {
+	switch {
+	case !validToken(cfg.ID):
+		return nil, errors.New("lease: member id must be 1 to 200 printable characters without spaces")
+	case !validToken(cfg.Advertise):
+		return nil, errors.New("lease: advertised address must be a host:port")
+	case cfg.Duration < 10*time.Millisecond:
+		return nil, errors.New("lease: duration must be at least 10ms")
+	case cfg.Secret == "":
+		return nil, errors.New("lease: no secret: leases are off")
+	}
+	n := nodes.Nodes()
+	h := &Holder{cfg: cfg, nodes: nodes, log: log, base: time.Now(), margin: cfg.Duration / 10,
+		buckets: make([]atomic.Uint64, 1<<bucketBits), seed: maphash.MakeSeed(),
+		known: make([]uint64, n), written: make([]uint64, n), seen: make([]map[string]sighting, n),
+		changed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	for i := range h.seen {
+		h.seen[i] = map[string]sighting{}
+	}
+	h.seq.Store(1)
+	h.floor.Store(1)
+	h.m = holderMetrics{
+		held:          set.NewGauge(prefix+"_lease_held", func() float64 { return b2f(h.Held()) }),
+		renewals:      set.NewCounter(prefix + "_lease_renewals_total"),
+		failures:      set.NewCounter(prefix + "_lease_renewal_failures_total"),
+		lost:          set.NewCounter(prefix + `_lease_regained_total`),
+		revok:         set.NewCounter(prefix + "_lease_revocations_seen_total"),
+		received:      set.NewCounter(prefix + "_lease_invalidations_received_total"),
+		notifications: set.NewCounter(prefix + "_lease_notifications_received_total"),
+		freeHits:      set.NewCounter(prefix + `_l1_hits_by_check_total{check="lease"}`),
+		checkedHits:   set.NewCounter(prefix + `_l1_hits_by_check_total{check="memcached"}`),
+	}
+	return h, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ID is this member's id.
+func (h *Holder) ID() string { return h.cfg.ID }
+
+func (h *Holder) now() int64 { return int64(time.Since(h.base)) }
+
+// Held reports whether the lease is held now.
+func (h *Holder) Held() bool { return h != nil && h.now() < h.validUntil.Load() }
+
+// Seq is the current sequence; read it before the memcached read that
+// checks an entry, and pass it to Free afterwards. 0 for a nil Holder.
+func (h *Holder) Seq() uint64 {
+	if h == nil {
+		return 0
+	}
+	return h.seq.Load()
+}
+
+// Bucket is the bucket of a group key, to keep with the entry.
+func (h *Holder) Bucket(key string) uint32 {
+	if h == nil {
+		return 0
+	}
+	return uint32(maphash.String(h.seed, key)) & (1<<bucketBits - 1)
+}
+
+// Free reports whether an entry last found current by a memcached read
+// that followed Seq() == checked, with groups in buckets, may be served
+// without asking memcached again: the lease is held now, it has not lapsed
+// since checked, and no notification has named any of its groups since.
+func (h *Holder) Free(checked uint64, buckets []uint32) bool {
+	if h == nil || checked < h.floor.Load() || h.now() >= h.validUntil.Load() {
+		return false
+	}
+	for _, b := range buckets {
+		if h.buckets[b].Load() > checked {
+			return false
+		}
+	}
+	return true
+}
+
+// CountHit counts an L1 hit by how it was checked: free (the lease) or in
+// memcached.
+func (h *Holder) CountHit(free bool) {
+	if h == nil {
+		return
+	}
+	if free {
+		h.m.freeHits.Inc()
+	} else {
+		h.m.checkedHits.Inc()
+	}
+}
+
+// Hits returns the L1 hits counted so far, by how they were checked.
+func (h *Holder) Hits() (free, checked uint64) {
+	if h == nil {
+		return 0, 0
+	}
+	return h.m.freeHits.Get(), h.m.checkedHits.Get()
+}
+
+// Renewals is the number of renewal rounds every copy took.
+func (h *Holder) Renewals() uint64 { return h.m.renewals.Get() }
+
+// Invalidate records that groups moved: no entry checked before now that
+// names one of them is Free any more.
+func (h *Holder) Invalidate(keys []string) {
+	if h == nil {
+		return
+	}
+	s := h.seq.Add(1)
+	for _, k := range keys {
+		raise(&h.buckets[h.Bucket(k)], s)
+	}
+	h.m.received.Add(len(keys))
+}
+
+func (h *Holder) invalidateBytes(body []byte) int {
+	s := h.seq.Add(1)
+	n := 0
+	for len(body) > 0 {
+		var line []byte
+		line, body, _ = bytes.Cut(body, []byte{'\n'})
+		if len(line) == 0 {
+			continue
+		}
+		raise(&h.buckets[uint32(maphash.Bytes(h.seed, line))&(1<<bucketBits-1)], s)
+		n++
+	}
+	h.m.received.Add(n)
+	return n
+}
+
+// raise sets b to max(b, s): two notifications in flight may store out of
+// order, and a bucket must never go back.
+func raise(b *atomic.Uint64, s uint64) {
+	for {
+		old := b.Load()
+		if old >= s || b.CompareAndSwap(old, s) {
+			return
+		}
+	}
+}
+
+// ServeInvalidate is the peer listener's handler of Path. It answers 200
+// only after every named group is recorded: the answer is the ack a mover
+// waits for.
+func (h *Holder) ServeInvalidate(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() {
+		ctx.Error("use POST\n", fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	if !Authorized(ctx.Request.Header.Peek("Authorization"), h.cfg.Secret) {
+		ctx.Error("missing or wrong peer secret\n", fasthttp.StatusUnauthorized)
+		return
+	}
+	h.invalidateBytes(ctx.PostBody())
+	h.m.notifications.Inc()
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBodyString("ok\n")
+}
+
+// Authorized compares "Bearer <secret>" in constant time; an empty secret
+// authorizes nothing.
+func Authorized(auth []byte, secret string) bool {
+	if secret == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare(auth, []byte("Bearer "+secret)) == 1
+}
+
+// Changed returns a channel closed at the end of the next renewal round,
+// so that a caller can wait for a change of Held without polling.
+func (h *Holder) Changed() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.changed
+}
+
+// Pause stops renewing (a round in progress finishes) until resume is
+// called: a drill or a test can make this member's memcached unreachable
+// without stopping the process.
+func (h *Holder) Pause() (resume func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.paused == nil {
+		h.paused = make(chan struct{})
+	}
+	ch := h.paused
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.paused == ch {
+			close(ch)
+			h.paused = nil
+		}
+	}
+}
+
+func (h *Holder) gate() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.paused == nil {
+		return closedChan
+	}
+	return h.paused
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Start renews every D/3 until Leave.
+func (h *Holder) Start() {
+	go func() {
+		defer close(h.done)
+		t := time.NewTicker(h.cfg.Duration / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.gate():
+			case <-h.stop:
+				return
+			}
+			h.round()
+			select {
+			case <-h.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// Leave stops renewing, stops trusting the lease, then takes this member
+// out of every copy it can reach, so that movers stop waiting for it.
+func (h *Holder) Leave() {
+	close(h.stop)
+	<-h.done
+	h.validUntil.Store(0)
+	for n := range h.known {
+		for range casAttempts {
+			reg, it, state, _ := readCopy(h.nodes, n)
+			i := reg.find(h.cfg.ID)
+			if state != copyOK || i < 0 {
+				break
+			}
+			reg.members = append(reg.members[:i], reg.members[i+1:]...)
+			it.Value = reg.bytes()
+			if err := h.nodes.NodeCompareAndSwap(n, it); !errors.Is(err, memcache.ErrCASConflict) {
+				break
+			}
+		}
+	}
+}
+
+// round renews the lease on every copy. The lease is held from the
+// round's start for D minus a margin (for clock rates), if every copy took
+// the renewal. If any copy shows that a mover may have passed this member
+// by (the copy was lost and re-created, the member was revoked or
+// removed), or the lease had lapsed, every entry checked before is
+// suspect: the floor rises, so each is checked in memcached once more.
+func (h *Holder) round() {
+	start := h.now()
+	continuous := start < h.validUntil.Load()
+	h.counter++
+	allOK, lost := true, false
+	for n := range h.known {
+		l, err := h.renewCopy(n, h.counter)
+		lost = lost || l
+		if err != nil {
+			allOK = false
+			h.log.Debug("lease renewal failed on a copy", zap.Int("node", n), zap.Error(err))
+		}
+	}
+	switch {
+	case !allOK:
+		h.m.failures.Inc()
+		if lost {
+			h.validUntil.Store(0)
+		}
+	default:
+		h.m.renewals.Inc()
+		if lost || !continuous {
+			h.validUntil.Store(0)
+			h.floor.Store(h.seq.Add(1))
+			h.m.lost.Inc()
+			if !h.since.IsZero() && time.Since(h.since) > maxBackoff*h.cfg.Duration {
+				h.backoff = 0 // held for long: the last revocation was a one-off
+			}
+			h.since = time.Now()
+			h.log.Info("lease held: every L1 entry is checked in memcached once more", zap.Bool("lapsed", !continuous))
+		}
+		h.validUntil.Store(start + int64(h.cfg.Duration-h.margin))
+	}
+	h.mu.Lock()
+	close(h.changed)
+	h.changed = make(chan struct{})
+	h.mu.Unlock()
+}
+
+var errBackingOff = errors.New("lease: revoked; waiting before rejoining")
+
+// renewCopy writes this member, with counter, into node n's copy. lost
+// says the copy shows that movers may have passed this member by.
+func (h *Holder) renewCopy(n int, counter uint64) (lost bool, err error) {
+	self := member{id: h.cfg.ID, addr: h.cfg.Advertise, counter: counter, duration: h.cfg.Duration}
+	for range casAttempts {
+		reg, it, state, err := readCopy(h.nodes, n)
+		switch state {
+		case copyFailed:
+			return false, err
+		case copyLost:
+			fresh := newRegistry()
+			fresh.members = []member{self}
+			if it == nil {
+				err = h.nodes.NodeAdd(n, &memcache.Item{Key: RegistryKey, Value: fresh.bytes()})
+			} else { // garbage: replace it
+				it.Value = fresh.bytes()
+				err = h.nodes.NodeCompareAndSwap(n, it)
+			}
+			if errors.Is(err, memcache.ErrNotStored) || errors.Is(err, memcache.ErrCASConflict) {
+				continue
+			}
+			if err != nil {
+				return true, err
+			}
+			h.known[n], h.written[n] = fresh.incarnation, counter
+			clear(h.seen[n])
+			return true, nil
+		}
+		lost = reg.incarnation != h.known[n]
+		i := reg.find(h.cfg.ID)
+		switch {
+		case i < 0:
+			lost = true
+		case reg.members[i].revoked:
+			lost = true
+			if err := h.mayRejoin(); err != nil {
+				return true, err
+			}
+		case reg.members[i].counter != h.written[n]:
+			lost = true
+		}
+		h.collect(n, &reg)
+		if i = reg.find(h.cfg.ID); i < 0 {
+			reg.members = append(reg.members, self)
+		} else {
+			reg.members[i] = self
+		}
+		it.Value = reg.bytes()
+		err = h.nodes.NodeCompareAndSwap(n, it)
+		if errors.Is(err, memcache.ErrNotStored) || errors.Is(err, memcache.ErrCASConflict) {
+			continue
+		}
+		if err != nil {
+			return lost, err
+		}
+		h.known[n], h.written[n] = reg.incarnation, counter
+		return lost, nil
+	}
+	return false, errContended
+}
+
+// mayRejoin decides, on finding this member revoked, whether to rejoin
+// now: at once the first time, then after a backoff that doubles.
+func (h *Holder) mayRejoin() error {
+	h.m.revok.Inc()
+	now := time.Now()
+	if h.backoff > 0 && now.Sub(h.since) < h.backoff {
+		return errBackingOff
+	}
+	h.log.Warn("lease revoked: a mover could not reach this member's peer listener (check PROXY_PEER_ADVERTISE, the secret and the firewall)",
+		zap.String("advertise", h.cfg.Advertise), zap.Duration("next_backoff", h.backoff))
+	h.backoff = min(max(2*h.backoff, h.cfg.Duration), maxBackoff*h.cfg.Duration)
+	return nil
+}
+
+// collect removes from reg the other members whose entries have not
+// changed for gcAfter of their durations since this member first saw
+// them so: their leases ended long ago.
+func (h *Holder) collect(n int, reg *registry) {
+	now := time.Now()
+	seen := h.seen[n]
+	kept := reg.members[:0]
+	present := make(map[string]bool, len(reg.members))
+	for _, m := range reg.members {
+		present[m.id] = true
+		if m.id == h.cfg.ID {
+			kept = append(kept, m)
+			continue
+		}
+		s, ok := seen[m.id]
+		if !ok || s.counter != m.counter || s.revoked != m.revoked {
+			seen[m.id] = sighting{counter: m.counter, revoked: m.revoked, since: now}
+			kept = append(kept, m)
+			continue
+		}
+		if now.Sub(s.since) > gcAfter*m.duration {
+			delete(seen, m.id)
+			continue
+		}
+		kept = append(kept, m)
+	}
+	reg.members = kept
+	for id := range seen {
+		if !present[id] {
+			delete(seen, id)
+		}
+	}
+}

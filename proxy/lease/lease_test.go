@@ -1,0 +1,317 @@
+package lease
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"edgecache/deploy/localstack"
+	"edgecache/proxy/store"
+)
+
+var mc *localstack.Memcached
+
+func TestMain(m *testing.M) {
+	if localstack.FuzzWorker() {
+		os.Exit(m.Run())
+	}
+	var err error
+	if mc, err = localstack.StartMemcached(context.Background(), 16); err != nil {
+		fmt.Fprintln(os.Stderr, "memcached:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	mc.Stop()
+	os.Exit(code)
+}
+
+const (
+	testDuration = 300 * time.Millisecond
+	testTimeout  = 50 * time.Millisecond
+	testSecret   = "s3cret"
+)
+
+// newStore is a store over a memcached of the test's own (each test has
+// its own registry).
+func newStore(t *testing.T) (*localstack.Memcached, *store.Store) {
+	t.Helper()
+	node, err := localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Stop)
+	st, err := store.New(store.Config{Nodes: []string{node.Addr}, Timeout: 3 * time.Second, MaxIdleConns: 8, ProbeInterval: 50 * time.Millisecond},
+		zap.NewNop(), metrics.NewSet(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return node, st
+}
+
+// member is a Holder with its peer listener, advertised at addr (the
+// listener itself, or a relay in front of it when relay is set).
+type testMember struct {
+	*Holder
+	addr  string
+	relay *localstack.Relay
+}
+
+func startMember(t *testing.T, st *store.Store, id string, relay bool) *testMember {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &testMember{addr: ln.Addr().String()}
+	if relay {
+		if m.relay, err = localstack.StartRelay(m.addr); err != nil {
+			t.Fatal(err)
+		}
+		m.addr = m.relay.Addr()
+		t.Cleanup(m.relay.Kill)
+	}
+	h, err := NewHolder(HolderConfig{ID: id, Advertise: m.addr, Duration: testDuration, Secret: testSecret}, st, zap.NewNop(), metrics.NewSet(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Holder = h
+	srv := &fasthttp.Server{Handler: h.ServeInvalidate}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown() })
+	h.Start()
+	t.Cleanup(func() {
+		select {
+		case <-h.stop:
+		default:
+			h.Leave()
+		}
+	})
+	return m
+}
+
+// waitHeld waits, round by round, until the member holds its lease.
+func waitHeld(t *testing.T, h *Holder) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ch := h.Changed()
+		if h.Held() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the member never held its lease")
+		}
+		<-ch
+	}
+}
+
+func newNotifier(st *store.Store, secret string) *Notifier {
+	return NewNotifier(NotifierConfig{Secret: secret, Duration: testDuration, Timeout: testTimeout}, st, zap.NewNop(), metrics.NewSet(), "test")
+}
+
+func TestRegistryRoundTrip(t *testing.T) {
+	r := registry{incarnation: 42, members: []member{
+		{id: "a1", addr: "10.0.0.1:8082", counter: 7, duration: time.Second},
+		{id: "b2", addr: "[::1]:9", counter: 1, duration: 1500 * time.Millisecond, revoked: true},
+	}}
+	got, err := parseRegistry(r.bytes())
+	if err != nil || !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: %+v, %v; want %+v", got, err, r)
+	}
+	for _, bad := range []string{"", "leases 1 0\n", "leases 2 5\n", "leases 1 5\na b 1 1000\n", "leases 1 5\na b x 1000 L\n",
+		"leases 1 5\na b 1 0 L\n", "leases 1 5\na b 1 1000 X\n", "garbage"} {
+		if _, err := parseRegistry([]byte(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+	if _, err := parseRegistry([]byte("leases 1 5\n")); err != nil {
+		t.Errorf("empty registry: %v", err)
+	}
+}
+
+// A notification reaches a holder and is acknowledged; an entry checked
+// before it that names the group is no longer free, others still are.
+func TestNotifiedGroupsAreNoLongerFree(t *testing.T) {
+	_, st := newStore(t)
+	a := startMember(t, st, "a", false)
+	waitHeld(t, a.Holder)
+	checked := a.Seq()
+	moved, other := []uint32{a.Bucket("g:moved")}, []uint32{a.Bucket("g:other")}
+	if moved[0] == other[0] {
+		t.Skip("the two keys share a bucket")
+	}
+	if !a.Free(checked, moved) || !a.Free(checked, other) {
+		t.Fatal("a held lease does not make a checked entry free")
+	}
+	n := newNotifier(st, testSecret)
+	if err := n.Notify([]string{"g:moved"}); err != nil {
+		t.Fatal(err)
+	}
+	if a.Free(checked, moved) {
+		t.Error("STALE: an entry naming a notified group is still free after the acknowledgement")
+	}
+	if !a.Free(checked, other) && a.Held() {
+		t.Error("an entry naming another group lost its freedom")
+	}
+	if got := n.acks.Get(); got != 1 {
+		t.Errorf("acks %d, want 1", got)
+	}
+	// Checked again after the notification: free again.
+	if !a.Free(a.Seq(), moved) && a.Held() {
+		t.Error("an entry checked after the notification is not free")
+	}
+}
+
+// A holder whose peer listener does not answer (frozen behind a relay)
+// while it keeps renewing: the mover revokes it and waits its lease out.
+// When Notify returns, nothing the holder checked before is free; once
+// its listener answers again it rejoins, and still re-checks first.
+func TestUnreachableHolderIsRevokedAndWaitedOut(t *testing.T) {
+	_, st := newStore(t)
+	a := startMember(t, st, "a", true)
+	waitHeld(t, a.Holder)
+	checked, buckets := a.Seq(), []uint32{a.Bucket("g:x")}
+	a.relay.Pause()
+	n := newNotifier(st, testSecret)
+	start := time.Now()
+	if err := n.Notify([]string{"g:x"}); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if a.Free(checked, buckets) {
+		t.Fatalf("STALE: Notify returned after %s while the unreachable holder still trusts an entry checked before it", took)
+	}
+	t.Logf("notify with one unreachable holder took %s (lease %s, timeout %s)", took, testDuration, testTimeout)
+	if n.revocations.Get() == 0 {
+		t.Error("the holder was not revoked")
+	}
+	a.relay.Resume()
+	waitHeld(t, a.Holder)
+	if a.Free(checked, buckets) {
+		t.Error("STALE: after rejoining, an entry checked before the revocation is free without a new check")
+	}
+	if a.m.revok.Get() == 0 {
+		t.Error("the holder never saw its revocation")
+	}
+}
+
+// A lost registry: the mover cannot know the holders and waits a lease
+// duration; a holder finds the new incarnation and re-checks.
+func TestLostRegistryIsWaitedOutAndRechecked(t *testing.T) {
+	node, st := newStore(t)
+	a := startMember(t, st, "a", false)
+	waitHeld(t, a.Holder)
+	checked, buckets := a.Seq(), []uint32{a.Bucket("g:x")}
+	resume := a.Pause() // it renews no more: only the wait protects it
+	if err := memcache.New(node.Addr).Delete(RegistryKey); err != nil {
+		t.Fatal(err)
+	}
+	n := newNotifier(st, testSecret)
+	if err := n.Notify([]string{"g:x"}); err != nil {
+		t.Fatal(err)
+	}
+	if a.Free(checked, buckets) {
+		t.Fatal("STALE: the mover returned while the holder of a lost registry still trusts its entries")
+	}
+	if n.lostWaits.Get() != 1 {
+		t.Errorf("lost-registry waits %d, want 1", n.lostWaits.Get())
+	}
+	resume()
+	waitHeld(t, a.Holder)
+	if a.Free(checked, buckets) {
+		t.Error("STALE: after the registry was re-created, an old check is trusted")
+	}
+}
+
+// Without the secret a mover cannot tell the holders: it revokes them and
+// waits, so a fleet half-way through turning leases on stays exact.
+func TestMoverWithoutTheSecretRevokesHolders(t *testing.T) {
+	_, st := newStore(t)
+	a := startMember(t, st, "a", false)
+	waitHeld(t, a.Holder)
+	checked, buckets := a.Seq(), []uint32{a.Bucket("g:x")}
+	if err := newNotifier(st, "").Notify([]string{"g:x"}); err != nil {
+		t.Fatal(err)
+	}
+	if a.Free(checked, buckets) {
+		t.Fatal("STALE: a mover without the secret returned while a holder trusts its entries")
+	}
+}
+
+// With no registry at all and leases off, a write does not wait.
+func TestNoRegistryNoSecretDoesNotWait(t *testing.T) {
+	_, st := newStore(t)
+	n := newNotifier(st, "")
+	if err := n.Notify([]string{"g:x"}); err != nil {
+		t.Fatal(err)
+	}
+	if n.lostWaits.Get() != 0 || n.expiries.Get() != 0 {
+		t.Error("a mover waited with leases off and no registry")
+	}
+}
+
+// A member that stopped renewing (crashed) is removed by the others after
+// gcAfter of its durations; then writes no longer wait for it.
+func TestDeadMemberIsCollected(t *testing.T) {
+	_, st := newStore(t)
+	a := startMember(t, st, "a", false)
+	waitHeld(t, a.Holder)
+	dead := startMember(t, st, "dead", false)
+	waitHeld(t, dead.Holder)
+	close(dead.stop) // it stops renewing, and stays listed
+	<-dead.done
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ch := a.Changed()
+		reg, _, state, err := readCopy(st, 0)
+		if err != nil || state != copyOK {
+			t.Fatal(state, err)
+		}
+		if reg.find("dead") < 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the dead member was never collected")
+		}
+		<-ch
+	}
+	n := newNotifier(st, testSecret)
+	if err := n.Notify([]string{"g:x"}); err != nil {
+		t.Fatal(err)
+	}
+	if n.revocations.Get() != 0 || n.expiries.Get() != 0 {
+		t.Error("a write waited for a collected member")
+	}
+}
+
+// The peer listener refuses a wrong secret and takes many keys per message.
+func TestServeInvalidateChecksTheSecret(t *testing.T) {
+	_, st := newStore(t)
+	h, err := NewHolder(HolderConfig{ID: "x", Advertise: "127.0.0.1:1", Duration: testDuration, Secret: testSecret}, st, zap.NewNop(), metrics.NewSet(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.Header.Set("Authorization", "Bearer wrong")
+	ctx.Request.SetBodyString("g:a\ng:b\n")
+	h.ServeInvalidate(&ctx)
+	if ctx.Response.StatusCode() != 401 || h.m.received.Get() != 0 {
+		t.Fatalf("wrong secret: %d, %d keys recorded", ctx.Response.StatusCode(), h.m.received.Get())
+	}
+	ctx.Request.Header.Set("Authorization", "Bearer "+testSecret)
+	ctx.Response.Reset()
+	h.ServeInvalidate(&ctx)
+	if ctx.Response.StatusCode() != 200 || h.m.received.Get() != 2 {
+		t.Fatalf("right secret: %d, %d keys recorded", ctx.Response.StatusCode(), h.m.received.Get())
+	}
+}

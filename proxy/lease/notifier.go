@@ -1,0 +1,376 @@
+package lease
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// NotifierConfig is a mover's side of leases.
+type NotifierConfig struct {
+	// Secret is the peer secret. A mover without one still reads the
+	// registry: it revokes every member it finds and waits out their
+	// leases (safe, slow), so that a fleet half-way through turning leases
+	// on never serves stale copies.
+	Secret string
+	// Duration is how long to wait when every copy of the registry is lost
+	// (its holders are unknown): at least any member's lease duration.
+	Duration time.Duration
+	// Timeout is how long a member has to acknowledge, from the send.
+	Timeout time.Duration
+	// Self is this process's own member, told in-process (may be nil).
+	Self *Holder
+}
+
+// Notifier tells the lease holders which groups moved, and waits for each
+// one's acknowledgement or for its lease to end. Safe for concurrent use:
+// concurrent notifications to one member share its messages.
+type Notifier struct {
+	cfg    NotifierConfig
+	nodes  Nodes
+	log    *zap.Logger
+	client *fasthttp.Client
+
+	mu    sync.Mutex
+	peers map[string]*peer
+
+	acks, revocations, expiries, lostWaits *metrics.Counter
+	wait                                   *metrics.PrometheusHistogram
+}
+
+// ErrRegistryUnavailable is returned by Notify when no copy of the
+// registry could be read: who holds leases is not known, so the moves are
+// not yet safe to acknowledge.
+var ErrRegistryUnavailable = errors.New("lease: no copy of the registry answered")
+
+// NewNotifier builds a mover's notifier; metrics go to set as
+// prefix_lease_... .
+func NewNotifier(cfg NotifierConfig, nodes Nodes, log *zap.Logger, set *metrics.Set, prefix string) *Notifier {
+	return &Notifier{cfg: cfg, nodes: nodes, log: log, peers: map[string]*peer{},
+		client: &fasthttp.Client{
+			ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout, MaxIdleConnDuration: 30 * time.Second,
+			NoDefaultUserAgentHeader: true, MaxConnsPerHost: 16, MaxConnWaitTimeout: cfg.Timeout,
+		},
+		acks:        set.NewCounter(prefix + `_lease_notifications_total{result="ack"}`),
+		revocations: set.NewCounter(prefix + `_lease_notifications_total{result="revoked"}`),
+		expiries:    set.NewCounter(prefix + `_lease_notifications_total{result="waited"}`),
+		lostWaits:   set.NewCounter(prefix + `_lease_registry_lost_waits_total`),
+		wait:        set.NewPrometheusHistogramExt(prefix+`_lease_notify_duration_seconds`, metrics.ExponentialBuckets(0.0001, 2, 18)),
+	}
+}
+
+// located is a member as found in one copy.
+type located struct {
+	member
+	copy int
+}
+
+// Notify tells every lease holder that the groups under keys (memcached
+// group keys) moved, and returns once each has acknowledged or its lease
+// has surely ended. Call it after the moves succeeded in memcached: a
+// member that registers after the registry is read here checks its
+// entries in memcached first, and sees the moves.
+//
+// A member that does not acknowledge within Timeout is revoked in the
+// registry (its later renewals then fail), and Notify waits until every
+// lease it could still hold has ended: D after the registry was read if it
+// has not renewed since, else D after the revocation. Only durations on
+// this process's monotonic clock are compared, never two machines' clocks.
+func (n *Notifier) Notify(keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	start := time.Now()
+	defer n.wait.UpdateDuration(start)
+	if n.cfg.Self != nil {
+		n.cfg.Self.Invalidate(keys)
+	}
+	members, state, err := n.readRegistry()
+	read := time.Now()
+	switch state {
+	case copyFailed:
+		return err
+	case copyLost:
+		if n.cfg.Secret == "" {
+			return nil // leases are off here and there is no registry: no holder
+		}
+		n.lostWaits.Inc()
+		time.Sleep(time.Until(read.Add(n.cfg.Duration)))
+		return nil
+	}
+	type pending struct {
+		m located
+		s *send
+	}
+	var ps []pending
+	deadline := read.Add(n.cfg.Timeout)
+	for _, m := range members {
+		if n.cfg.Self != nil && m.id == n.cfg.Self.ID() {
+			continue
+		}
+		var s *send
+		if n.cfg.Secret != "" {
+			s = n.peer(m.addr).enqueue(keys, deadline)
+		}
+		ps = append(ps, pending{m, s})
+	}
+	until := read
+	var errs []error
+	for _, p := range ps {
+		if p.s != nil && p.s.wait(deadline) {
+			n.acks.Inc()
+			continue
+		}
+		t, err := n.revoke(p.m, read)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if t.After(until) {
+			until = t
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if d := time.Until(until); d > 0 {
+		n.expiries.Inc()
+		time.Sleep(d)
+	}
+	return nil
+}
+
+// readRegistry reads every copy and returns the members of those that
+// read well. state is copyOK if at least one did (a lease needs every
+// copy, so any one lists every holder), copyLost if none did but one was
+// missing or garbled (its holders see that at their next renewal), and
+// copyFailed if no node answered.
+func (n *Notifier) readRegistry() ([]located, copyState, error) {
+	type result struct {
+		reg   registry
+		state copyState
+		err   error
+	}
+	res := make([]result, n.nodes.Nodes())
+	var wg sync.WaitGroup
+	for i := range res {
+		wg.Go(func() {
+			reg, _, state, err := readCopy(n.nodes, i)
+			res[i] = result{reg, state, err}
+		})
+	}
+	wg.Wait()
+	var out []located
+	seen := map[string]bool{}
+	state := copyFailed
+	var errs []error
+	for i, r := range res {
+		switch r.state {
+		case copyOK:
+			state = copyOK
+			for _, m := range r.reg.members {
+				if !seen[m.id] {
+					seen[m.id] = true
+					out = append(out, located{m, i})
+				}
+			}
+		case copyLost:
+			if state == copyFailed {
+				state = copyLost
+			}
+		default:
+			errs = append(errs, r.err)
+		}
+	}
+	if state == copyFailed {
+		return nil, state, errors.Join(append([]error{ErrRegistryUnavailable}, errs...)...)
+	}
+	return out, state, nil
+}
+
+// revoke marks m revoked in the copy it was read from, and returns when
+// every lease m could hold has ended. read is when the registry was read.
+func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
+	if m.revoked {
+		// Revoked before the read: its renewals since fail, and what it
+		// held then ends within its duration.
+		n.revocations.Inc()
+		return read.Add(m.duration), nil
+	}
+	for range casAttempts {
+		reg, it, state, err := readCopy(n.nodes, m.copy)
+		seen := time.Now()
+		switch state {
+		case copyFailed:
+			return time.Time{}, err
+		case copyLost:
+			return seen.Add(max(m.duration, n.cfg.Duration)), nil
+		}
+		i := reg.find(m.id)
+		if i < 0 {
+			return seen.Add(m.duration), nil // gone (left, or collected): at most one more duration
+		}
+		cur := reg.members[i]
+		d := max(m.duration, cur.duration)
+		if cur.revoked {
+			if cur.counter == m.counter {
+				return read.Add(d), nil
+			}
+			return seen.Add(d), nil
+		}
+		reg.members[i].revoked = true
+		it.Value = reg.bytes()
+		err = n.nodes.NodeCompareAndSwap(m.copy, it)
+		if err != nil {
+			if isConflict(err) {
+				continue
+			}
+			return time.Time{}, err
+		}
+		n.revocations.Inc()
+		n.log.Warn("lease holder did not acknowledge an invalidation: revoked", zap.String("member", m.id), zap.String("addr", m.addr))
+		if cur.counter == m.counter {
+			// Not renewed since the read: its last renewal began before it.
+			return read.Add(d), nil
+		}
+		return time.Now().Add(d), nil
+	}
+	return time.Time{}, errContended
+}
+
+// peer batches the notifications to one member: one message in flight at a
+// time, carrying every notification that arrived meanwhile.
+type peer struct {
+	n    *Notifier
+	addr string
+
+	mu      sync.Mutex
+	pending []*send
+	running bool
+}
+
+type send struct {
+	keys     []string
+	deadline time.Time
+	done     chan struct{}
+	err      error
+}
+
+func (s *send) wait(deadline time.Time) bool {
+	select { // answered already (while an earlier member was waited for): a ready timer must not win the select below
+	case <-s.done:
+		return s.err == nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-s.done:
+		return s.err == nil
+	case <-t.C:
+		return false
+	}
+}
+
+func (n *Notifier) peer(addr string) *peer {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peers[addr]
+	if p == nil {
+		p = &peer{n: n, addr: addr}
+		n.peers[addr] = p
+	}
+	return p
+}
+
+func (p *peer) enqueue(keys []string, deadline time.Time) *send {
+	s := &send{keys: keys, deadline: deadline, done: make(chan struct{})}
+	p.mu.Lock()
+	p.pending = append(p.pending, s)
+	lead := !p.running
+	p.running = true
+	p.mu.Unlock()
+	if lead {
+		go p.run()
+	}
+	return s
+}
+
+var errGaveUp = errors.New("lease: the mover stopped waiting")
+
+func (p *peer) run() {
+	for {
+		p.mu.Lock()
+		batch := p.pending
+		p.pending = nil
+		if len(batch) == 0 {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		now := time.Now()
+		var live []*send
+		var deadline time.Time
+		for _, s := range batch {
+			if s.deadline.After(now) {
+				live = append(live, s)
+				deadline = later(deadline, s.deadline)
+			} else {
+				s.err = errGaveUp
+				close(s.done)
+			}
+		}
+		if len(live) == 0 {
+			continue
+		}
+		err := p.n.post(p.addr, live, deadline)
+		for _, s := range live {
+			s.err = err
+			close(s.done)
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// post sends one message with the keys of sends (each once).
+func (n *Notifier) post(addr string, sends []*send, deadline time.Time) error {
+	var body strings.Builder
+	seen := map[string]bool{}
+	for _, s := range sends {
+		for _, k := range s.keys {
+			if !seen[k] {
+				seen[k] = true
+				body.WriteString(k)
+				body.WriteByte('\n')
+			}
+		}
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + Path)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.Set("Authorization", "Bearer "+n.cfg.Secret)
+	req.Header.SetContentType("text/plain")
+	req.SetBodyString(body.String())
+	if err := n.client.DoDeadline(req, resp, deadline); err != nil {
+		return err
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return errors.New("lease: peer answered " + strconv.Itoa(resp.StatusCode()) + ": " + strings.TrimSpace(string(resp.Body())))
+	}
+	return nil
+}
