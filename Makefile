@@ -1,30 +1,35 @@
-# edgecache: make run · make fleet · make test · make build · make lint · make bench
+# edgecache: make run · make test · make build · make lint · make bench · make fleet · make drills · make fuzz · make deps
 GO      ?= go
-BINS    := origin proxy invalidator bench
-# The one-box stack keeps its data here (git-ignored).
+# The one-box stack keeps its data here (git-ignored); make bench uses its
+# own folder below it, so its data never mixes with make run's.
 RUN_DIR ?= .run
+# Flags of bin/onebox for make run, e.g. RUN_FLAGS='-mariadb-port 3307 -memcached-port 11311'.
+RUN_FLAGS ?=
+CMDS    := ./origin/cmd/origin ./proxy/cmd/proxy ./proxy/cmd/invalidator ./bench/cmd/bench ./deploy/cmd/onebox ./deploy/cmd/fleet
 
 .PHONY: build run fleet drills test lint bench deps fuzz
 
+# One go build for every command: each package is compiled once.
 build:
-	$(GO) build -o bin/ ./origin/cmd/origin ./proxy/cmd/proxy ./proxy/cmd/invalidator ./bench/cmd/bench
+	$(GO) build -o bin/ $(CMDS)
 
 deps:
 	@./deploy/install-deps.sh
 
+# bin/onebox, not go run: Ctrl-C stops the stack and make exits 0.
 run: deps build
-	$(GO) run ./deploy/cmd/onebox -dir $(RUN_DIR)
+	bin/onebox -dir $(RUN_DIR) $(RUN_FLAGS)
 
 # The multi-AZ fleet behind HAProxy, for fault drills (README "Multi-AZ fleet
 # on one machine"); FLEET_FLAGS="-listen 127.0.0.1:9080" etc.
-fleet: deps
-	$(GO) run ./deploy/cmd/fleet -dir $(RUN_DIR)/fleet $(FLEET_FLAGS)
+fleet: deps build
+	bin/fleet -dir $(RUN_DIR)/fleet $(FLEET_FLAGS)
 
 # Fault drills under load through the fleet (README "Fault drills"):
 # DRILLS=memcached-stall,replica-lag to pick some.
 DRILLS ?= all
-drills: deps
-	$(GO) run ./deploy/cmd/fleet -dir $(RUN_DIR)/drills -listen 127.0.0.1:0 -stats 127.0.0.1:0 -drills $(DRILLS)
+drills: deps build
+	bin/fleet -dir $(RUN_DIR)/drills -listen 127.0.0.1:0 -stats 127.0.0.1:0 -drills $(DRILLS)
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 12m ./...
@@ -36,8 +41,12 @@ lint:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-bench: deps build
-	$(GO) run ./deploy/cmd/onebox -dir $(RUN_DIR) -bench bench/out $(BENCH_FLAGS)
+# The default benchmark against a one-box stack of its own (its MariaDB data
+# in $(RUN_DIR)/bench), with nginx and Varnish for comparison; reports in
+# bench/out. BENCH_FLAGS="-bench-rate 2000".
+bench: build
+	@./deploy/install-deps.sh bench
+	bin/onebox -dir $(RUN_DIR)/bench -bench bench/out $(BENCH_FLAGS)
 
 # Every fuzz target in turn, FUZZTIME each (go test -fuzz runs one at a time).
 FUZZTIME ?= 30s

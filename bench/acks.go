@@ -10,7 +10,8 @@ import (
 // sequence number and is logged with it; a read takes the sequence number
 // just before it is sent, and its answer is compared with what had been
 // acknowledged up to that number. A read that shows older data than that is
-// stale: the guarantee in DESIGN.md is exactly that this never happens.
+// stale: the guarantee (README, at the top) is exactly that this never
+// happens.
 // Reads sent while a write is still in flight are not judged by that write.
 
 // Stale-check kinds: a post, a user's first page of posts, a user's profile.

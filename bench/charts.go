@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -49,7 +50,7 @@ func lineChart(title, xLabel, yLabel string, logY bool, maxY float64, ss []serie
 	p.Legend.Left = maxY <= 0
 	if logY {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = msTicks{}
 	}
 	lines := 0
 	for i, s := range ss {
@@ -226,7 +227,7 @@ func distributionChart(ss []series) ([]byte, error) {
 	p.Y.Label.Text = "ms (log scale)"
 	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = msTicks{}
 	p.Add(plotter.NewGrid())
 	// Bottom right: the curves rise to the right, so that corner is empty.
 	p.Legend.Top = false
@@ -260,6 +261,169 @@ func distributionChart(ss []series) ([]byte, error) {
 	var buf bytes.Buffer
 	_, err = w.WriteTo(&buf)
 	return buf.Bytes(), err
+}
+
+// msTicks labels a log-scale axis of milliseconds at 1, 2 and 5 of every
+// decade, in the unit a person reads ("200µs", "5ms", "1s"), with unlabelled
+// ticks between: plot.LogTicks labels only powers of ten, which leaves a
+// latency axis with two or three numbers on it.
+type msTicks struct{}
+
+func (msTicks) Ticks(lo, hi float64) []plot.Tick {
+	var out []plot.Tick
+	for dec := math.Floor(math.Log10(lo)); dec <= math.Ceil(math.Log10(hi)); dec++ {
+		base := math.Pow(10, dec)
+		for m := 1; m <= 9; m++ {
+			v := float64(m) * base
+			if v < lo*0.999 || v > hi*1.001 {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if m == 1 || m == 2 || m == 5 {
+				t.Label = fmtMs(v)
+			}
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// rateTicks labels a linear axis of requests per second every 1, 2 or 5 ×
+// 10^k, about six labels across ("500", "1000", "1.5 k" read better than
+// plot's two or three).
+type rateTicks struct{}
+
+func (rateTicks) Ticks(lo, hi float64) []plot.Tick {
+	span := hi - lo
+	if !(span > 0) {
+		return []plot.Tick{{Value: lo, Label: fmtCount(lo)}}
+	}
+	step := math.Pow(10, math.Floor(math.Log10(span/6)))
+	for _, m := range []float64{1, 2, 5, 10} {
+		if span/(m*step) <= 7 {
+			step *= m
+			break
+		}
+	}
+	var out []plot.Tick
+	for v := math.Ceil(lo/step) * step; v <= hi+step/1e6; v += step {
+		out = append(out, plot.Tick{Value: v, Label: fmtCount(v)})
+	}
+	return out
+}
+
+// capacityChart is throughput against latency, one line per sweep (each
+// point a step), with the objective drawn across: where a line crosses it
+// is the most the target can do within the objective.
+func capacityChart(sweeps []*SweepResult) (chart, error) {
+	p := plot.New()
+	p.Title.Text = "Rate sweep: latency against answered requests per second"
+	p.X.Label.Text = "answered requests per second"
+	p.X.Tick.Marker = rateTicks{}
+	p.Y.Label.Text = "latency (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = msTicks{}
+	p.Add(plotter.NewGrid())
+	p.Legend.Top, p.Legend.Left = true, true
+	objective, maxX := 0.0, 1.0
+	minY, maxY := math.Inf(1), 0.0
+	for i, s := range sweeps {
+		var p50, p99 plotter.XYs
+		for _, st := range s.Steps {
+			p50 = append(p50, plotter.XY{X: st.Throughput, Y: math.Max(st.P50, 0.001)})
+			p99 = append(p99, plotter.XY{X: st.Throughput, Y: math.Max(st.P99, 0.001)})
+			maxX = math.Max(maxX, st.Throughput)
+			minY, maxY = math.Min(minY, math.Max(st.P50, 0.001)), math.Max(maxY, st.P99)
+		}
+		objective = math.Max(objective, float64(s.Config.P99)/float64(time.Millisecond))
+		for j, line := range []struct {
+			label string
+			xys   plotter.XYs
+		}{{s.Name() + " p99", p99}, {s.Name() + " p50", p50}} {
+			if len(line.xys) == 0 {
+				continue
+			}
+			l, pts, err := plotter.NewLinePoints(line.xys)
+			if err != nil {
+				return chart{}, err
+			}
+			l.Color, pts.Color = plotutil.Color(i), plotutil.Color(i)
+			l.Width = vg.Points(1.5)
+			if j == 1 {
+				l.Dashes = plotutil.Dashes(1)
+			}
+			p.Add(l, pts)
+			p.Legend.Add(line.label, l, pts)
+		}
+	}
+	if objective > 0 {
+		obj, err := plotter.NewLine(plotter.XYs{{X: 0, Y: objective}, {X: maxX * 1.05, Y: objective}})
+		if err != nil {
+			return chart{}, err
+		}
+		obj.Color = color.RGBA{R: 200, A: 255}
+		obj.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+		p.Add(obj)
+		p.Legend.Add(fmt.Sprintf("objective: p99 %s", fmtMs(objective)), obj)
+		maxY = math.Max(maxY, objective)
+	}
+	if math.IsInf(minY, 1) {
+		minY, maxY = 0.1, 10
+	}
+	p.X.Min, p.X.Max = 0, maxX*1.05
+	p.Y.Min, p.Y.Max = minY/2, maxY*4 // room above for the legend
+	w, err := p.WriterTo(chartWidth, chartHeight, "png")
+	if err != nil {
+		return chart{}, err
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return chart{}, err
+	}
+	return chart{Name: "capacity", Title: "Throughput against latency (rate sweep)", PNG: buf.Bytes()}, nil
+}
+
+// staleChart is each run's stale reads, as bars: the read-after-write check
+// on the same workload through each target. A cache that cannot see the
+// writes (nginx, Varnish) serves some; edgecache must serve none.
+func staleChart(runs []*Result) (chart, error) {
+	p := plot.New()
+	p.Title.Text = "Stale reads: reads older than a write acknowledged before they were sent"
+	p.Y.Label.Text = "stale reads per 10,000 reads"
+	p.Add(plotter.NewGrid())
+	var vals plotter.Values
+	var names []string
+	maxV := 0.0
+	for _, r := range runs {
+		checked := int64(0)
+		for _, s := range r.Stale {
+			checked += s.Checked
+		}
+		v := 0.0
+		if checked > 0 {
+			v = 1e4 * float64(r.Derived.StaleReads) / float64(checked)
+		}
+		vals = append(vals, v)
+		names = append(names, fmt.Sprintf("%s (%d of %d)", r.Config.Name, r.Derived.StaleReads, checked))
+		maxV = math.Max(maxV, v)
+	}
+	bars, err := plotter.NewBarChart(vals, vg.Points(40))
+	if err != nil {
+		return chart{}, err
+	}
+	bars.Color = color.RGBA{R: 190, G: 40, B: 40, A: 255}
+	p.Add(bars)
+	p.NominalX(names...)
+	p.Y.Min, p.Y.Max = 0, math.Max(maxV*1.15, 1)
+	w, err := p.WriterTo(chartWidth, chartHeight, "png")
+	if err != nil {
+		return chart{}, err
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return chart{}, err
+	}
+	return chart{Name: "stale", Title: "Stale reads by target, same workload", PNG: buf.Bytes()}, nil
 }
 
 func hasPoints(ss []series) bool {

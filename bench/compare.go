@@ -45,6 +45,21 @@ func Compare(runs []*Result) Comparison {
 	always := func(f func(r *Result) float64) func(r *Result) (float64, bool) {
 		return func(r *Result) (float64, bool) { return f(r), true }
 	}
+	// What the cache saves first: the offload, then the hit ratio and the
+	// read-after-write check, then speed.
+	row("origin requests per client read", "", func(r *Result) (float64, bool) {
+		return r.Derived.OriginRequestsPerRead, r.Derived.OriginRequestsPerRead >= 0
+	})
+	row("DB queries per client request", "", func(r *Result) (float64, bool) {
+		return r.Derived.DBQueriesPerRequest, r.Derived.DBQueriesPerRequest > 0
+	})
+	row("hit ratio, steady", "%", func(r *Result) (float64, bool) {
+		return 100 * r.Cache.SteadyHitRatio, r.Cache.judged() > 0
+	})
+	row("hit ratio, with the cold start", "%", func(r *Result) (float64, bool) {
+		return 100 * r.Cache.HitRatio, r.Cache.judged() > 0
+	})
+	row("stale reads", "", always(func(r *Result) float64 { return float64(r.Derived.StaleReads) }))
 	row("throughput", "req/s", always(func(r *Result) float64 { return r.Throughput }))
 	row("requests", "", always(func(r *Result) float64 { return float64(r.Requests) }))
 	row("errors", "%", always(func(r *Result) float64 { return 100 * float64(r.Errors) / float64(max(r.Requests, 1)) }))
@@ -84,13 +99,6 @@ func Compare(runs []*Result) Comparison {
 			})
 		}
 	}
-	row("hit ratio", "%", func(r *Result) (float64, bool) {
-		return 100 * r.Cache.HitRatio, r.Cache.judged() > 0
-	})
-	row("stale reads", "", always(func(r *Result) float64 { return float64(r.Derived.StaleReads) }))
-	row("origin reads per client read", "", func(r *Result) (float64, bool) {
-		return r.Derived.OriginRequestsPerRead, r.Derived.OriginRequestsPerRead >= 0
-	})
 	row("origin requests", "req/s", func(r *Result) (float64, bool) {
 		return r.Derived.OriginRequestsPerSec, r.Derived.OriginRequestsPerRead >= 0
 	})
@@ -98,6 +106,8 @@ func Compare(runs []*Result) Comparison {
 	row("memcached ops", "ops/s", func(r *Result) (float64, bool) {
 		return r.Derived.MemcachedOpsPerSec, r.Derived.MemcachedOpsPerSec > 0
 	})
+	row("proxy CPU", "cores", func(r *Result) (float64, bool) { return r.Derived.ProxyCores, r.Derived.ProxyCores > 0 })
+	row("origin CPU", "cores", func(r *Result) (float64, bool) { return r.Derived.OriginCores, r.Derived.OriginCores > 0 })
 	row("client CPU", "cores", always(func(r *Result) float64 { return r.Client.Cores }))
 	return c
 }
@@ -133,11 +143,14 @@ func ratio(v, base float64, missing bool) string {
 
 // WriteText prints the comparison as a table with ratios to the first run.
 func (c Comparison) WriteText(w io.Writer) {
+	if len(c.Names) > 1 {
+		fmt.Fprintf(w, "ratio columns: each run's figure ÷ %s's (×0.10: a tenth of it)\n", c.Names[0])
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"figure", "unit"}
 	head = append(head, c.Names...)
 	for _, n := range c.Names[1:] {
-		head = append(head, n+"/"+c.Names[0])
+		head = append(head, n+" ÷ "+c.Names[0])
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	for _, r := range c.Rows {

@@ -20,6 +20,9 @@ type RunConfig struct {
 	Spike       Spike         `json:"spike"`
 	Timeout     time.Duration `json:"timeout"` // per request
 	Drain       time.Duration `json:"drain"`   // after the schedule ends, how long the backlog may take
+	// Warmup is the start of the run left out of the steady-state hit
+	// ratio (the cache fills then).
+	Warmup time.Duration `json:"warmup"`
 
 	Reads     int      `json:"reads"`  // read:write ratio, reads part
 	Writes    int      `json:"writes"` // read:write ratio, writes part
@@ -60,6 +63,7 @@ func DefaultRunConfig() RunConfig {
 		Duration:    30 * time.Second,
 		Timeout:     5 * time.Second,
 		Drain:       10 * time.Second,
+		Warmup:      5 * time.Second,
 		Reads:       100,
 		Writes:      1,
 		ReadMix:     ReadMix{Post: 70, List: 20, Profile: 10},
@@ -92,6 +96,7 @@ func (c RunConfig) Validate() error {
 	check(c.Spike.Every == 0 || c.Rate > 0, "-spike needs an open-loop run (-rate > 0)")
 	check(c.Timeout > 0, "-timeout must be > 0")
 	check(c.Drain >= 0, "-drain must be ≥ 0")
+	check(c.Warmup >= 0, "-warmup must be ≥ 0")
 	check(c.Reads >= 0 && c.Writes >= 0 && c.Reads+c.Writes > 0, "-mix: reads:writes, not both 0")
 	check(c.ReadMix.Post >= 0 && c.ReadMix.List >= 0 && c.ReadMix.Profile >= 0 &&
 		(c.Reads == 0 || c.ReadMix.Post+c.ReadMix.List+c.ReadMix.Profile > 0), "-read-mix: weights ≥ 0, not all 0")

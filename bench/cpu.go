@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -32,7 +35,30 @@ type ClientCPU struct {
 	// is the machine's, which the target shares on one box.
 	Usable int `json:"usable"`
 	NumCPU int `json:"num_cpu"`
+	// LoadAverage is the machine's one-minute load average at the end of
+	// the run (0 where unknown): well above NumCPU, other processes
+	// competed with the target and the generator for CPU.
+	LoadAverage float64 `json:"load_average"`
 }
+
+// loadAverage is the one-minute load average from /proc/loadavg, 0 if
+// unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// busyMachine says whether a load average means other processes competed
+// for CPU: more runnable tasks than the target and generator account for.
+func busyMachine(load float64, numCPU int) bool { return numCPU > 0 && load > 1.5*float64(numCPU) }
 
 func (c cpuTimes) since(before cpuTimes, wall time.Duration) ClientCPU {
 	out := ClientCPU{
@@ -40,6 +66,7 @@ func (c cpuTimes) since(before cpuTimes, wall time.Duration) ClientCPU {
 		SysSeconds:  (c.sys - before.sys).Seconds(),
 		Usable:      runtime.GOMAXPROCS(0),
 		NumCPU:      runtime.NumCPU(),
+		LoadAverage: loadAverage(),
 	}
 	if wall > 0 {
 		out.Cores = (out.UserSeconds + out.SysSeconds) / wall.Seconds()

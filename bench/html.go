@@ -14,10 +14,14 @@ import (
 type page struct {
 	Title      string
 	Generated  string
+	Sweeps     []*SweepResult // rate sweeps: the capacity, shown first
 	Runs       []*Result
 	Comparison *Comparison
 	Charts     []chart
 	Texts      []string // the plain-text tables, as printed on stdout
+	// Links are the reports of the runs and sweeps beside this page, by
+	// name (the index links its parts).
+	Links []string
 }
 
 var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
@@ -37,7 +41,8 @@ var pageTemplate = template.Must(template.New("page").Funcs(template.FuncMap{
 	"dataURI": func(b []byte) template.URL {
 		return template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(b))
 	},
-	"join": strings.Join,
+	"join":  strings.Join,
+	"steps": func(d time.Duration) string { return d.String() },
 }).Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>{{.Title}}</title>
@@ -54,13 +59,45 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 </style></head><body>
 <h1>{{.Title}}</h1>
 <p>Generated {{.Generated}} by edgecache bench. Latency counts from each request's scheduled send time (no coordinated omission), failed requests included.</p>
-{{with .Comparison}}
-<h2>Side by side</h2>
-<table><tr><th>figure</th><th>unit</th>{{range .Names}}<th>{{.}}</th>{{end}}{{$names := .Names}}{{range $i, $n := .Names}}{{if $i}}<th>{{$n}} / {{index $names 0}}</th>{{end}}{{end}}</tr>
-{{range .Rows}}{{$row := .}}<tr><td>{{.Label}}</td><td>{{.Unit}}</td>{{range $i, $v := .Values}}<td>{{if index $row.Missing $i}}-{{else}}{{value $v}}{{end}}</td>{{end}}{{range $i, $v := .Values}}{{if $i}}<td>{{ratio $v (index $row.Values 0) (or (index $row.Missing $i) (index $row.Missing 0))}}</td>{{end}}{{end}}</tr>
+{{if .Links}}<p>Reports: {{range $i, $l := .Links}}{{if $i}} · {{end}}<a href="{{$l}}.html">{{$l}}</a>{{end}}</p>{{end}}
+{{if .Sweeps}}
+<h2>How much can it do?</h2>
+<p>Rate sweeps: the same workload at rising open-loop rates, {{steps (index .Sweeps 0).Config.Step}} per step, each judged against the objective: {{(index .Sweeps 0).Objective}}. The sweep stops at the first step that misses it (the knee).</p>
+<table><tr><th>target</th><th>highest rate within the objective</th><th>p99 there</th><th>CPU cores used there (proxy / origin / load generator)</th><th>the knee</th><th>report</th></tr>
+{{range .Sweeps}}<tr><td>{{.Name}}: {{join .Config.Run.Targets ", "}}</td>
+{{with .BestStep}}<td><b>{{value .Throughput}} requests/s</b></td><td>{{ms .P99}}</td><td>{{value .Derived.ProxyCores}} / {{value .Derived.OriginCores}} / {{value .ClientCPU}}</td>{{else}}<td>none</td><td>-</td><td>-</td>{{end}}
+<td>{{if .Knee}}{{with .Knee}}missed at {{value .Rate}}/s: {{.Why}}{{end}}{{else if .Missed}}{{with .Missed}}<span class="stale">the first step, {{value .Rate}}/s, missed: {{.Why}}</span>{{end}}{{else}}<span class="stale">not reached: the rate is a lower bound</span>{{end}}</td>
+<td><a href="{{.Name}}.html">{{.Name}}.html</a></td></tr>
+{{end}}</table>
+{{range .Sweeps}}{{$name := .Name}}{{range .Warnings}}<div class="warn">⚠ {{$name}}: {{.}}</div>{{end}}{{end}}
+{{end}}
+{{if and .Comparison (gt (len .Runs) 1)}}
+<h2>What the cache saves</h2>
+<p>The same workload at the same rate through each target. Offload: how much of the client's reading reaches the origin and its database. Hit ratios count reads whose Cache-Status said hit; the steady one leaves out the warm-up ({{steps (index .Runs 0).Config.Warmup}}).</p>
+<table><tr><th>run</th><th>origin requests per client read</th><th>DB queries per client request</th><th>hit ratio, steady</th><th>hit ratio, with the cold start</th><th>stale reads</th><th>p99</th></tr>
+{{range .Runs}}<tr><td><a href="{{.Config.Name}}.html">{{.Config.Name}}</a></td>
+<td>{{if ge .Derived.OriginRequestsPerRead 0.0}}{{value .Derived.OriginRequestsPerRead}}{{else}}-{{end}}</td>
+<td>{{if .Derived.DBQueriesPerRequest}}{{value .Derived.DBQueriesPerRequest}}{{else}}-{{end}}</td>
+<td>{{if .Cache.SteadyHitRatio}}{{pct .Cache.SteadyHitRatio}}{{else}}-{{end}}</td><td>{{hitRatio .Cache}}</td>
+<td{{if .Derived.StaleReads}} class="stale"{{end}}>{{.Derived.StaleReads}}</td><td>{{ms .All.Latency.P99}}</td></tr>
 {{end}}</table>
 {{end}}
 {{range .Charts}}<h3>{{.Title}}</h3><img alt="{{.Title}}" src="{{dataURI .PNG}}">
+{{end}}
+{{with .Comparison}}
+<h2>Side by side</h2>
+{{$names := .Names}}<p>Each ratio column divides a run's figure by the first run's ({{index $names 0}}): ×0.10 is a tenth of it, ×10 ten times it. For latency, load and errors lower is better; for throughput and hit ratio higher.</p>
+<table><tr><th>figure</th><th>unit</th>{{range .Names}}<th>{{.}}</th>{{end}}{{range $i, $n := .Names}}{{if $i}}<th>{{$n}} ÷ {{index $names 0}}</th>{{end}}{{end}}</tr>
+{{range .Rows}}{{$row := .}}<tr><td>{{.Label}}</td><td>{{.Unit}}</td>{{range $i, $v := .Values}}<td>{{if index $row.Missing $i}}-{{else}}{{value $v}}{{end}}</td>{{end}}{{range $i, $v := .Values}}{{if $i}}<td>{{ratio $v (index $row.Values 0) (or (index $row.Missing $i) (index $row.Missing 0))}}</td>{{end}}{{end}}</tr>
+{{end}}</table>
+{{end}}
+{{range .Sweeps}}
+<h2>Sweep “{{.Name}}” against {{join .Config.Run.Targets ", "}}</h2>
+<p>Latency counts from each request's due time; the service time (send → answer) and the wait in the generator (due → sent) tell a target that slowed from a generator that did.</p>
+<table><tr><th>scheduled/s</th><th>answered/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>service p99</th><th>wait p99</th><th>errors</th><th>stale reads</th><th>hit ratio</th><th>proxy cores</th><th>origin cores</th><th>client cores</th><th>load average</th><th>verdict</th></tr>
+{{range .Steps}}<tr><td>{{value .Rate}}</td><td>{{value .Throughput}}</td><td>{{ms .P50}}</td><td>{{ms .P99}}</td><td>{{ms .P999}}</td><td>{{ms .ServiceP99}}</td><td>{{ms .WaitP99}}</td><td>{{.Errors}}</td><td{{if .Stale}} class="stale"{{end}}>{{.Stale}}</td><td>{{if .HitRatio}}{{pct .HitRatio}}{{else}}-{{end}}</td><td>{{value .Derived.ProxyCores}}</td><td>{{value .Derived.OriginCores}}</td><td>{{value .ClientCPU}}</td><td>{{value .Load}}</td><td>{{.Verdict}}</td></tr>
+{{end}}</table>
+<p>{{.Summary}}</p>
 {{end}}
 {{range $i, $r := .Runs}}
 <h2>Run “{{.Config.Name}}”: {{.Mode}} against {{join .Config.Targets ", "}}</h2>
@@ -140,14 +177,42 @@ func WriteReport(r *Result, dir string) ([]string, error) {
 	return append([]string{base + ".json", base + ".html"}, pngs...), nil
 }
 
-// WriteComparisonHTML writes one page with the runs side by side, their
-// charts overlaid, and each run's details.
-func WriteComparisonHTML(path string, runs []*Result) error {
-	c := Compare(runs)
-	cs, err := charts(runs)
-	if err != nil {
-		return err
+// WriteComparisonHTML writes one page with the sweeps' capacity first, the
+// runs side by side, their charts overlaid, and each run's details, linking
+// every report beside it.
+func WriteComparisonHTML(path string, runs []*Result, sweeps []*SweepResult) error {
+	var cs []chart
+	var names, links []string
+	if len(sweeps) > 0 {
+		c, err := capacityChart(sweeps)
+		if err != nil {
+			return err
+		}
+		cs = append(cs, c)
+		for _, s := range sweeps {
+			names, links = append(names, s.Name()), append(links, s.Name())
+		}
 	}
-	names := c.Names
-	return writeHTML(path, page{Title: "edgecache bench: " + strings.Join(names, " vs "), Runs: runs, Comparison: &c, Charts: cs})
+	var comparison *Comparison
+	if len(runs) > 0 {
+		c := Compare(runs)
+		comparison = &c
+		if len(runs) > 1 {
+			sc, err := staleChart(runs)
+			if err != nil {
+				return err
+			}
+			cs = append(cs, sc)
+		}
+		rc, err := charts(runs)
+		if err != nil {
+			return err
+		}
+		cs = append(cs, rc...)
+		for _, r := range runs {
+			names, links = append(names, r.Config.Name), append(links, r.Config.Name)
+		}
+	}
+	return writeHTML(path, page{Title: "edgecache bench: " + strings.Join(names, ", "), Sweeps: sweeps, Runs: runs,
+		Comparison: comparison, Charts: cs, Links: links})
 }

@@ -21,19 +21,26 @@ type PlanConfig struct {
 	HitRatio     float64 // the hit ratio to size memcached for; 0 = the run's
 	AZs          int     // availability zones; each tier survives losing one
 
-	CoresPerInstance   float64 // of a proxy or origin instance
-	Utilisation        float64 // the share of CPU to plan to use at peak
-	ProxyRPSPerCore    float64 // 0 = measured from the proxy's metrics
-	ProxyRPSBasis      string  // where a given ProxyRPSPerCore comes from; "" = "given"
-	OriginRPSPerCore   float64 // 0 = measured from the origin's metrics
-	ReplicaQPS         float64 // read queries/s one MySQL replica serves
-	ItemOverheadBytes  float64 // per cached item: key, memcached header, stored headers
-	SlabEfficiency     float64 // usable share of memcached memory
-	MemcachedNodeBytes float64 // memory of one memcached node
+	CoresPerInstance float64 // of a proxy or origin instance
+	Utilisation      float64 // the share of CPU to plan to use at peak
+	// Capacities per core, measured at saturation (a rate sweep that found
+	// its knee, SweepCapacity) or given; 0 = not measured, and then an
+	// assumed figure is used and said to be one. A run below saturation
+	// says little: at light load the CPU per request is mostly waking up.
+	ProxyRPSPerCore    float64
+	ProxyRPSBasis      string // where ProxyRPSPerCore comes from; "" = "given"
+	OriginRPSPerCore   float64
+	OriginRPSBasis     string   // where OriginRPSPerCore comes from; "" = "given"
+	Caveats            []string // printed with the plan (a sweep that was not used, …)
+	ReplicaQPS         float64  // read queries/s one MySQL replica serves
+	ItemOverheadBytes  float64  // per cached item: key, memcached header, stored headers
+	SlabEfficiency     float64  // usable share of memcached memory
+	MemcachedNodeBytes float64  // memory of one memcached node
 }
 
-// DefaultPlanConfig is the DESIGN.md load: 10 M users, 40,000 reads/s and 400
-// writes/s on average, peaks 3× that, 1 billion writes a month kept 3 years.
+// DefaultPlanConfig is the load edgecache is built for (README "What it is
+// built for"): 10 M users, 40,000 reads/s and 400 writes/s on average, peaks
+// 3× that, 1 billion writes a month kept 3 years.
 func DefaultPlanConfig() PlanConfig {
 	return PlanConfig{
 		Users: 10e6, ReadsPerSec: 40000, WritesPerSec: 400, Peak: 3,
@@ -82,9 +89,10 @@ type PlanLine struct {
 	Basis   string // how it was computed or where the input came from
 }
 
-// Fallbacks when a run did not scrape the services' CPU counters; printed as
-// assumptions. From NOTES.md: fasthttp serves ~120,000 fixed answers/s per
-// core here and a memcached round trip costs about as much again.
+// Fallbacks when no saturating run measured a capacity; printed as
+// assumptions. On the 2-core development machine fasthttp serves about
+// 60,000-120,000 fixed answers/s per core, and a memcached round trip costs
+// about as much again.
 const (
 	assumedProxyRPSPerCore  = 30000
 	assumedOriginRPSPerCore = 3000
@@ -113,29 +121,34 @@ func MakePlan(r, originRun *Result, cfg PlanConfig) (Plan, error) {
 	add("load", "posts stored", fmtCount(cfg.Posts), "given (1 billion writes/month × 36 months by default)")
 
 	// Miss traffic: how many client reads reach the origin.
+	// In the steady state, after the warm-up, when the run measured it: a
+	// fleet runs warm, and a short run's cold start would oversize it.
 	perRead, basis := d.OriginRequestsPerRead, run+": origin reads per client read, from the origin's counters"
-	if perRead < 0 {
+	if steady := r.Cache.SteadyHitRatio; steady > 0 {
+		was := ""
+		if perRead >= 0 {
+			was = fmt.Sprintf("; %.4f over the whole run, cold start included", perRead)
+		}
+		perRead, basis = 1-steady, run+": 1 − steady-state hit ratio (after the warm-up)"+was
+	} else if perRead < 0 {
 		perRead, basis = 1-r.Cache.HitRatio, run+": 1 − hit ratio from Cache-Status (no origin counters scraped)"
 	}
 	add("measured", "origin reads per client read", fmt.Sprintf("%.4f", perRead), basis)
 	originRPS := peakReads*perRead + peakWrites
 	add("origin", "origin requests/s at peak", fmtCount(originRPS), "peak reads × origin reads per client read + peak writes")
 
+	// Capacities come from saturating measurements only: a run at a fixed
+	// rate below the knee is not one.
 	proxyCap, proxyBasis := cfg.ProxyRPSPerCore, cmp.Or(cfg.ProxyRPSBasis, "given")
 	if proxyCap == 0 {
-		if proxyCap, proxyBasis = d.ProxyRequestsPerCPUSec, run+": proxy requests per proxy CPU second"; proxyCap == 0 {
-			proxyCap, proxyBasis = assumedProxyRPSPerCore, "assumed: not measured (scrape the proxy's /metrics)"
+		proxyCap, proxyBasis = assumedProxyRPSPerCore, "assumed: not measured at saturation (give -proxy-sweep, a bench sweep through the proxy that found its knee)"
+		if d.ProxyRequestsPerCPUSec > 0 {
+			proxyBasis += fmt.Sprintf("; %s's %s/core at its light load is not a capacity", run, fmtCount(d.ProxyRequestsPerCPUSec))
 		}
 	}
-	originCap, originBasis := cfg.OriginRPSPerCore, "given"
-	capRun, capName := d, run
-	if originRun != nil {
-		capRun, capName = originRun.Derived, fmt.Sprintf("run %q", originRun.Config.Name)
-	}
+	originCap, originBasis := cfg.OriginRPSPerCore, cmp.Or(cfg.OriginRPSBasis, "given")
 	if originCap == 0 {
-		if originCap, originBasis = capRun.OriginRequestsPerCPUSec, capName+": origin requests per origin CPU second"; originCap == 0 {
-			originCap, originBasis = assumedOriginRPSPerCore, "assumed: not measured (scrape the origin's /metrics)"
-		}
+		originCap, originBasis = assumedOriginRPSPerCore, "assumed: not measured at saturation (give -origin-sweep, a bench sweep straight against the origin that found its knee)"
 	}
 	add("measured", "proxy requests/s per core", fmtCount(proxyCap), proxyBasis)
 	add("measured", "origin requests/s per core", fmtCount(originCap), originBasis)
@@ -166,6 +179,9 @@ func MakePlan(r, originRun *Result, cfg PlanConfig) (Plan, error) {
 	hit, hitBasis := cfg.HitRatio, "given"
 	if hit == 0 {
 		hit, hitBasis = r.Cache.HitRatio, run+": hit ratio from Cache-Status"
+		if r.Cache.SteadyHitRatio > 0 {
+			hit, hitBasis = r.Cache.SteadyHitRatio, run+": steady-state hit ratio from Cache-Status (after the warm-up)"
+		}
 		if hit == 0 {
 			hit, hitBasis = 1-perRead, run+": 1 − origin reads per client read"
 		}
@@ -211,6 +227,9 @@ func MakePlan(r, originRun *Result, cfg PlanConfig) (Plan, error) {
 		perReq := d.MemcachedOpsPerSec / r.Throughput
 		add("memcached", "memcached ops/s at peak", fmtCount(perReq*(peakReads+peakWrites)), fmt.Sprintf("%s: %.2f memcached ops per client request", run, perReq))
 	}
+	for _, c := range cfg.Caveats {
+		add("caveat", c, "", "")
+	}
 	for _, w := range r.Warnings {
 		add("caveat", w, "", "")
 	}
@@ -220,6 +239,31 @@ func MakePlan(r, originRun *Result, cfg PlanConfig) (Plan, error) {
 		}
 	}
 	return p, nil
+}
+
+// SweepCapacity is the capacity per core a sweep measured for service
+// ("proxy" or "origin"): its requests per CPU second at the highest rate
+// within the objective. ok is false, with the reason, when the sweep did not
+// find its knee (the rate was not the most it can do) or did not scrape the
+// service's CPU.
+func SweepCapacity(s *SweepResult, service string) (perCore float64, basis string, ok bool) {
+	b := s.BestStep()
+	switch {
+	case b == nil:
+		return 0, fmt.Sprintf("sweep %q: no step met the objective; not used for the %s's capacity", s.Name(), service), false
+	case !s.Saturated:
+		return 0, fmt.Sprintf("sweep %q did not reach its knee (every step up to %.0f/s met the objective): its figures are not the %s's capacity and are not used",
+			s.Name(), s.Steps[len(s.Steps)-1].Rate, service), false
+	}
+	perCore = b.Derived.ProxyRequestsPerCPUSec
+	if service == "origin" {
+		perCore = b.Derived.OriginRequestsPerCPUSec
+	}
+	if perCore <= 0 {
+		return 0, fmt.Sprintf("sweep %q scraped no %s CPU (run it with -metrics %s=…/metrics); not used", s.Name(), service, service), false
+	}
+	return perCore, fmt.Sprintf("sweep %q: %s requests per %s CPU second at %.0f/s, its highest rate within %s (the knee: %.0f/s)",
+		s.Name(), service, service, b.Throughput, s.Objective(), s.Knee().Rate), true
 }
 
 // instances is ceil(load / perInstance), grown so that losing one of azs

@@ -204,6 +204,18 @@ func (t *timeline) add(sec int, s secondStats, lat *hdr.Histogram) {
 	t.sofar.Merge(lat)
 }
 
+// p99LastSecond is the 99th percentile of the last whole second before
+// now, -1 if nothing finished in it (or it is not flushed yet).
+func (t *timeline) p99LastSecond(now time.Time) time.Duration {
+	sec := int(now.Sub(t.start)/time.Second) - 1
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sec < 0 || sec >= len(t.lat) || t.lat[sec] == nil || t.lat[sec].TotalCount() == 0 {
+		return -1
+	}
+	return time.Duration(t.lat[sec].ValueAtQuantile(99)) * time.Microsecond
+}
+
 // p99SoFar is the 99th percentile of the latencies flushed so far.
 func (t *timeline) p99SoFar() time.Duration {
 	t.mu.Lock()

@@ -122,13 +122,13 @@ func TestCompareAndPlanTables(t *testing.T) {
 	var out bytes.Buffer
 	Compare([]*Result{a, b}).WriteText(&out)
 	text := out.String()
-	for _, want := range []string{"throughput", "all p99", "post p50", "stale reads", "origin reads per client read", "b/a", "×"} {
+	for _, want := range []string{"throughput", "all p99", "post p50", "stale reads", "origin requests per client read", "b ÷ a", "×"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("compare table lacks %q:\n%s", want, text)
 		}
 	}
 	html := filepath.Join(t.TempDir(), "cmp.html")
-	if err := WriteComparisonHTML(html, []*Result{a, b}); err != nil {
+	if err := WriteComparisonHTML(html, []*Result{a, b}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if page, _ := os.ReadFile(html); !strings.Contains(string(page), "Side by side") {
@@ -159,6 +159,7 @@ func TestPlanArithmetic(t *testing.T) {
 	r.Derived = Derived{OriginRequestsPerRead: 0.1, ProxyRequestsPerCPUSec: 10000, OriginRequestsPerCPUSec: 1000, DBQueriesPerOriginReq: 2}
 	cfg := DefaultPlanConfig()
 	cfg.Posts = 5000
+	cfg.ProxyRPSPerCore, cfg.OriginRPSPerCore = 10000, 1000
 	p, err := MakePlan(r, nil, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -185,9 +186,9 @@ func TestPlanArithmetic(t *testing.T) {
 		t.Errorf("hot posts = %q, want %d items", got["hot posts"], k)
 	}
 
-	// A capacity measured elsewhere (a saturating run) replaces the run's
-	// own figure, and the plan says where it came from.
-	cfg.ProxyRPSPerCore, cfg.ProxyRPSBasis = 20000, `run "proxy-max": saturating`
+	// A capacity measured at saturation, and the plan says where it came
+	// from.
+	cfg.ProxyRPSPerCore, cfg.ProxyRPSBasis = 20000, `sweep "proxy-sweep": saturating`
 	p, err = MakePlan(r, nil, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -198,6 +199,26 @@ func TestPlanArithmetic(t *testing.T) {
 		}
 		if l.What == "proxy instances" && l.Value != "9" { // 121,200 / 24,000 = 5.05 → 6, × 1.5
 			t.Errorf("proxy instances = %q at 20 k/core, want 9", l.Value)
+		}
+	}
+
+	// A fleet runs warm: the steady-state hit ratio, when measured, sizes
+	// the miss traffic and memcached rather than the cold start's.
+	r.Cache.SteadyHitRatio = 0.95
+	p, err = MakePlan(r, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range p.Lines {
+		switch l.What {
+		case "origin reads per client read":
+			if l.Value != "0.0500" || !strings.Contains(l.Basis, "steady-state") {
+				t.Errorf("origin reads per client read %q (%s), want 0.0500 from the steady hit ratio", l.Value, l.Basis)
+			}
+		case "hit ratio to keep":
+			if l.Value != "95.0%" {
+				t.Errorf("hit ratio to keep %q, want the steady 95.0%%", l.Value)
+			}
 		}
 	}
 }

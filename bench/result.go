@@ -100,8 +100,11 @@ type ErrorCount struct {
 type CacheStats struct {
 	Outcomes map[string]int64 `json:"outcomes"`
 	// HitRatio is hits over reads that carried a cache outcome; 0 when no
-	// read did (the target is not a cache).
+	// read did (the target is not a cache). It counts the cold start.
 	HitRatio float64 `json:"hit_ratio"`
+	// SteadyHitRatio is the same after the warm-up (RunConfig.Warmup, at
+	// most half the run): the cache's hit ratio once it is full.
+	SteadyHitRatio float64 `json:"steady_hit_ratio"`
 }
 
 // StaleCount is the read-after-write check's verdict for one read kind.
@@ -135,7 +138,13 @@ type Derived struct {
 	// process_cpu_seconds_total: the capacity figure plan scales from.
 	OriginRequestsPerCPUSec float64 `json:"origin_requests_per_cpu_sec"`
 	ProxyRequestsPerCPUSec  float64 `json:"proxy_requests_per_cpu_sec"`
-	MeanReadBytes           float64 `json:"mean_read_bytes"`
+	// CPU cores each scraped service kept busy on average.
+	OriginCores float64 `json:"origin_cores"`
+	ProxyCores  float64 `json:"proxy_cores"`
+	// DBQueriesPerRequest is DB queries per client request: what one
+	// costs the database, through the cache or not.
+	DBQueriesPerRequest float64 `json:"db_queries_per_request"`
+	MeanReadBytes       float64 `json:"mean_read_bytes"`
 }
 
 // judged is the number of reads that carried a cache outcome.
@@ -274,6 +283,7 @@ func assemble(st *runState, recs []*recorder, start, end time.Time, scheduled in
 	if judged > 0 {
 		res.Cache.HitRatio = float64(cache[outcomeHit]) / float64(judged)
 	}
+	res.Cache.SteadyHitRatio = steadyHitRatio(st.tl, min(cfg.Warmup, res.Elapsed/2))
 	for i := range checked {
 		res.Stale = append(res.Stale, StaleCount{Kind: checkNames[i], Checked: checked[i], Stale: stale[i]})
 		res.Derived.StaleReads += stale[i]
@@ -291,6 +301,24 @@ func assemble(st *runState, recs []*recorder, start, end time.Time, scheduled in
 	}
 	st.tl.mu.Unlock()
 	return res
+}
+
+// steadyHitRatio is hits over cache-judged reads in the seconds after
+// warmup.
+func steadyHitRatio(tl *timeline, warmup time.Duration) float64 {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var hits, judged int64
+	for i, s := range tl.seconds {
+		if time.Duration(i)*time.Second >= warmup {
+			hits += s.Hits
+			judged += s.Hits + s.Forwarded
+		}
+	}
+	if judged == 0 {
+		return 0
+	}
+	return float64(hits) / float64(judged)
 }
 
 // derive computes the figures that combine client and server counters, and
@@ -323,15 +351,24 @@ func (r *Result) derive() {
 					d.OriginRequestsPerCPUSec = reqs / cpu
 				}
 			}
+			if hasCPU {
+				d.OriginCores = cpu / secs
+			}
 			if q, ok := m.sumKnown(knownDBQueries); ok {
 				d.DBQueriesPerSec = q / secs
 				if reqs > 0 {
 					d.DBQueriesPerOriginReq = q / reqs
 				}
+				if r.Requests > 0 {
+					d.DBQueriesPerRequest = q / float64(r.Requests)
+				}
 			}
 		case "proxy":
 			if hasReqs && hasCPU && cpu > 0 {
 				d.ProxyRequestsPerCPUSec = reqs / cpu
+			}
+			if hasCPU {
+				d.ProxyCores = cpu / secs
 			}
 			// Without the origin's own counters, the proxy's count of its
 			// requests to the origin gives the offload.
@@ -345,7 +382,7 @@ func (r *Result) derive() {
 		}
 	}
 	if shared := r.sharedProcesses(); shared != "" {
-		r.Warnings = append(r.Warnings, "metrics sources "+shared+" report the same process_start_time_seconds: "+
+		r.Warnings = append(r.Warnings, "metrics sources "+shared+" report the same process_start_time_seconds and resident memory: "+
 			"they likely run in one process, so each one's CPU figures are the process's total")
 	}
 	if r.Errors > 0 {
@@ -359,6 +396,10 @@ func (r *Result) derive() {
 	} else if c.NumCPU > 0 && c.Cores >= 0.4*float64(c.NumCPU) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf(
 			"the load generator used %.2f of the machine's %d cores: a target on the same machine competed with it for CPU", c.Cores, c.NumCPU))
+	}
+	if busyMachine(c.LoadAverage, c.NumCPU) {
+		r.Warnings = append(r.Warnings, fmt.Sprintf(
+			"the machine's load average was %.1f on %d cores at the end of the run: other processes competed for CPU, so latency and capacity here understate a quiet machine", c.LoadAverage, c.NumCPU))
 	}
 	if r.Mode == "open loop" && r.Scheduled > 0 && r.Elapsed > 0 {
 		want := float64(r.Scheduled) / r.Config.Duration.Seconds()
@@ -379,15 +420,24 @@ func (r *Result) derive() {
 	}
 }
 
-// sharedProcesses names scraped sources that look like one process (same
-// start time), "" if none.
+// sharedProcesses names scraped sources that look like one process, "" if
+// none: the same start time (whole seconds: two processes started together
+// share it) and the same memory size when scraped (both scrapes run at
+// once, so one process reports the same figure twice).
 func (r *Result) sharedProcesses() string {
-	byStart := map[float64][]string{}
+	byStart := map[[2]float64][]string{}
 	for _, m := range r.Metrics {
+		var key [2]float64
 		for _, x := range m.Metrics {
-			if x.Name == "process_start_time_seconds" && x.After > 0 {
-				byStart[x.After] = append(byStart[x.After], m.Source.Name)
+			switch x.Name {
+			case "process_start_time_seconds":
+				key[0] = x.After
+			case "process_resident_memory_bytes":
+				key[1] = x.After
 			}
+		}
+		if key[0] > 0 {
+			byStart[key] = append(byStart[key], m.Source.Name)
 		}
 	}
 	for _, names := range byStart {

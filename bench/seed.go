@@ -342,19 +342,25 @@ func postPath(id int64) string      { return "/v1/posts/" + itoa(id) }
 func userPath(id int64) string      { return "/v1/users/" + itoa(id) }
 func userPostsPath(id int64) string { return "/v1/users/" + itoa(id) + "/posts" }
 
-// progressBar draws "label [=====>    ] done/total pct rate/s" on one line.
+// progressBar shows a phase's progress. On a terminal it redraws one line
+// ("label [=====>    ] done/total pct rate/s") five times a second; on
+// anything else (a log file, a pipe, CI) it writes a plain line every 10%,
+// never a carriage return. It is a few lines by hand rather than a
+// dependency: all it needs is that one choice.
 type progressBar struct {
 	w     io.Writer
+	tty   bool
 	label string
 	total int
 	start time.Time
 	done  atomic.Int64
+	shown int // non-terminal: the last tenth written
 	stop  chan struct{}
 	wg    sync.WaitGroup
 }
 
 func newProgressBar(w io.Writer, label string, total int) *progressBar {
-	b := &progressBar{w: w, label: label, total: total, start: time.Now(), stop: make(chan struct{})}
+	b := &progressBar{w: w, tty: isTerminal(w), label: label, total: total, start: time.Now(), stop: make(chan struct{})}
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
@@ -363,11 +369,10 @@ func newProgressBar(w io.Writer, label string, total int) *progressBar {
 		for {
 			select {
 			case <-b.stop:
-				b.draw()
-				fmt.Fprintln(b.w)
+				b.draw(true)
 				return
 			case <-tick.C:
-				b.draw()
+				b.draw(false)
 			}
 		}
 	}()
@@ -376,19 +381,40 @@ func newProgressBar(w io.Writer, label string, total int) *progressBar {
 
 func (b *progressBar) add(n int) { b.done.Add(int64(n)) }
 
-func (b *progressBar) draw() {
+func (b *progressBar) draw(last bool) {
 	const width = 30
 	done := int(b.done.Load())
+	pct := 100 * done / max(b.total, 1)
+	rate := float64(done) / time.Since(b.start).Seconds()
+	if !b.tty {
+		if tenth := pct / 10; tenth > b.shown || last {
+			b.shown = tenth
+			fmt.Fprintf(b.w, "%s: %d/%d (%d%%), %.0f/s\n", b.label, done, b.total, pct, rate)
+		}
+		return
+	}
 	filled := width * done / max(b.total, 1)
 	bar := strings.Repeat("=", filled) + strings.Repeat(" ", width-filled)
 	if filled < width {
 		bar = bar[:filled] + ">" + bar[filled+1:]
 	}
-	rate := float64(done) / time.Since(b.start).Seconds()
-	fmt.Fprintf(b.w, "\r%s [%s] %d/%d %3d%% %.0f/s ", b.label, bar, done, b.total, 100*done/max(b.total, 1), rate)
+	fmt.Fprintf(b.w, "\r%s [%s] %d/%d %3d%% %.0f/s \x1b[K", b.label, bar, done, b.total, pct, rate)
+	if last {
+		fmt.Fprintln(b.w)
+	}
 }
 
 func (b *progressBar) finish() {
 	close(b.stop)
 	b.wg.Wait()
+}
+
+// isTerminal reports whether w is a terminal, where a line may be redrawn.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -2,7 +2,23 @@
 # Installs the servers the one-box stack and the tests run privately:
 # MariaDB and memcached from Debian's packages, and HAProxy for the multi-AZ
 # fleet (make fleet). Does nothing when they are already there. Needs root (or sudo) the first time.
+#
+#   deploy/install-deps.sh bench   also nginx and Varnish, which make bench
+#                                  compares edgecache with; if they cannot be
+#                                  installed, make bench runs without them
 set -euo pipefail
+if [ "${1:-}" = bench ]; then
+  extra=()
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || extra+=(nginx-light)
+  command -v varnishd >/dev/null 2>&1 || [ -x /usr/sbin/varnishd ] || extra+=(varnish)
+  if [ ${#extra[@]} -gt 0 ]; then
+    echo "installing ${extra[*]} for the comparison in make bench" >&2
+    if [ "$(id -u)" -eq 0 ]; then s=""; elif command -v sudo >/dev/null 2>&1; then s=sudo; else s=none; fi
+    if [ "$s" = none ] || ! { $s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $s apt-get install -y -qq "${extra[@]}" >/dev/null; }; then
+      echo "could not install ${extra[*]}: make bench runs without them" >&2
+    fi
+  fi
+fi
 need=()
 command -v mariadbd >/dev/null 2>&1 || need+=(mariadb-server)
 command -v memcached >/dev/null 2>&1 || need+=(memcached)

@@ -2,29 +2,10 @@ package origin
 
 import (
 	"net/http"
-	"os"
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 )
-
-// newAccessLog builds the access logger for dest ("stdout", "stderr" or
-// "off"): its own core, never sampled (zap's production sampling would thin
-// a line whose message never changes), buffered, flushed every second and
-// by the returned stop.
-func newAccessLog(dest string) (log *zap.Logger, stop func()) {
-	out := os.Stdout
-	switch dest {
-	case "off":
-		return zap.NewNop(), func() {}
-	case "stderr":
-		out = os.Stderr
-	}
-	buf := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(out), FlushInterval: time.Second}
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), buf, zapcore.InfoLevel)
-	return zap.New(core), func() { buf.Stop() }
-}
 
 // responseLog wraps a ResponseWriter to remember what the access log line
 // and the metrics need.

@@ -59,6 +59,7 @@ func TestBadInput(t *testing.T) {
 		{"post with user_id", "POST", posts, json, `{"body":"x","user_id":2}`, 400, "unknown_field"},
 		{"post missing body", "POST", posts, json, `{}`, 400, "missing_field"},
 		{"post non-UTF-8", "POST", posts, json, "{\"body\":\"\xc3\x28\"}", 400, "invalid_utf8"},
+		{"post with a lone surrogate", "POST", posts, json, `{"body":"\ud800"}`, 400, "invalid_utf8"},
 		{"post form-encoded", "POST", posts, "application/x-www-form-urlencoded", `body=x`, 415, "unsupported_media_type"},
 		{"user id not a number", "POST", "/v1/users/abc/posts", json, `{"body":"x"}`, 400, "invalid_id"},
 
@@ -67,6 +68,7 @@ func TestBadInput(t *testing.T) {
 		{"put too long", "PUT", one, json, jsonPost(strings.Repeat("b", 1025)), 413, "body_too_large"},
 		{"put wrong Content-Type", "PUT", one, "text/html", `{"body":"x"}`, 415, "unsupported_media_type"},
 		{"put unknown field", "PUT", one, json, `{"body":"x","version":9}`, 400, "unknown_field"},
+		{"put lone low surrogate", "PUT", one, json, `{"body":"a\udc00"}`, 400, "invalid_utf8"},
 
 		// ids: positive decimal integers, no sign or leading zeros, fit int64
 		{"id zero", "GET", "/v1/posts/0", "", "", 400, "invalid_id"},

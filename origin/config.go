@@ -2,19 +2,17 @@ package origin
 
 import (
 	"errors"
-	"fmt"
 	"net"
-	"reflect"
-	"strings"
 	"time"
 
-	"github.com/caarlos0/env/v11"
 	"github.com/go-sql-driver/mysql"
-	"go.uber.org/zap/zapcore"
+
+	"edgecache/deploy/envconfig"
 )
 
 // Config is the origin's configuration, read from the environment by
-// LoadConfig. The help tags are the text of `origin -h`.
+// LoadConfig (deploy/envconfig: the tags are also `origin -h` and the
+// README's table).
 //
 // The default DSN's options are the ones the origin is built for: times as
 // UTC time.Time, one round trip per statement (interpolateParams), short
@@ -40,29 +38,22 @@ type Config struct {
 	StaleWhileRevalidateSeconds int           `env:"ORIGIN_STALE_WHILE_REVALIDATE_SECONDS" envDefault:"30" help:"stale-while-revalidate of cacheable GET responses (RFC 5861)"`
 	StaleIfErrorSeconds         int           `env:"ORIGIN_STALE_IF_ERROR_SECONDS" envDefault:"300" help:"stale-if-error of cacheable GET responses (RFC 5861)"`
 	IdleTimeout                 time.Duration `env:"ORIGIN_IDLE_TIMEOUT" envDefault:"75s" help:"keep-alive idle timeout; keep it above the load balancer's and the proxy's idle times"`
-	DrainDelay                  time.Duration `env:"ORIGIN_DRAIN_DELAY" envDefault:"5s" help:"on shutdown, how long /readyz fails before the listener closes, so load balancers stop sending traffic"`
-	ShutdownTimeout             time.Duration `env:"ORIGIN_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"on SIGTERM, the most the drain delay plus finishing in-flight requests may take"`
-	LogLevel                    string        `env:"ORIGIN_LOG_LEVEL" envDefault:"info" help:"level of the application log on stderr: debug, info, warn or error"`
-	AccessLog                   string        `env:"ORIGIN_ACCESS_LOG" envDefault:"stdout" help:"where the access log (one JSON line per request, never sampled) goes: stdout, stderr or off"`
+	DrainDelay                  time.Duration `env:"ORIGIN_DRAIN_DELAY" envDefault:"5s" help:"after SIGTERM, /readyz fails this long before the listener closes (load balancer notices)"`
+	ShutdownTimeout             time.Duration `env:"ORIGIN_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"after the drain delay, the longest wait for in-flight requests"`
+	LogLevel                    string        `env:"ORIGIN_LOG_LEVEL" envDefault:"info" help:"level of the application log (JSON on stderr): debug, info, warn or error"`
+	AccessLog                   string        `env:"ORIGIN_ACCESS_LOG" envDefault:"stdout" help:"where the access log (one JSON line per request, never sampled) goes: stdout, stderr, off, or a file path (containing a /, appended to)"`
 }
 
-// LoadConfig reads the Config from the environment and validates it.
-func LoadConfig() (Config, error) {
-	cfg, err := env.ParseAs[Config]()
-	if err != nil {
-		return Config{}, err
-	}
-	return cfg, cfg.Validate()
-}
+// LoadConfig reads the Config from the environment and validates it; the
+// error lists every problem under its variable's name (envconfig.Problems).
+func LoadConfig() (Config, error) { return envconfig.Load[Config]() }
 
-// Validate reports every setting that cannot work. It exists because env
-// falls back to the default for a variable set to "", but happily accepts
-// "0" or "-1s".
+// Validate reports every setting that cannot work, as envconfig.Problems.
+// It exists because env falls back to the default for a variable set to "",
+// but happily accepts "0" or "-1s".
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, args ...any) {
-		errs = append(errs, fmt.Errorf(name+": "+format, args...))
-	}
+	var ps envconfig.Problems
+	bad := ps.Addf
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("ORIGIN_LISTEN", "%v", err)
 	}
@@ -101,18 +92,12 @@ func (c Config) Validate() error {
 	if c.DrainDelay < 0 {
 		bad("ORIGIN_DRAIN_DELAY", "must not be negative, got %s", c.DrainDelay)
 	}
-	if c.ShutdownTimeout <= c.DrainDelay {
-		bad("ORIGIN_SHUTDOWN_TIMEOUT", "must exceed ORIGIN_DRAIN_DELAY (%s), got %s", c.DrainDelay, c.ShutdownTimeout)
+	if c.ShutdownTimeout <= 0 {
+		bad("ORIGIN_SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
 	}
-	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
-		bad("ORIGIN_LOG_LEVEL", "%v", err)
-	}
-	switch c.AccessLog {
-	case "stdout", "stderr", "off":
-	default:
-		bad("ORIGIN_ACCESS_LOG", "must be stdout, stderr or off, got %q", c.AccessLog)
-	}
-	return errors.Join(errs...)
+	envconfig.CheckLevel(&ps, "ORIGIN_LOG_LEVEL", c.LogLevel)
+	envconfig.CheckAccessLog(&ps, "ORIGIN_ACCESS_LOG", c.AccessLog)
+	return ps.Err()
 }
 
 // validateDSN checks that dsn parses and asks for time.Time values, which
@@ -129,22 +114,4 @@ func validateDSN(dsn string) error {
 		return errors.New("parseTime=true is required")
 	}
 	return nil
-}
-
-// Usage is the environment section of `origin -h`: every variable with its
-// default and meaning, read from Config's struct tags so that it cannot drift
-// from what LoadConfig reads.
-func Usage() string {
-	var b strings.Builder
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name := f.Tag.Get("env")
-		def, ok := f.Tag.Lookup("envDefault")
-		if !ok {
-			def = "(empty)"
-		}
-		fmt.Fprintf(&b, "  %s\n      %s\n      default: %s\n", name, f.Tag.Get("help"), def)
-	}
-	return b.String()
 }

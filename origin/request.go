@@ -105,12 +105,16 @@ func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
 	return data, nil
 }
 
-// decodeStrict decodes exactly one JSON object into dst: valid UTF-8 (JSON
-// decoding would silently turn bad bytes into U+FFFD), no unknown fields, no
-// values of the wrong type, nothing after the object.
+// decodeStrict decodes exactly one JSON object into dst: valid UTF-8 and no
+// \u escape of a lone UTF-16 surrogate (JSON decoding would silently turn
+// either into U+FFFD, storing something other than what was sent), no
+// unknown fields, no values of the wrong type, nothing after the object.
 func decodeStrict(data []byte, dst any) *apiError {
 	if !utf8.Valid(data) {
 		return badRequest("invalid_utf8", "the request body is not valid UTF-8")
+	}
+	if loneSurrogate(data) {
+		return badRequest("invalid_utf8", `the request body escapes a lone UTF-16 surrogate (such as "\ud800"), which is no character`)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -131,6 +135,64 @@ func decodeStrict(data []byte, dst any) *apiError {
 		return badRequest("invalid_json", "the request body has data after the JSON object")
 	}
 	return nil
+}
+
+// loneSurrogate reports whether a JSON string in data has a \uD800–\uDFFF
+// escape that is not half of a pair (a high one followed at once by an
+// escaped low one). It reads only strings, and leaves malformed escapes to
+// the decoder.
+func loneSurrogate(data []byte) bool {
+	inString := false
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; {
+		case c == '"':
+			inString = !inString
+		case !inString || c != '\\' || i+1 >= len(data):
+		case data[i+1] != 'u':
+			i++ // \" \\ \n …: the escaped byte is no quote
+		default:
+			r, ok := hex4(data[i+2:])
+			switch {
+			case !ok:
+				return false
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return true
+			case r >= 0xD800 && r <= 0xDBFF:
+				if len(data) < i+12 || data[i+6] != '\\' || data[i+7] != 'u' {
+					return true
+				}
+				if low, ok := hex4(data[i+8:]); !ok || low < 0xDC00 || low > 0xDFFF {
+					return true
+				}
+				i += 11
+			default:
+				i += 5
+			}
+		}
+	}
+	return false
+}
+
+// hex4 reads four hex digits.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 // userInput is the body of POST /v1/users. Pointers tell a missing field

@@ -1,6 +1,7 @@
 package origin
 
 import (
+	"bytes"
 	"math"
 	"net/http"
 	"strconv"
@@ -110,6 +111,37 @@ func FuzzParseListQuery(f *testing.F) {
 	})
 }
 
+// A \u escape of a lone surrogate is refused, not stored as U+FFFD; a pair
+// and escaped backslashes are not mistaken for one.
+func TestLoneSurrogateRefused(t *testing.T) {
+	for body, lone := range map[string]bool{
+		`{"body":"\ud800"}`:               true,
+		`{"body":"\uDFFF"}`:               true,
+		`{"body":"a\ud83dx"}`:             true,
+		`{"body":"\ud83d\u0041"}`:         true,
+		`{"body":"\ude00\ud83d"}`:         true,
+		`{"body":"\ud83d\ude00"}`:         false, // 😀
+		`{"body":"\\ud800"}`:              false, // a backslash, then "ud800"
+		`{"body":"\"\ud800"}`:             true,
+		`{"body":"x","\ud800":1}`:         true,
+		`{"body":"\u00e9\u20ac"}`:         false,
+		"{\"body\":\"\xf0\x9f\x98\x80\"}": false,
+	} {
+		got, e := decodePost([]byte(body))
+		switch {
+		case lone && (e == nil || e.code != "invalid_utf8" || e.status != http.StatusBadRequest):
+			t.Errorf("%s: got %q, %+v; want 400 invalid_utf8", body, got, e)
+		case !lone && e != nil && e.code == "invalid_utf8":
+			t.Errorf("%s: refused as a lone surrogate", body)
+		case !lone && e == nil && strings.ContainsRune(got, utf8.RuneError):
+			t.Errorf("%s: stored U+FFFD", body)
+		}
+	}
+	if _, _, e := decodeUser([]byte(`{"name":"\udc00","email":"a@example.com"}`)); e == nil || e.code != "invalid_utf8" {
+		t.Errorf("user name with a lone surrogate: %+v, want invalid_utf8", e)
+	}
+}
+
 // FuzzDecodePost: never panics; an accepted body is 1..1024 bytes of valid
 // UTF-8; a refusal is a 400 or 413 with a code.
 func FuzzDecodePost(f *testing.F) {
@@ -127,6 +159,11 @@ func FuzzDecodePost(f *testing.F) {
 		}
 		if body == "" || len(body) > maxPostBytes || !utf8.ValidString(body) {
 			t.Fatalf("%q: accepted body %q", data, body)
+		}
+		// U+FFFD only if it was sent: never a replaced lone surrogate.
+		if strings.ContainsRune(body, utf8.RuneError) && !bytes.Contains(data, []byte("\xef\xbf\xbd")) &&
+			!bytes.Contains(bytes.ToLower(data), []byte(`\ufffd`)) {
+			t.Fatalf("%q: accepted body %q with a U+FFFD that was not sent", data, body)
 		}
 	})
 }

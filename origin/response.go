@@ -76,7 +76,8 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 
 // groupsHeader names the row-groups a response was built from (GET) or
 // changed (writes), as space-separated "group=version" tokens. See the
-// contract in DESIGN.md; the proxy strips it before answering clients.
+// contract in the README, "Internal headers"; the proxy strips it before
+// answering clients.
 const groupsHeader = "Edgecache-Groups"
 
 // freshHeader, set to "1" by the proxy, asks for a read from the primary.

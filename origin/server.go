@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"edgecache/deploy/envconfig"
 )
 
 // migrateTimeout bounds start-up migration, including the wait for another
@@ -36,7 +38,9 @@ type Server struct {
 	mux          *http.ServeMux
 	http         *http.Server
 	listener     net.Listener
-	draining     atomic.Bool // set by Shutdown: /readyz fails from then on
+	draining     atomic.Bool // set by Drain: /readyz fails from then on
+	drainOnce    sync.Once
+	drainedAt    time.Time // set by Drain
 	shutdownOnce sync.Once
 	shutdownErr  error
 	cacheControl string // of cacheable GET responses
@@ -46,7 +50,14 @@ type Server struct {
 // be "127.0.0.1:0") until Shutdown. App logs go to log; the access log goes
 // where cfg.AccessLog says.
 func Start(cfg Config, log *zap.Logger) (*Server, error) {
-	access, stop := newAccessLog(cfg.AccessLog)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	access, stopAccess, err := envconfig.OpenAccessLog(cfg.AccessLog)
+	if err != nil {
+		return nil, err
+	}
+	stop := func() { stopAccess() }
 	s, err := start(cfg, log, access, stop)
 	if err != nil {
 		stop()
@@ -136,20 +147,30 @@ func (s *Server) routes() {
 // Addr is the host:port the server listens on.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
-// Shutdown makes /readyz fail, waits the drain delay so that load balancers
-// stop sending requests, then stops accepting connections, waits for
-// in-flight requests (until ctx ends), and closes the database pools.
-// Calls after the first return the first one's result.
+// Drain makes /readyz fail and turns keep-alives off, while requests are
+// still served, so that load balancers stop sending new ones.
+func (s *Server) Drain() {
+	s.drainOnce.Do(func() {
+		s.drainedAt = time.Now()
+		s.draining.Store(true)
+		s.http.SetKeepAlivesEnabled(false) // clients reconnect, to another instance
+		s.log.Info("draining", zap.Duration("delay", s.cfg.DrainDelay))
+	})
+}
+
+// Shutdown drains (if Drain was not called) and waits until the drain
+// delay has passed since Drain, so that load balancers stop sending
+// requests, then stops accepting connections, waits for in-flight requests
+// (until ctx ends), and closes the database pools. Calls after the first
+// return the first one's result.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() { s.shutdownErr = s.shutdown(ctx) })
 	return s.shutdownErr
 }
 
 func (s *Server) shutdown(ctx context.Context) error {
-	s.draining.Store(true)
-	s.http.SetKeepAlivesEnabled(false) // clients reconnect, to another instance
-	s.log.Info("draining", zap.Duration("delay", s.cfg.DrainDelay))
-	delay := time.NewTimer(s.cfg.DrainDelay)
+	s.Drain()
+	delay := time.NewTimer(time.Until(s.drainedAt.Add(s.cfg.DrainDelay)))
 	select {
 	case <-delay.C:
 	case <-ctx.Done():

@@ -1,22 +1,20 @@
 package proxy
 
 import (
-	"errors"
-	"fmt"
-	"io"
+	"maps"
 	"net"
 	"net/url"
-	"reflect"
+	"slices"
 	"strings"
 	"time"
 
-	env "github.com/caarlos0/env/v11"
-	"go.uber.org/zap/zapcore"
+	"edgecache/deploy/envconfig"
 )
 
 // Config is the proxy's configuration, read from PROXY_* environment
-// variables. Every field has a default; Validate catches what env cannot
-// (an empty variable silently falls back to the default, a zero timeout, ...).
+// variables (deploy/envconfig: the tags are also `proxy -h` and the README's
+// table). Every field has a default; Validate catches what env cannot (an
+// empty variable silently falls back to the default, a zero timeout, ...).
 type Config struct {
 	Listen      string   `env:"PROXY_LISTEN" envDefault:"127.0.0.1:8080" help:"client listener host:port"`
 	AdminListen string   `env:"PROXY_ADMIN_LISTEN" envDefault:"127.0.0.1:8082" help:"admin listener (healthz, readyz, metrics, pprof, purge); keep it private"`
@@ -64,32 +62,27 @@ type Config struct {
 
 	StripSetCookie bool `env:"PROXY_STRIP_SET_COOKIE" envDefault:"false" help:"store responses without their Set-Cookie (the client whose request filled the entry still gets it); false stores and replays Set-Cookie of responses the origin marked cacheable with explicit freshness (RFC 9111 §3.1, §7.3)"`
 
-	AdminToken   string        `env:"PROXY_ADMIN_TOKEN" envDefault:"" help:"bearer token for POST /purge on the admin listener; empty disables purge (403)"`
-	DrainDelay   time.Duration `env:"PROXY_DRAIN_DELAY" envDefault:"5s" help:"after SIGTERM, /readyz fails this long before the listener closes (load balancer notices)"`
-	ShutdownWait time.Duration `env:"PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"longest wait for in-flight requests on shutdown"`
-	LogLevel     string        `env:"PROXY_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
-	AccessLog    bool          `env:"PROXY_ACCESS_LOG" envDefault:"true" help:"one unsampled log line per request"`
-	TrustXFF     bool          `env:"PROXY_TRUST_FORWARDED" envDefault:"false" help:"keep the client's X-Forwarded-For/-Proto (set true behind a load balancer that sets them)"`
+	PublicPaths []string `env:"PROXY_PUBLIC_PATHS" envDefault:"/v1/" help:"comma-separated path prefixes the client listener forwards (each starts with /); any other path is answered 404 not_found without asking the origin, so its /metrics, /healthz and /readyz stay private"`
+	AdminToken  string   `env:"PROXY_ADMIN_TOKEN" envDefault:"" help:"bearer token for POST /purge on the admin listener; empty disables purge (403)"`
+
+	DrainDelay      time.Duration `env:"PROXY_DRAIN_DELAY" envDefault:"5s" help:"after SIGTERM, /readyz fails this long before the listener closes (load balancer notices)"`
+	ShutdownTimeout time.Duration `env:"PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"after the drain delay, the longest wait for in-flight requests and background refreshes"`
+	LogLevel        string        `env:"PROXY_LOG_LEVEL" envDefault:"info" help:"level of the application log (JSON on stderr): debug, info, warn or error"`
+	AccessLog       string        `env:"PROXY_ACCESS_LOG" envDefault:"stdout" help:"where the access log (one JSON line per request, never sampled) goes: stdout, stderr, off, or a file path (containing a /, appended to)"`
+	TrustXFF        bool          `env:"PROXY_TRUST_FORWARDED" envDefault:"false" help:"keep the client's X-Forwarded-For/-Proto (set true behind a load balancer that sets them)"`
 }
 
-// LoadConfig reads the environment and validates the result.
-func LoadConfig() (Config, error) {
-	cfg, err := env.ParseAs[Config]()
-	if err != nil {
-		return Config{}, err
-	}
-	return cfg, cfg.Validate()
-}
+// LoadConfig reads the environment and validates the result; the error
+// lists every problem under its variable's name (envconfig.Problems).
+func LoadConfig() (Config, error) { return envconfig.Load[Config]() }
 
-// Validate reports every invalid setting at once.
+// Validate reports every invalid setting at once, as envconfig.Problems.
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, a...)...))
-	}
-	for name, addr := range map[string]string{"PROXY_LISTEN": c.Listen, "PROXY_ADMIN_LISTEN": c.AdminListen} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			bad(name, "want host:port, got %q", addr)
+	var ps envconfig.Problems
+	bad := ps.Addf
+	for _, l := range []struct{ name, addr string }{{"PROXY_LISTEN", c.Listen}, {"PROXY_ADMIN_LISTEN", c.AdminListen}} {
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			bad(l.name, "want host:port, got %q", l.addr)
 		}
 	}
 	if len(c.Origins) == 0 {
@@ -118,9 +111,10 @@ func (c Config) Validate() error {
 		"PROXY_ORIGIN_PROBE_TIMEOUT": c.OriginProbeTimeout,
 		"PROXY_MEMCACHED_TIMEOUT":    c.MemcachedTimeout, "PROXY_MEMCACHED_PROBE_INTERVAL": c.MemcachedProbeInterval,
 		"PROXY_MAX_TTL": c.MaxTTL, "PROXY_COALESCE_WAIT": c.CoalesceWait, "PROXY_LEASE_POLL": c.LeasePoll,
-		"PROXY_SHUTDOWN_TIMEOUT": c.ShutdownWait,
+		"PROXY_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
 	}
-	for name, d := range positive {
+	for _, name := range slices.Sorted(maps.Keys(positive)) {
+		d := positive[name]
 		if d <= 0 {
 			bad(name, "must be > 0, got %s", d)
 		}
@@ -156,7 +150,8 @@ func (c Config) Validate() error {
 		"PROXY_MEMCACHED_MAX_IDLE_CONNS": c.MemcachedMaxIdleConns, "PROXY_MAX_OBJECT_BYTES": c.MaxObjectBytes,
 		"PROXY_ORIGIN_EJECT_AFTER": c.OriginEjectAfter,
 	}
-	for name, n := range ints {
+	for _, name := range slices.Sorted(maps.Keys(ints)) {
+		n := ints[name]
 		if n <= 0 {
 			bad(name, "must be > 0, got %d", n)
 		}
@@ -174,8 +169,15 @@ func (c Config) Validate() error {
 	if c.MaxObjectBytes > 1000*1024 {
 		bad("PROXY_MAX_OBJECT_BYTES", "must stay under memcached's 1 MiB item limit, got %d", c.MaxObjectBytes)
 	}
-	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
-		bad("PROXY_LOG_LEVEL", "%v", err)
+	envconfig.CheckLevel(&ps, "PROXY_LOG_LEVEL", c.LogLevel)
+	envconfig.CheckAccessLog(&ps, "PROXY_ACCESS_LOG", c.AccessLog)
+	if len(c.PublicPaths) == 0 {
+		bad("PROXY_PUBLIC_PATHS", "at least one path prefix is needed")
+	}
+	for _, p := range c.PublicPaths {
+		if !strings.HasPrefix(p, "/") {
+			bad("PROXY_PUBLIC_PATHS", "want path prefixes starting with /, got %q", p)
+		}
 	}
 	if c.CacheName == "" || strings.ContainsAny(c.CacheName, " ,;=\"") {
 		bad("PROXY_CACHE_NAME", "want a token without spaces, commas, semicolons, quotes or '=', got %q", c.CacheName)
@@ -183,7 +185,7 @@ func (c Config) Validate() error {
 	if c.TargetedField == "" || strings.ContainsAny(c.TargetedField, " :\t") {
 		bad("PROXY_TARGETED_CACHE_CONTROL", "want a header field name, got %q", c.TargetedField)
 	}
-	return errors.Join(errs...)
+	return ps.Err()
 }
 
 // unspecifiedHost reports whether host means "every address" (0.0.0.0,
@@ -194,15 +196,4 @@ func unspecifiedHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsUnspecified()
-}
-
-// Usage writes every setting with its default and meaning, generated from
-// the struct tags so that it cannot drift from the code.
-func Usage(w io.Writer) {
-	fmt.Fprintln(w, "Environment variables (default in brackets):")
-	t := reflect.TypeOf(Config{})
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		fmt.Fprintf(w, "  %-34s [%s]\n      %s\n", f.Tag.Get("env"), f.Tag.Get("envDefault"), f.Tag.Get("help"))
-	}
 }

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -11,12 +12,16 @@ import (
 	"go.uber.org/zap"
 )
 
-// serve dispatches a client request: reads to the cache state machine
-// (read.go), writes to the origin with invalidation (write.go).
+// serve dispatches a client request: a path outside PROXY_PUBLIC_PATHS to
+// a 404 of the proxy's own, reads to the cache state machine (read.go),
+// writes to the origin with invalidation (write.go).
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	var outcome string
 	switch {
+	case !p.isPublic(ctx):
+		p.errorJSON(ctx, fasthttp.StatusNotFound, "not_found", "no such resource")
+		outcome = outcomeError
 	case ctx.IsGet() || ctx.IsHead():
 		outcome = p.read(ctx)
 		p.m.readDuration.UpdateDuration(start)
@@ -28,7 +33,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 		p.m.writeDuration.UpdateDuration(start)
 	}
 	p.m.requests[outcome].Inc()
-	if p.cfg.AccessLog {
+	if p.access != nil {
 		p.access.Info("request",
 			zap.ByteString("method", ctx.Method()),
 			zap.ByteString("uri", ctx.RequestURI()),
@@ -38,6 +43,21 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 			zap.Duration("duration", time.Since(start)),
 			zap.String("client", ctx.RemoteIP().String()))
 	}
+}
+
+// isPublic reports whether the request's path is under one of
+// PROXY_PUBLIC_PATHS, both as sent (what the origin gets) and as fasthttp
+// normalises it (percent-decoded, dot segments removed): /v1/../metrics is
+// not public. The origin's own /metrics, /healthz and /readyz never leave
+// through the client listener.
+func (p *Proxy) isPublic(ctx *fasthttp.RequestCtx) bool {
+	sent, clean := ctx.URI().PathOriginal(), ctx.Path()
+	for _, prefix := range p.public {
+		if bytes.HasPrefix(sent, prefix) && bytes.HasPrefix(clean, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // recoverPanic turns a panic in a handler into a 500 and a log line; the

@@ -102,7 +102,8 @@ func testConfig(origins ...string) Config {
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Origins = origins
 	cfg.Memcached = []string{mc.Addr}
-	cfg.AccessLog = false
+	cfg.PublicPaths = []string{"/"} // the scripted origins' paths; public_test.go checks the default
+	cfg.AccessLog = "off"
 	cfg.DrainDelay = 0
 	cfg.LeaseTTL = 5 * time.Second
 	cfg.CoalesceWait = 20 * time.Second

@@ -6,17 +6,15 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/singleflight"
 
 	"edgecache/cachepolicy"
+	"edgecache/deploy/envconfig"
 	"edgecache/proxy/lease"
 	"edgecache/proxy/lru"
 	"edgecache/proxy/store"
@@ -34,13 +32,15 @@ const (
 type Proxy struct {
 	cfg     Config
 	log     *zap.Logger
-	access  *zap.Logger
-	accessW *zapcore.BufferedWriteSyncer
 	m       *metricSet
 	store   *store.Store
 	origins *origins
 	rules   *cachepolicy.FieldRules
 	via     []byte
+
+	access     *zap.Logger  // nil when PROXY_ACCESS_LOG is off
+	stopAccess func() error // flushes the access log (and closes its file)
+	public     [][]byte     // PROXY_PUBLIC_PATHS
 
 	flights  singleflight.Group
 	groupsOf groupMemory
@@ -75,7 +75,7 @@ type testHooks struct {
 
 // Start builds the proxy from cfg, opens both listeners and serves in the
 // background. log receives operational logs; access logs go to their own
-// unsampled, buffered core on stdout (PROXY_ACCESS_LOG).
+// unsampled, buffered core where PROXY_ACCESS_LOG says.
 func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -93,18 +93,22 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	rules := cachepolicy.NewFieldRules(hdrGroups, hdrFresh, hdrInvalidation)
 	rules.StripSetCookie = cfg.StripSetCookie
 	p := &Proxy{cfg: cfg, log: log, m: m, store: mc, origins: ups,
-		rules:  rules,
-		via:    []byte("1.1 " + cfg.CacheName),
-		stop:   make(chan struct{}),
-		access: zap.NewNop(),
+		rules: rules,
+		via:   []byte("1.1 " + cfg.CacheName),
+		stop:  make(chan struct{}),
+	}
+	for _, prefix := range cfg.PublicPaths {
+		p.public = append(p.public, []byte(prefix))
 	}
 	p.groupsOf.init()
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
-	if cfg.AccessLog {
-		p.accessW = &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(os.Stdout), FlushInterval: time.Second}
-		enc := zap.NewProductionEncoderConfig()
-		enc.EncodeTime = zapcore.ISO8601TimeEncoder
-		p.access = zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), p.accessW, zapcore.InfoLevel)).Named("access")
+	access, stopAccess, err := envconfig.OpenAccessLog(cfg.AccessLog)
+	if err != nil {
+		return nil, err
+	}
+	p.stopAccess = stopAccess
+	if cfg.AccessLog != envconfig.AccessOff {
+		p.access = access
 	}
 	p.server = &fasthttp.Server{
 		Handler:               p.recoverPanic(p.serve),
@@ -127,10 +131,12 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	}
 	p.admin = p.newAdminServer()
 	if p.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		p.stopAccess()
 		return nil, err
 	}
 	if p.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		p.ln.Close()
+		p.stopAccess()
 		return nil, err
 	}
 	p.served.Add(2)
@@ -204,10 +210,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = errors.Join(err, ctx.Err())
 	}
-	if p.accessW != nil {
-		err = errors.Join(err, p.accessW.Stop())
-	}
-	return err
+	return errors.Join(err, p.stopAccess())
 }
 
 // zapLogger adapts zap to fasthttp.Logger.

@@ -52,7 +52,7 @@ func startProxyProcess(t *testing.T, env ...string) *proxyProcess {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), "proxy.log")
 	env = append([]string{proxyProcessEnv + "=1", "PROXY_LISTEN=127.0.0.1:0", "PROXY_ADMIN_LISTEN=127.0.0.1:0",
-		"PROXY_ACCESS_LOG=false", "PROXY_DRAIN_DELAY=0s", "PROXY_MEMCACHED_TIMEOUT=3s"}, env...)
+		"PROXY_ACCESS_LOG=off", "PROXY_PUBLIC_PATHS=/", "PROXY_DRAIN_DELAY=0s", "PROXY_MEMCACHED_TIMEOUT=3s"}, env...)
 	proc, err := localstack.StartProcess(logPath, env, os.Args[0], "-test.run=^TestProxyProcess$")
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,6 @@
 # The public, internet-facing ALB in front of the proxies.
 #
-# Timings (NOTES.md, "AWS behaviour the deploy must respect"):
+# Timings (AWS's defaults, and what the drain needs):
 # - Health check every 10 s, 2 failures = unhealthy, 2 successes = healthy.
 #   The defaults (30 s, 5 healthy) take 60 s to notice a draining proxy and
 #   2.5 min to admit a new one. With these, a proxy that got SIGTERM is out of

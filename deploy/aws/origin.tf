@@ -8,8 +8,9 @@
 # ELB health checks the group would also replace every origin mid-failover.
 
 locals {
-  # ORIGIN_SHUTDOWN_TIMEOUT bounds the whole sequence (drain delay included).
-  origin_stop_timeout = var.origin_shutdown_timeout_seconds + 15
+  # systemd's TimeoutStopSec: the drain delay, then at most the shutdown
+  # timeout for in-flight requests (counted after it), and a margin.
+  origin_stop_timeout = var.origin_drain_delay_seconds + var.origin_shutdown_timeout_seconds + 15
 
   origin_user_data = templatefile("${path.module}/templates/origin-user-data.sh.tftpl", {
     region            = var.region
@@ -59,8 +60,8 @@ resource "aws_launch_template" "origin" {
 
   lifecycle {
     precondition {
-      condition     = var.origin_shutdown_timeout_seconds > var.origin_drain_delay_seconds
-      error_message = "origin_shutdown_timeout_seconds must exceed origin_drain_delay_seconds (it includes the drain delay)."
+      condition     = var.origin_shutdown_timeout_seconds > 0
+      error_message = "origin_shutdown_timeout_seconds must be positive."
     }
     precondition {
       condition     = var.origin_deregistration_delay > var.origin_drain_delay_seconds && var.origin_deregistration_delay < 300

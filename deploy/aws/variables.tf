@@ -198,9 +198,9 @@ variable "origin_drain_delay_seconds" {
 }
 
 variable "origin_shutdown_timeout_seconds" {
-  description = "ORIGIN_SHUTDOWN_TIMEOUT: bounds drain delay plus in-flight requests; must exceed origin_drain_delay_seconds."
+  description = "ORIGIN_SHUTDOWN_TIMEOUT: longest wait for in-flight requests after the drain delay."
   type        = number
-  default     = 45
+  default     = 30
 }
 
 variable "origin_deregistration_delay" {
@@ -314,7 +314,7 @@ variable "db_username" {
 }
 
 variable "db_dsn_options" {
-  description = "go-sql-driver/mysql DSN options of the primary and replica DSNs: the origin's default set (NOTES.md)."
+  description = "go-sql-driver/mysql DSN options of the primary and replica DSNs: the origin's default set (origin/config.go)."
   type        = string
   default     = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=2s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
 }

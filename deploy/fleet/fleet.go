@@ -691,7 +691,7 @@ func (f *Fleet) StopProxy(ctx context.Context, zone string) error {
 	} else {
 		f.log.Info("haproxy marked the draining proxy down", zap.String("zone", zone), zap.String("status", st.Status))
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), f.proxyCfg.ShutdownWait)
+	sctx, cancel := context.WithTimeout(context.Background(), f.proxyCfg.ShutdownTimeout)
 	defer cancel()
 	err = z.Proxy.Shutdown(sctx)
 	z.Proxy = nil
@@ -865,7 +865,7 @@ func (f *Fleet) Stop() {
 		for _, z := range f.zones {
 			if p := z.Proxy; p != nil {
 				wg.Go(func() {
-					ctx, cancel := context.WithTimeout(context.Background(), f.proxyCfg.ShutdownWait)
+					ctx, cancel := context.WithTimeout(context.Background(), f.proxyCfg.ShutdownTimeout)
 					defer cancel()
 					if err := p.Shutdown(ctx); err != nil {
 						f.log.Warn("proxy shutdown", zap.String("zone", z.Name), zap.Error(err))

@@ -34,7 +34,7 @@ func TestFleet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pcfg.AccessLog = false
+	pcfg.AccessLog = "off"
 	ocfg, err := origin.LoadConfig()
 	if err != nil {
 		t.Fatal(err)

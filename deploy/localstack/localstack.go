@@ -24,7 +24,8 @@ import (
 )
 
 // DSNOptions are the go-sql-driver/mysql settings that work against MariaDB
-// 10.11 here; see shared/NOTES.md.
+// 10.11: times as UTC time.Time, one round trip per statement, short
+// network timeouts, utf8mb4, and rejectReadOnly (origin/config.go says why).
 const DSNOptions = "parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=2s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true"
 
 // startTimeout bounds how long a server may take to answer after start.
@@ -164,6 +165,8 @@ type MariaDBOptions struct {
 	// ServerID > 0 turns on the binary log, so the instance can be a
 	// replication primary (and must differ between primary and replica).
 	ServerID int
+	// Port is the TCP port on 127.0.0.1; 0 means a free one.
+	Port int
 }
 
 // StartMariaDB initialises the data folder if needed, starts mariadbd and
@@ -203,7 +206,7 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 	m := &MariaDB{Dir: dir, User: "edgecache", socket: filepath.Join(dir, "sock")}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		if lastErr = m.start(ctx, opts.ServerID, 0); lastErr == nil {
+		if lastErr = m.start(ctx, opts.ServerID, opts.Port); lastErr == nil {
 			return m, nil
 		}
 	}
@@ -440,13 +443,18 @@ func StartMemcached(ctx context.Context, memoryMB int) (*Memcached, error) {
 // empties first: a run killed before Stop leaves its folder behind, and the
 // next start in the same place cleans it up. Stop removes dir.
 func StartMemcachedIn(ctx context.Context, dir string, memoryMB int) (*Memcached, error) {
+	return StartMemcachedAt(ctx, dir, memoryMB, 0)
+}
+
+// StartMemcachedAt is StartMemcachedIn on 127.0.0.1:port (0: a free one).
+func StartMemcachedAt(ctx context.Context, dir string, memoryMB, port int) (*Memcached, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	return startMemcached(ctx, dir, memoryMB, "127.0.0.1:0")
+	return startMemcached(ctx, dir, memoryMB, "127.0.0.1:"+strconv.Itoa(port))
 }
 
 func startMemcached(ctx context.Context, dir string, memoryMB int, listen string) (*Memcached, error) {

@@ -1,4 +1,4 @@
--- The invalidation log (DESIGN.md, "Invalidation v2"): every committed
+-- The invalidation log (proxy/invalidator/doc.go): every committed
 -- change to users or posts appends, in its own transaction, each row-group
 -- it changed (the names of Edgecache-Groups: post/7, user/42,
 -- user/42/posts) with the group's version after the change. Triggers write

@@ -1,21 +1,18 @@
 package invalidator
 
 import (
-	"errors"
-	"fmt"
-	"io"
 	"net"
-	"reflect"
 	"strings"
 	"time"
 
-	env "github.com/caarlos0/env/v11"
 	"github.com/go-sql-driver/mysql"
-	"go.uber.org/zap/zapcore"
+
+	"edgecache/deploy/envconfig"
 )
 
 // Config is the invalidator's configuration, read from INVALIDATOR_*
-// environment variables. Every field has a default; Validate catches what env
+// environment variables (deploy/envconfig: the tags are also `invalidator
+// -h` and the README's table). Every field has a default; Validate catches what env
 // cannot (an empty variable silently falls back to the default, a zero
 // interval, settings that only work together).
 type Config struct {
@@ -40,8 +37,9 @@ type Config struct {
 	PingInterval   time.Duration `env:"INVALIDATOR_PING_INTERVAL" envDefault:"1s" help:"how often the leader checks, on its locked connection, that it still holds the lock"`
 	SessionTimeout time.Duration `env:"INVALIDATOR_SESSION_TIMEOUT" envDefault:"5s" help:"wait_timeout (whole seconds) of the locked connection: a paused leader's session is dropped, and its lock freed, after this much silence"`
 
-	AdminListen string `env:"INVALIDATOR_ADMIN_LISTEN" envDefault:"127.0.0.1:8083" help:"admin listener (healthz, readyz, metrics, pprof); keep it private"`
-	LogLevel    string `env:"INVALIDATOR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error"`
+	AdminListen     string        `env:"INVALIDATOR_ADMIN_LISTEN" envDefault:"127.0.0.1:8083" help:"admin listener (healthz, readyz, metrics, pprof); keep it private"`
+	ShutdownTimeout time.Duration `env:"INVALIDATOR_SHUTDOWN_TIMEOUT" envDefault:"5s" help:"on SIGTERM, the longest wait for the batch in hand and the admin listener's requests"`
+	LogLevel        string        `env:"INVALIDATOR_LOG_LEVEL" envDefault:"info" help:"level of the application log (JSON on stderr): debug, info, warn or error"`
 }
 
 // maxBatch keeps a batch's DELETE under MySQL's 65,535 placeholders.
@@ -50,22 +48,15 @@ const maxBatch = 10000
 // maxLockName is MySQL's limit on a named lock (MariaDB has none).
 const maxLockName = 64
 
-// LoadConfig reads the environment and validates the result.
-func LoadConfig() (Config, error) {
-	cfg, err := env.ParseAs[Config]()
-	if err != nil {
-		return Config{}, err
-	}
-	return cfg, cfg.Validate()
-}
+// LoadConfig reads the environment and validates the result; the error
+// lists every problem under its variable's name (envconfig.Problems).
+func LoadConfig() (Config, error) { return envconfig.Load[Config]() }
 
 // Validate reports every invalid setting at once, each under its variable's
-// name.
+// name (envconfig.Problems).
 func (c Config) Validate() error {
-	var errs []error
-	bad := func(name, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, a...)...))
-	}
+	var ps envconfig.Problems
+	bad := ps.Addf
 	if c.MySQLDSN == "" {
 		bad("INVALIDATOR_MYSQL_DSN", "empty DSN")
 	} else if _, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
@@ -93,6 +84,7 @@ func (c Config) Validate() error {
 		{"INVALIDATOR_LOCK_RETRY", c.LockRetry},
 		{"INVALIDATOR_PING_INTERVAL", c.PingInterval},
 		{"INVALIDATOR_LEASE_DURATION", c.LeaseDuration},
+		{"INVALIDATOR_SHUTDOWN_TIMEOUT", c.ShutdownTimeout},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -128,19 +120,6 @@ func (c Config) Validate() error {
 	case c.SessionTimeout < 2*c.LockRetry:
 		bad("INVALIDATOR_SESSION_TIMEOUT", "must be at least twice INVALIDATOR_LOCK_RETRY (%s), got %s", c.LockRetry, c.SessionTimeout)
 	}
-	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
-		bad("INVALIDATOR_LOG_LEVEL", "%v", err)
-	}
-	return errors.Join(errs...)
-}
-
-// Usage writes every setting with its default and meaning, generated from
-// the struct tags so that it cannot drift from the code.
-func Usage(w io.Writer) {
-	fmt.Fprintln(w, "Environment variables (default in brackets):")
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		f := t.Field(i)
-		fmt.Fprintf(w, "  %-38s [%s]\n      %s\n", f.Tag.Get("env"), f.Tag.Get("envDefault"), f.Tag.Get("help"))
-	}
+	envconfig.CheckLevel(&ps, "INVALIDATOR_LOG_LEVEL", c.LogLevel)
+	return ps.Err()
 }

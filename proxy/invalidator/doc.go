@@ -1,5 +1,5 @@
-// Package invalidator is the durable path of invalidation (DESIGN.md
-// "Invalidation v2"): it applies invalidation_log, the rows every committed
+// Package invalidator is the durable path of invalidation (README,
+// "Invalidation and the read-after-write guarantee"): it applies invalidation_log, the rows every committed
 // change appends in its own transaction, to memcached, so that a change is
 // invalidated on every proxy whatever happened to the process that made it.
 //

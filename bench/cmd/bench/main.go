@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -22,7 +23,8 @@ const usage = `bench: the edgecache load-test harness.
 Usage:
   bench seed    [flags]              create users and posts through the API, save them to a seed file
   bench run     [flags]              run the workload (seeding first if the seed file is missing or stale)
-  bench compare [-html FILE] A.json B.json …   runs side by side, with ratios to the first
+  bench sweep   [flags]              the workload at rising rates until p99 misses the objective: how much it can do
+  bench compare [-html FILE] [-sweeps S.json,…] A.json B.json …   runs side by side, with ratios to the first
   bench plan    [flags] RUN.json     size the fleet for 10 M users from a run's measured figures
 
 Each subcommand takes -h. Reports go to -out (bench/out): NAME.json (every
@@ -46,6 +48,8 @@ func main() {
 		err = seedCmd(ctx, args)
 	case "run":
 		err = runCmd(ctx, args)
+	case "sweep":
+		err = sweepCmd(ctx, args)
 	case "compare":
 		err = compareCmd(args)
 	case "plan":
@@ -126,6 +130,65 @@ func seedCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
+// workloadFlags are the flags of run and sweep that shape the workload.
+type workloadFlags struct {
+	cfg                                  *bench.RunConfig
+	targets, spike, mix, readMix, writes *string
+	metrics                              *string
+	seed                                 seedFlags
+}
+
+func addWorkloadFlags(fs *flag.FlagSet, d *bench.RunConfig) workloadFlags {
+	w := workloadFlags{cfg: d}
+	w.targets = fs.String("target", strings.Join(d.Targets, ","), "comma-separated base URLs; requests are spread round-robin like a load balancer")
+	fs.IntVar(&d.Connections, "connections", d.Connections, "connections (= concurrent requests) per target; in open loop the most in flight")
+	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "per request; a timeout counts as an error")
+	fs.DurationVar(&d.Drain, "drain", d.Drain, "after the schedule ends, how long queued requests may still be sent; the rest count as not sent")
+	fs.DurationVar(&d.Warmup, "warmup", d.Warmup, "the start of the run left out of the steady-state hit ratio (at most half the run)")
+	w.mix = fs.String("mix", "100:1", "reads:writes")
+	w.readMix = fs.String("read-mix", d.ReadMix.String(), "weights of the read kinds: a post, a user's first page of posts, a user's profile")
+	w.writes = fs.String("write-mix", d.WriteMix.String(), "weights of the write kinds: edit a post (PUT, owner's token), create a post (POST)")
+	fs.IntVar(&d.BodyBytes, "body-bytes", d.BodyBytes, "body size of seeded, edited and new posts")
+	fs.IntVar(&d.ListLimit, "list-limit", d.ListLimit, "?limit= of list reads")
+	fs.StringVar(&d.Popularity, "popularity", d.Popularity, "key popularity: zipf or uniform")
+	fs.Float64Var(&d.ZipfS, "zipf-s", d.ZipfS, "Zipf exponent, > 1 (higher: hotter hot keys)")
+	fs.Uint64Var(&d.Seed, "seed", d.Seed, "random seed: the same seed draws the same request sequence")
+	w.metrics = fs.String("metrics", "", "Prometheus endpoints scraped before and after, NAME=URL,…; name them origin and proxy, e.g.\norigin=http://127.0.0.1:8081/metrics,proxy=http://127.0.0.1:8082/metrics")
+	fs.StringVar(&d.OutDir, "out", d.OutDir, "report folder")
+	fs.StringVar(&d.Name, "name", d.Name, "report name: OUT/NAME.json, NAME.html, NAME-*.png")
+	w.spike = new(string)
+	w.seed = addSeedFlags(fs, true)
+	return w
+}
+
+// apply parses the workload flags' values into the configuration.
+func (w workloadFlags) apply() error {
+	d := w.cfg
+	var err error
+	d.Targets = strings.Split(*w.targets, ",")
+	if d.Spike, err = bench.ParseSpike(*w.spike); err != nil {
+		return err
+	}
+	if d.Reads, d.Writes, err = bench.ParseMix(*w.mix); err != nil {
+		return err
+	}
+	rw, err := bench.ParseWeights(*w.readMix, "post", "list", "profile")
+	if err != nil {
+		return err
+	}
+	d.ReadMix = bench.ReadMix{Post: rw["post"], List: rw["list"], Profile: rw["profile"]}
+	ww, err := bench.ParseWeights(*w.writes, "edit", "create")
+	if err != nil {
+		return err
+	}
+	d.WriteMix = bench.WriteMix{Edit: ww["edit"], Create: ww["create"]}
+	if d.Metrics, err = bench.ParseMetricsSources(*w.metrics); err != nil {
+		return err
+	}
+	d.SeedFile = *w.seed.file
+	return nil
+}
+
 func runCmd(ctx context.Context, args []string) error {
 	d := bench.DefaultRunConfig()
 	fs := newFlagSet("run", `bench run [flags]: drive the read/write mix against -target and report.
@@ -138,59 +201,25 @@ writes acknowledged before it was sent (stale reads, per read kind); the seed
 file carries acknowledged versions from run to run. A cache that did not see
 writes sent straight to the origin in an earlier run rightly shows stale reads
 until its entries expire.`)
-	targets := fs.String("target", strings.Join(d.Targets, ","), "comma-separated base URLs; requests are spread round-robin like a load balancer")
 	fs.Float64Var(&d.Rate, "rate", d.Rate, "open loop: requests per second (spread over all targets); 0 = closed loop")
-	fs.IntVar(&d.Connections, "connections", d.Connections, "connections (= concurrent requests) per target; in open loop the most in flight")
 	fs.DurationVar(&d.Duration, "duration", d.Duration, "how long to schedule requests (0 with -requests: until that many)")
 	fs.Int64Var(&d.Requests, "requests", d.Requests, "stop after this many requests; 0 = no limit")
-	spike := fs.String("spike", "", "open-loop rate profile LENGTH@FACTORx/EVERY, e.g. 5s@3x/30s: the last 5 s of every 30 s at 3× -rate")
-	fs.DurationVar(&d.Timeout, "timeout", d.Timeout, "per request; a timeout counts as an error")
-	fs.DurationVar(&d.Drain, "drain", d.Drain, "after the schedule ends, how long queued requests may still be sent; the rest count as not sent")
-	mix := fs.String("mix", "100:1", "reads:writes")
-	readMix := fs.String("read-mix", d.ReadMix.String(), "weights of the read kinds: a post, a user's first page of posts, a user's profile")
-	writeMix := fs.String("write-mix", d.WriteMix.String(), "weights of the write kinds: edit a post (PUT, owner's token), create a post (POST)")
-	fs.IntVar(&d.BodyBytes, "body-bytes", d.BodyBytes, "body size of seeded, edited and new posts")
-	fs.IntVar(&d.ListLimit, "list-limit", d.ListLimit, "?limit= of list reads")
-	fs.StringVar(&d.Popularity, "popularity", d.Popularity, "key popularity: zipf or uniform")
-	fs.Float64Var(&d.ZipfS, "zipf-s", d.ZipfS, "Zipf exponent, > 1 (higher: hotter hot keys)")
-	fs.Uint64Var(&d.Seed, "seed", d.Seed, "random seed: the same seed draws the same request sequence")
-	metrics := fs.String("metrics", "", "Prometheus endpoints scraped before and after, NAME=URL,…; name them origin and proxy, e.g.\norigin=http://127.0.0.1:8081/metrics,proxy=http://127.0.0.1:8082/metrics")
-	fs.StringVar(&d.OutDir, "out", d.OutDir, "report folder")
-	fs.StringVar(&d.Name, "name", d.Name, "report name: OUT/NAME.json, NAME.html, NAME-*.png")
-	sf := addSeedFlags(fs, true)
+	w := addWorkloadFlags(fs, &d)
+	w.spike = fs.String("spike", "", "open-loop rate profile LENGTH@FACTORx/EVERY, e.g. 5s@3x/30s: the last 5 s of every 30 s at 3× -rate")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("run: unexpected arguments %q", fs.Args())
 	}
-	var err error
-	d.Targets = strings.Split(*targets, ",")
-	if d.Spike, err = bench.ParseSpike(*spike); err != nil {
+	if err := w.apply(); err != nil {
 		return err
 	}
-	if d.Reads, d.Writes, err = bench.ParseMix(*mix); err != nil {
-		return err
-	}
-	rw, err := bench.ParseWeights(*readMix, "post", "list", "profile")
-	if err != nil {
-		return err
-	}
-	d.ReadMix = bench.ReadMix{Post: rw["post"], List: rw["list"], Profile: rw["profile"]}
-	ww, err := bench.ParseWeights(*writeMix, "edit", "create")
-	if err != nil {
-		return err
-	}
-	d.WriteMix = bench.WriteMix{Edit: ww["edit"], Create: ww["create"]}
-	if d.Metrics, err = bench.ParseMetricsSources(*metrics); err != nil {
-		return err
-	}
-	d.SeedFile = *sf.file
 	if err := d.Validate(); err != nil {
 		return err
 	}
 
-	seedCfg := sf.config(d.Targets[0], d.BodyBytes, d.Timeout)
+	seedCfg := w.seed.config(d.Targets[0], d.BodyBytes, d.Timeout)
 	seed, reused, err := bench.LoadOrSeed(ctx, seedCfg, os.Stderr)
 	if err != nil {
 		return err
@@ -213,13 +242,88 @@ until its entries expire.`)
 	return nil
 }
 
-func compareCmd(args []string) error {
-	fs := newFlagSet("compare", "bench compare [-html FILE] A.json B.json …: the runs side by side, each later one also as a ratio to A.")
-	html := fs.String("html", "", "also write one HTML page with the comparison, overlaid charts and each run's details")
+func sweepCmd(ctx context.Context, args []string) error {
+	d := bench.DefaultRunConfig()
+	d.Name, d.Connections = "sweep", 128
+	fs := newFlagSet("sweep", `bench sweep [flags]: how much can the target do? The workload of bench run, open
+loop, at each of -rates in turn for -step each, until a step misses the
+objective (-p99, -max-errors, -min-delivered) -retries+1 times in a row: the
+highest rate that met it is the answer, and the step that missed is the knee. A sweep that never missed
+says so: its highest rate is only a lower bound. bench plan sizes the fleet
+from a sweep that found its knee (-proxy-sweep, -origin-sweep).`)
+	cfg := bench.SweepConfig{Step: 8 * time.Second, P99: 50 * time.Millisecond, MinDelivered: 0.95, Retries: 1}
+	rates := fs.String("rates", "", "comma-separated rising rates, requests/s (default: 500, ×1.5 each step, up to 128000)")
+	fs.DurationVar(&cfg.Step, "step", cfg.Step, "how long each step schedules requests")
+	fs.DurationVar(&cfg.P99, "p99", cfg.P99, "objective: p99 latency at most this (from the scheduled send time)")
+	fs.Float64Var(&cfg.MaxErrorRatio, "max-errors", 0, "objective: errors at most this share of a step's requests")
+	fs.Float64Var(&cfg.MinDelivered, "min-delivered", cfg.MinDelivered, "objective: at least this share of the scheduled rate answered")
+	fs.IntVar(&cfg.Retries, "retries", cfg.Retries, "a step that missed the objective is run this many more times before it counts as the knee (one stall of another process can miss a p99 bound)")
+	w := addWorkloadFlags(fs, &d)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if fs.NArg() < 1 {
+	if fs.NArg() > 0 {
+		return fmt.Errorf("sweep: unexpected arguments %q", fs.Args())
+	}
+	if err := w.apply(); err != nil {
+		return err
+	}
+	cfg.Rates = bench.DefaultSweepRates()
+	if *rates != "" {
+		cfg.Rates = nil
+		for _, r := range strings.Split(*rates, ",") {
+			v, err := strconv.ParseFloat(strings.TrimSpace(r), 64)
+			if err != nil {
+				return fmt.Errorf("sweep: -rates %q: %w", *rates, err)
+			}
+			cfg.Rates = append(cfg.Rates, v)
+		}
+	}
+	cfg.Run = d
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	seedCfg := w.seed.config(d.Targets[0], d.BodyBytes, d.Timeout)
+	seed, _, err := bench.LoadOrSeed(ctx, seedCfg, os.Stderr)
+	if err != nil {
+		return err
+	}
+	res, err := bench.Sweep(ctx, cfg, seed, os.Stderr)
+	if err != nil {
+		return err
+	}
+	if err := seed.Save(seedCfg.File); err != nil {
+		return err
+	}
+	res.WriteText(os.Stdout)
+	paths, err := bench.WriteSweepReport(res, d.OutDir)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("report: %s\n", strings.Join(paths, " "))
+	return nil
+}
+
+func compareCmd(args []string) error {
+	fs := newFlagSet("compare", "bench compare [-html FILE] A.json B.json …: the runs side by side, each later one also as a ratio to A.")
+	html := fs.String("html", "", "also write one HTML page with the comparison, overlaid charts and each run's details")
+	sweepFiles := fs.String("sweeps", "", "comma-separated sweep reports (bench sweep) shown first: how much each target can do")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var sweeps []*bench.SweepResult
+	for _, p := range strings.Split(*sweepFiles, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		sw, err := bench.LoadSweep(p)
+		if err != nil {
+			return err
+		}
+		fmt.Println(sw.Summary())
+		sweeps = append(sweeps, sw)
+	}
+	if fs.NArg() < 1 && len(sweeps) == 0 {
 		fs.Usage()
 		return errors.New("compare: give at least one report")
 	}
@@ -231,9 +335,11 @@ func compareCmd(args []string) error {
 		}
 		runs = append(runs, r)
 	}
-	bench.Compare(runs).WriteText(os.Stdout)
+	if len(runs) > 0 {
+		bench.Compare(runs).WriteText(os.Stdout)
+	}
 	if *html != "" {
-		if err := bench.WriteComparisonHTML(*html, runs); err != nil {
+		if err := bench.WriteComparisonHTML(*html, runs, sweeps); err != nil {
 			return err
 		}
 		fmt.Printf("report: %s\n", *html)
@@ -243,7 +349,7 @@ func compareCmd(args []string) error {
 
 func planCmd(args []string) error {
 	c := bench.DefaultPlanConfig()
-	fs := newFlagSet("plan", "bench plan [flags] RUN.json [ORIGIN_RUN.json]: the sizing exercise with the run's measured numbers\n(hit ratio, origin reads per client read, requests per CPU second of proxy and origin,\nDB queries per request, answer sizes, Zipf skew). Every assumption is printed beside its figure.\nORIGIN_RUN, a run straight against the origin, gives the origin's capacity per core: in a run\nthrough the proxy the origin's process CPU may include a proxy in the same process (one-box stack).")
+	fs := newFlagSet("plan", "bench plan [flags] RUN.json [ORIGIN_RUN.json]: the sizing exercise with the run's measured numbers\n(hit ratio, origin reads per client read, DB queries per request, answer sizes, Zipf skew) and the\ncapacities per core measured at saturation by -proxy-sweep and -origin-sweep (bench sweep; a sweep\nthat did not find its knee is not used, and the plan says so). Every assumption is printed beside\nits figure. ORIGIN_RUN, a run straight against the origin, adds its warnings to the caveats.")
 	fs.Float64Var(&c.Users, "users", c.Users, "users")
 	fs.Float64Var(&c.ReadsPerSec, "reads", c.ReadsPerSec, "average reads/s")
 	fs.Float64Var(&c.WritesPerSec, "writes", c.WritesPerSec, "average writes/s")
@@ -253,9 +359,10 @@ func planCmd(args []string) error {
 	fs.IntVar(&c.AZs, "azs", c.AZs, "availability zones; each tier survives losing one")
 	fs.Float64Var(&c.CoresPerInstance, "cores", c.CoresPerInstance, "cores per proxy or origin instance")
 	fs.Float64Var(&c.Utilisation, "utilisation", c.Utilisation, "share of CPU to use at peak")
-	fs.Float64Var(&c.ProxyRPSPerCore, "proxy-rps-per-core", c.ProxyRPSPerCore, "proxy capacity; 0 = measured from the proxy's metrics in the run")
-	capacityRun := fs.String("proxy-capacity-run", "", "a saturating (closed-loop) run through the proxy: its proxy requests per proxy CPU second give the proxy's capacity (a light open-loop run mostly measures wake-ups)")
-	fs.Float64Var(&c.OriginRPSPerCore, "origin-rps-per-core", c.OriginRPSPerCore, "origin capacity; 0 = measured from the origin's metrics in the run")
+	fs.Float64Var(&c.ProxyRPSPerCore, "proxy-rps-per-core", c.ProxyRPSPerCore, "proxy capacity per core; 0 = from -proxy-sweep, else assumed")
+	proxySweep := fs.String("proxy-sweep", "", "a sweep through the proxy (bench sweep): if it found its knee, its proxy requests per proxy CPU second at the highest rate within the objective are the proxy's capacity")
+	fs.Float64Var(&c.OriginRPSPerCore, "origin-rps-per-core", c.OriginRPSPerCore, "origin capacity per core; 0 = from -origin-sweep, else assumed")
+	originSweep := fs.String("origin-sweep", "", "a sweep straight against the origin: if it found its knee, the origin's capacity as -proxy-sweep gives the proxy's")
 	fs.Float64Var(&c.ReplicaQPS, "replica-qps", c.ReplicaQPS, "read queries/s one MySQL replica serves (assumed: primary-key lookups)")
 	fs.Float64Var(&c.ItemOverheadBytes, "item-overhead", c.ItemOverheadBytes, "bytes per cached item beyond the body: key, memcached header, stored headers")
 	fs.Float64Var(&c.SlabEfficiency, "slab-efficiency", c.SlabEfficiency, "usable share of memcached memory")
@@ -277,16 +384,24 @@ func planCmd(args []string) error {
 			return err
 		}
 	}
-	if *capacityRun != "" && c.ProxyRPSPerCore == 0 {
-		cr, err := bench.LoadResult(*capacityRun)
+	for _, sw := range []struct {
+		file, service string
+		perCore       *float64
+		basis         *string
+	}{{*proxySweep, "proxy", &c.ProxyRPSPerCore, &c.ProxyRPSBasis}, {*originSweep, "origin", &c.OriginRPSPerCore, &c.OriginRPSBasis}} {
+		if sw.file == "" || *sw.perCore != 0 {
+			continue
+		}
+		s, err := bench.LoadSweep(sw.file)
 		if err != nil {
 			return err
 		}
-		if cr.Derived.ProxyRequestsPerCPUSec <= 0 {
-			return fmt.Errorf("plan: %s has no proxy CPU figures (run it with -metrics proxy=ADMIN/metrics)", *capacityRun)
+		perCore, basis, ok := bench.SweepCapacity(s, sw.service)
+		if !ok {
+			c.Caveats = append(c.Caveats, basis)
+			continue
 		}
-		c.ProxyRPSPerCore = cr.Derived.ProxyRequestsPerCPUSec
-		c.ProxyRPSBasis = fmt.Sprintf("run %q (%s, %.0f req/s): proxy requests per proxy CPU second", cr.Config.Name, cr.Mode, cr.Throughput)
+		*sw.perCore, *sw.basis = perCore, basis
 	}
 	p, err := bench.MakePlan(r, originRun, c)
 	if err != nil {

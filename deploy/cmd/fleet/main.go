@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"edgecache/deploy/fleet"
+	"edgecache/deploy/localstack"
 	"edgecache/origin"
 	"edgecache/proxy"
 
@@ -58,7 +59,10 @@ func main() {
 		}
 		return
 	}
-	if err := run(log, opts); err != nil {
+	restore := localstack.TakeTerminal() // Ctrl-C under make fleet: exit 0
+	err := run(log, opts)
+	restore()
+	if err != nil {
 		log.Error("fleet failed", zap.Error(err))
 		os.Exit(1)
 	}
@@ -96,7 +100,7 @@ func runDrills(opts fleet.Options, names string) (ok bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	pcfg.AccessLog, ocfg.AccessLog = false, "off"
+	pcfg.AccessLog, ocfg.AccessLog = "off", "off"
 	opts.Proxy, opts.Origin = &pcfg, &ocfg
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,23 +1,26 @@
 // Command onebox runs the whole edgecache stack on one machine, in the
 // foreground: a private MariaDB (data kept under -dir), a private memcached
-// (its files under -dir too), the origin on 127.0.0.1:8081 and the proxy on
-// 127.0.0.1:8080, and the durable invalidator beside the origin. Ctrl-C
-// stops everything it started; if onebox is killed, its child processes die
-// with it and nothing is left outside -dir. `make run` calls it; `make
-// bench` calls it with
-// -bench to run the default benchmark against the stack and exit: seed
-// through the origin, a short open-loop run through the proxy, the same run
-// straight against the origin, their comparison and the sizing plan, with
-// the reports in the -bench folder (-bench-rate and -bench-duration shape
-// the runs; `make bench BENCH_FLAGS="-bench-rate 2000"`). With -bench the
-// proxy is bin/proxy in a process of its own, so that its CPU is measured
-// apart from the origin's.
+// (its files under -dir too), the origin on 127.0.0.1:8081, the proxy on
+// 127.0.0.1:8080 and the durable invalidator beside the origin, all in this
+// one process. Ctrl-C stops everything it started and exits 0; if onebox is
+// killed, its child processes die with it and nothing is left outside -dir.
+// `make run` calls it.
+//
+// With -bench (`make bench`) it runs the default benchmark against the stack
+// and exits: seed through the origin, a short open-loop run through the
+// proxy and the same run straight against the origin, then a rate sweep of
+// each to find the highest rate within the latency objective, their
+// comparison and the sizing plan, with the reports in the -bench folder.
+// There the proxy is bin/proxy in a process of its own, so that its CPU is
+// measured apart from the origin's.
 //
 // The proxy and the invalidator share an invalidation-lease secret
 // (PROXY_PEER_SECRET, made up if unset), so that L1 hits skip memcached.
 // The origin, the proxy and the invalidator read their usual ORIGIN_*,
-// PROXY_* and INVALIDATOR_* variables; onebox only points them at the
-// private MariaDB and memcached.
+// PROXY_* and INVALIDATOR_* variables; onebox sets their database and
+// memcached addresses, the origins of the proxy (the origin it started),
+// no read replicas, no drain delay (no load balancer waits), and, unless
+// the variables are set, access logs to files under -dir.
 package main
 
 import (
@@ -25,6 +28,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 	"edgecache/origin"
 	"edgecache/proxy"
@@ -47,67 +52,143 @@ import (
 	"go.uber.org/zap"
 )
 
+// options are onebox's flags.
+type options struct {
+	dir           string
+	memcachedMB   int
+	mariadbPort   int
+	memcachedPort int
+	logFormat     string
+	bench         benchOptions
+}
+
 func main() {
-	dir := flag.String("dir", ".run", "run folder: the private MariaDB's data (kept between runs), memcached's files (new at every start), bench logs")
-	memcachedMB := flag.Int("memcached-mb", 256, "memcached item memory in MiB")
-	benchOut := flag.String("bench", "", "run the default benchmark against the stack, write the report to this folder, then stop")
-	benchRate := flag.Float64("bench-rate", 1000, "with -bench: open-loop requests per second of each run (proxy, then origin)")
-	benchDuration := flag.Duration("bench-duration", 20*time.Second, "with -bench: how long each run schedules requests")
+	var o options
+	flag.StringVar(&o.dir, "dir", ".run", "run folder: the private MariaDB's data (kept between runs), memcached's files (new at every start), the access logs")
+	flag.IntVar(&o.memcachedMB, "memcached-mb", 256, "memcached item memory in MiB")
+	flag.IntVar(&o.mariadbPort, "mariadb-port", 0, "MariaDB's port on 127.0.0.1 (0: a free one, chosen at every start)")
+	flag.IntVar(&o.memcachedPort, "memcached-port", 0, "memcached's port on 127.0.0.1 (0: a free one, chosen at every start)")
+	flag.StringVar(&o.logFormat, "log-format", envconfig.FormatConsole, "application log format on stderr: console or json")
+	flag.StringVar(&o.bench.out, "bench", "", "run the default benchmark against the stack, write the reports to this folder, then stop")
+	flag.Float64Var(&o.bench.rate, "bench-rate", 1000, "with -bench: open-loop requests per second of the proxy and origin runs")
+	flag.DurationVar(&o.bench.duration, "bench-duration", 20*time.Second, "with -bench: how long each of those runs schedules requests")
+	flag.DurationVar(&o.bench.step, "bench-step", 8*time.Second, "with -bench: how long each step of the rate sweeps lasts")
+	flag.DurationVar(&o.bench.p99, "bench-p99", 50*time.Millisecond, "with -bench: the latency objective of the sweeps (p99 at most this, no errors)")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: onebox [flags]\n\nRuns MariaDB, memcached, the origin and the proxy on this machine until Ctrl-C.\n\n")
+		w := flag.CommandLine.Output()
+		fmt.Fprintf(w, `usage: onebox [flags]
+
+Runs MariaDB, memcached, the origin, the invalidator and the proxy on this
+machine until Ctrl-C (make run), or the default benchmark against them
+(make bench). The origin, proxy and invalidator read their usual ORIGIN_*,
+PROXY_* and INVALIDATOR_* variables (origin -h, proxy -h, invalidator -h);
+onebox sets their database and memcached addresses, the proxy's origin, no
+replicas, no drain delay, and (unless set) ORIGIN_ACCESS_LOG and
+PROXY_ACCESS_LOG to files under -dir.
+
+Flags:
+`)
 		flag.PrintDefaults()
 	}
 	flag.Parse()
+	if flag.NArg() > 0 || (o.logFormat != envconfig.FormatConsole && o.logFormat != envconfig.FormatJSON) {
+		flag.Usage()
+		os.Exit(2)
+	}
+	o.bench.stdout = os.Stdout
 
-	log, _ := zap.NewDevelopment()
-	bench := benchOptions{out: *benchOut, rate: *benchRate, duration: *benchDuration, stdout: os.Stdout}
-	if err := run(log, *dir, *memcachedMB, bench); err != nil {
+	log, err := envconfig.NewLogger("info", o.logFormat)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "onebox:", err)
+		os.Exit(2)
+	}
+	restore := localstack.TakeTerminal() // Ctrl-C under make: exit 0, not make's Error 1
+	err = run(log, o)
+	log.Sync()
+	restore()
+	var ps envconfig.Problems
+	switch {
+	case errors.As(err, &ps):
+		fmt.Fprintf(os.Stderr, "onebox: bad configuration:\n  %s\n", strings.ReplaceAll(ps.Error(), "\n", "\n  "))
+		os.Exit(2)
+	case err != nil && !errors.Is(err, context.Canceled):
 		log.Error("onebox failed", zap.Error(err))
 		os.Exit(1)
 	}
 }
 
-func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error {
+// configs are the three services' settings from the environment, with
+// what onebox sets.
+type configs struct {
+	origin      origin.Config
+	proxy       proxy.Config
+	invalidator invalidator.Config
+}
+
+// loadConfigs reads the environment, reporting every problem of the three.
+func loadConfigs() (configs, error) {
+	var c configs
+	var ps envconfig.Problems
+	var err error
+	collect := func(err error) {
+		var p envconfig.Problems
+		if errors.As(err, &p) {
+			ps = append(ps, p...)
+		} else if err != nil {
+			ps.Addf("(environment)", "%v", err)
+		}
+	}
+	c.origin, err = origin.LoadConfig()
+	collect(err)
+	c.proxy, err = proxy.LoadConfig()
+	collect(err)
+	c.invalidator, err = invalidator.LoadConfig()
+	collect(err)
+	return c, ps.Err()
+}
+
+// accessLogIn points an access log at dir/name unless the variable is set.
+func accessLogIn(dest *string, variable, dir, name string) {
+	if _, set := os.LookupEnv(variable); !set {
+		*dest = filepath.Join(dir, name)
+	}
+}
+
+func run(log *zap.Logger, o options) error {
+	began := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	accessLog := ""
-	if bench.out != "" {
-		// The origin's and the proxy's access logs (one line per request,
-		// on stdout) stay on, as in production, but go to a file so that
-		// the benchmark's tables can be read on the terminal.
-		accessLog = filepath.Join(dir, "bench-access.log")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-		f, err := os.Create(accessLog)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		os.Stdout = f
-		defer func() { os.Stdout = bench.stdout }()
+	cfgs, err := loadConfigs()
+	if err != nil {
+		return err
 	}
+	dir, err := filepath.Abs(o.dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	accessLogIn(&cfgs.origin.AccessLog, "ORIGIN_ACCESS_LOG", dir, "origin-access.log")
+	accessLogIn(&cfgs.proxy.AccessLog, "PROXY_ACCESS_LOG", dir, "proxy-access.log")
 
-	db, err := localstack.StartMariaDB(ctx, localstack.MariaDBOptions{Dir: filepath.Join(dir, "mariadb")})
+	db, err := localstack.StartMariaDB(ctx, localstack.MariaDBOptions{Dir: filepath.Join(dir, "mariadb"), Port: o.mariadbPort})
 	if err != nil {
 		return err
 	}
 	defer db.Stop()
 	// Under dir, not /tmp: if onebox is killed, memcached dies with it
 	// (Pdeathsig) and the next start clears the folder.
-	mc, err := localstack.StartMemcachedIn(ctx, filepath.Join(dir, "memcached"), memcachedMB)
+	mc, err := localstack.StartMemcachedAt(ctx, filepath.Join(dir, "memcached"), o.memcachedMB, o.memcachedPort)
 	if err != nil {
 		return err
 	}
 	defer mc.Stop()
 
-	ocfg, err := origin.LoadConfig()
-	if err != nil {
-		return err
-	}
+	ocfg := cfgs.origin
 	ocfg.MySQLDSN = db.DSN("edgecache")
 	ocfg.ReplicaDSNs = nil
+	ocfg.DrainDelay = 0 // no load balancer waits to notice
 	osrv, err := origin.Start(ocfg, log.Named("origin"))
 	if err != nil {
 		return err
@@ -117,10 +198,7 @@ func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error
 	// The durable invalidator beside the origin (the origin has migrated
 	// the log table and its triggers): every committed change reaches
 	// memcached, whichever way it was made.
-	icfg, err := invalidator.LoadConfig()
-	if err != nil {
-		return err
-	}
+	icfg := cfgs.invalidator
 	icfg.MySQLDSN, icfg.Memcached = db.DSN("edgecache"), []string{mc.Addr}
 	// Invalidation leases on (README "Leases"): one secret for the proxy
 	// and the invalidator, made up here unless PROXY_PEER_SECRET is set.
@@ -139,25 +217,23 @@ func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error
 	}
 	defer inv.Stop()
 
-	pcfg, err := proxy.LoadConfig()
-	if err != nil {
-		return err
-	}
+	pcfg := cfgs.proxy
 	pcfg.Origins = []string{"http://" + osrv.Addr()}
 	pcfg.Memcached = []string{mc.Addr}
 	pcfg.PeerSecret = secret
+	pcfg.DrainDelay = 0
 	proxyAddr, proxyAdmin := pcfg.Listen, pcfg.AdminListen
-	if bench.out != "" {
+	proxyLog := ""
+	if o.bench.out != "" {
 		// The benchmark's proxy runs in its own process (bin/proxy), so
 		// that its CPU counters are its own: bench plan sizes the proxy
 		// fleet from them.
-		proxyLog := filepath.Join(dir, "bench-proxy.log")
+		proxyLog = filepath.Join(dir, "proxy.log")
 		p, err := startProxyProcess(ctx, pcfg, proxyLog)
 		if err != nil {
 			return err
 		}
 		defer p.Stop()
-		fmt.Fprintf(bench.stdout, "benchmark: the proxy's logs go to %s\n", proxyLog)
 	} else {
 		psrv, err := proxy.Start(pcfg, log.Named("proxy"))
 		if err != nil {
@@ -167,49 +243,85 @@ func run(log *zap.Logger, dir string, memcachedMB int, bench benchOptions) error
 		proxyAddr, proxyAdmin = psrv.Addr(), psrv.AdminAddr()
 	}
 
-	fmt.Fprintf(bench.stdout, `
-edgecache is running:
-  proxy   http://%[1]s        (admin, metrics: http://%[2]s/metrics)
-  origin  http://%[3]s        (metrics: http://%[3]s/metrics)
-  mariadb %[4]s
+	w := o.bench.stdout
+	fmt.Fprintf(w, `
+edgecache is running (ready in %[8]s):
+  proxy     http://%[1]s   the API, /v1/...   (admin: http://%[2]s/metrics, /readyz)
+  origin    http://%[3]s   (its /metrics, /readyz are not served by the proxy)
+  mariadb   %[4]s
   memcached %[5]s
+  logs      access logs: %[6]s, %[7]s`, proxyAddr, proxyAdmin, osrv.Addr(), db.DSN("edgecache"), mc.Addr,
+		logName(pcfg.AccessLog), logName(ocfg.AccessLog), time.Since(began).Round(100*time.Millisecond))
+	if proxyLog != "" {
+		fmt.Fprintf(w, "; the proxy's own log: %s", logName(proxyLog))
+	}
+	fmt.Fprint(w, "\n")
 
+	if o.bench.out != "" {
+		others := startCompetitors(ctx, osrv.Addr(), w)
+		for _, c := range others {
+			defer c.stop()
+			fmt.Fprintf(w, "  %-9s http://%s   (for comparison, in front of the origin)\n", c.name, c.addr)
+		}
+		return runBench(ctx, o.bench, proxyAddr, proxyAdmin, osrv, others)
+	}
+	fmt.Fprintf(w, `
 try:
   curl -si -X POST http://%[1]s/v1/users -H 'Content-Type: application/json' -d '{"name":"ada","email":"ada@example.com"}'
   curl -si http://%[1]s/v1/users/1
 
 Ctrl-C stops everything.
-`, proxyAddr, proxyAdmin, osrv.Addr(), db.DSN("edgecache"), mc.Addr)
-
-	if bench.out != "" {
-		fmt.Fprintf(bench.stdout, "benchmark: the access logs go to %s\n", accessLog)
-		return runBench(ctx, bench, proxyAddr, proxyAdmin, osrv)
-	}
+`, proxyAddr)
 	<-ctx.Done()
-	fmt.Println("\nstopping")
+	fmt.Fprintln(w, "\nstopping")
 	return nil
+}
+
+// logName is how the banner names an access log destination.
+func logName(dest string) string {
+	wd, err := os.Getwd()
+	if !strings.Contains(dest, "/") || err != nil {
+		return dest
+	}
+	if rel, err := filepath.Rel(wd, dest); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return dest
 }
 
 // benchOptions is the default benchmark `make bench` runs (-bench).
 type benchOptions struct {
 	out      string        // report folder
-	rate     float64       // open-loop requests per second of each run
-	duration time.Duration // schedule length of each run
-	stdout   *os.File      // the terminal (os.Stdout goes to the access log meanwhile)
+	rate     float64       // open-loop requests per second of the proxy and origin runs
+	duration time.Duration // schedule length of those runs
+	step     time.Duration // length of one step of a rate sweep
+	p99      time.Duration // the sweeps' latency objective
+	stdout   io.Writer     // the terminal
 }
 
-// runBench runs bin/bench (built by make) against the stack: seed through
-// the origin, one run through the proxy and one straight against the
-// origin, the comparison and the sizing plan; then it prints where the
-// reports are.
+// runBench runs bin/bench (built by make) against the stack and prints
+// where the reports are:
 //
-// The proxy run goes first: memcached was started
-// empty with this stack, so it starts from a cold cache that has seen no
-// write it was not told about. The origin run comes after it and goes to
-// the origin only, so it neither warms nor confuses the proxy's cache for a
-// later measurement (the stack stops right after). The seed file carries
-// the acknowledged versions and post counts of each run to the next one.
-func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string, osrv *origin.Server) error {
+//  1. seed through the origin (reused when bench/out/seed.json matches);
+//  2. "proxy": the 100:1 mix through the proxy at -bench-rate, from a cold
+//     cache (memcached starts empty with the stack);
+//  3. "origin": the same straight against the origin, then "nginx" and
+//     "varnish", the same through nginx's proxy_cache and Varnish in front
+//     of the origin (competitors.go; left out when not installed), whose
+//     stale reads the read-after-write check counts;
+//  4. "proxy-sweep" and "origin-sweep": rate sweeps of each, open-loop steps
+//     of -bench-step from 500 requests/s, each 1.5 times the last, until a
+//     step misses the objective (-bench-p99, no errors): the highest rate
+//     within it is how much the target can do here;
+//  5. compare: bench/out/index.html, the sweeps first, then the runs;
+//  6. plan: bench/out/plan.txt, sized from the sweeps when they found
+//     their knee.
+//
+// Writes sent past the proxy (steps 3 and 4) reach memcached
+// through the durable invalidator, so the proxy serves none of them stale
+// later. The seed file carries the acknowledged versions and post counts
+// from each step to the next, for the read-after-write check.
+func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string, osrv *origin.Server, others []*competitor) error {
 	bench := filepath.Join("bin", "bench")
 	if _, err := os.Stat(bench); err != nil {
 		return fmt.Errorf("%s missing (run make build): %w", bench, err)
@@ -221,28 +333,44 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 	proxyURL := "http://" + proxyAddr
 	seedFile := filepath.Join(o.out, "seed.json")
 	metrics := "origin=" + originURL + "/metrics,proxy=http://" + proxyAdmin + "/metrics"
-	runArgs := func(name, target string) []string {
-		return []string{"run", "-name", name, "-target", target,
-			"-seed-target", originURL, "-seed-file", seedFile, "-out", o.out,
-			"-rate", strconv.FormatFloat(o.rate, 'f', -1, 64), "-duration", o.duration.String(),
-			"-mix", "100:1", "-popularity", "zipf", "-metrics", metrics}
+	common := func(name, target, metrics string) []string {
+		return []string{"-name", name, "-target", target, "-seed-target", originURL, "-seed-file", seedFile,
+			"-out", o.out, "-mix", "100:1", "-popularity", "zipf", "-metrics", metrics}
+	}
+	runArgs := func(name, target, metrics string) []string {
+		return append(append([]string{"run"}, common(name, target, metrics)...),
+			"-rate", strconv.FormatFloat(o.rate, 'f', -1, 64), "-duration", o.duration.String())
+	}
+	sweepArgs := func(name, target string) []string {
+		return append(append([]string{"sweep"}, common(name, target, metrics)...), "-step", o.step.String(), "-p99", o.p99.String())
 	}
 	report := func(name string) string { return filepath.Join(o.out, name) }
 	index := report("index.html")
 	planFile := report("plan.txt")
-	steps := []struct {
+	type step struct {
 		args []string
 		save string // also write the step's output to this file
-	}{
-		{args: []string{"seed", "-target", originURL, "-seed-file", seedFile}},
-		{args: runArgs("proxy", proxyURL)},
-		// The proxy's capacity: a saturating closed-loop run, whose CPU per
-		// request is the work, not the wake-ups of a light load.
-		{args: append(runArgs("proxy-max", proxyURL), "-rate", "0", "-connections", "64", "-duration", "10s")},
-		{args: runArgs("origin", originURL)},
-		{args: []string{"compare", "-html", index, report("proxy.json"), report("origin.json")}},
-		{args: []string{"plan", "-proxy-capacity-run", report("proxy-max.json"), report("proxy.json"), report("origin.json")}, save: planFile},
 	}
+	steps := []step{
+		{args: []string{"seed", "-target", originURL, "-seed-file", seedFile}},
+		{args: runArgs("proxy", proxyURL, metrics)},
+		{args: runArgs("origin", originURL, metrics)},
+	}
+	compared := []string{report("origin.json"), report("proxy.json")}
+	for _, c := range others {
+		// The same run through nginx and Varnish; the origin's counters
+		// give their offload.
+		steps = append(steps, step{args: runArgs(c.name, "http://"+c.addr, "origin="+originURL+"/metrics")})
+		compared = append(compared, report(c.name+".json"))
+	}
+	steps = append(steps, []step{
+		{args: sweepArgs("proxy-sweep", proxyURL)},
+		{args: sweepArgs("origin-sweep", originURL)},
+		{args: append([]string{"compare", "-html", index, "-sweeps", report("proxy-sweep.json") + "," + report("origin-sweep.json")},
+			compared...)},
+		{args: []string{"plan", "-proxy-sweep", report("proxy-sweep.json"), "-origin-sweep", report("origin-sweep.json"),
+			report("proxy.json"), report("origin.json")}, save: planFile},
+	}...)
 	for _, st := range steps {
 		fmt.Fprintf(o.stdout, "\n$ %s %s\n", bench, strings.Join(st.args, " "))
 		cmd := exec.CommandContext(ctx, bench, st.args...)
@@ -266,9 +394,13 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 			}
 		}
 	}
-	fmt.Fprintf(o.stdout, "\nbenchmark reports:\n")
-	for _, p := range []string{index, report("proxy.html"), report("proxy.json"), report("proxy-max.html"), report("proxy-max.json"),
-		report("origin.html"), report("origin.json"), planFile} {
+	fmt.Fprintf(o.stdout, "\nbenchmark reports (open the first in a browser):\n")
+	files := []string{index, report("proxy-sweep.html"), report("origin-sweep.html")}
+	for _, c := range compared {
+		files = append(files, strings.TrimSuffix(c, ".json")+".html")
+	}
+	files = append(files, append(compared, report("proxy-sweep.json"), report("origin-sweep.json"), planFile)...)
+	for _, p := range files {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("report missing: %w", err)
 		}
@@ -286,7 +418,8 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 // Its Stop drains at once: no load balancer is waiting to notice.
 func startProxyProcess(ctx context.Context, cfg proxy.Config, logPath string) (*localstack.Process, error) {
 	p, err := localstack.StartProcess(logPath, []string{"PROXY_ORIGINS=" + strings.Join(cfg.Origins, ","),
-		"PROXY_MEMCACHED=" + strings.Join(cfg.Memcached, ","), "PROXY_DRAIN_DELAY=0s", "PROXY_PEER_SECRET=" + cfg.PeerSecret},
+		"PROXY_MEMCACHED=" + strings.Join(cfg.Memcached, ","), "PROXY_DRAIN_DELAY=0s", "PROXY_ACCESS_LOG=" + cfg.AccessLog,
+		"PROXY_PEER_SECRET=" + cfg.PeerSecret},
 		filepath.Join("bin", "proxy"))
 	if err != nil {
 		return nil, fmt.Errorf("%w (run make build)", err)

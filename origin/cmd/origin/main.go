@@ -3,45 +3,26 @@
 package main
 
 import (
-	"context"
-	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
-
-	"edgecache/origin"
 
 	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
+
+	"edgecache/deploy/envconfig"
+	"edgecache/origin"
 )
 
+const summary = `Serves the edgecache origin API (users and posts over MySQL), migrating the
+schema at start-up. The application log is JSON on stderr; the access log
+goes where ORIGIN_ACCESS_LOG says. SIGTERM or Ctrl-C: /readyz fails for
+ORIGIN_DRAIN_DELAY, then in-flight requests finish (at most
+ORIGIN_SHUTDOWN_TIMEOUT) and it exits; a second signal exits at once.`
+
 func main() {
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), `usage: origin
-
-Serves the edgecache origin API (users and posts over MySQL), migrating the
-schema at start-up. SIGTERM or Ctrl-C: /readyz fails, in-flight requests
-finish, then it exits.
-
-Environment variables:
-%s`, origin.Usage())
-	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		flag.Usage()
-		os.Exit(2)
-	}
-	cfg, err := origin.LoadConfig()
+	cfg := envconfig.MustLoad[origin.Config]("origin", summary)
+	log, err := envconfig.NewLogger(cfg.LogLevel, envconfig.FormatJSON)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "origin: configuration:\n%v\n", err)
-		os.Exit(2)
-	}
-	logCfg := zap.NewProductionConfig()
-	logCfg.Level, _ = zap.ParseAtomicLevel(cfg.LogLevel) // checked by LoadConfig
-	log, err := logCfg.Build()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "origin: logger: %v\n", err)
+		os.Stderr.WriteString("origin: logger: " + err.Error() + "\n")
 		os.Exit(1)
 	}
 	defer log.Sync()
@@ -51,12 +32,8 @@ Environment variables:
 	if err != nil {
 		log.Fatal("start", zap.Error(err))
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	<-ctx.Done()
-	stop() // a second signal kills at once
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		log.Error("shutdown", zap.Error(err))
+	if err := envconfig.RunUntilSignal(log, srv, cfg.DrainDelay, cfg.ShutdownTimeout); err != nil {
+		log.Sync()
+		os.Exit(1)
 	}
 }

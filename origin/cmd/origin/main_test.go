@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 	"edgecache/origin"
 )
@@ -33,7 +34,9 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("origin -h: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), origin.Usage()) {
+	var want strings.Builder
+	envconfig.Usage(&want, origin.Config{})
+	if !strings.Contains(string(out), want.String()) {
 		t.Fatalf("origin -h does not print the variables:\n%s", out)
 	}
 }

@@ -9,48 +9,28 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/proxy/invalidator"
 )
 
+const summary = `Applies invalidation_log to memcached while it holds the lock, stands by
+otherwise. The log is JSON on stderr. SIGTERM or Ctrl-C: finishes the batch
+in hand, releases the lock, exits; a second signal exits at once.`
+
 func main() {
-	flag.Usage = func() {
-		fmt.Fprint(os.Stderr, `usage: invalidator
-
-Applies invalidation_log to memcached while it holds the lock, stands by
-otherwise. SIGTERM or Ctrl-C: finishes the batch in hand, releases the lock,
-exits.
-
-`)
-		invalidator.Usage(os.Stderr)
-	}
-	flag.Parse()
-	if flag.NArg() > 0 {
-		flag.Usage()
-		os.Exit(2)
-	}
-	cfg, err := invalidator.LoadConfig()
+	cfg := envconfig.MustLoad[invalidator.Config]("invalidator", summary)
+	log, err := envconfig.NewLogger(cfg.LogLevel, envconfig.FormatJSON)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "invalidator: bad configuration:\n"+err.Error())
-		os.Exit(2)
-	}
-	zcfg := zap.NewProductionConfig()
-	zcfg.Level, _ = zap.ParseAtomicLevel(cfg.LogLevel) // checked by LoadConfig
-	log, err := zcfg.Build()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "invalidator:", err)
+		os.Stderr.WriteString("invalidator: logger: " + err.Error() + "\n")
 		os.Exit(1)
 	}
 	defer log.Sync()
@@ -77,12 +57,23 @@ exits.
 	}()
 	log.Info("started", zap.String("admin", ln.Addr().String()), zap.String("lock", cfg.LockName))
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	<-ctx.Done()
-	stop()     // a second signal kills at once
-	inv.Stop() // the batch in hand finished, the lock released
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	admin.Shutdown(shutdown)
-	log.Info("stopped")
+	// No drain delay: a standby is ready too, and no load balancer sends
+	// the invalidator traffic.
+	if err := envconfig.RunUntilSignal(log, service{inv, admin}, 0, cfg.ShutdownTimeout); err != nil {
+		log.Sync()
+		os.Exit(1)
+	}
+}
+
+// service stops the invalidator, then its admin listener.
+type service struct {
+	inv   *invalidator.Background
+	admin *http.Server
+}
+
+func (s service) Drain() {}
+
+func (s service) Shutdown(ctx context.Context) error {
+	s.inv.Stop() // the batch in hand finished, the lock released
+	return s.admin.Shutdown(ctx)
 }

@@ -1,0 +1,117 @@
+package envconfig
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// Log formats. Production binaries log JSON; `make run` (onebox) and `make
+// fleet` print the console format, easier to read on a terminal. Both write
+// ISO 8601 times.
+const (
+	FormatJSON    = "json"
+	FormatConsole = "console"
+)
+
+// encoderConfig is zap's production encoding with ISO 8601 times
+// ("2026-12-02T04:43:11.123Z") instead of epoch seconds, in every log of
+// every binary.
+func encoderConfig() zapcore.EncoderConfig {
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	return enc
+}
+
+// NewLogger is the application log on stderr at level (debug, info, warn,
+// error) in format (json or console). Like zap's production logger it
+// samples a message repeated more than 100 times a second.
+func NewLogger(level, format string) (*zap.Logger, error) {
+	lvl, err := zap.ParseAtomicLevel(level)
+	if err != nil {
+		return nil, err
+	}
+	cfg := zap.NewProductionConfig()
+	cfg.Level = lvl
+	cfg.EncoderConfig = encoderConfig()
+	if format == FormatConsole {
+		cfg.Encoding = FormatConsole
+		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalLevelEncoder
+		cfg.DisableStacktrace = true
+	}
+	return cfg.Build()
+}
+
+// CheckLevel records a problem with variable v unless level is one
+// NewLogger takes.
+func CheckLevel(ps *Problems, v, level string) {
+	if _, err := zapcore.ParseLevel(level); err != nil {
+		ps.Addf(v, "want debug, info, warn or error, got %q", level)
+	}
+}
+
+// Access log destinations; any other value is a file path.
+const (
+	AccessStdout = "stdout"
+	AccessStderr = "stderr"
+	AccessOff    = "off"
+)
+
+// AccessLogHelp is the meaning of an *_ACCESS_LOG variable.
+const AccessLogHelp = "where the access log (one JSON line per request, never sampled) goes: stdout, stderr, off, or a file path (containing a /, appended to)"
+
+// CheckAccessLog records a problem with variable v unless dest is stdout,
+// stderr, off, or a file path in an existing folder. A path must contain a
+// "/" (./access.log), so that a misspelt keyword is not taken for a file
+// name.
+func CheckAccessLog(ps *Problems, v, dest string) {
+	switch dest {
+	case AccessStdout, AccessStderr, AccessOff:
+		return
+	}
+	if !strings.Contains(dest, "/") {
+		ps.Addf(v, "want stdout, stderr, off or a file path containing a / (./%s), got %q", dest, dest)
+		return
+	}
+	if fi, err := os.Stat(filepath.Dir(dest)); err != nil || !fi.IsDir() {
+		ps.Addf(v, "folder %s of %q does not exist", filepath.Dir(dest), dest)
+	}
+}
+
+// OpenAccessLog builds the access logger for dest: its own core, never
+// sampled (zap's sampling would thin a line whose message never changes),
+// JSON with ISO 8601 times, buffered and flushed every second and by stop,
+// which also closes a file.
+func OpenAccessLog(dest string) (log *zap.Logger, stop func() error, err error) {
+	var ws zapcore.WriteSyncer
+	var file *os.File
+	switch dest {
+	case AccessOff:
+		return zap.NewNop(), func() error { return nil }, nil
+	case AccessStdout, "":
+		ws = os.Stdout
+	case AccessStderr:
+		ws = os.Stderr
+	default:
+		if file, err = os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
+			return nil, nil, fmt.Errorf("access log: %w", err)
+		}
+		ws = file
+	}
+	buf := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(ws), FlushInterval: time.Second}
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(encoderConfig()), buf, zapcore.InfoLevel)
+	stop = func() error {
+		err := buf.Stop()
+		if file != nil {
+			err = errors.Join(err, file.Close())
+		}
+		return err
+	}
+	return zap.New(core).Named("access"), stop, nil
+}
