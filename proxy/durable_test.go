@@ -17,35 +17,46 @@ import (
 )
 
 // The durable invalidator of the real stack, applying the primary's
-// invalidation_log to the tests' memcached. Started once, on first use.
+// invalidation_log to the tests' memcached. Started on first use, and
+// again after a test that ran its own (withoutDurableInvalidator).
 var (
-	durableOnce sync.Once
-	durable     *invalidator.Background
-	durableErr  error
+	durableMu sync.Mutex
+	durable   *invalidator.Background
 )
 
 func durableInvalidator(t *testing.T) *invalidator.Background {
 	t.Helper()
 	realStack(t)
-	durableOnce.Do(func() {
-		cfg, err := invalidator.LoadConfig()
-		if err != nil {
-			durableErr = err
-			return
-		}
-		cfg.MySQLDSN, cfg.Memcached = dbPrimary.DSN("edgecache"), []string{mc.Addr}
-		cfg.AdminListen = "127.0.0.1:0"
-		durable, durableErr = invalidator.StartBackground(cfg, zap.NewNop(), metrics.NewSet())
-		if durableErr == nil {
-			stackMu.Lock()
-			stackStops = append(stackStops, durable.Stop)
-			stackMu.Unlock()
-		}
-	})
-	if durableErr != nil {
-		t.Fatal("invalidator:", durableErr)
+	durableMu.Lock()
+	defer durableMu.Unlock()
+	if durable != nil {
+		return durable
 	}
+	cfg, err := invalidator.LoadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MySQLDSN, cfg.Memcached = dbPrimary.DSN("edgecache"), []string{mc.Addr}
+	cfg.AdminListen = "127.0.0.1:0"
+	if durable, err = invalidator.StartBackground(cfg, zap.NewNop(), metrics.NewSet()); err != nil {
+		t.Fatal("invalidator:", err)
+	}
+	stackMu.Lock()
+	stackStops = append(stackStops, func() { withoutDurableInvalidator(nil) })
+	stackMu.Unlock()
 	return durable
+}
+
+// withoutDurableInvalidator stops the shared invalidator, for a test that
+// runs its own against another memcached pool: two invalidators on one log
+// would each apply its rows to their own pool only.
+func withoutDurableInvalidator(*testing.T) {
+	durableMu.Lock()
+	defer durableMu.Unlock()
+	if durable != nil {
+		durable.Stop()
+		durable = nil
+	}
 }
 
 // waitLogApplied waits until the invalidator has applied every committed

@@ -42,6 +42,7 @@ func TestZeroStaleReadsUnderConcurrencyWithLeases(t *testing.T) {
 // and tells the lease holders before it deletes the log rows.
 func TestWritesThatBypassTheEdgeReachL1(t *testing.T) {
 	base := realStack(t)
+	withoutDurableInvalidator(t)
 	node := leaseNode(t)
 	ps := []*Proxy{startProxy(t, leaseConfig(node, base)), startProxy(t, leaseConfig(node, base))}
 	icfg, err := invalidator.LoadConfig()
