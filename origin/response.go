@@ -76,7 +76,7 @@ func writeBody(w http.ResponseWriter, status int, body []byte) {
 
 // groupsHeader names the row-groups a response was built from (GET) or
 // changed (writes), as space-separated "group=version" tokens. See the
-// contract in the README, "Internal headers"; the proxy strips it before
+// contract in proxy/README.md, "Internal headers"; the proxy strips it before
 // answering clients.
 const groupsHeader = "Edgecache-Groups"
 

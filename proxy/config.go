@@ -52,7 +52,7 @@ type Config struct {
 	CoalesceWait   time.Duration `env:"PROXY_COALESCE_WAIT" envDefault:"3s" help:"how long a request waits for another request's fill (this process or another proxy) before fetching itself"`
 	LeasePoll      time.Duration `env:"PROXY_LEASE_POLL" envDefault:"10ms" help:"how often a request waiting on another proxy's fill polls memcached"`
 
-	LeaseDuration time.Duration `env:"PROXY_LEASE_DURATION" envDefault:"1s" help:"invalidation lease (README \"Leases\"): how long one renewal in memcached lets L1 hits skip memcached; renewed every third of it; also the longest a write waits for a lease holder that does not answer"`
+	LeaseDuration time.Duration `env:"PROXY_LEASE_DURATION" envDefault:"1s" help:"invalidation lease (proxy/README.md \"Leases\"): how long one renewal in memcached lets L1 hits skip memcached; renewed every third of it; also the longest a write waits for a lease holder that does not answer"`
 	PeerSecret    string        `env:"PROXY_PEER_SECRET" envDefault:"" help:"shared secret of the invalidation channel between proxies and the invalidator (the same everywhere, INVALIDATOR_PEER_SECRET too); empty turns leases off: every L1 hit is checked in memcached"`
 	PeerAdvertise string        `env:"PROXY_PEER_ADVERTISE" envDefault:"" help:"host:port where other proxies and the invalidator reach this proxy's admin listener to invalidate its L1; default the admin listener's address; behind NAT or in an Auto Scaling group, the instance's private IP and admin port"`
 	PeerTimeout   time.Duration `env:"PROXY_PEER_TIMEOUT" envDefault:"200ms" help:"how long a write waits for a lease holder's acknowledgement before revoking its lease (then it waits out the lease, at most PROXY_LEASE_DURATION)"`

@@ -20,7 +20,7 @@ import (
 	"edgecache/proxy/store"
 )
 
-// Internal header fields of the origin/proxy contract (README "Internal headers").
+// Internal header fields of the origin/proxy contract (proxy/README.md "Internal headers").
 const (
 	hdrGroups       = "Edgecache-Groups"       // origin -> proxy: groups and versions
 	hdrFresh        = "Edgecache-Fresh"        // proxy -> origin: answer from the primary

@@ -460,7 +460,7 @@ listen stats
 }
 
 // haproxyErrors are the answers HAProxy gives itself, in the API's error
-// shape (README "The origin API"): codes of its own for what only it can
+// shape (origin/README.md "The origin API"): codes of its own for what only it can
 // see (no proxy up, a proxy that failed), the proxy's codes for the rest.
 var haproxyErrors = []struct {
 	status        int

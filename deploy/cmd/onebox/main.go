@@ -200,7 +200,7 @@ func run(log *zap.Logger, o options) error {
 	// memcached, whichever way it was made.
 	icfg := cfgs.invalidator
 	icfg.MySQLDSN, icfg.Memcached = db.DSN("edgecache"), []string{mc.Addr}
-	// Invalidation leases on (README "Leases"): one secret for the proxy
+	// Invalidation leases on (proxy/README.md "Leases"): one secret for the proxy
 	// and the invalidator, made up here unless PROXY_PEER_SECRET is set.
 	secret := os.Getenv("PROXY_PEER_SECRET")
 	if secret == "" {
