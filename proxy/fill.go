@@ -5,7 +5,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
@@ -222,11 +221,11 @@ type fetchState struct {
 // neither when the wait ends without one: the caller then fetches itself.
 // held reports that the caller must give the lease back.
 func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
-	err := p.store.Add(&memcache.Item{Key: job.lkey, Value: []byte{'1'}, Expiration: int32(p.cfg.LeaseTTL / time.Second)})
+	err := p.store.Add(&store.Item{Key: job.lkey, Value: []byte{'1'}, Expiration: int32(p.cfg.LeaseTTL / time.Second)})
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, memcache.ErrNotStored):
+	case errors.Is(err, store.ErrNotStored):
 		return false, p.waitForFleetFill(job)
 	}
 	return false, nil // memcached is failing: fill without a lease
@@ -483,7 +482,7 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 	if h := p.hooks.Load(); h != nil && h.beforeStore != nil {
 		h.beforeStore(job.path)
 	}
-	if err := p.store.Set(&memcache.Item{Key: job.ekey, Value: b, Expiration: int32(ttl)}); err != nil {
+	if err := p.store.Set(&store.Item{Key: job.ekey, Value: b, Expiration: int32(ttl)}); err != nil {
 		p.m.storeErrors.Inc()
 		p.log.Info("entry not stored", zap.String("path", job.path), zap.Error(err))
 		return

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
@@ -30,7 +29,7 @@ type txn struct {
 	// lookup results: the memcached items read (entry and group versions),
 	// whether any key's node was unavailable, and the entry if it could be
 	// decoded and its groups are current.
-	items       map[string]*memcache.Item
+	items       map[string]*store.Item
 	unavailable bool
 	ent         entry
 	hasEnt      bool
@@ -231,7 +230,7 @@ func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
 // round trip, sent now) into items, and remembers the key's group list so
 // that the next lookup reads them with the entry. It reports whether a
 // group's node was unavailable.
-func (p *Proxy) fetchGroups(e *entry, items map[string]*memcache.Item, primary []byte) (unavailable bool) {
+func (p *Proxy) fetchGroups(e *entry, items map[string]*store.Item, primary []byte) (unavailable bool) {
 	var missing []string
 	for _, g := range e.groups {
 		if _, ok := items[string(g.key)]; !ok {
@@ -257,7 +256,7 @@ func (p *Proxy) fetchGroups(e *entry, items map[string]*memcache.Item, primary [
 // recorded and an epoch not past it, by the values in items. A group
 // missing from items (evicted, or its node unavailable) is unknown, and
 // unknown is not current.
-func (p *Proxy) current(e *entry, items map[string]*memcache.Item) bool {
+func (p *Proxy) current(e *entry, items map[string]*store.Item) bool {
 	for _, g := range e.groups {
 		it := items[string(g.key)]
 		if it == nil {
@@ -420,7 +419,7 @@ func (p *Proxy) usable(t *txn, res *fillResult) bool {
 		return false
 	}
 	if t.items == nil {
-		t.items = map[string]*memcache.Item{}
+		t.items = map[string]*store.Item{}
 	}
 	p.fetchGroups(res.ent, t.items, t.primary)
 	if !p.current(res.ent, t.items) {

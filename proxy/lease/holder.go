@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"edgecache/proxy/store"
 )
 
 // Path is where a member's peer listener takes invalidations: POST, with
@@ -349,7 +350,7 @@ func (h *Holder) Leave() {
 			}
 			reg.members = append(reg.members[:i], reg.members[i+1:]...)
 			it.Value = reg.bytes()
-			if err := h.nodes.NodeCompareAndSwap(n, it); !errors.Is(err, memcache.ErrCASConflict) {
+			if err := h.nodes.NodeCompareAndSwap(n, it); !errors.Is(err, store.ErrCASConflict) {
 				break
 			}
 		}
@@ -416,12 +417,12 @@ func (h *Holder) renewCopy(n int, counter uint64) (lost bool, err error) {
 			fresh := newRegistry()
 			fresh.members = []member{self}
 			if it == nil {
-				err = h.nodes.NodeAdd(n, &memcache.Item{Key: RegistryKey, Value: fresh.bytes()})
+				err = h.nodes.NodeAdd(n, &store.Item{Key: RegistryKey, Value: fresh.bytes()})
 			} else { // garbage: replace it
 				it.Value = fresh.bytes()
 				err = h.nodes.NodeCompareAndSwap(n, it)
 			}
-			if errors.Is(err, memcache.ErrNotStored) || errors.Is(err, memcache.ErrCASConflict) {
+			if errors.Is(err, store.ErrNotStored) || errors.Is(err, store.ErrCASConflict) {
 				continue
 			}
 			if err != nil {
@@ -452,7 +453,7 @@ func (h *Holder) renewCopy(n int, counter uint64) (lost bool, err error) {
 		}
 		it.Value = reg.bytes()
 		err = h.nodes.NodeCompareAndSwap(n, it)
-		if errors.Is(err, memcache.ErrNotStored) || errors.Is(err, memcache.ErrCASConflict) {
+		if errors.Is(err, store.ErrNotStored) || errors.Is(err, store.ErrCASConflict) {
 			continue
 		}
 		if err != nil {

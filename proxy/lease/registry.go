@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/bradfitz/gomemcache/memcache"
+	"edgecache/proxy/store"
 )
 
 // Nodes is what the registry needs from memcached: single-key operations
@@ -15,9 +15,9 @@ import (
 // (edgecache/proxy/store) implements it, counted in its operation metrics.
 type Nodes interface {
 	Nodes() int
-	NodeGet(n int, key string) (*memcache.Item, error)
-	NodeAdd(n int, it *memcache.Item) error
-	NodeCompareAndSwap(n int, it *memcache.Item) error
+	NodeGet(n int, key string) (*store.Item, error)
+	NodeAdd(n int, it *store.Item) error
+	NodeCompareAndSwap(n int, it *store.Item) error
 }
 
 // RegistryKey is the memcached key of the registry, the same on every node
@@ -140,9 +140,9 @@ const (
 )
 
 // readCopy reads node n's copy.
-func readCopy(nodes Nodes, n int) (registry, *memcache.Item, copyState, error) {
+func readCopy(nodes Nodes, n int) (registry, *store.Item, copyState, error) {
 	it, err := nodes.NodeGet(n, RegistryKey)
-	if errors.Is(err, memcache.ErrCacheMiss) {
+	if errors.Is(err, store.ErrCacheMiss) {
 		return registry{}, nil, copyLost, nil
 	}
 	if err != nil {
@@ -162,5 +162,5 @@ const casAttempts = 16
 var errContended = errors.New("lease registry: too many concurrent updates")
 
 func isConflict(err error) bool {
-	return errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrNotStored)
+	return errors.Is(err, store.ErrCASConflict) || errors.Is(err, store.ErrNotStored)
 }

@@ -1,6 +1,10 @@
 package store
 
-import "edgecache/cachepolicy"
+import (
+	"github.com/bradfitz/gomemcache/memcache"
+
+	"edgecache/cachepolicy"
+)
 
 // memcached keys. User input never reaches the memcached protocol raw:
 // every key is a prefix and a hash (memcached keys are at most 250 bytes
@@ -22,3 +26,14 @@ func GroupKey(name string) string { return mcKey("g:", name) }
 // URLGroup is the group name of a URL's primary cache key: moved by RFC 9111
 // §4.4 invalidation of that URL and by purges.
 func URLGroup(primary string) string { return "url:" + primary }
+
+// Item is a memcached item (key, value, expiry, CAS id): gomemcache's, named
+// here so that the store's users need not import the client library.
+type Item = memcache.Item
+
+// The protocol answers the store's users tell apart.
+var (
+	ErrCacheMiss   = memcache.ErrCacheMiss   // no such key
+	ErrNotStored   = memcache.ErrNotStored   // add: the key exists; CAS: it vanished
+	ErrCASConflict = memcache.ErrCASConflict // CAS: the item changed since it was read
+)
