@@ -18,7 +18,9 @@ package fleet
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,6 +173,13 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	if opts.MemcachedMB == 0 {
 		opts.MemcachedMB = 64
 	}
+	if f.proxyCfg.PeerSecret == "" {
+		// Leases on, as in production: one made-up secret for the
+		// proxies and the invalidators.
+		var b [16]byte
+		rand.Read(b[:])
+		f.proxyCfg.PeerSecret = hex.EncodeToString(b[:])
+	}
 	haproxyBin, err := findHAProxy(opts.HAProxy)
 	if err != nil {
 		return f, err
@@ -306,15 +315,20 @@ func (f *Fleet) startServices() (err error) {
 	}
 	for _, name := range Zones {
 		z := f.zones[name]
+		// The relays first: the proxy advertises its admin relay to the
+		// lease movers, so that freezing or killing it cuts the
+		// invalidation channel as it would for a stopped process.
+		if z.proxyRelay, err = localstack.StartRelay("127.0.0.1:1"); err != nil {
+			return fmt.Errorf("proxy %s: %w", name, err)
+		}
+		if z.adminRelay, err = localstack.StartRelay("127.0.0.1:1"); err != nil {
+			return fmt.Errorf("proxy %s: %w", name, err)
+		}
 		if err = f.startProxy(z, "127.0.0.1:0", "127.0.0.1:0"); err != nil {
 			return err
 		}
-		if z.proxyRelay, err = localstack.StartRelay(z.proxyAddr); err != nil {
-			return fmt.Errorf("proxy %s: %w", name, err)
-		}
-		if z.adminRelay, err = localstack.StartRelay(z.adminAddr); err != nil {
-			return fmt.Errorf("proxy %s: %w", name, err)
-		}
+		z.proxyRelay.Retarget(z.proxyAddr)
+		z.adminRelay.Retarget(z.adminAddr)
 	}
 	return nil
 }
@@ -327,6 +341,7 @@ func (f *Fleet) startInvalidator(z *Zone) error {
 		return err
 	}
 	cfg.MySQLDSN, cfg.Memcached = f.Primary.DSN("edgecache"), f.pool
+	cfg.PeerSecret = f.proxyCfg.PeerSecret
 	b, err := invalidator.StartBackground(cfg, f.log.Named("invalidator-"+z.Name), metrics.NewSet())
 	if err != nil {
 		return fmt.Errorf("invalidator %s: %w", z.Name, err)
@@ -341,6 +356,7 @@ func (f *Fleet) startProxy(z *Zone, listen, admin string) error {
 	cfg.Listen, cfg.AdminListen = listen, admin
 	cfg.Origins = f.origins
 	cfg.Memcached = f.pool
+	cfg.PeerAdvertise = z.adminRelay.Addr()
 	// HAProxy sets X-Forwarded-For (option forwardfor).
 	cfg.TrustXFF = true
 	p, err := proxy.Start(cfg, f.log.Named("proxy-"+z.Name))
