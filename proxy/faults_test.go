@@ -112,14 +112,7 @@ func TestLostGroupKeysNeverRevalidateAnOlderEntry(t *testing.T) {
 	var v atomic.Int64
 	v.Store(1)
 	group := "lost/" + t.Name()
-	o.handle("/lost/item", func(ctx *fasthttp.RequestCtx) {
-		if ctx.IsPut() {
-			v.Add(1)
-			ctx.Response.Header.Set("Edgecache-Groups", fmt.Sprintf("%s=%d", group, v.Load()))
-			return
-		}
-		versioned("item", &v, group)(ctx)
-	})
+	o.handle("/lost/item", versionedItem("item", &v, group))
 	a, b := startProxy(t, testConfig(o.url())), startProxy(t, testConfig(o.url()))
 	if r := get(t, a, "/lost/item"); string(r.Body()) != "item v1" {
 		t.Fatalf("fill: %q", r.Body())

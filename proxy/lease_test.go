@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -121,14 +120,7 @@ func TestWriteIsSeenAtOnceByEveryLeaseHolder(t *testing.T) {
 	o := newScripted(t)
 	var v atomic.Int64
 	v.Store(1)
-	o.handle("/lease/item", func(ctx *fasthttp.RequestCtx) {
-		if ctx.IsPut() {
-			v.Add(1)
-			ctx.Response.Header.Set("Edgecache-Groups", "leasegroup="+strconv.FormatInt(v.Load(), 10))
-			return
-		}
-		versioned("item", &v, "leasegroup")(ctx)
-	})
+	o.handle("/lease/item", versionedItem("item", &v, "leasegroup"))
 	o.handle("/lease/list", versioned("list", &v, "leasegroup"))
 	node := leaseNode(t)
 	var ps []*Proxy
@@ -164,14 +156,7 @@ func TestProxyJoiningDuringAWriteServesNothingStale(t *testing.T) {
 	o := newScripted(t)
 	var v atomic.Int64
 	v.Store(1)
-	o.handle("/lease/join", func(ctx *fasthttp.RequestCtx) {
-		if ctx.IsPut() {
-			v.Add(1)
-			ctx.Response.Header.Set("Edgecache-Groups", "joingroup="+strconv.FormatInt(v.Load(), 10))
-			return
-		}
-		versioned("item", &v, "joingroup")(ctx)
-	})
+	o.handle("/lease/join", versionedItem("item", &v, "joingroup"))
 	node := leaseNode(t)
 	cfg := leaseConfig(node, o.url())
 	w := startProxy(t, cfg)

@@ -129,15 +129,7 @@ func TestDeadMemcachedNodeCostsOneRefillPerKey(t *testing.T) {
 	versions := make([]atomic.Int64, 20)
 	for i := range versions {
 		versions[i].Store(1)
-		i := i
-		o.handle(fmt.Sprintf("/dead/%d", i), func(ctx *fasthttp.RequestCtx) {
-			if ctx.IsPut() {
-				versions[i].Add(1)
-				ctx.Response.Header.Set("Edgecache-Groups", fmt.Sprintf("dead/%d=%d", i, versions[i].Load()))
-				return
-			}
-			versioned(fmt.Sprint("item", i), &versions[i], fmt.Sprintf("dead/%d", i))(ctx)
-		})
+		o.handle(fmt.Sprintf("/dead/%d", i), versionedItem(fmt.Sprint("item", i), &versions[i], fmt.Sprintf("dead/%d", i)))
 	}
 	cfg := testConfig(o.url())
 	cfg.Memcached = []string{a.Addr, b.Addr}

@@ -117,14 +117,7 @@ func TestPausedProxyServesNothingStaleAfterResume(t *testing.T) {
 	o := newScripted(t)
 	var v atomic.Int64
 	v.Store(1)
-	o.handle("/lease/paused", func(ctx *fasthttp.RequestCtx) {
-		if ctx.IsPut() {
-			v.Add(1)
-			ctx.Response.Header.Set("Edgecache-Groups", "pausedgroup="+strconv.FormatInt(v.Load(), 10))
-			return
-		}
-		versioned("item", &v, "pausedgroup")(ctx)
-	})
+	o.handle("/lease/paused", versionedItem("item", &v, "pausedgroup"))
 	node := leaseNode(t)
 	cfg := leaseConfig(node, o.url())
 	writer := startProxy(t, cfg)

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -58,14 +57,7 @@ func TestL1CopyIsCheckedAgainstOtherInstancesWrites(t *testing.T) {
 	o := newScripted(t)
 	var v atomic.Int64
 	v.Store(1)
-	o.handle("/l1/item", func(ctx *fasthttp.RequestCtx) {
-		if ctx.IsPut() {
-			v.Add(1)
-			ctx.Response.Header.Set("Edgecache-Groups", "l1group="+strconv.FormatInt(v.Load(), 10))
-			return
-		}
-		versioned("item", &v, "l1group")(ctx)
-	})
+	o.handle("/l1/item", versionedItem("item", &v, "l1group"))
 	o.handle("/l1/list", versioned("list", &v, "l1group"))
 	p1 := startProxy(t, testConfig(o.url()))
 	p2 := startProxy(t, testConfig(o.url()))

@@ -23,6 +23,18 @@ func versioned(name string, v *atomic.Int64, group string) fasthttp.RequestHandl
 	}
 }
 
+// versionedItem serves versioned(name, v, group) on GET and, on a write,
+// moves v and names group at its new version, as the real origin does.
+func versionedItem(name string, v *atomic.Int64, group string) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsGet() || ctx.IsHead() {
+			versioned(name, v, group)(ctx)
+			return
+		}
+		ctx.Response.Header.Set("Edgecache-Groups", group+"="+strconv.FormatInt(v.Add(1), 10))
+	}
+}
+
 func TestWriteInvalidatesTargetLocationContentLocationAndGroups(t *testing.T) {
 	o := newScripted(t)
 	p1 := startProxy(t, testConfig(o.url()))
