@@ -19,12 +19,9 @@ import (
 func (f *Fleet) KillProxy(zone string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	z, err := f.zone(zone)
+	z, err := f.runningProxy(zone)
 	if err != nil {
 		return err
-	}
-	if z.Proxy == nil {
-		return fmt.Errorf("zone %s: proxy already stopped", zone)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

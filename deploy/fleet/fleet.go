@@ -675,6 +675,15 @@ func (f *Fleet) WaitServer(ctx context.Context, zone string, cond func(ServerSta
 	}
 }
 
+// runningProxy is the named zone, whose proxy must be running; f.mu is held.
+func (f *Fleet) runningProxy(name string) (*Zone, error) {
+	z, err := f.zone(name)
+	if err == nil && z.Proxy == nil {
+		err = fmt.Errorf("zone %s: proxy already stopped", name)
+	}
+	return z, err
+}
+
 func (f *Fleet) zone(name string) (*Zone, error) {
 	z := f.zones[name]
 	if z == nil {
@@ -690,12 +699,9 @@ func (f *Fleet) zone(name string) (*Zone, error) {
 func (f *Fleet) StopProxy(ctx context.Context, zone string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	z, err := f.zone(zone)
+	z, err := f.runningProxy(zone)
 	if err != nil {
 		return err
-	}
-	if z.Proxy == nil {
-		return fmt.Errorf("zone %s: proxy already stopped", zone)
 	}
 	z.Proxy.Drain()
 	wctx, cancel := context.WithTimeout(ctx, f.proxyCfg.DrainDelay)
