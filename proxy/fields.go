@@ -68,7 +68,13 @@ var dateReaders = sync.Pool{New: func() any {
 	return r
 }}
 
-var hdrSetCookie = []byte("Set-Cookie")
+// Field names in canonical form: SetCanonical takes them as they are,
+// where Set copies and normalises the name on every hit.
+var (
+	hdrSetCookie   = []byte("Set-Cookie")
+	hdrAge         = []byte("Age")
+	hdrCacheStatus = []byte("Cache-Status")
+)
 
 // responseFields copies the header fields of an origin response, in order,
 // Set-Cookie lines included. Nothing is made up: without a Content-Type

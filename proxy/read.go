@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,7 @@ type txn struct {
 	unavailable bool
 	ent         entry
 	hasEnt      bool
+	l1          *l1Entry        // the process's copy the entry came from, if it did
 	fwd         cachepolicy.Fwd // why a miss goes forward: uri-miss, vary-miss, miss
 	detail      string
 }
@@ -43,8 +45,10 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx) string {
 	if !p.recv(&t) {
 		return p.pass(&t, "authorization")
 	}
-	var pbuf [192]byte // the primary key of the usual short URL, on the stack
-	t.primary = p.primaryKey(ctx, pbuf[:0])
+	kb := primaryKeys.Get().(*[]byte)
+	defer primaryKeys.Put(kb)
+	t.primary = p.primaryKey(ctx, (*kb)[:0])
+	*kb = t.primary[:0] // keep a grown buffer
 	p.lookup(&t)
 	var meta *cachepolicy.Meta
 	if t.hasEnt {
@@ -94,6 +98,12 @@ func requestList(h *fasthttp.RequestHeader, name string) []byte {
 	}
 	return bytes.Join(vs, []byte(", "))
 }
+
+// primaryKeys are the buffers of the primary keys of requests being read.
+// A buffer on read's stack would escape with the transaction (its entry's
+// body goes into the response), costing an allocation per hit; nothing
+// keeps t.primary past read, everything that does copies it.
+var primaryKeys = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // mcKeys sets the memcached keys of the entry and of the URL group: every
 // lookup but an L1 hit needs them.
@@ -194,7 +204,7 @@ func (p *Proxy) lookupL1(t *txn) bool {
 	}
 	p.m.l1Hits.Inc()
 	p.lease.CountHit(free)
-	t.ekey, t.keys, t.ent, t.hasEnt = c.keys[0], c.keys, c.ent, true
+	t.ekey, t.keys, t.ent, t.hasEnt, t.l1 = c.keys[0], c.keys, c.ent, true, c
 	return true
 }
 
@@ -202,12 +212,17 @@ func (p *Proxy) lookupL1(t *txn) bool {
 // entry's, then its groups') and its groups' lease buckets, built once
 // rather than on every hit: read-only, shared by every request that finds
 // it. checked is the lease sequence read before the last memcached read
-// that found it current (0: none yet).
+// that found it current (0: none yet). header is the response header its
+// first whole delivery built (status, the origin's Date, the stored fields,
+// Via), copied by the next ones: building it is most of a hit's own work
+// (fasthttp normalises every field name added, and the origin's Date can
+// only go in through a parse, see startResponse), copying it a few moves.
 type l1Entry struct {
 	ent     entry
 	keys    []string
 	buckets []uint32
 	checked atomic.Uint64
+	header  atomic.Pointer[fasthttp.ResponseHeader]
 }
 
 // keepL1 keeps a copy of a current entry in this process, under its
@@ -223,7 +238,8 @@ func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
 		c.buckets = append(c.buckets, p.lease.Bucket(k))
 	}
 	c.checked.Store(checked)
-	p.l1.Add(primary, c, int64(len(e.body)+len(e.varyKey)+256+64*len(e.headers)))
+	// the entry, its keys and its delivered header
+	p.l1.Add(primary, c, int64(len(e.body)+len(e.varyKey)+512+128*len(e.headers)))
 }
 
 // fetchGroups reads the values of e's groups that items lacks (one more
@@ -284,7 +300,7 @@ func (p *Proxy) varyMatches(e *entry, h *fasthttp.RequestHeader) bool {
 // stale-while-revalidate / max-stale).
 func (p *Proxy) hit(t *txn, d cachepolicy.Decision) string {
 	cs := cachepolicy.CacheStatus{Cache: p.cfg.CacheName, Hit: true, TTL: d.TTL, HasTTL: true}
-	p.deliver(t.ctx, &t.ent, d.Age, &cs)
+	p.deliver(t.ctx, &t.ent, t.l1, d.Age, &cs)
 	if d.Action == cachepolicy.ServeStale {
 		return outcomeStale
 	}
@@ -295,8 +311,10 @@ func (p *Proxy) hit(t *txn, d cachepolicy.Decision) string {
 // validators match; else, for a GET with Range, the part asked for
 // (answerRange: 206, or 416); else the stored status, fields and body. The
 // stored Date is sent as the origin gave it (RFC 9110 §6.6.1); Age,
-// Cache-Status and Via are added. HEAD gets the fields only.
-func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, age int64, cs *cachepolicy.CacheStatus) {
+// Cache-Status and Via are added. HEAD gets the fields only. c is the L1
+// copy e came from, or nil: a whole answer from it reuses the header its
+// first one built.
+func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, c *l1Entry, age int64, cs *cachepolicy.CacheStatus) {
 	h := &ctx.Request.Header
 	out := &ctx.Response
 	notModified := e.meta.NotModified(h.Peek("If-None-Match"), h.Peek("If-Modified-Since"))
@@ -309,26 +327,20 @@ func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, age int64, cs *cache
 		p.unsatisfiable(ctx, e, cs)
 		return
 	}
-	startResponse(&out.Header, firstValue(e.headers, "Date"))
-	switch {
-	case notModified:
-		out.SetStatusCode(fasthttp.StatusNotModified)
-	case ra == cachepolicy.RangePartial:
-		out.SetStatusCode(fasthttp.StatusPartialContent)
-	default:
-		out.SetStatusCode(e.meta.Status)
-	}
-	multipart := ra == cachepolicy.RangePartial && len(ranges) > 1
-	for _, f := range e.headers {
-		if eqFold(f.name, "Content-Length") || eqFold(f.name, "Date") || (multipart && eqFold(f.name, "Content-Type")) {
-			continue
+	whole := !notModified && ra == cachepolicy.RangeFull
+	if kept := c.deliveredHeader(); whole && kept != nil {
+		kept.CopyTo(&out.Header)
+	} else {
+		p.storedHeader(&out.Header, e, notModified, ra, len(ranges))
+		if whole && c != nil {
+			kept := new(fasthttp.ResponseHeader)
+			out.Header.CopyTo(kept)
+			c.header.CompareAndSwap(nil, kept)
 		}
-		out.Header.AddBytesKV(f.name, f.value)
 	}
 	var buf [160]byte
-	out.Header.SetBytesV("Age", strconv.AppendInt(buf[:0], age, 10))
-	out.Header.SetBytesV("Cache-Status", cs.Append(buf[:0]))
-	out.Header.SetBytesV("Via", p.via)
+	out.Header.SetCanonical(hdrAge, strconv.AppendInt(buf[:0], age, 10))
+	out.Header.SetCanonical(hdrCacheStatus, cs.Append(buf[:0]))
 	switch {
 	case notModified:
 		return
@@ -340,6 +352,38 @@ func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, age int64, cs *cache
 	if ctx.IsHead() {
 		out.SkipBody = true
 	}
+}
+
+// deliveredHeader is the header c's first whole delivery built, if there
+// was one (nil for no copy).
+func (c *l1Entry) deliveredHeader() *fasthttp.ResponseHeader {
+	if c == nil {
+		return nil
+	}
+	return c.header.Load()
+}
+
+// storedHeader sets out to the stored response's status line and fields
+// for this answer (304, 206 or the stored status; no Content-Type on a
+// multipart 206, whose parts carry it), with Via.
+func (p *Proxy) storedHeader(out *fasthttp.ResponseHeader, e *entry, notModified bool, ra cachepolicy.RangeAnswer, parts int) {
+	startResponse(out, firstValue(e.headers, "Date"))
+	switch {
+	case notModified:
+		out.SetStatusCode(fasthttp.StatusNotModified)
+	case ra == cachepolicy.RangePartial:
+		out.SetStatusCode(fasthttp.StatusPartialContent)
+	default:
+		out.SetStatusCode(e.meta.Status)
+	}
+	multipart := ra == cachepolicy.RangePartial && parts > 1
+	for _, f := range e.headers {
+		if eqFold(f.name, "Content-Length") || eqFold(f.name, "Date") || (multipart && eqFold(f.name, "Content-Type")) {
+			continue
+		}
+		out.AddBytesKV(f.name, f.value)
+	}
+	out.SetBytesV("Via", p.via)
 }
 
 func (p *Proxy) setCacheStatus(ctx *fasthttp.RequestCtx, cs cachepolicy.CacheStatus) {
@@ -439,7 +483,7 @@ func (p *Proxy) answer(t *txn, res *fillResult) string {
 		}
 		age := res.ent.meta.CurrentAge(time.Now())
 		cs.TTL, cs.HasTTL = res.ent.meta.Lifetime-age, true
-		p.deliver(t.ctx, res.ent, age, &cs)
+		p.deliver(t.ctx, res.ent, nil, age, &cs)
 		if !res.collapsed {
 			for _, c := range res.cookies {
 				t.ctx.Response.Header.AddBytesKV(hdrSetCookie, c)

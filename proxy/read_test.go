@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -81,5 +83,63 @@ func TestL1CopyIsCheckedAgainstOtherInstancesWrites(t *testing.T) {
 		if p1.m.l1Hits.Get() != before {
 			t.Fatalf("%s: the invalidated copy counted as an L1 hit", path)
 		}
+	}
+}
+
+// TestRepeatedL1HitsAnswerAlike: an L1 hit copies the header its copy's
+// first whole delivery built (l1Entry.header) instead of building it
+// again. What the client gets must not change: the origin's Date, every
+// stored field in order, Set-Cookie; and conditional, range and HEAD
+// requests still get their own answers, without disturbing the copy.
+func TestRepeatedL1HitsAnswerAlike(t *testing.T) {
+	o := newScripted(t)
+	date := fasthttp.AppendHTTPDate(nil, time.Now().Add(-5*time.Second))
+	body := `{"alike":1}`
+	o.handle("/l1/alike", func(ctx *fasthttp.RequestCtx) {
+		startResponse(&ctx.Response.Header, date)
+		cacheable(body)(ctx)
+		ctx.Response.Header.Set("X-Served-By", "origin-1")
+		ctx.Response.Header.Add("Set-Cookie", "seen=1")
+	})
+	p := startProxy(t, testConfig(o.url()))
+	fields := func(r *fasthttp.Response) string {
+		var b strings.Builder
+		for k, v := range r.Header.All() {
+			if name := string(k); name != "Age" && name != "Cache-Status" {
+				b.WriteString(name + ": " + string(v) + "\n")
+			}
+		}
+		return b.String()
+	}
+	get(t, p, "/l1/alike") // miss: stored, and copied to L1
+	before := p.m.l1Hits.Get()
+	first, second := get(t, p, "/l1/alike"), get(t, p, "/l1/alike")
+	if n := p.m.l1Hits.Get() - before; n != 2 {
+		t.Fatalf("%d L1 hits, want 2", n)
+	}
+	for _, r := range []*fasthttp.Response{first, second} {
+		if r.StatusCode() != 200 || string(r.Body()) != body || string(r.Header.Peek("Date")) != string(date) ||
+			string(r.Header.Peek("X-Served-By")) != "origin-1" || !strings.Contains(fields(r), "Set-Cookie: seen=1") ||
+			!strings.Contains(cacheStatus(r), "hit") {
+			t.Fatalf("L1 hit: %d %q\n%s", r.StatusCode(), r.Body(), r.Header.String())
+		}
+	}
+	if fields(first) != fields(second) {
+		t.Fatalf("the second L1 hit answers otherwise than the first:\n%s\nvs\n%s", fields(first), fields(second))
+	}
+	if r := get(t, p, "/l1/alike", "If-None-Match", `"v1"`); r.StatusCode() != 304 || len(r.Body()) != 0 ||
+		string(r.Header.Peek("Date")) != string(date) {
+		t.Fatalf("conditional L1 hit: %d %q\n%s", r.StatusCode(), r.Body(), r.Header.String())
+	}
+	if r := get(t, p, "/l1/alike", "Range", "bytes=0-1"); r.StatusCode() != 206 || string(r.Body()) != body[:2] ||
+		string(r.Header.Peek("Content-Range")) != "bytes 0-1/"+strconv.Itoa(len(body)) {
+		t.Fatalf("range L1 hit: %d %q\n%s", r.StatusCode(), r.Body(), r.Header.String())
+	}
+	if r := do(t, p, "HEAD", "/l1/alike", nil, ""); r.StatusCode() != 200 || len(r.Body()) != 0 ||
+		r.Header.ContentLength() != len(body) || fields(r) != fields(first) {
+		t.Fatalf("HEAD L1 hit: %d %q\n%s", r.StatusCode(), r.Body(), r.Header.String())
+	}
+	if r := get(t, p, "/l1/alike"); fields(r) != fields(first) || string(r.Body()) != body {
+		t.Fatalf("plain L1 hit after the others: %q\n%s", r.Body(), r.Header.String())
 	}
 }
