@@ -16,14 +16,14 @@ import (
 // a 404 of the proxy's own, reads to the cache state machine (read.go),
 // writes to the origin with invalidation (write.go).
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
+	start := ctx.Time() // when fasthttp read the request: its clock reading, not one more
 	var outcome string
 	switch {
 	case !p.isPublic(ctx):
 		p.errorJSON(ctx, fasthttp.StatusNotFound, "not_found", "no such resource")
 		outcome = outcomeError
 	case ctx.IsGet() || ctx.IsHead():
-		outcome = p.read(ctx)
+		outcome = p.read(ctx, start)
 		p.m.readDuration.UpdateDuration(start)
 	case ctx.IsConnect():
 		p.errorJSON(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported")

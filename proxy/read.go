@@ -39,9 +39,10 @@ type txn struct {
 	detail      string
 }
 
-// read serves GET and HEAD and returns the outcome for metrics and logs.
-func (p *Proxy) read(ctx *fasthttp.RequestCtx) string {
-	t := txn{ctx: ctx, now: time.Now()}
+// read serves GET and HEAD received at now, and returns the outcome for
+// metrics and logs.
+func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
+	t := txn{ctx: ctx, now: now}
 	if !p.recv(&t) {
 		return p.pass(&t, "authorization")
 	}
@@ -72,14 +73,16 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx) string {
 	return p.miss(&t, d)
 }
 
-// recv strips the internal fields a client must not send and parses the
-// request's cache directives. It reports false for requests the cache does
-// not handle: with Authorization (RFC 9111 §3.5; such requests are passed
-// and their responses not stored, whatever the response allows).
+// recv parses the request's cache directives. It reports false for
+// requests the cache does not handle: with Authorization (RFC 9111 §3.5;
+// such requests are passed and their responses not stored, whatever the
+// response allows). The internal fields a client must not send
+// (Edgecache-Fresh, Edgecache-Groups) are left where they are: nothing
+// reads them from a client, and originRequest never forwards them
+// (cachepolicy.FieldRules.Forward); deleting them here cost a hit more than
+// its whole lookup.
 func (p *Proxy) recv(t *txn) bool {
 	h := &t.ctx.Request.Header
-	h.Del(hdrFresh)
-	h.Del(hdrGroups)
 	auth := len(h.Peek("Authorization")) > 0
 	t.creq = cachepolicy.NewRequest(h.Method(), requestList(h, "Cache-Control"), requestList(h, "Pragma"), auth)
 	return !auth

@@ -143,3 +143,32 @@ func TestRepeatedL1HitsAnswerAlike(t *testing.T) {
 		t.Fatalf("plain L1 hit after the others: %q\n%s", r.Body(), r.Header.String())
 	}
 }
+
+// TestClientsInternalFieldsNeverReachTheOrigin: a client's Edgecache-Fresh
+// would send reads to the primary, its Edgecache-Groups would be taken for
+// the origin's; neither crosses the proxy, on a fill, a pass or a write.
+func TestClientsInternalFieldsNeverReachTheOrigin(t *testing.T) {
+	o := newScripted(t)
+	var saw atomic.Value
+	o.handle("/internal/x", func(ctx *fasthttp.RequestCtx) {
+		saw.Store(string(ctx.Request.Header.Header()))
+		cacheable("x")(ctx)
+	})
+	p := startProxy(t, testConfig(o.url()))
+	for _, tc := range []struct {
+		name, method, auth string
+	}{{"fill", "GET", ""}, {"pass", "GET", "Bearer t"}, {"write", "PUT", ""}} {
+		hdr := map[string]string{"Edgecache-Fresh": "client", "Edgecache-Groups": "evil=1"}
+		if tc.auth != "" {
+			hdr["Authorization"] = tc.auth
+		}
+		saw.Store("")
+		if r := do(t, p, tc.method, "/internal/x", hdr, ""); r.StatusCode() != 200 {
+			t.Fatalf("%s: %d", tc.name, r.StatusCode())
+		}
+		got := saw.Load().(string)
+		if got == "" || strings.Contains(got, "client") || strings.Contains(got, "evil") {
+			t.Errorf("%s: the origin saw\n%s", tc.name, got)
+		}
+	}
+}
