@@ -161,7 +161,7 @@ func TestCoalescedResultIsCheckedAgainstTheWaitersLookup(t *testing.T) {
 	if !p.usable(&waiter, &fillResult{ent: ent, shareable: true}) {
 		t.Fatal("a current result was not usable: the test would prove nothing")
 	}
-	if err := p.store.Move(name, 2); err != nil { // a write, acknowledged
+	if err := memcachedOf(p).Move(name, 2); err != nil { // a write, acknowledged
 		t.Fatal(err)
 	}
 	waiter.now = time.Now()

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"edgecache/deploy/localstack"
+	"edgecache/proxy/store"
 )
 
 // mc is the private memcached every test in this package shares; tests
@@ -195,3 +196,6 @@ func stopStacks() {
 		stackStops[i]()
 	}
 }
+
+// memcachedOf is p's storage, in the tests that start p over memcached.
+func memcachedOf(p *Proxy) *store.Store { return p.store.(*store.Store) }

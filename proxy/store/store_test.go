@@ -225,8 +225,8 @@ func TestParseGroup(t *testing.T) {
 		}
 	}
 	g := Group{Incarnation: 5, Epoch: 7, Origin: 9}
-	if back, ok := ParseGroup(g.bytes()); !ok || back != g {
-		t.Fatalf("round trip: %+v -> %q -> %+v", g, g.bytes(), back)
+	if back, ok := ParseGroup(g.Bytes()); !ok || back != g {
+		t.Fatalf("round trip: %+v -> %q -> %+v", g, g.Bytes(), back)
 	}
 }
 
@@ -237,7 +237,7 @@ func FuzzParseGroup(f *testing.F) {
 		if !ok {
 			return
 		}
-		if back, ok := ParseGroup(g.bytes()); !ok || back != g {
+		if back, ok := ParseGroup(g.Bytes()); !ok || back != g {
 			t.Fatalf("%q parsed to %+v, which does not round-trip", b, g)
 		}
 	})
