@@ -126,14 +126,24 @@ func defaultConfig() Config {
 	return cfg
 }
 
-func startProxy(t testing.TB, cfg Config) *Proxy {
+func startProxy(t testing.TB, cfg Config) *Proxy { return startProxyOver(t, cfg, nil) }
+
+// startProxyOver starts a proxy over st (cfg.Memcached unused), or over
+// cfg.Memcached if st is nil.
+func startProxyOver(t testing.TB, cfg Config, st storage) *Proxy {
 	var log *zap.Logger
 	if testing.Verbose() {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	} else {
 		log = zap.NewNop()
 	}
-	p, err := Start(cfg, log)
+	var p *Proxy
+	var err error
+	if st == nil {
+		p, err = Start(cfg, log)
+	} else {
+		p, err = start(cfg, log, newMetricSet(cfg.CacheName), st)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
