@@ -150,8 +150,8 @@ func TestCoalescedResultIsCheckedAgainstTheWaitersLookup(t *testing.T) {
 	}
 	now := time.Now()
 	cresp := cachepolicy.Response{Status: 200, CacheControl: cachepolicy.ResponseDirectives(nil, nil, []byte("public, s-maxage=60"))}
-	ent := &entry{meta: cachepolicy.NewMeta(&cresp, now, now), body: []byte("before"),
-		groups: []recorded{{key: []byte(gk), incarnation: g0.Incarnation, epoch: g0.Epoch}}}
+	ent := &entry{Meta: cachepolicy.NewMeta(&cresp, now, now), Body: []byte("before"),
+		Groups: []recorded{{Key: []byte(gk), Incarnation: g0.Incarnation, Epoch: g0.Epoch}}}
 
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI("http://edge.test/coalesce")
