@@ -63,51 +63,6 @@ func group(t *testing.T, s *Store, key string) store.Group {
 	return g
 }
 
-// The group operations, as store's TestGroupOperations checks them against
-// memcached: create, find, move only forward, learn without moving the
-// epoch, and a lost or garbled key back under a new incarnation.
-func TestGroupOperations(t *testing.T) {
-	s := New(2)
-	name := "post/7"
-	key := store.GroupKey(name)
-	created, isNew, err := s.Ensure(key, 7)
-	if err != nil || !isNew || created.Origin != 7 || created.Epoch != 1 || created.Incarnation == 0 {
-		t.Fatalf("missing group: %+v created %v err %v", created, isNew, err)
-	}
-	if again, isNew, err := s.Ensure(key, 9); err != nil || isNew || again != created {
-		t.Fatalf("existing group: %+v created %v err %v, want %+v unchanged", again, isNew, err, created)
-	}
-	if err := s.MoveOrQueue(name, 5); err != nil {
-		t.Fatal(err)
-	}
-	moved := group(t, s, key)
-	if moved.Incarnation != created.Incarnation || moved.Epoch != 2 || moved.Origin != 7 {
-		t.Fatalf("after a move to 5: %+v, want epoch 2, origin 7 (never backwards), same incarnation", moved)
-	}
-	if err := s.Learn(key, 11); err != nil {
-		t.Fatal(err)
-	}
-	if l := group(t, s, key); l.Epoch != moved.Epoch || l.Origin != 11 {
-		t.Fatalf("after Learn(11): %+v, want epoch %d and origin 11", l, moved.Epoch)
-	}
-
-	s.Delete(key)
-	if err := s.Learn(key, 12); !errors.Is(err, store.ErrCacheMiss) {
-		t.Fatalf("Learn of a missing group: %v, want ErrCacheMiss", err)
-	}
-	back, isNew, err := s.Ensure(key, 0)
-	if err != nil || !isNew || back.Incarnation == moved.Incarnation || back.Validates(moved.Incarnation, moved.Epoch+1000) {
-		t.Fatalf("re-created: %+v created %v err %v; must not validate incarnation %d", back, isNew, err, moved.Incarnation)
-	}
-	s.Set(&store.Item{Key: key, Value: []byte("garbage")})
-	if err := s.MoveOrQueue(name, 1); err != nil {
-		t.Fatal(err)
-	}
-	if g := group(t, s, key); g.Incarnation == back.Incarnation {
-		t.Fatalf("garbage moved into %+v: want a new incarnation", g)
-	}
-}
-
 // A down node's keys are unavailable, never a plain miss; the moves it
 // misses are queued, answered with an error, and taken before it is up.
 func TestNodeDown(t *testing.T) {
