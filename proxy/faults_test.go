@@ -121,7 +121,7 @@ func TestLostGroupKeysNeverRevalidateAnOlderEntry(t *testing.T) {
 	// Both group keys are lost (node restart, eviction); the old entry,
 	// and a's L1 copy of it, are still there.
 	pk := "http://edge.test/lost/item"
-	c := memcache.New(mc.Addr)
+	c := memcache.New(memcachedAddr())
 	for _, k := range []string{store.GroupKey(store.URLGroup(pk)), store.GroupKey(group)} {
 		if err := c.Delete(k); err != nil {
 			t.Fatal(err)

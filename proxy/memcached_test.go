@@ -35,7 +35,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 		versioned("a", &v, "")(ctx)
 	})
 	cfg := testConfig(o.url())
-	cfg.Memcached = []string{mc.Addr, mc2.Addr}
+	cfg.Memcached = []string{memcachedAddr(), mc2.Addr}
 	cfg.MemcachedTimeout = 200 * time.Millisecond
 	cfg.MemcachedProbeInterval = 50 * time.Millisecond
 	p := startProxy(t, cfg)

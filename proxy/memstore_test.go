@@ -22,7 +22,7 @@ var _ storage = (*memstore.Store)(nil)
 
 func memProxy(t *testing.T, st *memstore.Store, origin string) *Proxy {
 	t.Helper()
-	return startProxyOver(t, testConfig(origin), st)
+	return startProxyOver(t, memConfig(origin), st)
 }
 
 // mustWrite sends a write that must be acknowledged without "pending".
@@ -102,7 +102,7 @@ func TestMemstoreWriteBetweenFetchAndSaveIsNeverServed(t *testing.T) {
 	o := newScripted(t)
 	o.handle("/b/item", versionedItem("item", &v, "post/2"))
 	st := memstore.New(1)
-	cfg := testConfig(o.url())
+	cfg := memConfig(o.url())
 	cfg.PeerSecret, cfg.LeaseDuration = testPeerSecret, 5*time.Second
 	p := startProxyOver(t, cfg, st)
 	waitLease(t, p)
