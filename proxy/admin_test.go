@@ -48,8 +48,8 @@ func TestAdminEndpointsAndPurge(t *testing.T) {
 	m := string(adminDo(t, p, "GET", "/metrics", "").Body())
 	for _, want := range []string{`edgecache_proxy_requests_total{outcome="hit"} 1`, `edgecache_proxy_origin_request_duration_seconds_bucket{le=`,
 		`edgecache_proxy_memcached_ops_total{op="get"}`, "edgecache_proxy_hit_ratio 0.5", "edgecache_proxy_coalesced_waits_total", "process_cpu_seconds_user_total",
-		"edgecache_proxy_l1_evictions_total 0", "edgecache_proxy_l1_entries 1", `edgecache_proxy_memcached_evictions_total{node="` + mc.Addr + `"}`,
-		`edgecache_proxy_memcached_limit_bytes{node="` + mc.Addr + `"}`} {
+		"edgecache_proxy_l1_evictions_total 0", "edgecache_proxy_l1_entries 1", `edgecache_proxy_memcached_evictions_total{node="` + memcachedAddr() + `"}`,
+		`edgecache_proxy_memcached_limit_bytes{node="` + memcachedAddr() + `"}`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -94,7 +94,7 @@ func BenchmarkMiss(b *testing.B) {
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	ops := func() (n uint64) {
 		for _, op := range []string{"get", "set", "add", "cas", "delete"} {
-			n += p.store.Ops(op)
+			n += memcachedOf(p).Ops(op)
 		}
 		return n
 	}

@@ -36,7 +36,7 @@ func durableInvalidator(t *testing.T) *invalidator.Background {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.MySQLDSN, cfg.Memcached = dbPrimary.DSN("edgecache"), []string{mc.Addr}
+	cfg.MySQLDSN, cfg.Memcached = dbPrimary.DSN("edgecache"), []string{memcachedAddr()}
 	cfg.AdminListen = "127.0.0.1:0"
 	if durable, err = invalidator.StartBackground(cfg, zap.NewNop(), metrics.NewSet()); err != nil {
 		t.Fatal("invalidator:", err)
@@ -120,7 +120,7 @@ func TestWriteThatBypassesTheEdgeReachesEveryProxy(t *testing.T) {
 // loses nothing: the other proxies serve the write.
 func TestPartitionedWriterThatDiesLosesNoInvalidation(t *testing.T) {
 	inv := durableInvalidator(t)
-	rl, err := localstack.StartRelay(mc.Addr)
+	rl, err := localstack.StartRelay(memcachedAddr())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -121,7 +121,7 @@ func TestLostGroupKeysNeverRevalidateAnOlderEntry(t *testing.T) {
 	// Both group keys are lost (node restart, eviction); the old entry,
 	// and a's L1 copy of it, are still there.
 	pk := "http://edge.test/lost/item"
-	c := memcache.New(mc.Addr)
+	c := memcache.New(memcachedAddr())
 	for _, k := range []string{store.GroupKey(store.URLGroup(pk)), store.GroupKey(group)} {
 		if err := c.Delete(k); err != nil {
 			t.Fatal(err)
@@ -150,8 +150,8 @@ func TestCoalescedResultIsCheckedAgainstTheWaitersLookup(t *testing.T) {
 	}
 	now := time.Now()
 	cresp := cachepolicy.Response{Status: 200, CacheControl: cachepolicy.ResponseDirectives(nil, nil, []byte("public, s-maxage=60"))}
-	ent := &entry{meta: cachepolicy.NewMeta(&cresp, now, now), body: []byte("before"),
-		groups: []recorded{{key: []byte(gk), incarnation: g0.Incarnation, epoch: g0.Epoch}}}
+	ent := &entry{Meta: cachepolicy.NewMeta(&cresp, now, now), Body: []byte("before"),
+		Groups: []recorded{{Key: []byte(gk), Incarnation: g0.Incarnation, Epoch: g0.Epoch}}}
 
 	var ctx fasthttp.RequestCtx
 	ctx.Request.SetRequestURI("http://edge.test/coalesce")
@@ -161,7 +161,7 @@ func TestCoalescedResultIsCheckedAgainstTheWaitersLookup(t *testing.T) {
 	if !p.usable(&waiter, &fillResult{ent: ent, shareable: true}) {
 		t.Fatal("a current result was not usable: the test would prove nothing")
 	}
-	if err := p.store.Move(name, 2); err != nil { // a write, acknowledged
+	if err := memcachedOf(p).Move(name, 2); err != nil { // a write, acknowledged
 		t.Fatal(err)
 	}
 	waiter.now = time.Now()

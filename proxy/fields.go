@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/store"
 )
 
 // Header fields of origin responses, as the caching rules read them and as
@@ -32,7 +33,7 @@ import (
 // response (and keeps the server's NoDefaultContentType).
 func startResponse(h *fasthttp.ResponseHeader, date []byte) {
 	date = bytes.TrimSpace(date)
-	if len(date) > 0 && validFieldValue(date) {
+	if len(date) > 0 && store.ValidFieldValue(date) {
 		r := dateReaders.Get().(*dateReader)
 		r.buf = append(append(append(r.buf[:0], "HTTP/1.1 200 OK\r\nDate: "...), date...), "\r\n\r\n"...)
 		r.rd.Reset(r.buf)
@@ -85,7 +86,7 @@ func responseFields(resp *fasthttp.Response) []field {
 	resp.Header.SetNoDefaultContentType(true)
 	fields := make([]field, 0, resp.Header.Len())
 	for k, v := range resp.Header.All() {
-		fields = append(fields, field{name: append([]byte(nil), k...), value: append([]byte(nil), v...)})
+		fields = append(fields, field{Name: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
 	}
 	return fields
 }
@@ -93,8 +94,8 @@ func responseFields(resp *fasthttp.Response) []field {
 // firstValue is the value of the first field named name, nil if none.
 func firstValue(fields []field, name string) []byte {
 	for _, f := range fields {
-		if eqFold(f.name, name) {
-			return f.value
+		if eqFold(f.Name, name) {
+			return f.Value
 		}
 	}
 	return nil
@@ -107,16 +108,16 @@ func joinedValue(fields []field, name string) []byte {
 	var v []byte
 	n := 0
 	for _, f := range fields {
-		if !eqFold(f.name, name) {
+		if !eqFold(f.Name, name) {
 			continue
 		}
 		switch n++; n {
 		case 1:
-			v = f.value
+			v = f.Value
 		case 2:
-			v = append(append(append([]byte(nil), v...), ", "...), f.value...)
+			v = append(append(append([]byte(nil), v...), ", "...), f.Value...)
 		default:
-			v = append(append(v, ", "...), f.value...)
+			v = append(append(v, ", "...), f.Value...)
 		}
 	}
 	return v
@@ -152,12 +153,12 @@ func (p *Proxy) storedFields(fields []field, cc *cachepolicy.Directives, receive
 	conn := joinedValue(fields, "Connection")
 	out := make([]field, 0, len(fields)+1)
 	for _, f := range fields {
-		if p.rules.Store(f.name, conn, cc) && !eqFold(f.name, "Content-Length") {
+		if p.rules.Store(f.Name, conn, cc) && !eqFold(f.Name, "Content-Length") {
 			out = append(out, f)
 		}
 	}
 	if firstValue(out, "Date") == nil {
-		out = append(out, field{name: []byte("Date"), value: fasthttp.AppendHTTPDate(nil, received)})
+		out = append(out, field{Name: []byte("Date"), Value: fasthttp.AppendHTTPDate(nil, received)})
 	}
 	return out
 }
@@ -169,12 +170,12 @@ func (p *Proxy) mergeFields(stored, update []field, cc *cachepolicy.Directives) 
 	conn := joinedValue(update, "Connection")
 	merged := append(make([]field, 0, len(stored)+len(update)), stored...)
 	for i, f := range update {
-		if !p.rules.Update(f.name, conn, cc) {
+		if !p.rules.Update(f.Name, conn, cc) {
 			continue
 		}
 		first := true
 		for _, g := range update[:i] {
-			if eqFold(g.name, string(f.name)) {
+			if eqFold(g.Name, string(f.Name)) {
 				first = false
 				break
 			}
@@ -182,7 +183,7 @@ func (p *Proxy) mergeFields(stored, update []field, cc *cachepolicy.Directives) 
 		if first {
 			kept := merged[:0]
 			for _, g := range merged {
-				if !eqFold(g.name, string(f.name)) {
+				if !eqFold(g.Name, string(f.Name)) {
 					kept = append(kept, g)
 				}
 			}

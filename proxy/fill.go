@@ -142,7 +142,7 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 		res.fwdStatus = resp.StatusCode()
 		if resp.StatusCode() == fasthttp.StatusNotModified && f.conditional {
 			f.conditional = false
-			if !job.stale.meta.Selects304(resp.Header.Peek("ETag"), resp.Header.Peek("Last-Modified")) {
+			if !job.stale.Meta.Selects304(resp.Header.Peek("ETag"), resp.Header.Peek("Last-Modified")) {
 				continue // the 304 is for another representation: fetch in full
 			}
 			ent := p.freshen(job.stale, resp, reqTime, respTime)
@@ -191,9 +191,9 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 
 // groupKeys is the memcached keys of e's groups.
 func groupKeys(e *entry) []string {
-	keys := make([]string, len(e.groups))
-	for i, g := range e.groups {
-		keys[i] = string(g.key)
+	keys := make([]string, len(e.Groups))
+	for i, g := range e.Groups {
+		keys[i] = string(g.Key)
 	}
 	return keys
 }
@@ -266,7 +266,7 @@ func (p *Proxy) fetch(job *fillJob, f *fetchState, deadline time.Time) (resp *fa
 	req.Header.Del("If-Modified-Since")
 	req.Header.Del(hdrFresh)
 	if f.conditional {
-		inm, ims := job.stale.meta.Conditional()
+		inm, ims := job.stale.Meta.Conditional()
 		if len(inm) > 0 {
 			req.Header.SetBytesV("If-None-Match", inm)
 		}
@@ -292,7 +292,7 @@ func (p *Proxy) fetch(job *fillJob, f *fetchState, deadline time.Time) (resp *fa
 // treats the answer as any other.
 func (p *Proxy) fetchFailed(job *fillJob, res *fillResult, resp *fasthttp.Response, err error, at time.Time) *fillResult {
 	if job.stale != nil {
-		m := &job.stale.meta
+		m := &job.stale.Meta
 		switch {
 		case m.ServeOnError(&job.creq, at, cachepolicy.ErrorResponse):
 			res.detail = "stale-if-error"
@@ -414,7 +414,7 @@ func (p *Proxy) record(job *fillJob, keys []string, f *fetchState) []recorded {
 			f.noStore = true
 			continue
 		}
-		rec = append(rec, recorded{key: []byte(k), incarnation: st.Incarnation, epoch: st.Epoch})
+		rec = append(rec, recorded{Key: []byte(k), Incarnation: st.Incarnation, Epoch: st.Epoch})
 	}
 	return rec
 }
@@ -429,11 +429,11 @@ func (p *Proxy) responseRules(resp *fasthttp.Response) cachepolicy.Response {
 // among them: the body is stored de-chunked, and answered with a
 // Content-Length).
 func (p *Proxy) newEntry(job *fillJob, resp *fasthttp.Response, cresp *cachepolicy.Response, reqTime, respTime time.Time) *entry {
-	e := &entry{meta: cachepolicy.NewMeta(cresp, reqTime, respTime), body: resp.Body()}
-	if len(e.meta.Vary) > 0 {
-		e.varyKey = cachepolicy.AppendVaryKey(nil, e.meta.Vary, func(name []byte) []byte { return job.req.Header.PeekBytes(name) })
+	e := &entry{Meta: cachepolicy.NewMeta(cresp, reqTime, respTime), Body: resp.Body()}
+	if len(e.Meta.Vary) > 0 {
+		e.VaryKey = cachepolicy.AppendVaryKey(nil, e.Meta.Vary, func(name []byte) []byte { return job.req.Header.PeekBytes(name) })
 	}
-	e.headers = p.storedFields(responseFields(resp), &cresp.CacheControl, respTime)
+	e.Headers = p.storedFields(responseFields(resp), &cresp.CacheControl, respTime)
 	return e
 }
 
@@ -444,21 +444,21 @@ func (p *Proxy) newEntry(job *fillJob, resp *fasthttp.Response, cresp *cachepoli
 func (p *Proxy) freshen(old *entry, resp *fasthttp.Response, reqTime, respTime time.Time) *entry {
 	update := responseFields(resp)
 	cc := p.fieldRules(resp.StatusCode(), update).CacheControl
-	merged := p.mergeFields(old.headers, update, &cc)
-	cresp := p.fieldRules(old.meta.Status, merged)
-	return &entry{meta: cachepolicy.NewMeta(&cresp, reqTime, respTime), varyKey: old.varyKey, body: old.body,
-		headers: p.storedFields(merged, &cresp.CacheControl, respTime)}
+	merged := p.mergeFields(old.Headers, update, &cc)
+	cresp := p.fieldRules(old.Meta.Status, merged)
+	return &entry{Meta: cachepolicy.NewMeta(&cresp, reqTime, respTime), VaryKey: old.VaryKey, Body: old.Body,
+		Headers: p.storedFields(merged, &cresp.CacheControl, respTime)}
 }
 
 // save encodes e with the recorded groups and stores it (unless noStore),
 // and fills res. Whether stored or not, res.ent is the decoded entry,
 // self-contained, for this request and the waiters.
 func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded, noStore bool) {
-	e.groups = groups
-	b, err := e.appendBinary(make([]byte, 0, len(e.body)+512))
+	e.Groups = groups
+	b, err := e.AppendBinary(make([]byte, 0, len(e.Body)+512))
 	var dec entry
 	if err == nil {
-		err = decodeEntry(b, &dec)
+		err = store.DecodeEntry(b, &dec)
 	}
 	if err != nil {
 		p.log.Warn("response cannot be encoded as an entry; not stored", zap.String("path", job.path), zap.Error(err))
@@ -470,8 +470,8 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 		res.detail = "not-stored"
 		return
 	}
-	ttl := e.meta.Lifetime - e.meta.CurrentAge(time.Now()) + max(e.meta.StaleWhileRevalidate, e.meta.StaleIfError)
-	if len(e.meta.ETag) > 0 || len(e.meta.LastModified) > 0 {
+	ttl := e.Meta.Lifetime - e.Meta.CurrentAge(time.Now()) + max(e.Meta.StaleWhileRevalidate, e.Meta.StaleIfError)
+	if len(e.Meta.ETag) > 0 || len(e.Meta.LastModified) > 0 {
 		ttl += 300 // worth keeping for revalidation
 	}
 	if ttl <= 0 {
@@ -490,9 +490,9 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 	p.m.stores.Inc()
 	res.stored = true
 	p.keepL1(job.primary, job.ekey, &dec, 0)
-	keys := make([]string, len(e.groups))
-	for i, g := range e.groups {
-		keys[i] = string(g.key)
+	keys := make([]string, len(e.Groups))
+	for i, g := range e.Groups {
+		keys[i] = string(g.Key)
 	}
 	p.groupsOf.set(job.primary, keys)
 }
@@ -513,9 +513,9 @@ func (p *Proxy) waitForFleetFill(job *fillJob) *fillResult {
 		items, _ := p.store.GetMulti(keys)
 		if it := items[job.ekey]; it != nil {
 			var e entry
-			if decodeEntry(it.Value, &e) == nil && p.varyMatches(&e, &job.req.Header) &&
+			if store.DecodeEntry(it.Value, &e) == nil && p.varyMatches(&e, &job.req.Header) &&
 				!p.fetchGroups(&e, items, []byte(job.primary)) && p.current(&e, items) {
-				d := cachepolicy.Decide(&job.creq, &e.meta, time.Now())
+				d := cachepolicy.Decide(&job.creq, &e.Meta, time.Now())
 				if d.Action == cachepolicy.Serve {
 					return &fillResult{job: job, ent: &e, fwd: job.d.Fwd, shareable: true, collapsed: true}
 				}

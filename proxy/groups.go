@@ -3,6 +3,8 @@ package proxy
 import (
 	"errors"
 	"strconv"
+
+	"edgecache/proxy/store"
 )
 
 // A group is a named set of rows whose version moves in the same transaction
@@ -19,8 +21,9 @@ type group struct {
 // memcached, the bound only keeps entries small.
 const maxGroupName = 200
 
-// maxGroups bounds the groups one response may name.
-const maxGroups = 64
+// maxGroups bounds the groups one response may name: an entry keeps them
+// and its URL group.
+const maxGroups = store.MaxEntryGroups - 1
 
 var errBadGroups = errors.New("malformed Edgecache-Groups")
 

@@ -26,7 +26,7 @@ func (p *Proxy) headAnswer(job *fillJob, res *fillResult, resp *fasthttp.Respons
 		return res
 	}
 	h := &resp.Header
-	if !job.stale.meta.SelectsHead(h.Peek("ETag"), h.Peek("Last-Modified"), h.Peek("Content-Length"), int64(len(job.stale.body))) {
+	if !job.stale.Meta.SelectsHead(h.Peek("ETag"), h.Peek("Last-Modified"), h.Peek("Content-Length"), int64(len(job.stale.Body))) {
 		p.store.Delete(job.ekey)
 		p.l1.Remove(job.primary)
 		res.detail = "outdated"

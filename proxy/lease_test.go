@@ -55,7 +55,7 @@ func waitLease(t testing.TB, p *Proxy) {
 
 func memcachedOps(p *Proxy) (n uint64) {
 	for _, op := range []string{"get", "set", "add", "cas", "delete"} {
-		n += p.store.Ops(op)
+		n += memcachedOf(p).Ops(op)
 	}
 	return n
 }

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
 	"strings"
@@ -16,26 +15,35 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"edgecache/deploy/localstack"
+	"edgecache/proxy/store"
 )
 
-// mc is the private memcached every test in this package shares; tests
-// keep apart by using their own paths.
-var mc *localstack.Memcached
-
 func TestMain(m *testing.M) {
-	if localstack.FuzzWorker() || os.Getenv(originProcessEnv) != "" || os.Getenv(proxyProcessEnv) != "" {
-		os.Exit(m.Run())
-	}
-	var err error
-	mc, err = localstack.StartMemcached(context.Background(), 64)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "memcached:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
 	stopStacks()
-	mc.Stop()
 	os.Exit(code)
+}
+
+// memcachedAddr is the address of the private memcached every test in
+// this package shares, started on first use (tests over memstore need
+// none); tests keep apart by using their own paths.
+func memcachedAddr() string {
+	sharedMemcached.once.Do(func() {
+		mc, err := localstack.StartMemcached(context.Background(), 64)
+		if err != nil {
+			panic("memcached: " + err.Error())
+		}
+		sharedMemcached.addr = mc.Addr
+		stackMu.Lock()
+		defer stackMu.Unlock()
+		stackStops = append(stackStops, mc.Stop)
+	})
+	return sharedMemcached.addr
+}
+
+var sharedMemcached struct {
+	once sync.Once
+	addr string
 }
 
 // scripted is a test origin whose answer per path a test sets, and which
@@ -98,10 +106,16 @@ func (s *scripted) serve(ctx *fasthttp.RequestCtx) {
 // testConfig is a configuration for a proxy on free ports in front of
 // origins, sharing the test memcached.
 func testConfig(origins ...string) Config {
+	cfg := memConfig(origins...)
+	cfg.Memcached = []string{memcachedAddr()}
+	return cfg
+}
+
+// memConfig is testConfig without memcached, for a proxy over memstore.
+func memConfig(origins ...string) Config {
 	cfg := defaultConfig()
 	cfg.Listen, cfg.AdminListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Origins = origins
-	cfg.Memcached = []string{mc.Addr}
 	cfg.PublicPaths = []string{"/"} // the scripted origins' paths; public_test.go checks the default
 	cfg.AccessLog = "off"
 	cfg.DrainDelay = 0
@@ -125,14 +139,24 @@ func defaultConfig() Config {
 	return cfg
 }
 
-func startProxy(t testing.TB, cfg Config) *Proxy {
+func startProxy(t testing.TB, cfg Config) *Proxy { return startProxyOver(t, cfg, nil) }
+
+// startProxyOver starts a proxy over st (cfg.Memcached unused), or over
+// cfg.Memcached if st is nil.
+func startProxyOver(t testing.TB, cfg Config, st storage) *Proxy {
 	var log *zap.Logger
 	if testing.Verbose() {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	} else {
 		log = zap.NewNop()
 	}
-	p, err := Start(cfg, log)
+	var p *Proxy
+	var err error
+	if st == nil {
+		p, err = Start(cfg, log)
+	} else {
+		p, err = start(cfg, log, newMetricSet(cfg.CacheName), st)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,3 +219,6 @@ func stopStacks() {
 		stackStops[i]()
 	}
 }
+
+// memcachedOf is p's storage, in the tests that start p over memcached.
+func memcachedOf(p *Proxy) *store.Store { return p.store.(*store.Store) }

@@ -35,7 +35,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 		versioned("a", &v, "")(ctx)
 	})
 	cfg := testConfig(o.url())
-	cfg.Memcached = []string{mc.Addr, mc2.Addr}
+	cfg.Memcached = []string{memcachedAddr(), mc2.Addr}
 	cfg.MemcachedTimeout = 200 * time.Millisecond
 	cfg.MemcachedProbeInterval = 50 * time.Millisecond
 	p := startProxy(t, cfg)
@@ -45,7 +45,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 	for i := 0; i < 1000 && path == ""; i++ {
 		cand := "/mcdown/a?n=" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
 		pk := "http://edge.test" + cand
-		if p.store.NodeOf(store.EntryKey(pk)) == 1 && p.store.NodeOf(store.GroupKey(store.URLGroup(pk))) == 1 {
+		if memcachedOf(p).NodeOf(store.EntryKey(pk)) == 1 && memcachedOf(p).NodeOf(store.GroupKey(store.URLGroup(pk))) == 1 {
 			path = cand
 		}
 	}

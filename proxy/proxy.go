@@ -33,7 +33,7 @@ type Proxy struct {
 	cfg     Config
 	log     *zap.Logger
 	m       *metricSet
-	store   *store.Store
+	store   storage // memcached (*store.Store); in tests also memstore
 	origins *origins
 	rules   *cachepolicy.FieldRules
 	via     []byte
@@ -86,13 +86,18 @@ func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
+	return start(cfg, log, m, mc)
+}
+
+// start is Start over a storage of the caller's, with cfg already valid.
+func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error) {
 	ups, err := newOrigins(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
 	rules := cachepolicy.NewFieldRules(hdrGroups, hdrFresh, hdrInvalidation)
 	rules.StripSetCookie = cfg.StripSetCookie
-	p := &Proxy{cfg: cfg, log: log, m: m, store: mc, origins: ups,
+	p := &Proxy{cfg: cfg, log: log, m: m, store: st, origins: ups,
 		rules: rules,
 		via:   []byte("1.1 " + cfg.CacheName),
 		stop:  make(chan struct{}),

@@ -21,10 +21,10 @@ import (
 func rangeOf(ctx *fasthttp.RequestCtx, e *entry, dst []cachepolicy.ByteRange) ([]cachepolicy.ByteRange, cachepolicy.RangeAnswer) {
 	h := &ctx.Request.Header
 	v := h.Peek("Range")
-	if len(v) == 0 || !ctx.IsGet() || e.meta.Status != fasthttp.StatusOK || !e.meta.IfRange(h.Peek("If-Range")) {
+	if len(v) == 0 || !ctx.IsGet() || e.Meta.Status != fasthttp.StatusOK || !e.Meta.IfRange(h.Peek("If-Range")) {
 		return dst, cachepolicy.RangeFull
 	}
-	return cachepolicy.ParseRange(v, int64(len(e.body)), dst)
+	return cachepolicy.ParseRange(v, int64(len(e.Body)), dst)
 }
 
 // answerRange sets the body of a 206 from the stored body: one part with
@@ -33,20 +33,20 @@ func rangeOf(ctx *fasthttp.RequestCtx, e *entry, dst []cachepolicy.ByteRange) ([
 // for multipart: each part carries it).
 func answerRange(ctx *fasthttp.RequestCtx, e *entry, ranges []cachepolicy.ByteRange) {
 	out := &ctx.Response
-	length := int64(len(e.body))
+	length := int64(len(e.Body))
 	if len(ranges) == 1 {
 		var buf [64]byte
 		r := ranges[0]
 		out.Header.SetBytesV("Content-Range", cachepolicy.AppendContentRange(buf[:0], r, length))
-		out.SetBodyRaw(e.body[r.First : r.Last+1])
+		out.SetBodyRaw(e.Body[r.First : r.Last+1])
 		return
 	}
-	boundary := cachepolicy.AppendBoundary(nil, e.body)
+	boundary := cachepolicy.AppendBoundary(nil, e.Body)
 	size := 0
 	for _, r := range ranges {
 		size += int(r.Len()) + 128
 	}
-	body := cachepolicy.AppendMultipartByteranges(make([]byte, 0, size), e.body, ranges, firstValue(e.headers, "Content-Type"), boundary)
+	body := cachepolicy.AppendMultipartByteranges(make([]byte, 0, size), e.Body, ranges, firstValue(e.Headers, "Content-Type"), boundary)
 	out.Header.SetContentType("multipart/byteranges; boundary=" + string(boundary))
 	out.SetBodyRaw(body)
 }
@@ -59,6 +59,6 @@ func answerRange(ctx *fasthttp.RequestCtx, e *entry, ranges []cachepolicy.ByteRa
 func (p *Proxy) unsatisfiable(ctx *fasthttp.RequestCtx, e *entry, cs *cachepolicy.CacheStatus) {
 	p.errorJSON(ctx, fasthttp.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable", "no byte of the requested range exists")
 	var buf [160]byte
-	ctx.Response.Header.SetBytesV("Content-Range", cachepolicy.AppendUnsatisfiedRange(buf[:0], int64(len(e.body))))
+	ctx.Response.Header.SetBytesV("Content-Range", cachepolicy.AppendUnsatisfiedRange(buf[:0], int64(len(e.Body))))
 	ctx.Response.Header.SetBytesV("Cache-Status", cs.Append(buf[:0]))
 }

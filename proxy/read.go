@@ -53,7 +53,7 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 	p.lookup(&t)
 	var meta *cachepolicy.Meta
 	if t.hasEnt {
-		meta = &t.ent.meta
+		meta = &t.ent.Meta
 	}
 	d := cachepolicy.Decide(&t.creq, meta, t.now)
 	switch d.Action {
@@ -155,8 +155,8 @@ func (p *Proxy) lookup(t *txn) {
 		t.fwd = cachepolicy.FwdURIMiss
 		return
 	}
-	if err := decodeEntry(it.Value, &t.ent); err != nil {
-		if !errors.Is(err, errOtherFormat) {
+	if err := store.DecodeEntry(it.Value, &t.ent); err != nil {
+		if !errors.Is(err, store.ErrOtherFormat) {
 			p.log.Warn("corrupt cache entry ignored", zap.ByteString("key", t.primary), zap.Error(err))
 		}
 		t.fwd = cachepolicy.FwdMiss
@@ -233,16 +233,16 @@ type l1Entry struct {
 // read that found it current, or 0 (a fill: the first hit checks it). e
 // must not be changed afterwards: the copy shares its slices.
 func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
-	c := &l1Entry{ent: *e, keys: make([]string, 1, 1+len(e.groups)), buckets: make([]uint32, 0, len(e.groups))}
+	c := &l1Entry{ent: *e, keys: make([]string, 1, 1+len(e.Groups)), buckets: make([]uint32, 0, len(e.Groups))}
 	c.keys[0] = ekey
-	for _, g := range e.groups {
-		k := string(g.key)
+	for _, g := range e.Groups {
+		k := string(g.Key)
 		c.keys = append(c.keys, k)
 		c.buckets = append(c.buckets, p.lease.Bucket(k))
 	}
 	c.checked.Store(checked)
 	// the entry, its keys and its delivered header
-	p.l1.Add(primary, c, int64(len(e.body)+len(e.varyKey)+512+128*len(e.headers)))
+	p.l1.Add(primary, c, int64(len(e.Body)+len(e.VaryKey)+512+128*len(e.Headers)))
 }
 
 // fetchGroups reads the values of e's groups that items lacks (one more
@@ -251,9 +251,9 @@ func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
 // group's node was unavailable.
 func (p *Proxy) fetchGroups(e *entry, items map[string]*store.Item, primary []byte) (unavailable bool) {
 	var missing []string
-	for _, g := range e.groups {
-		if _, ok := items[string(g.key)]; !ok {
-			missing = append(missing, string(g.key))
+	for _, g := range e.Groups {
+		if _, ok := items[string(g.Key)]; !ok {
+			missing = append(missing, string(g.Key))
 		}
 	}
 	if len(missing) == 0 {
@@ -263,9 +263,9 @@ func (p *Proxy) fetchGroups(e *entry, items map[string]*store.Item, primary []by
 	for k, it := range more {
 		items[k] = it
 	}
-	keys := make([]string, len(e.groups))
-	for i, g := range e.groups {
-		keys[i] = string(g.key)
+	keys := make([]string, len(e.Groups))
+	for i, g := range e.Groups {
+		keys[i] = string(g.Key)
 	}
 	p.groupsOf.set(string(primary), keys)
 	return len(down) > 0
@@ -276,14 +276,14 @@ func (p *Proxy) fetchGroups(e *entry, items map[string]*store.Item, primary []by
 // missing from items (evicted, or its node unavailable) is unknown, and
 // unknown is not current.
 func (p *Proxy) current(e *entry, items map[string]*store.Item) bool {
-	for _, g := range e.groups {
-		it := items[string(g.key)]
+	for _, g := range e.Groups {
+		it := items[string(g.Key)]
 		if it == nil {
 			p.m.groupUnknown.Inc()
 			return false
 		}
 		cur, ok := store.ParseGroup(it.Value)
-		if !ok || !cur.Validates(g.incarnation, g.epoch) {
+		if !ok || !cur.Validates(g.Incarnation, g.Epoch) {
 			return false
 		}
 	}
@@ -291,12 +291,12 @@ func (p *Proxy) current(e *entry, items map[string]*store.Item) bool {
 }
 
 func (p *Proxy) varyMatches(e *entry, h *fasthttp.RequestHeader) bool {
-	if len(e.meta.Vary) == 0 {
+	if len(e.Meta.Vary) == 0 {
 		return true
 	}
 	var buf [256]byte
-	k := cachepolicy.AppendVaryKey(buf[:0], e.meta.Vary, func(name []byte) []byte { return h.PeekBytes(name) })
-	return bytes.Equal(k, e.varyKey)
+	k := cachepolicy.AppendVaryKey(buf[:0], e.Meta.Vary, func(name []byte) []byte { return h.PeekBytes(name) })
+	return bytes.Equal(k, e.VaryKey)
 }
 
 // hit answers from the stored entry (fresh, or stale within
@@ -320,7 +320,7 @@ func (p *Proxy) hit(t *txn, d cachepolicy.Decision) string {
 func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, c *l1Entry, age int64, cs *cachepolicy.CacheStatus) {
 	h := &ctx.Request.Header
 	out := &ctx.Response
-	notModified := e.meta.NotModified(h.Peek("If-None-Match"), h.Peek("If-Modified-Since"))
+	notModified := e.Meta.NotModified(h.Peek("If-None-Match"), h.Peek("If-Modified-Since"))
 	var rbuf [cachepolicy.MaxRanges]cachepolicy.ByteRange
 	ranges, ra := rbuf[:0], cachepolicy.RangeFull
 	if !notModified {
@@ -350,7 +350,7 @@ func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, c *l1Entry, age int6
 	case ra == cachepolicy.RangePartial:
 		answerRange(ctx, e, ranges)
 	default:
-		out.SetBodyRaw(e.body)
+		out.SetBodyRaw(e.Body)
 	}
 	if ctx.IsHead() {
 		out.SkipBody = true
@@ -370,21 +370,21 @@ func (c *l1Entry) deliveredHeader() *fasthttp.ResponseHeader {
 // for this answer (304, 206 or the stored status; no Content-Type on a
 // multipart 206, whose parts carry it), with Via.
 func (p *Proxy) storedHeader(out *fasthttp.ResponseHeader, e *entry, notModified bool, ra cachepolicy.RangeAnswer, parts int) {
-	startResponse(out, firstValue(e.headers, "Date"))
+	startResponse(out, firstValue(e.Headers, "Date"))
 	switch {
 	case notModified:
 		out.SetStatusCode(fasthttp.StatusNotModified)
 	case ra == cachepolicy.RangePartial:
 		out.SetStatusCode(fasthttp.StatusPartialContent)
 	default:
-		out.SetStatusCode(e.meta.Status)
+		out.SetStatusCode(e.Meta.Status)
 	}
 	multipart := ra == cachepolicy.RangePartial && parts > 1
-	for _, f := range e.headers {
-		if eqFold(f.name, "Content-Length") || eqFold(f.name, "Date") || (multipart && eqFold(f.name, "Content-Type")) {
+	for _, f := range e.Headers {
+		if eqFold(f.Name, "Content-Length") || eqFold(f.Name, "Date") || (multipart && eqFold(f.Name, "Content-Type")) {
 			continue
 		}
-		out.AddBytesKV(f.name, f.value)
+		out.AddBytesKV(f.Name, f.Value)
 	}
 	out.SetBytesV("Via", p.via)
 }
@@ -472,7 +472,7 @@ func (p *Proxy) usable(t *txn, res *fillResult) bool {
 	if !p.current(res.ent, t.items) {
 		return false
 	}
-	return cachepolicy.Decide(&t.creq, &res.ent.meta, time.Now()).Action == cachepolicy.Serve
+	return cachepolicy.Decide(&t.creq, &res.ent.Meta, time.Now()).Action == cachepolicy.Serve
 }
 
 // answer writes a fill's result for the request that ran it.
@@ -484,8 +484,8 @@ func (p *Proxy) answer(t *txn, res *fillResult) string {
 		if res.staleOnError {
 			cs.Hit, cs.Fwd, cs.Stored = false, cachepolicy.FwdStale, false
 		}
-		age := res.ent.meta.CurrentAge(time.Now())
-		cs.TTL, cs.HasTTL = res.ent.meta.Lifetime-age, true
+		age := res.ent.Meta.CurrentAge(time.Now())
+		cs.TTL, cs.HasTTL = res.ent.Meta.Lifetime-age, true
 		p.deliver(t.ctx, res.ent, nil, age, &cs)
 		if !res.collapsed {
 			for _, c := range res.cookies {

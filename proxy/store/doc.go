@@ -1,9 +1,10 @@
 // Package store owns memcached for edgecache: the node ring and its health,
 // batched lookups, the group values that decide whether a cached entry is
 // still current, moving them (invalidation), the moves a node missed and
-// their replay. The proxy keeps its entries and fill leases here; the
-// durable invalidator (package invalidator) moves groups through it. It
-// knows nothing about HTTP.
+// their replay, and the binary form of a stored entry (Entry). The proxy
+// keeps its entries and fill leases here; the durable invalidator (package
+// invalidator) moves groups through it. It knows nothing about HTTP.
+// Package memstore keeps the same in memory, for tests.
 //
 // # Groups
 //

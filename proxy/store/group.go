@@ -28,7 +28,8 @@ func (g Group) Validates(incarnation, epoch uint64) bool {
 	return g.Incarnation == incarnation && g.Epoch <= epoch
 }
 
-func (g Group) bytes() []byte {
+// Bytes is the group's value as memcached holds it.
+func (g Group) Bytes() []byte {
 	b := strconv.AppendUint(make([]byte, 0, 60), g.Incarnation, 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, g.Epoch, 10)
@@ -63,9 +64,15 @@ func ParseGroup(b []byte) (g Group, ok bool) {
 	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2]}, true
 }
 
-// newGroup is the value of a group key created now.
-func newGroup(origin uint64) Group {
+// NewGroup is the value of a group key created now (or found garbled).
+func NewGroup(origin uint64) Group {
 	return Group{Incarnation: rand.Uint64() | 1, Epoch: 1, Origin: origin}
+}
+
+// Next is the group's value after a move that reported origin version
+// origin: the next epoch, the newest origin version.
+func (g Group) Next(origin uint64) Group {
+	return Group{Incarnation: g.Incarnation, Epoch: g.Epoch + 1, Origin: max(g.Origin, origin)}
 }
 
 // kv is the single-key memcached operations the group operations need:
@@ -94,7 +101,7 @@ func move(s kv, key string, origin uint64) error {
 	for range casAttempts {
 		it, err := s.get(key)
 		if errors.Is(err, memcache.ErrCacheMiss) {
-			err = s.add(&memcache.Item{Key: key, Value: newGroup(origin).bytes()})
+			err = s.add(&memcache.Item{Key: key, Value: NewGroup(origin).Bytes()})
 			if errors.Is(err, memcache.ErrNotStored) {
 				continue // created meanwhile: move that one
 			}
@@ -103,11 +110,11 @@ func move(s kv, key string, origin uint64) error {
 		if err != nil {
 			return err
 		}
-		next := newGroup(origin)
+		next := NewGroup(origin)
 		if cur, ok := ParseGroup(it.Value); ok {
-			next = Group{Incarnation: cur.Incarnation, Epoch: cur.Epoch + 1, Origin: max(cur.Origin, origin)}
+			next = cur.Next(origin)
 		}
-		it.Value = next.bytes()
+		it.Value = next.Bytes()
 		err = s.cas(it)
 		if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrNotStored) {
 			continue
@@ -123,8 +130,8 @@ func move(s kv, key string, origin uint64) error {
 // common case, two if another proxy won.
 func ensure(s kv, key string, origin uint64) (Group, bool, error) {
 	for range casAttempts {
-		g := newGroup(origin)
-		err := s.add(&memcache.Item{Key: key, Value: g.bytes()})
+		g := NewGroup(origin)
+		err := s.add(&memcache.Item{Key: key, Value: g.Bytes()})
 		if !errors.Is(err, memcache.ErrNotStored) {
 			return g, err == nil, err
 		}
@@ -139,7 +146,7 @@ func ensure(s kv, key string, origin uint64) (Group, bool, error) {
 			return cur, false, nil
 		}
 		// Garbage under our key: replace it with a new incarnation.
-		it.Value = g.bytes()
+		it.Value = g.Bytes()
 		if err := s.cas(it); err == nil {
 			return g, true, nil
 		}
@@ -163,7 +170,7 @@ func learn(s kv, key string, origin uint64) error {
 			return nil
 		}
 		cur.Origin = origin
-		it.Value = cur.bytes()
+		it.Value = cur.Bytes()
 		err = s.cas(it)
 		if !errors.Is(err, memcache.ErrCASConflict) {
 			return err
