@@ -544,27 +544,21 @@ func (f *Fleet) startHAProxy(ctx context.Context, bin, listen, stats string) err
 	f.haproxy = ha
 
 	// Ready when the stats page answers and every proxy passed its checks.
-	deadline := time.Now().Add(startTimeout)
-	for {
+	err = ha.WaitReady(ctx, startTimeout, 50*time.Millisecond, func() error {
 		states, err := f.ServerStates(ctx)
-		if err == nil && allUp(states) {
-			return nil
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ha.Exited():
-			f.haproxy = nil
-			return fmt.Errorf("haproxy exited during start-up:\n%s", ha.Tail())
-		case <-ctx.Done():
-			f.stopHAProxy()
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		if !allUp(states) {
+			return fmt.Errorf("not every proxy up: %v", states)
 		}
-		if time.Now().After(deadline) {
-			f.stopHAProxy()
-			return fmt.Errorf("haproxy did not report every proxy up within %s (last: %v, %v):\n%s",
-				startTimeout, states, err, ha.Tail())
-		}
+		return nil
+	})
+	if err != nil {
+		f.stopHAProxy()
+		return err
 	}
+	return nil
 }
 
 func allUp(states map[string]ServerState) bool {

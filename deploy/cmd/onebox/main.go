@@ -489,27 +489,22 @@ func startProxyProcess(ctx context.Context, cfg proxy.Config, logPath string) (*
 		return nil, fmt.Errorf("%w (run make build)", err)
 	}
 	ready := "http://" + cfg.AdminListen + "/readyz"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
+	err = p.WaitReady(ctx, 30*time.Second, 50*time.Millisecond, func() error {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-p.Exited():
-			return nil, fmt.Errorf("bin/proxy exited during start-up:\n%s", p.Tail())
-		case <-ctx.Done():
-			p.Stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s answered %s", ready, resp.Status)
 		}
-		if time.Now().After(deadline) {
-			p.Stop()
-			return nil, fmt.Errorf("bin/proxy: %s did not answer 200 within 30s:\n%s", ready, p.Tail())
-		}
+		return nil
+	})
+	if err != nil {
+		p.Stop()
+		return nil, err
 	}
+	return p, nil
 }
 
 func shutdown(log *zap.Logger, name string, f func(context.Context) error) {
