@@ -678,6 +678,16 @@ func (f *Fleet) runningProxy(name string) (*Zone, error) {
 	return z, err
 }
 
+// runningMemcached is the named zone, whose memcached node must not have
+// been killed with it (KillZone); f.mu is held.
+func (f *Fleet) runningMemcached(name string) (*Zone, error) {
+	z, err := f.zone(name)
+	if err == nil && z.Memcached == nil {
+		err = fmt.Errorf("zone %s: memcached was killed with its zone", name)
+	}
+	return z, err
+}
+
 func (f *Fleet) zone(name string) (*Zone, error) {
 	z := f.zones[name]
 	if z == nil {
@@ -835,12 +845,9 @@ func (f *Fleet) ResumeMemcached(zone string) error {
 func (f *Fleet) pauseResume(zone string, pause bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	z, err := f.zone(zone)
+	z, err := f.runningMemcached(zone)
 	if err != nil {
 		return err
-	}
-	if z.Memcached == nil {
-		return fmt.Errorf("zone %s: memcached is stopped", zone)
 	}
 	if pause {
 		err = z.Memcached.Pause()
