@@ -111,7 +111,7 @@ func MakePlan(r, originRun *Result, cfg PlanConfig) (Plan, error) {
 		peakReads: cfg.ReadsPerSec * cfg.Peak, peakWrites: cfg.WritesPerSec * cfg.Peak}
 	pl.load()
 	perRead := pl.originReadsPerRead()
-	pl.instances(perRead)
+	pl.proxyAndOrigin(perRead)
 	pl.database(perRead)
 	pl.memcached(pl.hitRatio(perRead))
 	pl.caveats(originRun)
@@ -159,10 +159,10 @@ func (pl *planner) originReadsPerRead() float64 {
 	return perRead
 }
 
-// instances sizes the proxy and origin tiers. Capacities come from
+// proxyAndOrigin sizes the proxy and origin tiers. Capacities come from
 // saturating measurements only: a run at a fixed rate below the knee is not
 // one.
-func (pl *planner) instances(perRead float64) {
+func (pl *planner) proxyAndOrigin(perRead float64) {
 	cfg := pl.cfg
 	originRPS := pl.peakReads*perRead + pl.peakWrites
 	pl.add("origin", "origin requests/s at peak", fmtCount(originRPS), "peak reads × origin reads per client read + peak writes")
