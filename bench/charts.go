@@ -87,15 +87,7 @@ func lineChart(title, xLabel, yLabel string, logY bool, maxY float64, ss []serie
 		}
 		roomForLegend(p, logY, lines)
 	}
-	w, err := p.WriterTo(chartWidth, chartHeight, "png")
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	if _, err := w.WriteTo(&buf); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return pngOf(p)
 }
 
 // roomForLegend raises the top of the y axis so that the legend, drawn in
@@ -254,13 +246,7 @@ func distributionChart(ss []series) ([]byte, error) {
 		p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, 1, 0.1, 10
 	}
 	p.BackgroundColor = color.White
-	w, err := p.WriterTo(chartWidth, chartHeight, "png")
-	if err != nil {
-		return nil, err
-	}
-	var buf bytes.Buffer
-	_, err = w.WriteTo(&buf)
-	return buf.Bytes(), err
+	return pngOf(p)
 }
 
 // msTicks labels a log-scale axis of milliseconds at 1, 2 and 5 of every
@@ -372,15 +358,8 @@ func capacityChart(sweeps []*SweepResult) (chart, error) {
 	}
 	p.X.Min, p.X.Max = 0, maxX*1.05
 	p.Y.Min, p.Y.Max = minY/2, maxY*4 // room above for the legend
-	w, err := p.WriterTo(chartWidth, chartHeight, "png")
-	if err != nil {
-		return chart{}, err
-	}
-	var buf bytes.Buffer
-	if _, err := w.WriteTo(&buf); err != nil {
-		return chart{}, err
-	}
-	return chart{Name: "capacity", Title: "Throughput against latency (rate sweep)", PNG: buf.Bytes()}, nil
+	png, err := pngOf(p)
+	return chart{Name: "capacity", Title: "Throughput against latency (rate sweep)", PNG: png}, err
 }
 
 // staleChart is each run's stale reads, as bars: the read-after-write check
@@ -415,15 +394,21 @@ func staleChart(runs []*Result) (chart, error) {
 	p.Add(bars)
 	p.NominalX(names...)
 	p.Y.Min, p.Y.Max = 0, math.Max(maxV*1.15, 1)
+	png, err := pngOf(p)
+	return chart{Name: "stale", Title: "Stale reads by target, same workload", PNG: png}, err
+}
+
+// pngOf draws p as a chart-sized PNG.
+func pngOf(p *plot.Plot) ([]byte, error) {
 	w, err := p.WriterTo(chartWidth, chartHeight, "png")
 	if err != nil {
-		return chart{}, err
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if _, err := w.WriteTo(&buf); err != nil {
-		return chart{}, err
+		return nil, err
 	}
-	return chart{Name: "stale", Title: "Stale reads by target, same workload", PNG: buf.Bytes()}, nil
+	return buf.Bytes(), nil
 }
 
 func hasPoints(ss []series) bool {

@@ -23,93 +23,122 @@ type ComparisonRow struct {
 	Missing []bool `json:"missing"`
 }
 
-// Compare lines up the figures of several runs.
+// Compare lines up the figures of several runs: what the cache saves first
+// (the offload, then the hit ratio and the read-after-write check), then
+// speed, then what the servers spent.
 func Compare(runs []*Result) Comparison {
 	c := Comparison{}
 	for _, r := range runs {
 		c.Names = append(c.Names, r.Config.Name)
 	}
-	row := func(label, unit string, get func(r *Result) (float64, bool)) {
-		cr := ComparisonRow{Label: label, Unit: unit}
-		any := false
-		for _, r := range runs {
-			v, ok := get(r)
-			cr.Values = append(cr.Values, v)
-			cr.Missing = append(cr.Missing, !ok)
-			any = any || ok
-		}
-		if any {
-			c.Rows = append(c.Rows, cr)
-		}
+	c.addSavings(runs)
+	c.addLatencies(runs)
+	c.addServers(runs)
+	return c
+}
+
+// row adds the figure get reads from each run, unless no run has it.
+func (c *Comparison) row(runs []*Result, label, unit string, get func(r *Result) (float64, bool)) {
+	cr := ComparisonRow{Label: label, Unit: unit}
+	any := false
+	for _, r := range runs {
+		v, ok := get(r)
+		cr.Values = append(cr.Values, v)
+		cr.Missing = append(cr.Missing, !ok)
+		any = any || ok
 	}
-	always := func(f func(r *Result) float64) func(r *Result) (float64, bool) {
-		return func(r *Result) (float64, bool) { return f(r), true }
+	if any {
+		c.Rows = append(c.Rows, cr)
 	}
-	// What the cache saves first: the offload, then the hit ratio and the
-	// read-after-write check, then speed.
-	row("origin requests per client read", "", func(r *Result) (float64, bool) {
+}
+
+// always is a figure every run has.
+func always(f func(r *Result) float64) func(r *Result) (float64, bool) {
+	return func(r *Result) (float64, bool) { return f(r), true }
+}
+
+// addSavings adds the offload, the hit ratio, stale reads and the totals.
+func (c *Comparison) addSavings(runs []*Result) {
+	c.row(runs, "origin requests per client read", "", func(r *Result) (float64, bool) {
 		return r.Derived.OriginRequestsPerRead, r.Derived.OriginRequestsPerRead >= 0
 	})
-	row("DB queries per client request", "", func(r *Result) (float64, bool) {
+	c.row(runs, "DB queries per client request", "", func(r *Result) (float64, bool) {
 		return r.Derived.DBQueriesPerRequest, r.Derived.DBQueriesPerRequest > 0
 	})
-	row("hit ratio, steady", "%", func(r *Result) (float64, bool) {
+	c.row(runs, "hit ratio, steady", "%", func(r *Result) (float64, bool) {
 		return 100 * r.Cache.SteadyHitRatio, r.Cache.judged() > 0
 	})
-	row("hit ratio, with the cold start", "%", func(r *Result) (float64, bool) {
+	c.row(runs, "hit ratio, with the cold start", "%", func(r *Result) (float64, bool) {
 		return 100 * r.Cache.HitRatio, r.Cache.judged() > 0
 	})
-	row("stale reads", "", always(func(r *Result) float64 { return float64(r.Derived.StaleReads) }))
-	row("throughput", "req/s", always(func(r *Result) float64 { return r.Throughput }))
-	row("requests", "", always(func(r *Result) float64 { return float64(r.Requests) }))
-	row("errors", "%", always(func(r *Result) float64 { return 100 * float64(r.Errors) / float64(max(r.Requests, 1)) }))
-	for _, op := range append(append([]string{}, "all"), opNames[:]...) {
-		get := func(r *Result) (OpStats, bool) {
-			if op == "all" {
-				return r.All, r.All.Count > 0
-			}
-			for _, s := range r.Ops {
-				if s.Op == op {
-					return s, s.Count > 0
-				}
-			}
-			return OpStats{}, false
-		}
-		qs := []struct {
-			name string
-			f    func(Percentiles) float64
-		}{
-			{"p50", func(p Percentiles) float64 { return p.P50 }},
-			{"p90", func(p Percentiles) float64 { return p.P90 }},
-			{"p99", func(p Percentiles) float64 { return p.P99 }},
-			{"p99.9", func(p Percentiles) float64 { return p.P999 }},
-			{"max", func(p Percentiles) float64 { return p.Max }},
-		}
-		if op != "all" {
-			// Per kind, the middle and the tail; all of it for "all".
-			qs = []struct {
-				name string
-				f    func(Percentiles) float64
-			}{qs[0], qs[2]}
+	c.row(runs, "stale reads", "", always(func(r *Result) float64 { return float64(r.Derived.StaleReads) }))
+	c.row(runs, "throughput", "req/s", always(func(r *Result) float64 { return r.Throughput }))
+	c.row(runs, "requests", "", always(func(r *Result) float64 { return float64(r.Requests) }))
+	c.row(runs, "errors", "%", always(func(r *Result) float64 { return 100 * float64(r.Errors) / float64(max(r.Requests, 1)) }))
+}
+
+// latencyQuantile is one column of a latency row.
+type latencyQuantile struct {
+	name string
+	of   func(Percentiles) float64
+}
+
+var (
+	// allQuantiles are compared for all requests together.
+	allQuantiles = []latencyQuantile{
+		{"p50", func(p Percentiles) float64 { return p.P50 }},
+		{"p90", func(p Percentiles) float64 { return p.P90 }},
+		{"p99", func(p Percentiles) float64 { return p.P99 }},
+		{"p99.9", func(p Percentiles) float64 { return p.P999 }},
+		{"max", func(p Percentiles) float64 { return p.Max }},
+	}
+	// opQuantiles are compared per kind of request: the middle and the
+	// tail.
+	opQuantiles = []latencyQuantile{allQuantiles[0], allQuantiles[2]}
+)
+
+// addLatencies adds the latencies of all requests, then of each kind.
+func (c *Comparison) addLatencies(runs []*Result) {
+	for _, op := range append([]string{"all"}, opNames[:]...) {
+		qs := opQuantiles
+		if op == "all" {
+			qs = allQuantiles
 		}
 		for _, q := range qs {
-			row(op+" "+q.name, "ms", func(r *Result) (float64, bool) {
-				s, ok := get(r)
-				return q.f(s.Latency), ok
+			c.row(runs, op+" "+q.name, "ms", func(r *Result) (float64, bool) {
+				s, ok := r.opStats(op)
+				return q.of(s.Latency), ok
 			})
 		}
 	}
-	row("origin requests", "req/s", func(r *Result) (float64, bool) {
+}
+
+// opStats is the figures of op ("all" for all requests), and whether the run
+// made any such request.
+func (r *Result) opStats(op string) (OpStats, bool) {
+	if op == "all" {
+		return r.All, r.All.Count > 0
+	}
+	for _, s := range r.Ops {
+		if s.Op == op {
+			return s, s.Count > 0
+		}
+	}
+	return OpStats{}, false
+}
+
+// addServers adds what the servers and the client spent.
+func (c *Comparison) addServers(runs []*Result) {
+	c.row(runs, "origin requests", "req/s", func(r *Result) (float64, bool) {
 		return r.Derived.OriginRequestsPerSec, r.Derived.OriginRequestsPerRead >= 0
 	})
-	row("DB queries", "q/s", func(r *Result) (float64, bool) { return r.Derived.DBQueriesPerSec, r.Derived.DBQueriesPerSec > 0 })
-	row("memcached ops", "ops/s", func(r *Result) (float64, bool) {
+	c.row(runs, "DB queries", "q/s", func(r *Result) (float64, bool) { return r.Derived.DBQueriesPerSec, r.Derived.DBQueriesPerSec > 0 })
+	c.row(runs, "memcached ops", "ops/s", func(r *Result) (float64, bool) {
 		return r.Derived.MemcachedOpsPerSec, r.Derived.MemcachedOpsPerSec > 0
 	})
-	row("proxy CPU", "cores", func(r *Result) (float64, bool) { return r.Derived.ProxyCores, r.Derived.ProxyCores > 0 })
-	row("origin CPU", "cores", func(r *Result) (float64, bool) { return r.Derived.OriginCores, r.Derived.OriginCores > 0 })
-	row("client CPU", "cores", always(func(r *Result) float64 { return r.Client.Cores }))
-	return c
+	c.row(runs, "proxy CPU", "cores", func(r *Result) (float64, bool) { return r.Derived.ProxyCores, r.Derived.ProxyCores > 0 })
+	c.row(runs, "origin CPU", "cores", func(r *Result) (float64, bool) { return r.Derived.OriginCores, r.Derived.OriginCores > 0 })
+	c.row(runs, "client CPU", "cores", always(func(r *Result) float64 { return r.Client.Cores }))
 }
 
 // fmtValue prints a figure compactly.

@@ -107,90 +107,135 @@ func MakePlan(r, originRun *Result, cfg PlanConfig) (Plan, error) {
 	if err := cfg.Validate(); err != nil {
 		return Plan{}, err
 	}
-	var p Plan
-	add := func(section, what, value, basis string) {
-		p.Lines = append(p.Lines, PlanLine{section, what, value, basis})
-	}
-	d := r.Derived
-	run := fmt.Sprintf("run %q", r.Config.Name)
+	pl := &planner{r: r, cfg: cfg, run: fmt.Sprintf("run %q", r.Config.Name),
+		peakReads: cfg.ReadsPerSec * cfg.Peak, peakWrites: cfg.WritesPerSec * cfg.Peak}
+	pl.load()
+	perRead := pl.originReadsPerRead()
+	pl.proxyAndOrigin(perRead)
+	pl.database(perRead)
+	pl.memcached(pl.hitRatio(perRead))
+	pl.caveats(originRun)
+	return pl.plan, nil
+}
 
-	peakReads, peakWrites := cfg.ReadsPerSec*cfg.Peak, cfg.WritesPerSec*cfg.Peak
-	add("load", "users", fmtCount(cfg.Users), "given")
-	add("load", "reads/s average → peak", fmtCount(cfg.ReadsPerSec)+" → "+fmtCount(peakReads), fmt.Sprintf("peak factor %g", cfg.Peak))
-	add("load", "writes/s average → peak", fmtCount(cfg.WritesPerSec)+" → "+fmtCount(peakWrites), fmt.Sprintf("peak factor %g", cfg.Peak))
-	add("load", "posts stored", fmtCount(cfg.Posts), "given (1 billion writes/month × 36 months by default)")
+// planner builds a Plan section by section, in the order it is printed.
+type planner struct {
+	plan                  Plan
+	r                     *Result
+	cfg                   PlanConfig
+	run                   string // names r in a line's basis
+	peakReads, peakWrites float64
+}
 
-	// Miss traffic: how many client reads reach the origin.
-	// In the steady state, after the warm-up, when the run measured it: a
-	// fleet runs warm, and a short run's cold start would oversize it.
-	perRead, basis := d.OriginRequestsPerRead, run+": origin reads per client read, from the origin's counters"
+func (pl *planner) add(section, what, value, basis string) {
+	pl.plan.Lines = append(pl.plan.Lines, PlanLine{section, what, value, basis})
+}
+
+// load restates the load sized for.
+func (pl *planner) load() {
+	cfg := pl.cfg
+	pl.add("load", "users", fmtCount(cfg.Users), "given")
+	pl.add("load", "reads/s average → peak", fmtCount(cfg.ReadsPerSec)+" → "+fmtCount(pl.peakReads), fmt.Sprintf("peak factor %g", cfg.Peak))
+	pl.add("load", "writes/s average → peak", fmtCount(cfg.WritesPerSec)+" → "+fmtCount(pl.peakWrites), fmt.Sprintf("peak factor %g", cfg.Peak))
+	pl.add("load", "posts stored", fmtCount(cfg.Posts), "given (1 billion writes/month × 36 months by default)")
+}
+
+// originReadsPerRead is the miss traffic: how many client reads reach the
+// origin. In the steady state, after the warm-up, when the run measured it:
+// a fleet runs warm, and a short run's cold start would oversize it.
+func (pl *planner) originReadsPerRead() float64 {
+	r := pl.r
+	perRead, basis := r.Derived.OriginRequestsPerRead, pl.run+": origin reads per client read, from the origin's counters"
 	if steady := r.Cache.SteadyHitRatio; steady > 0 {
 		was := ""
 		if perRead >= 0 {
 			was = fmt.Sprintf("; %.4f over the whole run, cold start included", perRead)
 		}
-		perRead, basis = 1-steady, run+": 1 − steady-state hit ratio (after the warm-up)"+was
+		perRead, basis = 1-steady, pl.run+": 1 − steady-state hit ratio (after the warm-up)"+was
 	} else if perRead < 0 {
-		perRead, basis = 1-r.Cache.HitRatio, run+": 1 − hit ratio from Cache-Status (no origin counters scraped)"
+		perRead, basis = 1-r.Cache.HitRatio, pl.run+": 1 − hit ratio from Cache-Status (no origin counters scraped)"
 	}
-	add("measured", "origin reads per client read", fmt.Sprintf("%.4f", perRead), basis)
-	originRPS := peakReads*perRead + peakWrites
-	add("origin", "origin requests/s at peak", fmtCount(originRPS), "peak reads × origin reads per client read + peak writes")
+	pl.add("measured", "origin reads per client read", fmt.Sprintf("%.4f", perRead), basis)
+	return perRead
+}
 
-	// Capacities come from saturating measurements only: a run at a fixed
-	// rate below the knee is not one.
+// proxyAndOrigin sizes the proxy and origin tiers. Capacities come from
+// saturating measurements only: a run at a fixed rate below the knee is not
+// one.
+func (pl *planner) proxyAndOrigin(perRead float64) {
+	cfg := pl.cfg
+	originRPS := pl.peakReads*perRead + pl.peakWrites
+	pl.add("origin", "origin requests/s at peak", fmtCount(originRPS), "peak reads × origin reads per client read + peak writes")
+
 	proxyCap, proxyBasis := cfg.ProxyRPSPerCore, cmp.Or(cfg.ProxyRPSBasis, "given")
 	if proxyCap == 0 {
 		proxyCap, proxyBasis = assumedProxyRPSPerCore, "assumed: not measured at saturation (give -proxy-sweep, a bench sweep through the proxy that found its knee)"
-		if d.ProxyRequestsPerCPUSec > 0 {
-			proxyBasis += fmt.Sprintf("; %s's %s/core at its light load is not a capacity", run, fmtCount(d.ProxyRequestsPerCPUSec))
+		if light := pl.r.Derived.ProxyRequestsPerCPUSec; light > 0 {
+			proxyBasis += fmt.Sprintf("; %s's %s/core at its light load is not a capacity", pl.run, fmtCount(light))
 		}
 	}
 	originCap, originBasis := cfg.OriginRPSPerCore, cmp.Or(cfg.OriginRPSBasis, "given")
 	if originCap == 0 {
 		originCap, originBasis = assumedOriginRPSPerCore, "assumed: not measured at saturation (give -origin-sweep, a bench sweep straight against the origin that found its knee)"
 	}
-	add("measured", "proxy requests/s per core", fmtCount(proxyCap), proxyBasis)
-	add("measured", "origin requests/s per core", fmtCount(originCap), originBasis)
-	perInstance := fmt.Sprintf("%g cores × %.0f%% utilisation; survives losing 1 of %d AZs", cfg.CoresPerInstance, 100*cfg.Utilisation, cfg.AZs)
-	proxies := instances(peakReads+peakWrites, proxyCap*cfg.CoresPerInstance*cfg.Utilisation, cfg.AZs)
-	add("proxy", "proxy instances", fmt.Sprint(proxies), fmt.Sprintf("%s req/s at peak ÷ (%s/core × %s)", fmtCount(peakReads+peakWrites), fmtCount(proxyCap), perInstance))
-	origins := instances(originRPS, originCap*cfg.CoresPerInstance*cfg.Utilisation, cfg.AZs)
-	add("origin", "origin instances", fmt.Sprint(origins), fmt.Sprintf("%s req/s at peak ÷ (%s/core × %s)", fmtCount(originRPS), fmtCount(originCap), perInstance))
+	pl.add("measured", "proxy requests/s per core", fmtCount(proxyCap), proxyBasis)
+	pl.add("measured", "origin requests/s per core", fmtCount(originCap), originBasis)
 
-	// Database: replicas for the miss traffic, the primary for writes.
-	qPerReq, qBasis := d.DBQueriesPerOriginReq, run+": DB queries per origin request"
+	perInstance := fmt.Sprintf("%g cores × %.0f%% utilisation; survives losing 1 of %d AZs", cfg.CoresPerInstance, 100*cfg.Utilisation, cfg.AZs)
+	proxyRPS := pl.peakReads + pl.peakWrites
+	proxies := instances(proxyRPS, proxyCap*cfg.CoresPerInstance*cfg.Utilisation, cfg.AZs)
+	pl.add("proxy", "proxy instances", fmt.Sprint(proxies), fmt.Sprintf("%s req/s at peak ÷ (%s/core × %s)", fmtCount(proxyRPS), fmtCount(proxyCap), perInstance))
+	origins := instances(originRPS, originCap*cfg.CoresPerInstance*cfg.Utilisation, cfg.AZs)
+	pl.add("origin", "origin instances", fmt.Sprint(origins), fmt.Sprintf("%s req/s at peak ÷ (%s/core × %s)", fmtCount(originRPS), fmtCount(originCap), perInstance))
+}
+
+// database sizes the replicas for the miss traffic and the primary for
+// writes.
+func (pl *planner) database(perRead float64) {
+	cfg := pl.cfg
+	qPerReq, qBasis := pl.r.Derived.DBQueriesPerOriginReq, pl.run+": DB queries per origin request"
 	if qPerReq == 0 {
 		qPerReq, qBasis = 1, "assumed: 1 (no DB query counter scraped)"
 	}
-	add("measured", "DB queries per origin request", fmt.Sprintf("%.2f", qPerReq), qBasis)
-	readQPS := peakReads * perRead * qPerReq
-	add("database", "read queries/s at peak (replicas)", fmtCount(readQPS), "peak reads × origin reads per client read × queries per request")
+	pl.add("measured", "DB queries per origin request", fmt.Sprintf("%.2f", qPerReq), qBasis)
+	readQPS := pl.peakReads * perRead * qPerReq
+	pl.add("database", "read queries/s at peak (replicas)", fmtCount(readQPS), "peak reads × origin reads per client read × queries per request")
 	replicas := max(int(math.Ceil(readQPS/(cfg.ReplicaQPS*cfg.Utilisation))), 1)
 	replicas = max(replicas, cfg.AZs-1)
-	add("database", "read replicas", fmt.Sprint(replicas), fmt.Sprintf("÷ (%s queries/s per replica (assumed) × %.0f%%), at least one per AZ besides the primary's", fmtCount(cfg.ReplicaQPS), 100*cfg.Utilisation))
-	add("database", "write transactions/s at peak (primary)", fmtCount(peakWrites), "one transaction per write (Multi-AZ standby for failover)")
+	pl.add("database", "read replicas", fmt.Sprint(replicas), fmt.Sprintf("÷ (%s queries/s per replica (assumed) × %.0f%%), at least one per AZ besides the primary's", fmtCount(cfg.ReplicaQPS), 100*cfg.Utilisation))
+	pl.add("database", "write transactions/s at peak (primary)", fmtCount(pl.peakWrites), "one transaction per write (Multi-AZ standby for failover)")
+}
 
-	// Memcached: the hot set for the hit ratio to keep.
+// hitRatio is the hit ratio memcached is sized to keep: given, else the
+// run's, steady state first.
+func (pl *planner) hitRatio(perRead float64) float64 {
+	r := pl.r
+	hit, basis := pl.cfg.HitRatio, "given"
+	if hit == 0 {
+		hit, basis = r.Cache.HitRatio, pl.run+": hit ratio from Cache-Status"
+		if r.Cache.SteadyHitRatio > 0 {
+			hit, basis = r.Cache.SteadyHitRatio, pl.run+": steady-state hit ratio from Cache-Status (after the warm-up)"
+		}
+		if hit == 0 {
+			hit, basis = 1-perRead, pl.run+": 1 − origin reads per client read"
+		}
+		if hit <= 0 || hit >= 1 {
+			hit, basis = 0.95, "assumed: the run measured no usable hit ratio"
+		}
+	}
+	pl.add("memcached", "hit ratio to keep", fmt.Sprintf("%.1f%%", 100*hit), basis)
+	return hit
+}
+
+// memcached sizes memcached for the hot set of each kind of read: its top
+// keys, enough of them to get the hit ratio's share of its reads.
+func (pl *planner) memcached(hit float64) {
+	r, cfg := pl.r, pl.cfg
 	s := r.Config.ZipfS
 	if r.Config.Popularity != PopularityZipf {
 		s = 1.1
 	}
-	hit, hitBasis := cfg.HitRatio, "given"
-	if hit == 0 {
-		hit, hitBasis = r.Cache.HitRatio, run+": hit ratio from Cache-Status"
-		if r.Cache.SteadyHitRatio > 0 {
-			hit, hitBasis = r.Cache.SteadyHitRatio, run+": steady-state hit ratio from Cache-Status (after the warm-up)"
-		}
-		if hit == 0 {
-			hit, hitBasis = 1-perRead, run+": 1 − origin reads per client read"
-		}
-		if hit <= 0 || hit >= 1 {
-			hit, hitBasis = 0.95, "assumed: the run measured no usable hit ratio"
-		}
-	}
-	add("memcached", "hit ratio to keep", fmt.Sprintf("%.1f%%", 100*hit), hitBasis)
-	add("memcached", "popularity", fmt.Sprintf("Zipf s=%g", s), "the run's -zipf-s (1.1 if the run was uniform)")
+	pl.add("memcached", "popularity", fmt.Sprintf("Zipf s=%g", s), "the run's -zipf-s (1.1 if the run was uniform)")
 	rm := r.Config.ReadMix
 	mix := rm.Post + rm.List + rm.Profile
 	kinds := []struct {
@@ -209,36 +254,38 @@ func MakePlan(r, originRun *Result, cfg PlanConfig) (Plan, error) {
 			continue
 		}
 		size := r.Ops[k.op].MeanBytes
-		sizeBasis := run + ": mean answer size"
+		sizeBasis := pl.run + ": mean answer size"
 		if size == 0 {
 			size, sizeBasis = 1024, "assumed"
 		}
 		n := topKeysFor(s, int(k.keys), hit)
 		bytes := float64(n) * (size + cfg.ItemOverheadBytes) / cfg.SlabEfficiency
 		totalBytes += bytes
-		add("memcached", "hot "+k.name, fmt.Sprintf("%s items, %s", fmtCount(float64(n)), fmtBytes(bytes)),
+		pl.add("memcached", "hot "+k.name, fmt.Sprintf("%s items, %s", fmtCount(float64(n)), fmtBytes(bytes)),
 			fmt.Sprintf("top keys of %s getting %.1f%% of their reads; %.0f B/answer (%s) + %.0f B overhead, ÷ %.0f%% slab efficiency",
 				fmtCount(k.keys), 100*hit, size, sizeBasis, cfg.ItemOverheadBytes, 100*cfg.SlabEfficiency))
 	}
 	nodes := max(int(math.Ceil(totalBytes/cfg.MemcachedNodeBytes*float64(cfg.AZs)/float64(cfg.AZs-1))), cfg.AZs)
-	add("memcached", "memory for the hot set", fmtBytes(totalBytes), "sum of the above")
-	add("memcached", "memcached nodes", fmt.Sprint(nodes), fmt.Sprintf("%s per node; keys spread so losing one AZ's nodes keeps the rest", fmtBytes(cfg.MemcachedNodeBytes)))
-	if d.MemcachedOpsPerSec > 0 && r.Throughput > 0 {
-		perReq := d.MemcachedOpsPerSec / r.Throughput
-		add("memcached", "memcached ops/s at peak", fmtCount(perReq*(peakReads+peakWrites)), fmt.Sprintf("%s: %.2f memcached ops per client request", run, perReq))
+	pl.add("memcached", "memory for the hot set", fmtBytes(totalBytes), "sum of the above")
+	pl.add("memcached", "memcached nodes", fmt.Sprint(nodes), fmt.Sprintf("%s per node; keys spread so losing one AZ's nodes keeps the rest", fmtBytes(cfg.MemcachedNodeBytes)))
+	if ops := r.Derived.MemcachedOpsPerSec; ops > 0 && r.Throughput > 0 {
+		perReq := ops / r.Throughput
+		pl.add("memcached", "memcached ops/s at peak", fmtCount(perReq*(pl.peakReads+pl.peakWrites)), fmt.Sprintf("%s: %.2f memcached ops per client request", pl.run, perReq))
 	}
-	for _, c := range cfg.Caveats {
-		add("caveat", c, "", "")
-	}
-	for _, w := range r.Warnings {
-		add("caveat", w, "", "")
-	}
+}
+
+// caveats lists what limits the plan: the given caveats and the runs'
+// warnings.
+func (pl *planner) caveats(originRun *Result) {
+	lists := [][]string{pl.cfg.Caveats, pl.r.Warnings}
 	if originRun != nil {
-		for _, w := range originRun.Warnings {
-			add("caveat", w, "", "")
+		lists = append(lists, originRun.Warnings)
+	}
+	for _, list := range lists {
+		for _, w := range list {
+			pl.add("caveat", w, "", "")
 		}
 	}
-	return p, nil
 }
 
 // SweepCapacity is the capacity per core a sweep measured for service

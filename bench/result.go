@@ -209,98 +209,117 @@ func assemble(st *runState, recs []*recorder, start, end time.Time, scheduled in
 	if cfg.Rate == 0 {
 		res.Mode = "closed loop"
 	}
-	secs := res.Elapsed.Seconds()
-	all, service, wait := newHist(), newCoarseHist(), newCoarseHist()
-	errs := map[[2]string]int64{}
-	var checked, stale [numChecks]int64
-	var cache [numOutcomes]int64
-	var readBytes, reads int64
-	for op := range numOps {
-		h := newHist()
-		s := OpStats{Op: opNames[op]}
-		var okBytes, ok int64
-		for _, r := range recs {
-			h.Merge(r.latency[op])
-			s.Count += r.count[op]
-			okBytes += r.okBytes[op]
-			ok += r.ok[op]
+	total := mergeRecorders(recs)
+	res.addOps(total)
+	res.addChecks(total)
+	res.Cache.SteadyHitRatio = steadyHitRatio(st.tl, min(cfg.Warmup, res.Elapsed/2))
+	res.Timeline = st.tl.report()
+	return res
+}
+
+// mergeRecorders sums the workers' recorders into one.
+func mergeRecorders(recs []*recorder) *recorder {
+	total := newRecorder(nil)
+	for _, r := range recs {
+		for op := range numOps {
+			total.latency[op].Merge(r.latency[op])
+			total.count[op] += r.count[op]
+			total.okBytes[op] += r.okBytes[op]
+			total.ok[op] += r.ok[op]
 			for k, n := range r.errs[op] {
-				s.Errors += n
-				errs[[2]string{opNames[op], k}] += n
+				total.errs[op][k] += n
 			}
 		}
+		total.service.Merge(r.service)
+		total.wait.Merge(r.wait)
+		for i := range total.checked {
+			total.checked[i] += r.checked[i]
+			total.stale[i] += r.stale[i]
+		}
+		for i := range total.cache {
+			total.cache[i] += r.cache[i]
+		}
+		for _, e := range r.staleExamples {
+			if len(total.staleExamples) < maxStaleExamples {
+				total.staleExamples = append(total.staleExamples, e)
+			}
+		}
+	}
+	return total
+}
+
+// addOps adds the figures of each operation and of all of them, the
+// errors by kind, and the mean size of a read's answer.
+func (res *Result) addOps(total *recorder) {
+	secs := res.Elapsed.Seconds()
+	all := newHist()
+	var readBytes, reads int64
+	for op := range numOps {
+		h := total.latency[op]
 		all.Merge(h)
-		s.PerSec = float64(s.Count) / secs
-		if ok > 0 {
-			s.MeanBytes = float64(okBytes) / float64(ok)
+		s := OpStats{Op: opNames[op], Count: total.count[op], PerSec: float64(total.count[op]) / secs,
+			Latency: percentiles(h), Spectrum: spectrum(h)}
+		if ok := total.ok[op]; ok > 0 {
+			s.MeanBytes = float64(total.okBytes[op]) / float64(ok)
 		}
-		if isRead(op) {
-			readBytes += okBytes
-			reads += ok
+		for k, n := range total.errs[op] {
+			s.Errors += n
+			res.ErrorKinds = append(res.ErrorKinds, ErrorCount{Op: opNames[op], Kind: k, Count: n})
 		}
-		s.Latency = percentiles(h)
-		s.Spectrum = spectrum(h)
 		res.Ops = append(res.Ops, s)
 		res.Requests += s.Count
 		res.Errors += s.Errors
 		if isRead(op) {
+			readBytes += total.okBytes[op]
+			reads += total.ok[op]
 			res.Derived.Reads += s.Count
 		} else {
 			res.Derived.Writes += s.Count
 		}
 	}
-	for _, r := range recs {
-		service.Merge(r.service)
-		wait.Merge(r.wait)
-		for i := range checked {
-			checked[i] += r.checked[i]
-			stale[i] += r.stale[i]
-		}
-		for i := range cache {
-			cache[i] += r.cache[i]
-		}
-		for _, e := range r.staleExamples {
-			if len(res.StaleExamples) < maxStaleExamples {
-				res.StaleExamples = append(res.StaleExamples, e)
-			}
-		}
-	}
+	sort.Slice(res.ErrorKinds, func(i, j int) bool { return res.ErrorKinds[i].Count > res.ErrorKinds[j].Count })
 	res.All = OpStats{Op: "all", Count: res.Requests, Errors: res.Errors, PerSec: float64(res.Requests) / secs,
 		Latency: percentiles(all), Spectrum: spectrum(all)}
 	res.Throughput = res.All.PerSec
-	res.Service, res.Wait = percentiles(service), percentiles(wait)
-	for k, n := range errs {
-		res.ErrorKinds = append(res.ErrorKinds, ErrorCount{Op: k[0], Kind: k[1], Count: n})
+	if reads > 0 {
+		res.Derived.MeanReadBytes = float64(readBytes) / float64(reads)
 	}
-	sort.Slice(res.ErrorKinds, func(i, j int) bool { return res.ErrorKinds[i].Count > res.ErrorKinds[j].Count })
+}
+
+// addChecks adds the service and wait times, the cache outcomes and the
+// read-after-write checks.
+func (res *Result) addChecks(total *recorder) {
+	res.Service, res.Wait = percentiles(total.service), percentiles(total.wait)
 	judged := int64(0)
-	for i, n := range cache {
+	for i, n := range total.cache {
 		res.Cache.Outcomes[outcomeNames[i]] = n
 		if i != outcomeNone {
 			judged += n
 		}
 	}
 	if judged > 0 {
-		res.Cache.HitRatio = float64(cache[outcomeHit]) / float64(judged)
+		res.Cache.HitRatio = float64(total.cache[outcomeHit]) / float64(judged)
 	}
-	res.Cache.SteadyHitRatio = steadyHitRatio(st.tl, min(cfg.Warmup, res.Elapsed/2))
-	for i := range checked {
-		res.Stale = append(res.Stale, StaleCount{Kind: checkNames[i], Checked: checked[i], Stale: stale[i]})
-		res.Derived.StaleReads += stale[i]
+	for i := range total.checked {
+		res.Stale = append(res.Stale, StaleCount{Kind: checkNames[i], Checked: total.checked[i], Stale: total.stale[i]})
+		res.Derived.StaleReads += total.stale[i]
 	}
-	if reads > 0 {
-		res.Derived.MeanReadBytes = float64(readBytes) / float64(reads)
-	}
-	st.tl.mu.Lock()
-	for i, s := range st.tl.seconds {
+	res.StaleExamples = total.staleExamples
+}
+
+// report is the timeline as the Result holds it.
+func (tl *timeline) report() []Second {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	var out []Second
+	for i, s := range tl.seconds {
 		sec := Second{T: i, secondStats: s}
-		if h := st.tl.lat[i]; h != nil {
+		if h := tl.lat[i]; h != nil {
 			sec.P50, sec.P99 = toMs(h.ValueAtQuantile(50)), toMs(h.ValueAtQuantile(99))
 		}
-		res.Timeline = append(res.Timeline, sec)
+		out = append(out, sec)
 	}
-	st.tl.mu.Unlock()
-	return res
+	return out
 }
 
 // steadyHitRatio is hits over cache-judged reads in the seconds after
@@ -324,63 +343,87 @@ func steadyHitRatio(tl *timeline, warmup time.Duration) float64 {
 // derive computes the figures that combine client and server counters, and
 // the warnings about how far to trust the run.
 func (r *Result) derive() {
-	d := &r.Derived
-	d.OriginRequestsPerRead = -1
-	secs := r.Elapsed.Seconds()
+	r.Derived.OriginRequestsPerRead = -1
 	originScraped := false
 	for _, m := range r.Metrics {
 		if _, ok := m.sumKnown(knownRequests); ok && m.Error == "" && m.Source.Name == "origin" {
 			originScraped = true
 		}
 	}
+	secs := r.Elapsed.Seconds()
 	for _, m := range r.Metrics {
 		if m.Error != "" {
 			r.Warnings = append(r.Warnings, fmt.Sprintf("metrics %s (%s): %s", m.Source.Name, m.Source.URL, m.Error))
 			continue
 		}
-		reqs, hasReqs := m.sumKnown(knownRequests)
-		cpu, hasCPU := m.sumKnown(knownCPU)
 		switch m.Source.Name {
 		case "origin":
-			if hasReqs {
-				d.OriginRequestsPerSec = reqs / secs
-				if d.Reads > 0 {
-					d.OriginRequestsPerRead = max(reqs-float64(d.Writes), 0) / float64(d.Reads)
-				}
-				if hasCPU && cpu > 0 {
-					d.OriginRequestsPerCPUSec = reqs / cpu
-				}
-			}
-			if hasCPU {
-				d.OriginCores = cpu / secs
-			}
-			if q, ok := m.sumKnown(knownDBQueries); ok {
-				d.DBQueriesPerSec = q / secs
-				if reqs > 0 {
-					d.DBQueriesPerOriginReq = q / reqs
-				}
-				if r.Requests > 0 {
-					d.DBQueriesPerRequest = q / float64(r.Requests)
-				}
-			}
+			r.deriveOrigin(m)
 		case "proxy":
-			if hasReqs && hasCPU && cpu > 0 {
-				d.ProxyRequestsPerCPUSec = reqs / cpu
-			}
-			if hasCPU {
-				d.ProxyCores = cpu / secs
-			}
-			// Without the origin's own counters, the proxy's count of its
-			// requests to the origin gives the offload.
-			if f, ok := m.sumKnown(knownOriginFetches); ok && !originScraped && d.Reads > 0 {
-				d.OriginRequestsPerRead = max(f-float64(d.Writes), 0) / float64(d.Reads)
-				d.OriginRequestsPerSec = f / secs
-			}
+			r.deriveProxy(m, originScraped)
 		}
 		if ops, ok := m.sumKnown(knownMemcached); ok {
-			d.MemcachedOpsPerSec += ops / secs
+			r.Derived.MemcachedOpsPerSec += ops / secs
 		}
 	}
+	r.addWarnings()
+}
+
+// deriveOrigin takes the offload, capacity and database figures from the
+// origin's counters.
+func (r *Result) deriveOrigin(m MetricsReport) {
+	d := &r.Derived
+	secs := r.Elapsed.Seconds()
+	reqs, hasReqs := m.sumKnown(knownRequests)
+	cpu, hasCPU := m.sumKnown(knownCPU)
+	if hasReqs {
+		d.OriginRequestsPerSec = reqs / secs
+		if d.Reads > 0 {
+			d.OriginRequestsPerRead = max(reqs-float64(d.Writes), 0) / float64(d.Reads)
+		}
+		if hasCPU && cpu > 0 {
+			d.OriginRequestsPerCPUSec = reqs / cpu
+		}
+	}
+	if hasCPU {
+		d.OriginCores = cpu / secs
+	}
+	if q, ok := m.sumKnown(knownDBQueries); ok {
+		d.DBQueriesPerSec = q / secs
+		if reqs > 0 {
+			d.DBQueriesPerOriginReq = q / reqs
+		}
+		if r.Requests > 0 {
+			d.DBQueriesPerRequest = q / float64(r.Requests)
+		}
+	}
+}
+
+// deriveProxy takes the capacity figures from the proxy's counters, and
+// the offload when the origin's were not scraped.
+func (r *Result) deriveProxy(m MetricsReport, originScraped bool) {
+	d := &r.Derived
+	secs := r.Elapsed.Seconds()
+	reqs, hasReqs := m.sumKnown(knownRequests)
+	cpu, hasCPU := m.sumKnown(knownCPU)
+	if hasReqs && hasCPU && cpu > 0 {
+		d.ProxyRequestsPerCPUSec = reqs / cpu
+	}
+	if hasCPU {
+		d.ProxyCores = cpu / secs
+	}
+	// Without the origin's own counters, the proxy's count of its
+	// requests to the origin gives the offload.
+	if f, ok := m.sumKnown(knownOriginFetches); ok && !originScraped && d.Reads > 0 {
+		d.OriginRequestsPerRead = max(f-float64(d.Writes), 0) / float64(d.Reads)
+		d.OriginRequestsPerSec = f / secs
+	}
+}
+
+// addWarnings says how far to trust the run: processes that share their
+// CPU figures, failed requests, a busy client or machine, a schedule not
+// kept, stale reads.
+func (r *Result) addWarnings() {
 	if shared := r.sharedProcesses(); shared != "" {
 		r.Warnings = append(r.Warnings, "metrics sources "+shared+" report the same process_start_time_seconds and resident memory: "+
 			"they likely run in one process, so each one's CPU figures are the process's total")
@@ -415,8 +458,8 @@ func (r *Result) derive() {
 				r.Wait.P99, r.Service.P99))
 		}
 	}
-	if d.StaleReads > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%d stale reads: the target served data older than acknowledged writes", d.StaleReads))
+	if r.Derived.StaleReads > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%d stale reads: the target served data older than acknowledged writes", r.Derived.StaleReads))
 	}
 }
 

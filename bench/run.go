@@ -119,61 +119,17 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 	start := time.Now()
 	st.tl = newTimeline(start)
 	stopProgress := startProgressLine(progress, st.tl, cfg)
-
-	// drainCtx ends when the run is interrupted, or Drain after the schedule
-	// ends: requests still queued then are counted as not sent.
-	drainCtx, cancelDrain := context.WithCancel(ctx)
-	defer cancelDrain()
 	// One worker per connection: -connections per target.
 	recs := make([]*recorder, cfg.Connections*len(cfg.Targets))
-	var wg sync.WaitGroup
+	for i := range recs {
+		recs[i] = newRecorder(st.tl)
+	}
 	var scheduled int64
 	if cfg.Rate > 0 {
-		jobs := make(chan job, 1<<16)
-		for i := range recs {
-			recs[i] = newRecorder(st.tl)
-			w := newWorker(st, recs[i])
-			wg.Go(func() {
-				defer w.release()
-				for j := range jobs {
-					if drainCtx.Err() != nil {
-						w.notSent(j, ctx)
-						continue
-					}
-					w.do(j)
-				}
-			})
-		}
-		gen, _ := newGenerator(cfg, 0, postPerm, userPerm)
-		scheduled = dispatch(ctx, cfg, gen, start, jobs)
-		close(jobs)
-		if ctx.Err() == nil {
-			time.AfterFunc(cfg.Drain, cancelDrain)
-		}
+		scheduled = st.openLoop(ctx, recs, start, postPerm, userPerm)
 	} else {
-		deadline := start.Add(cfg.Duration)
-		for i := range recs {
-			recs[i] = newRecorder(st.tl)
-			w := newWorker(st, recs[i])
-			gen, _ := newGenerator(cfg, uint64(i)+1, postPerm, userPerm)
-			wg.Go(func() {
-				defer w.release()
-				for ctx.Err() == nil {
-					now := time.Now()
-					if cfg.Duration > 0 && !now.Before(deadline) {
-						return
-					}
-					n := st.started.Add(1)
-					if cfg.Requests > 0 && n > cfg.Requests {
-						return
-					}
-					op, key := gen.next()
-					w.do(job{n: n, op: op, key: key, at: now})
-				}
-			})
-		}
+		st.closedLoop(ctx, recs, start, postPerm, userPerm)
 	}
-	wg.Wait()
 	end := time.Now()
 	for _, r := range recs {
 		r.flush()
@@ -184,7 +140,78 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 
 	res := assemble(st, recs, start, end, scheduled)
 	res.Client = cpuAfter.since(cpuBefore, end.Sub(start))
-	for i, src := range cfg.Metrics {
+	res.Metrics = metricsReports(cfg.Metrics, before, after, end.Sub(start))
+	res.derive()
+	st.acks.lowerBounds(seed)
+	return res, nil
+}
+
+// openLoop sends the schedule from start through one worker per recorder,
+// and returns how many requests it scheduled once every worker is done.
+func (st *runState) openLoop(ctx context.Context, recs []*recorder, start time.Time, postPerm, userPerm []int32) int64 {
+	// drainCtx ends when the run is interrupted, or Drain after the schedule
+	// ends: requests still queued then are counted as not sent.
+	drainCtx, cancelDrain := context.WithCancel(ctx)
+	defer cancelDrain()
+	jobs := make(chan job, 1<<16)
+	var wg sync.WaitGroup
+	for _, rec := range recs {
+		w := newWorker(st, rec)
+		wg.Go(func() {
+			defer w.release()
+			for j := range jobs {
+				if drainCtx.Err() != nil {
+					w.notSent(j, ctx)
+					continue
+				}
+				w.do(j)
+			}
+		})
+	}
+	gen, _ := newGenerator(st.cfg, 0, postPerm, userPerm)
+	scheduled := dispatch(ctx, st.cfg, gen, start, jobs)
+	close(jobs)
+	if ctx.Err() == nil {
+		time.AfterFunc(st.cfg.Drain, cancelDrain)
+	}
+	wg.Wait()
+	return scheduled
+}
+
+// closedLoop has one worker per recorder send its next request as soon as
+// the last one is answered, until the run's duration or request count is
+// reached, and returns when every worker is done.
+func (st *runState) closedLoop(ctx context.Context, recs []*recorder, start time.Time, postPerm, userPerm []int32) {
+	cfg := st.cfg
+	deadline := start.Add(cfg.Duration)
+	var wg sync.WaitGroup
+	for i, rec := range recs {
+		w := newWorker(st, rec)
+		gen, _ := newGenerator(cfg, uint64(i)+1, postPerm, userPerm)
+		wg.Go(func() {
+			defer w.release()
+			for ctx.Err() == nil {
+				now := time.Now()
+				if cfg.Duration > 0 && !now.Before(deadline) {
+					return
+				}
+				n := st.started.Add(1)
+				if cfg.Requests > 0 && n > cfg.Requests {
+					return
+				}
+				op, key := gen.next()
+				w.do(job{n: n, op: op, key: key, at: now})
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// metricsReports is what each source's counters did between the scrapes
+// before and after the run.
+func metricsReports(sources []MetricsSource, before, after []scrapeResult, elapsed time.Duration) []MetricsReport {
+	var out []MetricsReport
+	for i, src := range sources {
 		m := MetricsReport{Source: src}
 		switch {
 		case before[i].err != nil:
@@ -192,13 +219,11 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 		case after[i].err != nil:
 			m.Error = "after: " + after[i].err.Error()
 		default:
-			m.Metrics = diffMetrics(before[i].values, after[i].values, end.Sub(start))
+			m.Metrics = diffMetrics(before[i].values, after[i].values, elapsed)
 		}
-		res.Metrics = append(res.Metrics, m)
+		out = append(out, m)
 	}
-	res.derive()
-	st.acks.lowerBounds(seed)
-	return res, nil
+	return out
 }
 
 // dispatch hands out the open-loop schedule: request i is due at a fixed

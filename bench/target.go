@@ -35,21 +35,14 @@ func newTarget(base string, conns int, timeout time.Duration, retries *atomic.In
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("target %q: want http://host:port or https://host:port", base)
 	}
-	addr := u.Host
-	if u.Port() == "" {
-		if u.Scheme == "https" {
-			addr += ":443"
-		} else {
-			addr += ":80"
-		}
-	}
+	tls := u.Scheme == "https"
 	return &target{
 		base:   base,
 		prefix: strings.TrimSuffix(u.Path, "/"),
 		host:   u.Host,
 		client: &fasthttp.HostClient{
-			Addr:                      addr,
-			IsTLS:                     u.Scheme == "https",
+			Addr:                      fasthttp.AddMissingPort(u.Host, tls),
+			IsTLS:                     tls,
 			MaxConns:                  conns,
 			MaxConnWaitTimeout:        timeout,
 			ReadTimeout:               timeout,

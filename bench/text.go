@@ -28,6 +28,19 @@ func fmtMs(ms float64) string {
 
 // WriteText prints the run's tables for a person.
 func (r *Result) WriteText(w io.Writer) {
+	r.writeHeader(w)
+	r.writeLatencies(w)
+	r.writeCorrectness(w)
+	r.writeServers(w)
+	fmt.Fprintf(w, "client CPU: %.2fs user + %.2fs system = %.2f cores busy of %d usable (machine: %d)\n",
+		r.Client.UserSeconds, r.Client.SysSeconds, r.Client.Cores, r.Client.Usable, r.Client.NumCPU)
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warn)
+	}
+}
+
+// writeHeader says what ran against what, and the totals.
+func (r *Result) writeHeader(w io.Writer) {
 	c := r.Config
 	fmt.Fprintf(w, "run %q: %s against %s\n", c.Name, r.Mode, strings.Join(c.Targets, ", "))
 	if c.Rate > 0 {
@@ -51,7 +64,10 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w)
+}
 
+// writeLatencies is the table of latencies by operation.
+func (r *Result) writeLatencies(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "op\tcount\terrors\tper s\tp50\tp90\tp99\tp99.9\tmax\t")
 	for _, s := range append(append([]OpStats{}, r.Ops...), r.All) {
@@ -65,7 +81,11 @@ func (r *Result) WriteText(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintf(w, "latency counts from the scheduled send time (failed requests included); service time (send → answer) p50 %s p99 %s; wait before send p99 %s\n\n",
 		fmtMs(r.Service.P50), fmtMs(r.Service.P99), fmtMs(r.Wait.P99))
+}
 
+// writeCorrectness is what the client saw besides speed: cache outcomes,
+// stale reads, errors and retries.
+func (r *Result) writeCorrectness(w io.Writer) {
 	o := r.Cache.Outcomes
 	if r.Cache.judged() > 0 {
 		fmt.Fprintf(w, "cache: hit ratio %.1f%% (hit %d, miss %d, stale %d, bypass %d, no Cache-Status %d)\n",
@@ -90,6 +110,10 @@ func (r *Result) WriteText(w io.Writer) {
 	if r.Retries > 0 {
 		fmt.Fprintf(w, "reads retried on a keep-alive connection the server had closed: %d\n", r.Retries)
 	}
+}
+
+// writeServers is what the servers' own counters said.
+func (r *Result) writeServers(w io.Writer) {
 	d := r.Derived
 	if d.OriginRequestsPerRead >= 0 {
 		fmt.Fprintf(w, "origin: %.0f requests/s, %.3f origin reads per client read (offload %.1f%%)",
@@ -116,10 +140,5 @@ func (r *Result) WriteText(w io.Writer) {
 			}
 		}
 		fmt.Fprintf(w, "\n  (%d more metrics in the JSON report)\n", len(m.Metrics)-known)
-	}
-	fmt.Fprintf(w, "client CPU: %.2fs user + %.2fs system = %.2f cores busy of %d usable (machine: %d)\n",
-		r.Client.UserSeconds, r.Client.SysSeconds, r.Client.Cores, r.Client.Usable, r.Client.NumCPU)
-	for _, warn := range r.Warnings {
-		fmt.Fprintf(w, "WARNING: %s\n", warn)
 	}
 }

@@ -384,81 +384,17 @@ func sfItemValue(v []byte, i int) (val []byte, kind byte, next int, ok bool) {
 	}
 	switch c := v[i]; {
 	case c == '"':
-		// sf-string: printable ASCII; a backslash escapes only '"' or '\'.
-		val, next, ok = quotedString(v, i)
-		for k := 0; ok && k < len(val); k++ {
-			switch c := val[k]; {
-			case c < 0x20 || c > 0x7e:
-				ok = false
-			case c == '\\':
-				k++
-				ok = k < len(val) && (val[k] == '"' || val[k] == '\\')
-			}
-		}
-		if !ok {
-			return nil, 0, i, false
-		}
-		return val, 's', next, true
+		return sfString(v, i)
 	case c == '-' || isDigit(c):
-		start := i
-		if c == '-' {
-			i++
-		}
-		d := i
-		for i < len(v) && isDigit(v[i]) {
-			i++
-		}
-		if i == d || i-d > 15 {
-			return nil, 0, i, false
-		}
-		if i < len(v) && v[i] == '.' {
-			i++
-			f := i
-			for i < len(v) && isDigit(v[i]) {
-				i++
-			}
-			if i == f || i-f > 3 || f-1-d > 12 {
-				return nil, 0, i, false
-			}
-			return v[start:i], 'd', i, true
-		}
-		return v[start:i], 'i', i, true
+		return sfNumber(v, i)
 	case c == '?':
 		if i+1 < len(v) && (v[i+1] == '0' || v[i+1] == '1') {
 			return v[i+1 : i+2], 'b', i + 2, true
 		}
-		return nil, 0, i, false
 	case c == ':':
-		start := i + 1
-		for i = start; i < len(v) && v[i] != ':'; i++ {
-			if !isBase64(v[i]) {
-				return nil, 0, i, false
-			}
-		}
-		if i >= len(v) {
-			return nil, 0, i, false
-		}
-		return v[start:i], 'y', i + 1, true
+		return sfByteSequence(v, i)
 	case c == '(':
-		i++
-		for {
-			i = skipSP(v, i)
-			if i >= len(v) {
-				return nil, 0, i, false
-			}
-			if v[i] == ')' {
-				return nil, 'l', i + 1, true
-			}
-			if _, _, i, ok = sfItemValue(v, i); !ok {
-				return nil, 0, i, false
-			}
-			if i, ok = sfParams(v, i); !ok {
-				return nil, 0, i, false
-			}
-			if i < len(v) && v[i] != ' ' && v[i] != ')' {
-				return nil, 0, i, false
-			}
-		}
+		return sfInnerList(v, i)
 	case isAlpha(c) || c == '*':
 		start := i
 		for i < len(v) && (isTchar(v[i]) || v[i] == ':' || v[i] == '/') {
@@ -467,6 +403,93 @@ func sfItemValue(v []byte, i int) (val []byte, kind byte, next int, ok bool) {
 		return v[start:i], 't', i, true
 	}
 	return nil, 0, i, false
+}
+
+// sfString parses an sf-string at v[i] == '"': printable ASCII, where a
+// backslash escapes only '"' or '\'.
+func sfString(v []byte, i int) (val []byte, kind byte, next int, ok bool) {
+	val, next, ok = quotedString(v, i)
+	for k := 0; ok && k < len(val); k++ {
+		switch c := val[k]; {
+		case c < 0x20 || c > 0x7e:
+			ok = false
+		case c == '\\':
+			k++
+			ok = k < len(val) && (val[k] == '"' || val[k] == '\\')
+		}
+	}
+	if !ok {
+		return nil, 0, i, false
+	}
+	return val, 's', next, true
+}
+
+// sfNumber parses an sf-integer (at most 15 digits) or sf-decimal (at most
+// 12 digits, a point and 1 to 3 more) at v[i].
+func sfNumber(v []byte, i int) (val []byte, kind byte, next int, ok bool) {
+	start := i
+	if v[i] == '-' {
+		i++
+	}
+	d := i
+	for i < len(v) && isDigit(v[i]) {
+		i++
+	}
+	if i == d || i-d > 15 {
+		return nil, 0, i, false
+	}
+	if i < len(v) && v[i] == '.' {
+		i++
+		f := i
+		for i < len(v) && isDigit(v[i]) {
+			i++
+		}
+		if i == f || i-f > 3 || f-1-d > 12 {
+			return nil, 0, i, false
+		}
+		return v[start:i], 'd', i, true
+	}
+	return v[start:i], 'i', i, true
+}
+
+// sfByteSequence parses an sf-binary at v[i] == ':': base64 up to the
+// closing ':', returned undecoded.
+func sfByteSequence(v []byte, i int) (val []byte, kind byte, next int, ok bool) {
+	start := i + 1
+	for i = start; i < len(v) && v[i] != ':'; i++ {
+		if !isBase64(v[i]) {
+			return nil, 0, i, false
+		}
+	}
+	if i >= len(v) {
+		return nil, 0, i, false
+	}
+	return v[start:i], 'y', i + 1, true
+}
+
+// sfInnerList checks an inner-list at v[i] == '(': items with parameters,
+// separated by spaces. Its value is nil: an inner list names no fields or
+// seconds here, so ParseTargeted reads its directive restrictively.
+func sfInnerList(v []byte, i int) (val []byte, kind byte, next int, ok bool) {
+	i++
+	for {
+		i = skipSP(v, i)
+		if i >= len(v) {
+			return nil, 0, i, false
+		}
+		if v[i] == ')' {
+			return nil, 'l', i + 1, true
+		}
+		if _, _, i, ok = sfItemValue(v, i); !ok {
+			return nil, 0, i, false
+		}
+		if i, ok = sfParams(v, i); !ok {
+			return nil, 0, i, false
+		}
+		if i < len(v) && v[i] != ' ' && v[i] != ')' {
+			return nil, 0, i, false
+		}
+	}
 }
 
 // sfParams skips RFC 8941 parameters (;key[=item]) at v[i].

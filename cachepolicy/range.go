@@ -82,26 +82,11 @@ func ParseRange(v []byte, length int64, dst []ByteRange) ([]ByteRange, RangeAnsw
 		if i == len(v) {
 			break
 		}
-		first, last := int64(-1), int64(-1)
-		var ok bool
-		if v[i] != '-' {
-			if first, i, ok = rangeNumber(v, i); !ok {
-				return dst[:base], RangeFull
-			}
-		}
-		if i >= len(v) || v[i] != '-' {
+		first, last, next, ok := rangeSpec(v, i)
+		if !ok {
 			return dst[:base], RangeFull
 		}
-		i++
-		if i < len(v) && isDigit(v[i]) {
-			last, i, _ = rangeNumber(v, i)
-		} else if first < 0 {
-			return dst[:base], RangeFull // "-" alone
-		}
-		i = skipOWS(v, i)
-		if i < len(v) && v[i] != ',' {
-			return dst[:base], RangeFull
-		}
+		i = next
 		if specs++; specs > MaxRanges {
 			return dst[:base], RangeFull
 		}
@@ -129,14 +114,45 @@ func ParseRange(v []byte, length int64, dst []ByteRange) ([]ByteRange, RangeAnsw
 	if specs == 0 {
 		return dst[:base], RangeFull
 	}
-	ranges := dst[base:]
-	if len(ranges) == 0 {
+	if len(dst) == base {
 		if emptySuffix {
 			return dst[:base], RangeFull
 		}
 		return dst[:base], RangeUnsatisfiable
 	}
-	// Insertion sort (at most MaxRanges), then coalesce.
+	return dst[:base+coalesce(dst[base:])], RangePartial
+}
+
+// rangeSpec parses the range-spec at v[i] and the OWS after it, up to a
+// comma or the end: first is -1 for a suffix-range, last -1 when the spec
+// has none ("5-").
+func rangeSpec(v []byte, i int) (first, last int64, next int, ok bool) {
+	first, last = -1, -1
+	if v[i] != '-' {
+		if first, i, ok = rangeNumber(v, i); !ok {
+			return 0, 0, i, false
+		}
+	}
+	if i >= len(v) || v[i] != '-' {
+		return 0, 0, i, false
+	}
+	i++
+	if i < len(v) && isDigit(v[i]) {
+		last, i, _ = rangeNumber(v, i)
+	} else if first < 0 {
+		return 0, 0, i, false // "-" alone
+	}
+	i = skipOWS(v, i)
+	if i < len(v) && v[i] != ',' {
+		return 0, 0, i, false
+	}
+	return first, last, i, true
+}
+
+// coalesce sorts ranges by their first byte (an insertion sort: there are
+// at most MaxRanges) and merges those that overlap or touch, in place. It
+// returns how many ranges are left.
+func coalesce(ranges []ByteRange) int {
 	for i := 1; i < len(ranges); i++ {
 		for j := i; j > 0 && ranges[j].First < ranges[j-1].First; j-- {
 			ranges[j], ranges[j-1] = ranges[j-1], ranges[j]
@@ -151,7 +167,7 @@ func ParseRange(v []byte, length int64, dst []ByteRange) ([]ByteRange, RangeAnsw
 		ranges[n] = r
 		n++
 	}
-	return dst[:base+n], RangePartial
+	return n
 }
 
 // rangeNumber parses 1*DIGIT at v[i], saturating at 2^62 (larger than any

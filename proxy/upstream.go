@@ -52,15 +52,8 @@ func newOrigins(cfg Config, log *zap.Logger, m *metricSet) (*origins, error) {
 		if err != nil {
 			return nil, err
 		}
-		addr := u.Host
-		if u.Port() == "" {
-			if u.Scheme == "https" {
-				addr += ":443"
-			} else {
-				addr += ":80"
-			}
-		}
 		tls := u.Scheme == "https"
+		addr := fasthttp.AddMissingPort(u.Host, tls)
 		connect, probeTimeout := cfg.OriginConnectTimeout, cfg.OriginProbeTimeout
 		up := &upstream{base: base, host: u.Host, scheme: u.Scheme, hc: &fasthttp.HostClient{
 			Addr:                     addr,

@@ -79,12 +79,9 @@ func (f *Fleet) StartMemcached(ctx context.Context, zone string) error {
 func (f *Fleet) memcached(zone string, op func(*localstack.Memcached) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	z, err := f.zone(zone)
+	z, err := f.runningMemcached(zone)
 	if err != nil {
 		return err
-	}
-	if z.Memcached == nil {
-		return fmt.Errorf("zone %s: memcached was killed with its zone", zone)
 	}
 	z.paused = false
 	return op(z.Memcached)

@@ -544,27 +544,21 @@ func (f *Fleet) startHAProxy(ctx context.Context, bin, listen, stats string) err
 	f.haproxy = ha
 
 	// Ready when the stats page answers and every proxy passed its checks.
-	deadline := time.Now().Add(startTimeout)
-	for {
+	err = ha.WaitReady(ctx, startTimeout, 50*time.Millisecond, func() error {
 		states, err := f.ServerStates(ctx)
-		if err == nil && allUp(states) {
-			return nil
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ha.Exited():
-			f.haproxy = nil
-			return fmt.Errorf("haproxy exited during start-up:\n%s", ha.Tail())
-		case <-ctx.Done():
-			f.stopHAProxy()
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		if !allUp(states) {
+			return fmt.Errorf("not every proxy up: %v", states)
 		}
-		if time.Now().After(deadline) {
-			f.stopHAProxy()
-			return fmt.Errorf("haproxy did not report every proxy up within %s (last: %v, %v):\n%s",
-				startTimeout, states, err, ha.Tail())
-		}
+		return nil
+	})
+	if err != nil {
+		f.stopHAProxy()
+		return err
 	}
+	return nil
 }
 
 func allUp(states map[string]ServerState) bool {
@@ -680,6 +674,16 @@ func (f *Fleet) runningProxy(name string) (*Zone, error) {
 	z, err := f.zone(name)
 	if err == nil && z.Proxy == nil {
 		err = fmt.Errorf("zone %s: proxy already stopped", name)
+	}
+	return z, err
+}
+
+// runningMemcached is the named zone, whose memcached node must not have
+// been killed with it (KillZone); f.mu is held.
+func (f *Fleet) runningMemcached(name string) (*Zone, error) {
+	z, err := f.zone(name)
+	if err == nil && z.Memcached == nil {
+		err = fmt.Errorf("zone %s: memcached was killed with its zone", name)
 	}
 	return z, err
 }
@@ -841,12 +845,9 @@ func (f *Fleet) ResumeMemcached(zone string) error {
 func (f *Fleet) pauseResume(zone string, pause bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	z, err := f.zone(zone)
+	z, err := f.runningMemcached(zone)
 	if err != nil {
 		return err
-	}
-	if z.Memcached == nil {
-		return fmt.Errorf("zone %s: memcached is stopped", zone)
 	}
 	if pause {
 		err = z.Memcached.Pause()

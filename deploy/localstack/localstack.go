@@ -34,6 +34,7 @@ const startTimeout = 60 * time.Second
 // Process is a child server started by StartProcess: its output goes to a
 // log file, and it dies with this process even without Stop.
 type Process struct {
+	name   string // as started, for errors
 	cmd    *exec.Cmd
 	exited chan struct{}
 	log    string
@@ -57,7 +58,7 @@ func StartProcess(logPath string, env []string, name string, args ...string) (*P
 		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Process{cmd: cmd, exited: make(chan struct{}), log: logPath}
+	p := &Process{name: name, cmd: cmd, exited: make(chan struct{}), log: logPath}
 	go func() {
 		cmd.Wait()
 		logFile.Close()
@@ -68,6 +69,30 @@ func StartProcess(logPath string, env []string, name string, args ...string) (*P
 
 // Exited is closed when the process has ended.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
+
+// WaitReady calls ready every interval until it returns nil. It gives up
+// when the process exits, when ctx ends (returning ctx.Err()), or after
+// timeout, with ready's last error; the errors end with the process's log.
+// It does not stop the process.
+func (p *Process) WaitReady(ctx context.Context, timeout, interval time.Duration, ready func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := ready()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.exited:
+			return fmt.Errorf("%s exited during start-up:\n%s", p.name, p.Tail())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready within %s: %w\n%s", p.name, timeout, err, p.Tail())
+		}
+	}
+}
 
 // Stop sends SIGTERM, waits up to 20 s, then kills. A nil Process is
 // already stopped.
@@ -276,24 +301,13 @@ func (m *MariaDB) waitReady(ctx context.Context) error {
 		return err
 	}
 	defer root.Close()
-	deadline := time.Now().Add(startTimeout)
-	for {
+	err = m.proc.WaitReady(ctx, startTimeout, 50*time.Millisecond, func() error {
 		pingCtx, cancel := context.WithTimeout(ctx, time.Second)
-		err = root.PingContext(pingCtx)
-		cancel()
-		if err == nil {
-			break
-		}
-		select {
-		case <-m.proc.Exited():
-			return fmt.Errorf("mariadbd exited during start-up:\n%s", m.proc.Tail())
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("mariadbd did not answer within %s: %v\n%s", startTimeout, err, m.proc.Tail())
-		}
+		defer cancel()
+		return root.PingContext(pingCtx)
+	})
+	if err != nil {
+		return err
 	}
 	for _, stmt := range []string{
 		"CREATE DATABASE IF NOT EXISTS edgecache",
@@ -468,45 +482,37 @@ func startMemcached(ctx context.Context, dir string, memoryMB int, listen string
 		return nil, err
 	}
 	m := &Memcached{proc: proc, dir: dir, memoryMB: memoryMB}
-	deadline := time.Now().Add(startTimeout)
-	for m.Addr == "" {
-		if b, err := os.ReadFile(portFile); err == nil {
-			// The file holds lines like "TCP INET: 40123".
-			for _, line := range strings.Split(string(b), "\n") {
-				if port, ok := strings.CutPrefix(line, "TCP INET: "); ok {
-					m.Addr = "127.0.0.1:" + strings.TrimSpace(port)
-				}
+	err = proc.WaitReady(ctx, startTimeout, 20*time.Millisecond, func() error {
+		if m.Addr == "" {
+			if m.Addr = readPortFile(portFile); m.Addr == "" {
+				return errors.New("memcached has not written its port yet")
 			}
 		}
-		if m.Addr != "" {
-			break
-		}
-		select {
-		case <-proc.Exited():
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("memcached exited during start-up:\n%s", proc.Tail())
-		case <-ctx.Done():
-			m.Stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			m.Stop()
-			return nil, errors.New("memcached did not write its port in time")
-		}
-	}
-	for {
 		c, err := net.DialTimeout("tcp", m.Addr, time.Second)
-		if err == nil {
-			c.Close()
-			return m, nil
+		if err != nil {
+			return fmt.Errorf("memcached at %s does not answer: %w", m.Addr, err)
 		}
-		if time.Now().After(deadline) {
-			m.Stop()
-			return nil, fmt.Errorf("memcached at %s does not answer: %w", m.Addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+		c.Close()
+		return nil
+	})
+	if err != nil {
+		m.Stop()
+		return nil, err
 	}
+	return m, nil
+}
+
+// readPortFile is the address memcached wrote to its port file (lines like
+// "TCP INET: 40123"), "" before it has.
+func readPortFile(path string) string {
+	b, _ := os.ReadFile(path)
+	addr := ""
+	for _, line := range strings.Split(string(b), "\n") {
+		if port, ok := strings.CutPrefix(line, "TCP INET: "); ok {
+			addr = "127.0.0.1:" + strings.TrimSpace(port)
+		}
+	}
+	return addr
 }
 
 // Restart ends memcached and starts it again, empty, on the same address:

@@ -133,3 +133,42 @@ func TestMemcachedInAFolderClearsLeftovers(t *testing.T) {
 		t.Fatalf("folder after Stop: %v", err)
 	}
 }
+
+// WaitReady returns once ready does, and otherwise says why it gave up: the
+// process exited, ctx ended, or the time ran out with ready's last error.
+func TestWaitReady(t *testing.T) {
+	dir := t.TempDir()
+	sleeper, err := StartProcess(filepath.Join(dir, "sleep.log"), nil, "sleep", "30")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sleeper.Stop()
+	ctx := context.Background()
+	calls := 0
+	if err := sleeper.WaitReady(ctx, 5*time.Second, time.Millisecond, func() error {
+		if calls++; calls < 3 {
+			return errors.New("not yet")
+		}
+		return nil
+	}); err != nil || calls != 3 {
+		t.Errorf("ready on the third call: %v after %d calls", err, calls)
+	}
+	notYet := errors.New("not yet")
+	if err := sleeper.WaitReady(ctx, 20*time.Millisecond, time.Millisecond, func() error { return notYet }); !errors.Is(err, notYet) ||
+		!strings.Contains(err.Error(), "sleep not ready within 20ms") {
+		t.Errorf("never ready: %v", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := sleeper.WaitReady(cancelled, time.Minute, time.Millisecond, func() error { return notYet }); !errors.Is(err, context.Canceled) {
+		t.Errorf("ctx ended: %v", err)
+	}
+	quitter, err := StartProcess(filepath.Join(dir, "true.log"), nil, "true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := quitter.WaitReady(ctx, time.Minute, time.Millisecond, func() error { return notYet }); err == nil ||
+		!strings.Contains(err.Error(), "true exited during start-up") {
+		t.Errorf("process exited: %v", err)
+	}
+}

@@ -163,21 +163,12 @@ func freeAddr() (string, error) {
 
 // waitHTTP waits until c answers HTTP at all (any status).
 func waitHTTP(ctx context.Context, c *competitor) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if resp, err := http.Get("http://" + c.addr + "/v1/users/1"); err == nil {
-			resp.Body.Close()
-			return nil
+	return c.proc.WaitReady(ctx, 20*time.Second, 50*time.Millisecond, func() error {
+		resp, err := http.Get("http://" + c.addr + "/v1/users/1")
+		if err != nil {
+			return err
 		}
-		select {
-		case <-c.proc.Exited():
-			return fmt.Errorf("%s exited during start-up:\n%s", c.name, c.proc.Tail())
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer on %s within 20s:\n%s", c.name, c.addr, c.proc.Tail())
-		}
-	}
+		resp.Body.Close()
+		return nil
+	})
 }

@@ -158,6 +158,50 @@ func run(log *zap.Logger, o options) error {
 	began := time.Now()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	s := &stack{}
+	defer s.stop()
+	if err := s.start(ctx, log, o); err != nil {
+		return err
+	}
+	w := o.bench.stdout
+	s.printReady(w, time.Since(began))
+	if o.bench.out != "" {
+		others := startCompetitors(ctx, s.origin.Addr(), w)
+		for _, c := range others {
+			defer c.stop()
+			fmt.Fprintf(w, "  %-9s http://%s   (for comparison, in front of the origin)\n", c.name, c.addr)
+		}
+		return runBench(ctx, o.bench, s.proxyAddr, s.proxyAdmin, s.origin, others)
+	}
+	fmt.Fprintf(w, `
+try:
+  curl -si -X POST http://%[1]s/v1/users -H 'Content-Type: application/json' -d '{"name":"ada","email":"ada@example.com"}'
+  curl -si http://%[1]s/v1/users/1
+
+Ctrl-C stops everything.
+`, s.proxyAddr)
+	<-ctx.Done()
+	fmt.Fprintln(w, "\nstopping")
+	return nil
+}
+
+// stack is the one-box stack: where each part serves, and how to stop the
+// parts started so far, the last first.
+type stack struct {
+	db                    *localstack.MariaDB
+	mc                    *localstack.Memcached
+	origin                *origin.Server
+	proxyAddr, proxyAdmin string
+	proxyLog              string // the proxy's own log when it runs in its own process
+	originAccessLog       string
+	proxyAccessLog        string
+	stops                 []func()
+}
+
+// start starts MariaDB, memcached, the origin, the invalidator and the
+// proxy, in that order: each needs the ones before it. What started is
+// stopped by stop, also when start fails part way.
+func (s *stack) start(ctx context.Context, log *zap.Logger, o options) error {
 	cfgs, err := loadConfigs()
 	if err != nil {
 		return err
@@ -171,110 +215,115 @@ func run(log *zap.Logger, o options) error {
 	}
 	accessLogIn(&cfgs.origin.AccessLog, "ORIGIN_ACCESS_LOG", dir, "origin-access.log")
 	accessLogIn(&cfgs.proxy.AccessLog, "PROXY_ACCESS_LOG", dir, "proxy-access.log")
+	s.originAccessLog, s.proxyAccessLog = cfgs.origin.AccessLog, cfgs.proxy.AccessLog
 
-	db, err := localstack.StartMariaDB(ctx, localstack.MariaDBOptions{Dir: filepath.Join(dir, "mariadb"), Port: o.mariadbPort})
-	if err != nil {
+	if s.db, err = localstack.StartMariaDB(ctx, localstack.MariaDBOptions{Dir: filepath.Join(dir, "mariadb"), Port: o.mariadbPort}); err != nil {
 		return err
 	}
-	defer db.Stop()
+	s.onStop(s.db.Stop)
 	// Under dir, not /tmp: if onebox is killed, memcached dies with it
 	// (Pdeathsig) and the next start clears the folder.
-	mc, err := localstack.StartMemcachedAt(ctx, filepath.Join(dir, "memcached"), o.memcachedMB, o.memcachedPort)
-	if err != nil {
+	if s.mc, err = localstack.StartMemcachedAt(ctx, filepath.Join(dir, "memcached"), o.memcachedMB, o.memcachedPort); err != nil {
 		return err
 	}
-	defer mc.Stop()
+	s.onStop(s.mc.Stop)
 
 	ocfg := cfgs.origin
-	ocfg.MySQLDSN = db.DSN("edgecache")
+	ocfg.MySQLDSN = s.db.DSN("edgecache")
 	ocfg.ReplicaDSNs = nil
 	ocfg.DrainDelay = 0 // no load balancer waits to notice
-	osrv, err := origin.Start(ocfg, log.Named("origin"))
+	if s.origin, err = origin.Start(ocfg, log.Named("origin")); err != nil {
+		return err
+	}
+	s.onStop(func() { shutdown(log, "origin", s.origin.Shutdown) })
+
+	// Invalidation leases on (proxy/README.md "Leases"): one secret for the
+	// proxy and the invalidator.
+	secret, err := peerSecret()
 	if err != nil {
 		return err
 	}
-	defer shutdown(log, "origin", osrv.Shutdown)
-
 	// The durable invalidator beside the origin (the origin has migrated
 	// the log table and its triggers): every committed change reaches
 	// memcached, whichever way it was made.
 	icfg := cfgs.invalidator
-	icfg.MySQLDSN, icfg.Memcached = db.DSN("edgecache"), []string{mc.Addr}
-	// Invalidation leases on (proxy/README.md "Leases"): one secret for the proxy
-	// and the invalidator, made up here unless PROXY_PEER_SECRET is set.
-	secret := os.Getenv("PROXY_PEER_SECRET")
-	if secret == "" {
-		var b [16]byte
-		if _, err := rand.Read(b[:]); err != nil {
-			return err
-		}
-		secret = hex.EncodeToString(b[:])
-	}
+	icfg.MySQLDSN, icfg.Memcached = s.db.DSN("edgecache"), []string{s.mc.Addr}
 	icfg.PeerSecret = secret
 	inv, err := invalidator.StartBackground(icfg, log.Named("invalidator"), metrics.NewSet())
 	if err != nil {
 		return err
 	}
-	defer inv.Stop()
+	s.onStop(inv.Stop)
 
 	pcfg := cfgs.proxy
-	pcfg.Origins = []string{"http://" + osrv.Addr()}
-	pcfg.Memcached = []string{mc.Addr}
+	pcfg.Origins = []string{"http://" + s.origin.Addr()}
+	pcfg.Memcached = []string{s.mc.Addr}
 	pcfg.PeerSecret = secret
 	pcfg.DrainDelay = 0
-	proxyAddr, proxyAdmin := pcfg.Listen, pcfg.AdminListen
-	proxyLog := ""
-	if o.bench.out != "" {
-		// The benchmark's proxy runs in its own process (bin/proxy), so
-		// that its CPU counters are its own: bench plan sizes the proxy
-		// fleet from them.
-		proxyLog = filepath.Join(dir, "proxy.log")
-		p, err := startProxyProcess(ctx, pcfg, proxyLog)
-		if err != nil {
-			return err
-		}
-		defer p.Stop()
-	} else {
-		psrv, err := proxy.Start(pcfg, log.Named("proxy"))
-		if err != nil {
-			return err
-		}
-		defer shutdown(log, "proxy", psrv.Shutdown)
-		proxyAddr, proxyAdmin = psrv.Addr(), psrv.AdminAddr()
-	}
+	// The benchmark's proxy runs in its own process, so that its CPU
+	// counters are its own: bench plan sizes the proxy fleet from them.
+	return s.startProxy(ctx, log, pcfg, o.bench.out != "", dir)
+}
 
-	w := o.bench.stdout
+// startProxy starts the proxy in this process, or with ownProcess in a
+// process of its own (bin/proxy) logging to dir/proxy.log.
+func (s *stack) startProxy(ctx context.Context, log *zap.Logger, cfg proxy.Config, ownProcess bool, dir string) error {
+	if ownProcess {
+		s.proxyLog = filepath.Join(dir, "proxy.log")
+		p, err := startProxyProcess(ctx, cfg, s.proxyLog)
+		if err != nil {
+			return err
+		}
+		s.onStop(p.Stop)
+		s.proxyAddr, s.proxyAdmin = cfg.Listen, cfg.AdminListen
+		return nil
+	}
+	psrv, err := proxy.Start(cfg, log.Named("proxy"))
+	if err != nil {
+		return err
+	}
+	s.onStop(func() { shutdown(log, "proxy", psrv.Shutdown) })
+	s.proxyAddr, s.proxyAdmin = psrv.Addr(), psrv.AdminAddr()
+	return nil
+}
+
+// onStop adds f to what stop does first.
+func (s *stack) onStop(f func()) { s.stops = append(s.stops, f) }
+
+// stop stops what start started, the last first.
+func (s *stack) stop() {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+}
+
+// peerSecret is PROXY_PEER_SECRET, or one made up when it is not set.
+func peerSecret() (string, error) {
+	if secret := os.Getenv("PROXY_PEER_SECRET"); secret != "" {
+		return secret, nil
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// printReady is the banner: where each part of the stack serves, and its
+// logs.
+func (s *stack) printReady(w io.Writer, took time.Duration) {
 	fmt.Fprintf(w, `
 edgecache is running (ready in %[8]s):
   proxy     http://%[1]s   the API, /v1/...   (admin: http://%[2]s/metrics, /readyz)
   origin    http://%[3]s   (its /metrics, /readyz are not served by the proxy)
   mariadb   %[4]s
   memcached %[5]s
-  logs      access logs: %[6]s, %[7]s`, proxyAddr, proxyAdmin, osrv.Addr(), db.DSN("edgecache"), mc.Addr,
-		logName(pcfg.AccessLog), logName(ocfg.AccessLog), time.Since(began).Round(100*time.Millisecond))
-	if proxyLog != "" {
-		fmt.Fprintf(w, "; the proxy's own log: %s", logName(proxyLog))
+  logs      access logs: %[6]s, %[7]s`, s.proxyAddr, s.proxyAdmin, s.origin.Addr(), s.db.DSN("edgecache"), s.mc.Addr,
+		logName(s.proxyAccessLog), logName(s.originAccessLog), took.Round(100*time.Millisecond))
+	if s.proxyLog != "" {
+		fmt.Fprintf(w, "; the proxy's own log: %s", logName(s.proxyLog))
 	}
 	fmt.Fprint(w, "\n")
-
-	if o.bench.out != "" {
-		others := startCompetitors(ctx, osrv.Addr(), w)
-		for _, c := range others {
-			defer c.stop()
-			fmt.Fprintf(w, "  %-9s http://%s   (for comparison, in front of the origin)\n", c.name, c.addr)
-		}
-		return runBench(ctx, o.bench, proxyAddr, proxyAdmin, osrv, others)
-	}
-	fmt.Fprintf(w, `
-try:
-  curl -si -X POST http://%[1]s/v1/users -H 'Content-Type: application/json' -d '{"name":"ada","email":"ada@example.com"}'
-  curl -si http://%[1]s/v1/users/1
-
-Ctrl-C stops everything.
-`, proxyAddr)
-	<-ctx.Done()
-	fmt.Fprintln(w, "\nstopping")
-	return nil
 }
 
 // logName is how the banner names an access log destination.
@@ -329,8 +378,35 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return err
 	}
-	originURL := "http://" + osrv.Addr()
-	proxyURL := "http://" + proxyAddr
+	steps, reports := benchSteps(o, "http://"+osrv.Addr(), "http://"+proxyAddr, proxyAdmin, others)
+	for _, st := range steps {
+		if err := runBenchStep(ctx, bench, st, o.stdout); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(o.stdout, "\nbenchmark reports (open the first in a browser):\n")
+	for _, p := range reports {
+		if _, err := os.Stat(p); err != nil {
+			return fmt.Errorf("report missing: %w", err)
+		}
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			abs = p
+		}
+		fmt.Fprintf(o.stdout, "  %s\n", abs)
+	}
+	return nil
+}
+
+// benchStep is one bin/bench command of the benchmark.
+type benchStep struct {
+	args []string
+	save string // also write the step's output to this file
+}
+
+// benchSteps is the benchmark's bin/bench commands in order (runBench), and
+// the reports they write, the comparison page first.
+func benchSteps(o benchOptions, originURL, proxyURL, proxyAdmin string, others []*competitor) (steps []benchStep, reports []string) {
 	seedFile := filepath.Join(o.out, "seed.json")
 	metrics := "origin=" + originURL + "/metrics,proxy=http://" + proxyAdmin + "/metrics"
 	common := func(name, target, metrics string) []string {
@@ -347,11 +423,7 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 	report := func(name string) string { return filepath.Join(o.out, name) }
 	index := report("index.html")
 	planFile := report("plan.txt")
-	type step struct {
-		args []string
-		save string // also write the step's output to this file
-	}
-	steps := []step{
+	steps = []benchStep{
 		{args: []string{"seed", "-target", originURL, "-seed-file", seedFile}},
 		{args: runArgs("proxy", proxyURL, metrics)},
 		{args: runArgs("origin", originURL, metrics)},
@@ -360,10 +432,10 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 	for _, c := range others {
 		// The same run through nginx and Varnish; the origin's counters
 		// give their offload.
-		steps = append(steps, step{args: runArgs(c.name, "http://"+c.addr, "origin="+originURL+"/metrics")})
+		steps = append(steps, benchStep{args: runArgs(c.name, "http://"+c.addr, "origin="+originURL+"/metrics")})
 		compared = append(compared, report(c.name+".json"))
 	}
-	steps = append(steps, []step{
+	steps = append(steps, []benchStep{
 		{args: sweepArgs("proxy-sweep", proxyURL)},
 		{args: sweepArgs("origin-sweep", originURL)},
 		{args: append([]string{"compare", "-html", index, "-sweeps", report("proxy-sweep.json") + "," + report("origin-sweep.json")},
@@ -371,44 +443,36 @@ func runBench(ctx context.Context, o benchOptions, proxyAddr, proxyAdmin string,
 		{args: []string{"plan", "-proxy-sweep", report("proxy-sweep.json"), "-origin-sweep", report("origin-sweep.json"),
 			report("proxy.json"), report("origin.json")}, save: planFile},
 	}...)
-	for _, st := range steps {
-		fmt.Fprintf(o.stdout, "\n$ %s %s\n", bench, strings.Join(st.args, " "))
-		cmd := exec.CommandContext(ctx, bench, st.args...)
-		cmd.Stdout, cmd.Stderr = o.stdout, os.Stderr
-		// On Ctrl-C let bench finish its report of what it measured.
-		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-		cmd.WaitDelay = 30 * time.Second
-		var saved bytes.Buffer
-		if st.save != "" {
-			cmd.Stdout = io.MultiWriter(o.stdout, &saved)
-		}
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("bench %s: %w", st.args[0], err)
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if st.save != "" {
-			if err := os.WriteFile(st.save, saved.Bytes(), 0o644); err != nil {
-				return err
-			}
-		}
-	}
-	fmt.Fprintf(o.stdout, "\nbenchmark reports (open the first in a browser):\n")
-	files := []string{index, report("proxy-sweep.html"), report("origin-sweep.html")}
+
+	reports = []string{index, report("proxy-sweep.html"), report("origin-sweep.html")}
 	for _, c := range compared {
-		files = append(files, strings.TrimSuffix(c, ".json")+".html")
+		reports = append(reports, strings.TrimSuffix(c, ".json")+".html")
 	}
-	files = append(files, append(compared, report("proxy-sweep.json"), report("origin-sweep.json"), planFile)...)
-	for _, p := range files {
-		if _, err := os.Stat(p); err != nil {
-			return fmt.Errorf("report missing: %w", err)
-		}
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			abs = p
-		}
-		fmt.Fprintf(o.stdout, "  %s\n", abs)
+	reports = append(reports, append(compared, report("proxy-sweep.json"), report("origin-sweep.json"), planFile)...)
+	return steps, reports
+}
+
+// runBenchStep runs bench with st's arguments, its output on stdout (and
+// in st.save).
+func runBenchStep(ctx context.Context, bench string, st benchStep, stdout io.Writer) error {
+	fmt.Fprintf(stdout, "\n$ %s %s\n", bench, strings.Join(st.args, " "))
+	cmd := exec.CommandContext(ctx, bench, st.args...)
+	cmd.Stdout, cmd.Stderr = stdout, os.Stderr
+	// On Ctrl-C let bench finish its report of what it measured.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
+	var saved bytes.Buffer
+	if st.save != "" {
+		cmd.Stdout = io.MultiWriter(stdout, &saved)
+	}
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("bench %s: %w", st.args[0], err)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if st.save != "" {
+		return os.WriteFile(st.save, saved.Bytes(), 0o644)
 	}
 	return nil
 }
@@ -425,27 +489,22 @@ func startProxyProcess(ctx context.Context, cfg proxy.Config, logPath string) (*
 		return nil, fmt.Errorf("%w (run make build)", err)
 	}
 	ready := "http://" + cfg.AdminListen + "/readyz"
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if resp, err := http.Get(ready); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
+	err = p.WaitReady(ctx, 30*time.Second, 50*time.Millisecond, func() error {
+		resp, err := http.Get(ready)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-p.Exited():
-			return nil, fmt.Errorf("bin/proxy exited during start-up:\n%s", p.Tail())
-		case <-ctx.Done():
-			p.Stop()
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s answered %s", ready, resp.Status)
 		}
-		if time.Now().After(deadline) {
-			p.Stop()
-			return nil, fmt.Errorf("bin/proxy: %s did not answer 200 within 30s:\n%s", ready, p.Tail())
-		}
+		return nil
+	})
+	if err != nil {
+		p.Stop()
+		return nil, err
 	}
+	return p, nil
 }
 
 func shutdown(log *zap.Logger, name string, f func(context.Context) error) {
