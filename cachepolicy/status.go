@@ -39,7 +39,6 @@ type CacheStatus struct {
 	HasTTL    bool
 	Stored    bool   // the forwarded response was stored
 	Collapsed bool   // the request was collapsed with another one
-	Key       []byte // the cache key, nil to omit (diagnostics only: it can hold user input)
 	Detail    string // extra detail (e.g. a Storable reason); a token, or sent as a string
 }
 
@@ -73,10 +72,6 @@ func (s *CacheStatus) Append(dst []byte) []byte {
 			dst = append(dst, "; collapsed"...)
 		}
 	}
-	if s.Key != nil {
-		dst = append(dst, "; key="...)
-		dst = appendSFString(dst, s.Key)
-	}
 	if s.Detail != "" {
 		dst = append(dst, "; detail="...)
 		dst = appendTokenOrString(dst, s.Detail)
@@ -86,7 +81,7 @@ func (s *CacheStatus) Append(dst []byte) []byte {
 
 // appendTokenOrString appends s as an sf-token if it is one, else as an
 // sf-string.
-func appendTokenOrString[T string | []byte](dst []byte, s T) []byte {
+func appendTokenOrString(dst []byte, s string) []byte {
 	if isSFToken(s) {
 		return append(dst, s...)
 	}
@@ -94,7 +89,7 @@ func appendTokenOrString[T string | []byte](dst []byte, s T) []byte {
 }
 
 // isSFToken: ( ALPHA / "*" ) *( tchar / ":" / "/" ) (RFC 8941 §3.3.4).
-func isSFToken[T string | []byte](s T) bool {
+func isSFToken(s string) bool {
 	if len(s) == 0 || !(isAlpha(s[0]) || s[0] == '*') {
 		return false
 	}
@@ -106,7 +101,7 @@ func isSFToken[T string | []byte](s T) bool {
 	return true
 }
 
-func appendSFString[T string | []byte](dst []byte, s T) []byte {
+func appendSFString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {

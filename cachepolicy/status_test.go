@@ -22,8 +22,7 @@ func TestCacheStatusAppend(t *testing.T) {
 		{CacheStatus{Cache: "edge cache"}, `"edge cache"`},
 		{CacheStatus{Cache: "1cache"}, `"1cache"`},
 		{CacheStatus{Cache: ""}, `""`},
-		{CacheStatus{Cache: "c", Key: []byte("http://h/a?q=\"x\\y\"\x00\xff")}, `c; key="http://h/a?q=\"x\\y\"%00%FF"`},
-		{CacheStatus{Cache: "c", Key: []byte{}}, `c; key=""`},
+		{CacheStatus{Cache: "c", Detail: "q=\"x\\y\"\x00\xff"}, `c; detail="q=\"x\\y\"%00%FF"`},
 		{CacheStatus{Cache: "c", Detail: "two words"}, `c; detail="two words"`},
 		{CacheStatus{Cache: "c", Fwd: Fwd(200)}, "c"},
 	}

@@ -215,17 +215,28 @@ func (p *Proxy) lookupL1(t *txn) bool {
 // entry's, then its groups') and its groups' lease buckets, built once
 // rather than on every hit: read-only, shared by every request that finds
 // it. checked is the lease sequence read before the last memcached read
-// that found it current (0: none yet). header is the response header its
-// first whole delivery built (status, the origin's Date, the stored fields,
-// Via), copied by the next ones: building it is most of a hit's own work
-// (fasthttp normalises every field name added, and the origin's Date can
-// only go in through a parse, see startResponse), copying it a few moves.
+// that found it current (0: none yet). answer is the header of the last
+// whole answer made from it (see deliver).
 type l1Entry struct {
 	ent     entry
 	keys    []string
 	buckets []uint32
 	checked atomic.Uint64
-	header  atomic.Pointer[fasthttp.ResponseHeader]
+	answer  atomic.Pointer[answer]
+}
+
+// answer is the response header of a whole answer made from an L1 copy:
+// status, the origin's Date, the stored fields, Via, and the Age and
+// Cache-Status of that answer. Building a header is most of a hit's own
+// work (fasthttp normalises every field name added, and the origin's Date
+// goes in only through a parse, see startResponse); copying one is a few
+// moves. Age counts whole seconds, so every hit of the same second sends
+// the same header as it is; the next second's first hit copies it with a
+// new Age and Cache-Status and keeps that.
+type answer struct {
+	age    int64
+	status cachepolicy.CacheStatus
+	header fasthttp.ResponseHeader
 }
 
 // keepL1 keeps a copy of a current entry in this process, under its
@@ -315,8 +326,8 @@ func (p *Proxy) hit(t *txn, d cachepolicy.Decision) string {
 // (answerRange: 206, or 416); else the stored status, fields and body. The
 // stored Date is sent as the origin gave it (RFC 9110 §6.6.1); Age,
 // Cache-Status and Via are added. HEAD gets the fields only. c is the L1
-// copy e came from, or nil: a whole answer from it reuses the header its
-// first one built.
+// copy e came from, or nil; a whole answer from it copies a header kept
+// with it (wholeHeader).
 func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, c *l1Entry, age int64, cs *cachepolicy.CacheStatus) {
 	h := &ctx.Request.Header
 	out := &ctx.Response
@@ -331,19 +342,12 @@ func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, c *l1Entry, age int6
 		return
 	}
 	whole := !notModified && ra == cachepolicy.RangeFull
-	if kept := c.deliveredHeader(); whole && kept != nil {
-		kept.CopyTo(&out.Header)
-	} else {
+	if !whole || c == nil {
 		p.storedHeader(&out.Header, e, notModified, ra, len(ranges))
-		if whole && c != nil {
-			kept := new(fasthttp.ResponseHeader)
-			out.Header.CopyTo(kept)
-			c.header.CompareAndSwap(nil, kept)
-		}
+		setAgeAndStatus(&out.Header, age, cs)
+	} else {
+		c.wholeHeader(p, &out.Header, e, age, cs)
 	}
-	var buf [160]byte
-	out.Header.SetCanonical(hdrAge, strconv.AppendInt(buf[:0], age, 10))
-	out.Header.SetCanonical(hdrCacheStatus, cs.Append(buf[:0]))
 	switch {
 	case notModified:
 		return
@@ -357,13 +361,34 @@ func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, c *l1Entry, age int6
 	}
 }
 
-// deliveredHeader is the header c's first whole delivery built, if there
-// was one (nil for no copy).
-func (c *l1Entry) deliveredHeader() *fasthttp.ResponseHeader {
-	if c == nil {
-		return nil
+// wholeHeader sets out to the header of a whole answer from c with this
+// age and cache status: a copy of the last one made, if it was for the
+// same; else that one (or, the first time, the stored header) with Age and
+// Cache-Status set anew, kept for the next hits. It is built in out, the
+// server's own response header, and copied from there: only those carry
+// fasthttp's unexported NoDefaultDate that keeps the origin's Date
+// (startResponse), and a copy carries it along.
+func (c *l1Entry) wholeHeader(p *Proxy, out *fasthttp.ResponseHeader, e *entry, age int64, cs *cachepolicy.CacheStatus) {
+	last := c.answer.Load()
+	switch {
+	case last != nil && last.age == age && last.status == *cs:
+		last.header.CopyTo(out)
+		return
+	case last != nil:
+		last.header.CopyTo(out)
+	default:
+		p.storedHeader(out, e, false, cachepolicy.RangeFull, 0)
 	}
-	return c.header.Load()
+	setAgeAndStatus(out, age, cs)
+	a := &answer{age: age, status: *cs}
+	out.CopyTo(&a.header)
+	c.answer.Store(a)
+}
+
+func setAgeAndStatus(h *fasthttp.ResponseHeader, age int64, cs *cachepolicy.CacheStatus) {
+	var buf [160]byte
+	h.SetCanonical(hdrAge, strconv.AppendInt(buf[:0], age, 10))
+	h.SetCanonical(hdrCacheStatus, cs.Append(buf[:0]))
 }
 
 // storedHeader sets out to the stored response's status line and fields

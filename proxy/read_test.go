@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"edgecache/cachepolicy"
 )
 
 func cacheable(body string) fasthttp.RequestHandler {
@@ -169,6 +171,56 @@ func TestClientsInternalFieldsNeverReachTheOrigin(t *testing.T) {
 		got := saw.Load().(string)
 		if got == "" || strings.Contains(got, "client") || strings.Contains(got, "evil") {
 			t.Errorf("%s: the origin saw\n%s", tc.name, got)
+		}
+	}
+}
+
+// TestWholeAnswerHeaderFollowsAgeAndStatus: the header kept with an L1
+// copy is sent as it is only for the same Age and Cache-Status; a new
+// second or another status (a stale hit) gets its own, and the stored
+// fields and the origin's Date stay as they were.
+func TestWholeAnswerHeaderFollowsAgeAndStatus(t *testing.T) {
+	p := &Proxy{via: []byte("1.1 edgecache")}
+	date := []byte("Tue, 01 Dec 2026 10:00:00 GMT")
+	e := &entry{Headers: []field{{Name: []byte("Date"), Value: date}, {Name: []byte("Etag"), Value: []byte(`"7"`)}},
+		Body: []byte("body")}
+	e.Meta.Status = 200
+	c := &l1Entry{ent: *e}
+	answer := func(age int64, cs cachepolicy.CacheStatus) *fasthttp.ResponseHeader {
+		var req fasthttp.Request
+		req.SetRequestURI("/x")
+		var ctx fasthttp.RequestCtx
+		ctx.Init(&req, nil, nil)
+		p.deliver(&ctx, e, c, age, &cs)
+		return &ctx.Response.Header
+	}
+	fresh := func(ttl int64) cachepolicy.CacheStatus {
+		return cachepolicy.CacheStatus{Cache: "edgecache", Hit: true, TTL: ttl, HasTTL: true}
+	}
+	for _, tc := range []struct {
+		age           int64
+		cs            cachepolicy.CacheStatus
+		status, delta string
+	}{
+		{5, fresh(55), "edgecache; hit; ttl=55", "first"},
+		{5, fresh(55), "edgecache; hit; ttl=55", "same second"},
+		{6, fresh(54), "edgecache; hit; ttl=54", "next second"},
+		{6, fresh(-1), "edgecache; hit; ttl=-1", "stale in the same second"},
+		{6, fresh(54), "edgecache; hit; ttl=54", "fresh again"},
+		{7, fresh(54), "edgecache; hit; ttl=54", "another age, the same status"},
+	} {
+		h := answer(tc.age, tc.cs)
+		if got := string(h.Peek("Age")); got != strconv.FormatInt(tc.age, 10) {
+			t.Errorf("%s: Age %s, want %d", tc.delta, got, tc.age)
+		}
+		if got := string(h.Peek("Cache-Status")); got != tc.status {
+			t.Errorf("%s: Cache-Status %q, want %q", tc.delta, got, tc.status)
+		}
+		// (Peek: a RequestCtx of its own writes its clock's Date, where the
+		// server's keep the origin's; TestRepeatedL1HitsAnswerAlike sees that.)
+		if string(h.Peek("Date")) != string(date) || string(h.Peek("Etag")) != `"7"` ||
+			string(h.Peek("Via")) != "1.1 edgecache" {
+			t.Errorf("%s: stored fields lost:\n%s", tc.delta, h.String())
 		}
 	}
 }
