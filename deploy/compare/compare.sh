@@ -5,9 +5,16 @@
 # a fasthttp server answering a fixed 1 KB body (deploy/compare/ceiling):
 # the summary gives every target as a ratio of it and of nginx, from the
 # same run (the machine is shared: compare ratios, not absolute numbers).
+# A second ceiling answers edgecache's own hit, byte for byte: what is left
+# between the two ceilings is what the answer edgecache must send costs
+# (Age, Via, Cache-Status, the origin's fields, the post's JSON), what is
+# left between that one and edgecache is edgecache's own work.
 #
-# Needs the one-box stack running (`make run` in another terminal) and root
-# the first time (installs varnish, nginx and wrk from Debian's packages).
+# Needs the one-box stack running in another terminal, with the proxy in a
+# process of its own as it is deployed (`make run RUN_FLAGS=-proxy-process`;
+# plain `make run` works too and measures the proxy sharing its process
+# with the origin and the invalidator), and root the first time (installs
+# varnish, nginx and wrk from Debian's packages).
 #
 #   deploy/compare/compare.sh [duration] [connections] [rounds]
 #
@@ -15,9 +22,11 @@
 # noisy neighbour hurts all of them alike; the summary is the mean of the
 # last two rounds (the first warms everything up). EXTRA="name=host:port ..." adds
 # targets (another proxy instance, say one with PROXY_L1_BYTES=0).
-# PROXY, ORIGIN, NGINX_ADDR, VARNISH_ADDR and CEILING_ADDR move the
-# addresses; PIN is the pgrep -f pattern of the stack's processes to pin to
-# CPU 0 (on a shared machine, make it match only your own stack).
+# PROXY, ORIGIN, NGINX_ADDR, VARNISH_ADDR, CEILING_ADDR and ANSWER_ADDR
+# (the second ceiling) move the addresses; PIN is the pgrep -f pattern of
+# the stack's processes to pin to CPU 0: by default bin/proxy and
+# memcached, or onebox and memcached when no bin/proxy runs (on a shared
+# machine, make it match only your own stack).
 set -euo pipefail
 duration=${1:-15s}
 conns=${2:-64}
@@ -27,6 +36,7 @@ origin=${ORIGIN:-127.0.0.1:8081}
 nginx_addr=${NGINX_ADDR:-127.0.0.1:8091}
 varnish_addr=${VARNISH_ADDR:-127.0.0.1:8092}
 ceiling_addr=${CEILING_ADDR:-127.0.0.1:8093}
+answer_addr=${ANSWER_ADDR:-127.0.0.1:8094}
 
 need=()
 command -v varnishd >/dev/null || need+=(varnish)
@@ -94,13 +104,19 @@ here=$(cd "$(dirname "$0")" && pwd)
 (cd "$here/../.." && go build -o "$work/ceiling" ./deploy/compare/ceiling)
 taskset -c 0 "$work/ceiling" -listen "$ceiling_addr" &
 pids+=($!)
+for _ in 1 2; do curl -sf -o /dev/null "http://$proxy$path"; done # stored, then an L1 hit
+curl -sf -i -o "$work/answer.http" "http://$proxy$path"
+taskset -c 0 "$work/ceiling" -listen "$answer_addr" -response "$work/answer.http" &
+pids+=($!)
 
 # Our proxy, and the memcached it uses, on CPU 0 too.
-for p in $(pgrep -f "${PIN:-onebox|bin/proxy|memcached -u root}" || true); do taskset -a -p -c 0 "$p" >/dev/null 2>&1 || true; done
+pin=${PIN:-$(pgrep -f '^bin/proxy' >/dev/null && echo 'bin/proxy|memcached -u root' || echo 'onebox|memcached -u root')}
+for p in $(pgrep -f "$pin" || true); do taskset -a -p -c 0 "$p" >/dev/null 2>&1 || true; done
 
 wait_up() { for _ in $(seq 100); do curl -sf -o /dev/null "http://$1$path" && return 0; sleep 0.1; done; echo "$1 not answering" >&2; return 1; }
 printf '%-22s %12s %10s %10s %10s\n' target "requests/s" p50 p99 errors
-targets=("edgecache=$proxy" "nginx=$nginx_addr" "varnish=$varnish_addr" "origin(no cache)=$origin" "ceiling=$ceiling_addr")
+targets=("edgecache=$proxy" "nginx=$nginx_addr" "varnish=$varnish_addr" "origin(no cache)=$origin" "ceiling=$ceiling_addr"
+  "ceiling(same answer)=$answer_addr")
 for extra in ${EXTRA:-}; do targets+=("$extra"); done
 for round in $(seq "$rounds"); do
 for target in "${targets[@]}"; do

@@ -59,6 +59,7 @@ type options struct {
 	mariadbPort   int
 	memcachedPort int
 	logFormat     string
+	proxyProcess  bool
 	bench         benchOptions
 }
 
@@ -69,6 +70,7 @@ func main() {
 	flag.IntVar(&o.mariadbPort, "mariadb-port", 0, "MariaDB's port on 127.0.0.1 (0: a free one, chosen at every start)")
 	flag.IntVar(&o.memcachedPort, "memcached-port", 0, "memcached's port on 127.0.0.1 (0: a free one, chosen at every start)")
 	flag.StringVar(&o.logFormat, "log-format", envconfig.FormatConsole, "application log format on stderr: console or json")
+	flag.BoolVar(&o.proxyProcess, "proxy-process", false, "run the proxy in a process of its own (bin/proxy, logging to -dir/proxy.log), as it is deployed, instead of in this one with the origin and the invalidator; deploy/compare/compare.sh measures it so (always so with -bench)")
 	flag.StringVar(&o.bench.out, "bench", "", "run the default benchmark against the stack, write the reports to this folder, then stop")
 	flag.Float64Var(&o.bench.rate, "bench-rate", 1000, "with -bench: open-loop requests per second of the proxy and origin runs")
 	flag.DurationVar(&o.bench.duration, "bench-duration", 20*time.Second, "with -bench: how long each of those runs schedules requests")
@@ -262,7 +264,7 @@ func (s *stack) start(ctx context.Context, log *zap.Logger, o options) error {
 	pcfg.DrainDelay = 0
 	// The benchmark's proxy runs in its own process, so that its CPU
 	// counters are its own: bench plan sizes the proxy fleet from them.
-	return s.startProxy(ctx, log, pcfg, o.bench.out != "", dir)
+	return s.startProxy(ctx, log, pcfg, o.proxyProcess || o.bench.out != "", dir)
 }
 
 // startProxy starts the proxy in this process, or with ownProcess in a
