@@ -79,7 +79,18 @@ func LoadConfig() (Config, error) { return envconfig.Load[Config]() }
 // Validate reports every invalid setting at once, as envconfig.Problems.
 func (c Config) Validate() error {
 	var ps envconfig.Problems
-	bad := ps.Addf
+	c.checkAddresses(ps.Addf)
+	c.checkDurations(ps.Addf)
+	c.checkLeases(ps.Addf)
+	c.checkSizes(ps.Addf)
+	envconfig.CheckLevel(&ps, "PROXY_LOG_LEVEL", c.LogLevel)
+	envconfig.CheckAccessLog(&ps, "PROXY_ACCESS_LOG", c.AccessLog)
+	c.checkHTTP(ps.Addf)
+	return ps.Err()
+}
+
+// checkAddresses: the listeners, origins and memcached nodes.
+func (c Config) checkAddresses(bad func(name, format string, args ...any)) {
 	for _, l := range []struct{ name, addr string }{{"PROXY_LISTEN", c.Listen}, {"PROXY_ADMIN_LISTEN", c.AdminListen}} {
 		if _, _, err := net.SplitHostPort(l.addr); err != nil {
 			bad(l.name, "want host:port, got %q", l.addr)
@@ -102,6 +113,10 @@ func (c Config) Validate() error {
 			bad("PROXY_MEMCACHED", "want host:port, got %q", m)
 		}
 	}
+}
+
+// checkDurations: every timeout and interval.
+func (c Config) checkDurations(bad func(name, format string, args ...any)) {
 	positive := map[string]time.Duration{
 		"PROXY_READ_TIMEOUT": c.ReadTimeout, "PROXY_WRITE_TIMEOUT": c.WriteTimeout, "PROXY_IDLE_TIMEOUT": c.IdleTimeout,
 		"PROXY_ORIGIN_CONNECT_TIMEOUT": c.OriginConnectTimeout, "PROXY_ORIGIN_TIMEOUT": c.OriginTimeout,
@@ -119,6 +134,16 @@ func (c Config) Validate() error {
 			bad(name, "must be > 0, got %s", d)
 		}
 	}
+	if c.DrainDelay < 0 {
+		bad("PROXY_DRAIN_DELAY", "must be >= 0, got %s", c.DrainDelay)
+	}
+	if c.OriginMaxDownFor < c.OriginDownFor {
+		bad("PROXY_ORIGIN_MAX_DOWN_FOR", "must be at least PROXY_ORIGIN_DOWN_FOR (%s), got %s", c.OriginDownFor, c.OriginMaxDownFor)
+	}
+}
+
+// checkLeases: the fill lease and the invalidation lease, and how peers reach this proxy.
+func (c Config) checkLeases(bad func(name, format string, args ...any)) {
 	if c.LeaseTTL < time.Second || c.LeaseTTL%time.Second != 0 {
 		bad("PROXY_LEASE_TTL", "memcached expiry is in whole seconds: want >= 1s and a whole number of seconds, got %s", c.LeaseTTL)
 	}
@@ -141,9 +166,10 @@ func (c Config) Validate() error {
 			bad("PROXY_PEER_ADVERTISE", "PROXY_ADMIN_LISTEN %q listens on every address: set the address peers reach this proxy at (the instance's private IP and admin port)", c.AdminListen)
 		}
 	}
-	if c.DrainDelay < 0 {
-		bad("PROXY_DRAIN_DELAY", "must be >= 0, got %s", c.DrainDelay)
-	}
+}
+
+// checkSizes: limits in bytes and counts.
+func (c Config) checkSizes(bad func(name, format string, args ...any)) {
 	ints := map[string]int{
 		"PROXY_MAX_HEADER_BYTES": c.MaxHeaderBytes, "PROXY_MAX_BODY_BYTES": c.MaxBodyBytes, "PROXY_MAX_CONNS": c.MaxConns,
 		"PROXY_ORIGIN_MAX_CONNS": c.OriginMaxConns, "PROXY_ORIGIN_MAX_RESPONSE_BYTES": c.OriginMaxRespBytes,
@@ -156,9 +182,6 @@ func (c Config) Validate() error {
 			bad(name, "must be > 0, got %d", n)
 		}
 	}
-	if c.OriginMaxDownFor < c.OriginDownFor {
-		bad("PROXY_ORIGIN_MAX_DOWN_FOR", "must be at least PROXY_ORIGIN_DOWN_FOR (%s), got %s", c.OriginDownFor, c.OriginMaxDownFor)
-	}
 	if c.L1Bytes < 0 {
 		bad("PROXY_L1_BYTES", "must be >= 0, got %d", c.L1Bytes)
 	}
@@ -169,8 +192,10 @@ func (c Config) Validate() error {
 	if c.MaxObjectBytes > 1000*1024 {
 		bad("PROXY_MAX_OBJECT_BYTES", "must stay under memcached's 1 MiB item limit, got %d", c.MaxObjectBytes)
 	}
-	envconfig.CheckLevel(&ps, "PROXY_LOG_LEVEL", c.LogLevel)
-	envconfig.CheckAccessLog(&ps, "PROXY_ACCESS_LOG", c.AccessLog)
+}
+
+// checkHTTP: what the proxy's answers are made of.
+func (c Config) checkHTTP(bad func(name, format string, args ...any)) {
 	if len(c.PublicPaths) == 0 {
 		bad("PROXY_PUBLIC_PATHS", "at least one path prefix is needed")
 	}
@@ -185,7 +210,6 @@ func (c Config) Validate() error {
 	if c.TargetedField == "" || strings.ContainsAny(c.TargetedField, " :\t") {
 		bad("PROXY_TARGETED_CACHE_CONTROL", "want a header field name, got %q", c.TargetedField)
 	}
-	return ps.Err()
 }
 
 // unspecifiedHost reports whether host means "every address" (0.0.0.0,
