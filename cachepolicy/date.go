@@ -100,7 +100,7 @@ const months = "janfebmaraprmayjunjulaugsepoctnovdec"
 // month returns 1..12 for a three-letter month name in any case, or 0.
 func month(b []byte) int {
 	for i := 0; i < len(months); i += 3 {
-		if equalFold(b, months[i:i+3]) {
+		if EqualFold(b, months[i:i+3]) {
 			return i/3 + 1
 		}
 	}
@@ -109,7 +109,7 @@ func month(b []byte) int {
 
 func shortDay(b []byte) bool {
 	for _, d := range [...]string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"} {
-		if equalFold(b, d) {
+		if EqualFold(b, d) {
 			return true
 		}
 	}
@@ -118,7 +118,7 @@ func shortDay(b []byte) bool {
 
 func longDay(b []byte) bool {
 	for _, d := range [...]string{"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"} {
-		if equalFold(b, d) {
+		if EqualFold(b, d) {
 			return true
 		}
 	}
@@ -126,7 +126,7 @@ func longDay(b []byte) bool {
 }
 
 // gmt reports whether b is " GMT", in any case.
-func gmt(b []byte) bool { return len(b) == 4 && b[0] == ' ' && equalFold(b[1:], "gmt") }
+func gmt(b []byte) bool { return len(b) == 4 && b[0] == ' ' && EqualFold(b[1:], "gmt") }
 
 // ParseAge parses an Age field value (RFC 9111 §5.1) into seconds. Age is a
 // single delta-seconds; a list ("0, old", or duplicate lines joined) uses

@@ -141,56 +141,56 @@ func ParseCacheControl(v []byte) Directives {
 // apply records one directive. hasValue distinguishes `name` from `name=`.
 func (d *Directives) apply(name, val []byte, hasValue bool) {
 	switch {
-	case equalFold(name, "max-age"):
+	case EqualFold(name, "max-age"):
 		d.setMin(HasMaxAge, &d.MaxAge, deltaOrZero(val))
-	case equalFold(name, "s-maxage"):
+	case EqualFold(name, "s-maxage"):
 		d.setMin(HasSMaxAge, &d.SMaxAge, deltaOrZero(val))
-	case equalFold(name, "max-stale"):
+	case EqualFold(name, "max-stale"):
 		if !hasValue {
 			d.setMin(HasMaxStale, &d.MaxStale, MaxDelta)
 		} else if n, ok := ParseDeltaSeconds(val); ok {
 			d.setMin(HasMaxStale, &d.MaxStale, n)
 		}
-	case equalFold(name, "min-fresh"):
+	case EqualFold(name, "min-fresh"):
 		if n, ok := ParseDeltaSeconds(val); ok {
 			if !d.Has(HasMinFresh) || n > d.MinFresh {
 				d.MinFresh = n
 			}
 			d.Flags |= HasMinFresh
 		}
-	case equalFold(name, "stale-while-revalidate"):
+	case EqualFold(name, "stale-while-revalidate"):
 		if n, ok := ParseDeltaSeconds(val); ok {
 			d.setMin(HasStaleWhileRevalidate, &d.StaleWhileRevalidate, n)
 		}
-	case equalFold(name, "stale-if-error"):
+	case EqualFold(name, "stale-if-error"):
 		if n, ok := ParseDeltaSeconds(val); ok {
 			d.setMin(HasStaleIfError, &d.StaleIfError, n)
 		}
-	case equalFold(name, "no-cache"):
+	case EqualFold(name, "no-cache"):
 		d.qualified(NoCache, &d.NoCacheFields, val, hasValue)
-	case equalFold(name, "private"):
+	case EqualFold(name, "private"):
 		d.qualified(Private, &d.PrivateFields, val, hasValue)
-	case equalFold(name, "no-store"):
+	case EqualFold(name, "no-store"):
 		d.Flags |= NoStore
-	case equalFold(name, "public"):
+	case EqualFold(name, "public"):
 		// A value is not allowed (RFC 9111 §5.2); a garbled public
 		// grants nothing.
 		if !hasValue {
 			d.Flags |= Public
 		}
-	case equalFold(name, "must-revalidate"):
+	case EqualFold(name, "must-revalidate"):
 		d.Flags |= MustRevalidate
-	case equalFold(name, "proxy-revalidate"):
+	case EqualFold(name, "proxy-revalidate"):
 		d.Flags |= ProxyRevalidate
-	case equalFold(name, "must-understand"):
+	case EqualFold(name, "must-understand"):
 		d.Flags |= MustUnderstand
-	case equalFold(name, "immutable"):
+	case EqualFold(name, "immutable"):
 		if !hasValue {
 			d.Flags |= Immutable
 		}
-	case equalFold(name, "no-transform"):
+	case EqualFold(name, "no-transform"):
 		d.Flags |= NoTransform
-	case equalFold(name, "only-if-cached"):
+	case EqualFold(name, "only-if-cached"):
 		d.Flags |= OnlyIfCached
 	}
 }
@@ -201,37 +201,37 @@ func (d *Directives) unset(name []byte) {
 	var f Flags
 	var field *int64
 	switch {
-	case equalFold(name, "max-age"):
+	case EqualFold(name, "max-age"):
 		f, field = HasMaxAge, &d.MaxAge
-	case equalFold(name, "s-maxage"):
+	case EqualFold(name, "s-maxage"):
 		f, field = HasSMaxAge, &d.SMaxAge
-	case equalFold(name, "max-stale"):
+	case EqualFold(name, "max-stale"):
 		f, field = HasMaxStale, &d.MaxStale
-	case equalFold(name, "min-fresh"):
+	case EqualFold(name, "min-fresh"):
 		f, field = HasMinFresh, &d.MinFresh
-	case equalFold(name, "stale-while-revalidate"):
+	case EqualFold(name, "stale-while-revalidate"):
 		f, field = HasStaleWhileRevalidate, &d.StaleWhileRevalidate
-	case equalFold(name, "stale-if-error"):
+	case EqualFold(name, "stale-if-error"):
 		f, field = HasStaleIfError, &d.StaleIfError
-	case equalFold(name, "no-cache"):
+	case EqualFold(name, "no-cache"):
 		f, d.NoCacheFields = NoCache, nil
-	case equalFold(name, "private"):
+	case EqualFold(name, "private"):
 		f, d.PrivateFields = Private, nil
-	case equalFold(name, "no-store"):
+	case EqualFold(name, "no-store"):
 		f = NoStore
-	case equalFold(name, "public"):
+	case EqualFold(name, "public"):
 		f = Public
-	case equalFold(name, "must-revalidate"):
+	case EqualFold(name, "must-revalidate"):
 		f = MustRevalidate
-	case equalFold(name, "proxy-revalidate"):
+	case EqualFold(name, "proxy-revalidate"):
 		f = ProxyRevalidate
-	case equalFold(name, "must-understand"):
+	case EqualFold(name, "must-understand"):
 		f = MustUnderstand
-	case equalFold(name, "immutable"):
+	case EqualFold(name, "immutable"):
 		f = Immutable
-	case equalFold(name, "no-transform"):
+	case EqualFold(name, "no-transform"):
 		f = NoTransform
-	case equalFold(name, "only-if-cached"):
+	case EqualFold(name, "only-if-cached"):
 		f = OnlyIfCached
 	}
 	d.Flags &^= f
@@ -596,14 +596,14 @@ func lower(c byte) byte {
 	return c
 }
 
-// equalFold reports whether b equals the lowercase ASCII string s, ignoring
-// the case of b.
-func equalFold(b []byte, s string) bool {
+// EqualFold reports whether b and s are the same ASCII text, ignoring case
+// (field names, directive names). The proxy uses it too.
+func EqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
 	for i := range len(b) {
-		if lower(b[i]) != s[i] {
+		if lower(b[i]) != lower(s[i]) {
 			return false
 		}
 	}

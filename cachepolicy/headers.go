@@ -16,7 +16,7 @@ var hopByHop = [...]string{
 // Proxy-Authentication-Info, Trailer. Fields named in Connection are hop-by-hop too: see FieldRules.
 func IsHopByHop(name []byte) bool {
 	for _, h := range hopByHop {
-		if equalFold(name, h) {
+		if EqualFold(name, h) {
 			return true
 		}
 	}
@@ -32,7 +32,7 @@ func ListHas(v []byte, token string) bool {
 		for i < len(v) && v[i] != ',' {
 			i++
 		}
-		if equalFold(trimSpace(v[:i]), token) {
+		if EqualFold(trimSpace(v[:i]), token) {
 			return true
 		}
 		if i == len(v) {
@@ -106,7 +106,7 @@ func (r *FieldRules) Forward(name, connection []byte) bool {
 		return false
 	}
 	for _, f := range r.internal {
-		if equalFold(name, f) {
+		if EqualFold(name, f) {
 			return false
 		}
 	}
@@ -122,7 +122,7 @@ func (r *FieldRules) Forward(name, connection []byte) bool {
 // without revalidation, so the stored copy goes without them) list. cc may
 // be nil.
 func (r *FieldRules) Store(name, connection []byte, cc *Directives) bool {
-	if !r.Forward(name, connection) || equalFold(name, "age") || (r.StripSetCookie && equalFold(name, "set-cookie")) {
+	if !r.Forward(name, connection) || EqualFold(name, "age") || (r.StripSetCookie && EqualFold(name, "set-cookie")) {
 		return false
 	}
 	if cc != nil && (listHasName(cc.PrivateFields, name) || listHasName(cc.NoCacheFields, name)) {
@@ -140,8 +140,8 @@ func (r *FieldRules) Store(name, connection []byte, cc *Directives) bool {
 // cookies the origin gave it); and Age, so that NewMeta over the merged
 // fields sees the 304's Age (Store then leaves it out of what is kept).
 func (r *FieldRules) Update(name, connection []byte, cc *Directives) bool {
-	if equalFold(name, "age") {
+	if EqualFold(name, "age") {
 		return r.Forward(name, connection)
 	}
-	return r.Store(name, connection, cc) && !equalFold(name, "content-length") && !equalFold(name, "set-cookie")
+	return r.Store(name, connection, cc) && !EqualFold(name, "content-length") && !EqualFold(name, "set-cookie")
 }

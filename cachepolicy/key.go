@@ -56,8 +56,8 @@ func appendHost(dst, scheme, host []byte) []byte {
 		name, port := host[:i], host[i+1:]
 		wellFormed := bytes.IndexByte(name, ':') < 0 || (name[0] == '[' && name[len(name)-1] == ']')
 		if wellFormed && (len(port) == 0 ||
-			(equalFold(scheme, "http") && string(port) == "80") ||
-			(equalFold(scheme, "https") && string(port) == "443")) {
+			(EqualFold(scheme, "http") && string(port) == "80") ||
+			(EqualFold(scheme, "https") && string(port) == "443")) {
 			host = name
 		}
 	}
@@ -340,8 +340,8 @@ func AppendVaryKey(dst, vary []byte, value func(name []byte) []byte) []byte {
 }
 
 func foldedField(name []byte) bool {
-	return equalFold(name, "accept") || equalFold(name, "accept-encoding") ||
-		equalFold(name, "accept-language") || equalFold(name, "accept-charset")
+	return EqualFold(name, "accept") || EqualFold(name, "accept-encoding") ||
+		EqualFold(name, "accept-language") || EqualFold(name, "accept-charset")
 }
 
 // appendFieldValue appends v with whitespace normalised (see AppendVaryKey).

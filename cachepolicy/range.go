@@ -68,7 +68,7 @@ const MaxRanges = 16
 //     twice.
 func ParseRange(v []byte, length int64, dst []ByteRange) ([]ByteRange, RangeAnswer) {
 	v = trimSpace(v)
-	if len(v) < 6 || !equalFold(v[:5], "bytes") || v[5] != '=' {
+	if len(v) < 6 || !EqualFold(v[:5], "bytes") || v[5] != '=' {
 		return dst, RangeFull
 	}
 	base := len(dst)

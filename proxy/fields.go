@@ -94,7 +94,7 @@ func responseFields(resp *fasthttp.Response) []field {
 // firstValue is the value of the first field named name, nil if none.
 func firstValue(fields []field, name string) []byte {
 	for _, f := range fields {
-		if eqFold(f.Name, name) {
+		if cachepolicy.EqualFold(f.Name, name) {
 			return f.Value
 		}
 	}
@@ -108,7 +108,7 @@ func joinedValue(fields []field, name string) []byte {
 	var v []byte
 	n := 0
 	for _, f := range fields {
-		if !eqFold(f.Name, name) {
+		if !cachepolicy.EqualFold(f.Name, name) {
 			continue
 		}
 		switch n++; n {
@@ -153,7 +153,7 @@ func (p *Proxy) storedFields(fields []field, cc *cachepolicy.Directives, receive
 	conn := joinedValue(fields, "Connection")
 	out := make([]field, 0, len(fields)+1)
 	for _, f := range fields {
-		if p.rules.Store(f.Name, conn, cc) && !eqFold(f.Name, "Content-Length") {
+		if p.rules.Store(f.Name, conn, cc) && !cachepolicy.EqualFold(f.Name, "Content-Length") {
 			out = append(out, f)
 		}
 	}
@@ -175,7 +175,7 @@ func (p *Proxy) mergeFields(stored, update []field, cc *cachepolicy.Directives) 
 		}
 		first := true
 		for _, g := range update[:i] {
-			if eqFold(g.Name, string(f.Name)) {
+			if cachepolicy.EqualFold(g.Name, string(f.Name)) {
 				first = false
 				break
 			}
@@ -183,7 +183,7 @@ func (p *Proxy) mergeFields(stored, update []field, cc *cachepolicy.Directives) 
 		if first {
 			kept := merged[:0]
 			for _, g := range merged {
-				if !eqFold(g.Name, string(f.Name)) {
+				if !cachepolicy.EqualFold(g.Name, string(f.Name)) {
 					kept = append(kept, g)
 				}
 			}

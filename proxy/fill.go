@@ -202,7 +202,7 @@ func groupKeys(e *entry) []string {
 func setCookies(resp *fasthttp.Response) [][]byte {
 	var c [][]byte
 	for k, v := range resp.Header.All() {
-		if eqFold(k, "Set-Cookie") {
+		if cachepolicy.EqualFold(k, "Set-Cookie") {
 			c = append(c, append([]byte(nil), v...))
 		}
 	}

@@ -10,6 +10,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"edgecache/cachepolicy"
 )
 
 // serve dispatches a client request: a path outside PROXY_PUBLIC_PATHS to
@@ -163,20 +165,20 @@ func (p *Proxy) originRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, f
 		switch {
 		case !p.rules.Forward(k, conn):
 			continue
-		case eqFold(k, "X-Forwarded-For"):
+		case cachepolicy.EqualFold(k, "X-Forwarded-For"):
 			xff = v
 			continue
-		case eqFold(k, "X-Forwarded-Proto"):
+		case cachepolicy.EqualFold(k, "X-Forwarded-Proto"):
 			xfp = v
 			continue
-		case eqFold(k, "Via"):
+		case cachepolicy.EqualFold(k, "Via"):
 			via = v
 			continue
-		case eqFold(k, "Host"), eqFold(k, "Content-Length"):
+		case cachepolicy.EqualFold(k, "Host"), cachepolicy.EqualFold(k, "Content-Length"):
 			continue
-		case fill && (eqFold(k, "If-None-Match") || eqFold(k, "If-Modified-Since") || eqFold(k, "If-Match") ||
-			eqFold(k, "If-Unmodified-Since") || eqFold(k, "If-Range") || eqFold(k, "Range") ||
-			eqFold(k, "Cache-Control") || eqFold(k, "Pragma")):
+		case fill && (cachepolicy.EqualFold(k, "If-None-Match") || cachepolicy.EqualFold(k, "If-Modified-Since") || cachepolicy.EqualFold(k, "If-Match") ||
+			cachepolicy.EqualFold(k, "If-Unmodified-Since") || cachepolicy.EqualFold(k, "If-Range") || cachepolicy.EqualFold(k, "Range") ||
+			cachepolicy.EqualFold(k, "Cache-Control") || cachepolicy.EqualFold(k, "Pragma")):
 			continue
 		}
 		req.Header.AddBytesKV(k, v)
@@ -214,8 +216,8 @@ func (p *Proxy) copyResponse(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) 
 	var via []byte
 	for k, v := range resp.Header.All() {
 		switch {
-		case !p.rules.Forward(k, conn), eqFold(k, "Content-Length"), eqFold(k, "Date"):
-		case eqFold(k, "Via"):
+		case !p.rules.Forward(k, conn), cachepolicy.EqualFold(k, "Content-Length"), cachepolicy.EqualFold(k, "Date"):
+		case cachepolicy.EqualFold(k, "Via"):
 			via = v
 		default:
 			out.Header.AddBytesKV(k, v)
@@ -234,23 +236,4 @@ func (p *Proxy) copyResponse(ctx *fasthttp.RequestCtx, resp *fasthttp.Response) 
 		return
 	}
 	out.SetBody(resp.Body())
-}
-
-func eqFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := 0; i < len(b); i++ {
-		x, y := b[i], s[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

@@ -406,7 +406,7 @@ func (p *Proxy) storedHeader(out *fasthttp.ResponseHeader, e *entry, notModified
 	}
 	multipart := ra == cachepolicy.RangePartial && parts > 1
 	for _, f := range e.Headers {
-		if eqFold(f.Name, "Content-Length") || eqFold(f.Name, "Date") || (multipart && eqFold(f.Name, "Content-Type")) {
+		if cachepolicy.EqualFold(f.Name, "Content-Length") || cachepolicy.EqualFold(f.Name, "Date") || (multipart && cachepolicy.EqualFold(f.Name, "Content-Type")) {
 			continue
 		}
 		out.AddBytesKV(f.Name, f.Value)
