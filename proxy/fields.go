@@ -69,8 +69,9 @@ var dateReaders = sync.Pool{New: func() any {
 	return r
 }}
 
-// Field names in canonical form: SetCanonical takes them as they are,
-// where Set copies and normalises the name on every hit.
+// Field names the proxy sets on its answers, in canonical form (Age and
+// Cache-Status go in through SetCanonical, which takes a name as it is,
+// where Set copies and normalises it on every call).
 var (
 	hdrSetCookie   = []byte("Set-Cookie")
 	hdrAge         = []byte("Age")

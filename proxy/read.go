@@ -252,7 +252,7 @@ func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
 		c.buckets = append(c.buckets, p.lease.Bucket(k))
 	}
 	c.checked.Store(checked)
-	// the entry, its keys and its delivered header
+	// the entry, its keys and the header kept for its answers
 	p.l1.Add(primary, c, int64(len(e.Body)+len(e.VaryKey)+512+128*len(e.Headers)))
 }
 
