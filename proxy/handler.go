@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/accesslog"
 )
 
 // serve dispatches a client request: a path outside PROXY_PUBLIC_PATHS to
@@ -36,14 +37,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	}
 	p.m.requests[outcome].Inc()
 	if p.access != nil {
-		p.access.Info("request",
-			zap.ByteString("method", ctx.Method()),
-			zap.ByteString("uri", ctx.RequestURI()),
-			zap.Int("status", ctx.Response.StatusCode()),
-			zap.String("outcome", outcome),
-			zap.Int("bytes", len(ctx.Response.Body())),
-			zap.Duration("duration", time.Since(start)),
-			zap.String("client", ctx.RemoteIP().String()))
+		now := time.Now()
+		err := p.access.Write(&accesslog.Request{Time: now, Method: ctx.Method(), URI: ctx.RequestURI(),
+			Status: ctx.Response.StatusCode(), Outcome: outcome, Bytes: len(ctx.Response.Body()),
+			Duration: now.Sub(start), Client: ctx.RemoteIP()})
+		if err != nil {
+			p.m.accessLogErrors.Inc()
+		}
 	}
 }
 

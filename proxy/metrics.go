@@ -26,6 +26,7 @@ type metricSet struct {
 	storeErrors         *metrics.Counter
 	lagRefetch          *metrics.Counter
 	panics              *metrics.Counter
+	accessLogErrors     *metrics.Counter
 	purges              *metrics.Counter
 
 	l1Hits *metrics.Counter
@@ -74,6 +75,7 @@ func newMetricSet(cacheName string) *metricSet {
 	m.storeErrors = s.NewCounter(`edgecache_proxy_store_errors_total`)
 	m.lagRefetch = s.NewCounter(`edgecache_proxy_replica_lag_refetches_total`)
 	m.panics = s.NewCounter(`edgecache_proxy_panics_total`)
+	m.accessLogErrors = s.NewCounter(`edgecache_proxy_access_log_errors_total`)
 	m.purges = s.NewCounter(`edgecache_proxy_purges_total`)
 	m.l1Hits = s.NewCounter(`edgecache_proxy_l1_hits_total`)
 	s.NewGauge(`edgecache_proxy_hit_ratio`, func() float64 {

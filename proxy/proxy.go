@@ -15,6 +15,7 @@ import (
 
 	"edgecache/cachepolicy"
 	"edgecache/deploy/envconfig"
+	"edgecache/proxy/accesslog"
 	"edgecache/proxy/lease"
 	"edgecache/proxy/lru"
 	"edgecache/proxy/store"
@@ -38,9 +39,9 @@ type Proxy struct {
 	rules   *cachepolicy.FieldRules
 	via     []byte
 
-	access     *zap.Logger  // nil when PROXY_ACCESS_LOG is off
-	stopAccess func() error // flushes the access log (and closes its file)
-	public     [][]byte     // PROXY_PUBLIC_PATHS
+	access     *accesslog.Log // nil when PROXY_ACCESS_LOG is off
+	stopAccess func() error   // flushes the access log (and closes its file)
+	public     [][]byte       // PROXY_PUBLIC_PATHS
 
 	flights  singleflight.Group
 	groupsOf groupMemory
@@ -107,13 +108,13 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 	}
 	p.groupsOf.init()
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
-	access, stopAccess, err := envconfig.OpenAccessLog(cfg.AccessLog)
+	access, stopAccess, err := envconfig.OpenAccessWriter(cfg.AccessLog)
 	if err != nil {
 		return nil, err
 	}
 	p.stopAccess = stopAccess
-	if cfg.AccessLog != envconfig.AccessOff {
-		p.access = access
+	if access != nil {
+		p.access = accesslog.New(access)
 	}
 	p.server = &fasthttp.Server{
 		Handler:               p.recoverPanic(p.serve),

@@ -3,6 +3,7 @@ package envconfig
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,16 +85,20 @@ func CheckAccessLog(ps *Problems, v, dest string) {
 	}
 }
 
-// OpenAccessLog builds the access logger for dest: its own core, never
-// sampled (zap's sampling would thin a line whose message never changes),
-// JSON with ISO 8601 times, buffered and flushed every second and by stop,
-// which also closes a file.
-func OpenAccessLog(dest string) (log *zap.Logger, stop func() error, err error) {
+// AccessEncoder is the access log's encoding: JSON with ISO 8601 times.
+// The proxy writes the same lines without zap (proxy/accesslog), and its
+// tests compare the two.
+func AccessEncoder() zapcore.Encoder { return zapcore.NewJSONEncoder(encoderConfig()) }
+
+// OpenAccessWriter opens the access log's destination: nil for off, else
+// a writer buffered and flushed every second and by stop, which also
+// closes a file.
+func OpenAccessWriter(dest string) (w io.Writer, stop func() error, err error) {
 	var ws zapcore.WriteSyncer
 	var file *os.File
 	switch dest {
 	case AccessOff:
-		return zap.NewNop(), func() error { return nil }, nil
+		return nil, func() error { return nil }, nil
 	case AccessStdout, "":
 		ws = os.Stdout
 	case AccessStderr:
@@ -105,7 +110,6 @@ func OpenAccessLog(dest string) (log *zap.Logger, stop func() error, err error) 
 		ws = file
 	}
 	buf := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(ws), FlushInterval: time.Second}
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(encoderConfig()), buf, zapcore.InfoLevel)
 	stop = func() error {
 		err := buf.Stop()
 		if file != nil {
@@ -113,5 +117,20 @@ func OpenAccessLog(dest string) (log *zap.Logger, stop func() error, err error) 
 		}
 		return err
 	}
+	return buf, stop, nil
+}
+
+// OpenAccessLog builds the access logger for dest over OpenAccessWriter:
+// its own core, never sampled (zap's sampling would thin a line whose
+// message never changes), AccessEncoder's lines.
+func OpenAccessLog(dest string) (log *zap.Logger, stop func() error, err error) {
+	w, stop, err := OpenAccessWriter(dest)
+	if err != nil {
+		return nil, nil, err
+	}
+	if w == nil {
+		return zap.NewNop(), stop, nil
+	}
+	core := zapcore.NewCore(AccessEncoder(), zapcore.AddSync(w), zapcore.InfoLevel)
 	return zap.New(core).Named("access"), stop, nil
 }
