@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
@@ -19,28 +20,33 @@ import (
 // a 404 of the proxy's own, reads to the cache state machine (read.go),
 // writes to the origin with invalidation (write.go).
 func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
-	start := ctx.Time() // when fasthttp read the request: its clock reading, not one more
+	// One clock reading at the start (fasthttp's, when it read the
+	// request) and one at the end, shared by the latency metric and the
+	// access log line.
+	start := ctx.Time()
 	var outcome string
+	var took *metrics.PrometheusHistogram
 	switch {
 	case !p.isPublic(ctx):
 		p.errorJSON(ctx, fasthttp.StatusNotFound, "not_found", "no such resource")
 		outcome = outcomeError
 	case ctx.IsGet() || ctx.IsHead():
-		outcome = p.read(ctx, start)
-		p.m.readDuration.UpdateDuration(start)
+		outcome, took = p.read(ctx, start), p.m.readDuration
 	case ctx.IsConnect():
 		p.errorJSON(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported")
 		outcome = outcomeError
 	default:
-		outcome = p.write(ctx)
-		p.m.writeDuration.UpdateDuration(start)
+		outcome, took = p.write(ctx), p.m.writeDuration
+	}
+	end := time.Now()
+	if took != nil {
+		took.Update(end.Sub(start).Seconds())
 	}
 	p.m.requests[outcome].Inc()
 	if p.access != nil {
-		now := time.Now()
-		err := p.access.Write(&accesslog.Request{Time: now, Method: ctx.Method(), URI: ctx.RequestURI(),
+		err := p.access.Write(&accesslog.Request{Time: end, Method: ctx.Method(), URI: ctx.RequestURI(),
 			Status: ctx.Response.StatusCode(), Outcome: outcome, Bytes: len(ctx.Response.Body()),
-			Duration: now.Sub(start), Client: ctx.RemoteIP()})
+			Duration: end.Sub(start), Client: ctx.RemoteIP()})
 		if err != nil {
 			p.m.accessLogErrors.Inc()
 		}

@@ -20,8 +20,8 @@ import (
 // room for cachepolicy.MaxRanges.
 func rangeOf(ctx *fasthttp.RequestCtx, e *entry, dst []cachepolicy.ByteRange) ([]cachepolicy.ByteRange, cachepolicy.RangeAnswer) {
 	h := &ctx.Request.Header
-	v := h.Peek("Range")
-	if len(v) == 0 || !ctx.IsGet() || e.Meta.Status != fasthttp.StatusOK || !e.Meta.IfRange(h.Peek("If-Range")) {
+	v := h.PeekCanonical(hdrRange)
+	if len(v) == 0 || !ctx.IsGet() || e.Meta.Status != fasthttp.StatusOK || !e.Meta.IfRange(h.PeekCanonical(hdrIfRange)) {
 		return dst, cachepolicy.RangeFull
 	}
 	return cachepolicy.ParseRange(v, int64(len(e.Body)), dst)

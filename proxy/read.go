@@ -83,7 +83,7 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 // its whole lookup.
 func (p *Proxy) recv(t *txn) bool {
 	h := &t.ctx.Request.Header
-	auth := len(h.Peek("Authorization")) > 0
+	auth := len(h.PeekCanonical(hdrAuthorization)) > 0
 	t.creq = cachepolicy.NewRequest(h.Method(), requestList(h, "Cache-Control"), requestList(h, "Pragma"), auth)
 	return !auth
 }
@@ -194,7 +194,7 @@ func (p *Proxy) lookupL1(t *txn) bool {
 	if !p.varyMatches(&c.ent, &t.ctx.Request.Header) {
 		return false
 	}
-	free := p.lease.Free(c.checked.Load(), c.buckets)
+	free := p.lease.Free(t.now, c.checked.Load(), c.buckets)
 	if !free {
 		checked := p.lease.Seq()
 		items, unavailable := p.store.Lookup(c.keys[1:])
@@ -331,7 +331,7 @@ func (p *Proxy) hit(t *txn, d cachepolicy.Decision) string {
 func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, c *l1Entry, age int64, cs *cachepolicy.CacheStatus) {
 	h := &ctx.Request.Header
 	out := &ctx.Response
-	notModified := e.Meta.NotModified(h.Peek("If-None-Match"), h.Peek("If-Modified-Since"))
+	notModified := e.Meta.NotModified(h.PeekCanonical(hdrIfNoneMatch), h.PeekCanonical(hdrIfModifiedSince))
 	var rbuf [cachepolicy.MaxRanges]cachepolicy.ByteRange
 	ranges, ra := rbuf[:0], cachepolicy.RangeFull
 	if !notModified {

@@ -168,11 +168,16 @@ func (h *Holder) Bucket(key string) uint32 {
 }
 
 // Free reports whether an entry last found current by a memcached read
-// that followed Seq() == checked, with groups in buckets, may be served
-// without asking memcached again: the lease is held now, it has not lapsed
-// since checked, and no notification has named any of its groups since.
-func (h *Holder) Free(checked uint64, buckets []uint32) bool {
-	if h == nil || checked < h.floor.Load() || h.now() >= h.validUntil.Load() {
+// that followed Seq() == checked, with groups in buckets, may answer a
+// request received at without asking memcached again: the lease was held
+// then, it has not lapsed since checked, and no notification has named any
+// of its groups since (as of now). at is the time fasthttp read for the
+// request, so that a hit reads no clock of its own. A request received
+// before the lease ran out may be answered as of then: a write that waited
+// out the lease was answered after it ran out, later than the request
+// arrived, and the notifications that did arrive are seen.
+func (h *Holder) Free(at time.Time, checked uint64, buckets []uint32) bool {
+	if h == nil || checked < h.floor.Load() || int64(at.Sub(h.base)) >= h.validUntil.Load() {
 		return false
 	}
 	for _, b := range buckets {

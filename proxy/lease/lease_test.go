@@ -149,24 +149,24 @@ func TestNotifiedGroupsAreNoLongerFree(t *testing.T) {
 	if moved[0] == other[0] {
 		t.Skip("the two keys share a bucket")
 	}
-	if !a.Free(checked, moved) || !a.Free(checked, other) {
+	if !a.Free(time.Now(), checked, moved) || !a.Free(time.Now(), checked, other) {
 		t.Fatal("a held lease does not make a checked entry free")
 	}
 	n := newNotifier(st, testSecret)
 	if err := n.Notify([]string{"g:moved"}); err != nil {
 		t.Fatal(err)
 	}
-	if a.Free(checked, moved) {
+	if a.Free(time.Now(), checked, moved) {
 		t.Error("STALE: an entry naming a notified group is still free after the acknowledgement")
 	}
-	if !a.Free(checked, other) && a.Held() {
+	if !a.Free(time.Now(), checked, other) && a.Held() {
 		t.Error("an entry naming another group lost its freedom")
 	}
 	if got := n.acks.Get(); got != 1 {
 		t.Errorf("acks %d, want 1", got)
 	}
 	// Checked again after the notification: free again.
-	if !a.Free(a.Seq(), moved) && a.Held() {
+	if !a.Free(time.Now(), a.Seq(), moved) && a.Held() {
 		t.Error("an entry checked after the notification is not free")
 	}
 }
@@ -187,7 +187,7 @@ func TestUnreachableHolderIsRevokedAndWaitedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := time.Since(start)
-	if a.Free(checked, buckets) {
+	if a.Free(time.Now(), checked, buckets) {
 		t.Fatalf("STALE: Notify returned after %s while the unreachable holder still trusts an entry checked before it", took)
 	}
 	t.Logf("notify with one unreachable holder took %s (lease %s, timeout %s)", took, testDuration, testTimeout)
@@ -196,7 +196,7 @@ func TestUnreachableHolderIsRevokedAndWaitedOut(t *testing.T) {
 	}
 	a.relay.Resume()
 	waitHeld(t, a.Holder)
-	if a.Free(checked, buckets) {
+	if a.Free(time.Now(), checked, buckets) {
 		t.Error("STALE: after rejoining, an entry checked before the revocation is free without a new check")
 	}
 	if a.m.revok.Get() == 0 {
@@ -219,7 +219,7 @@ func TestLostRegistryIsWaitedOutAndRechecked(t *testing.T) {
 	if err := n.Notify([]string{"g:x"}); err != nil {
 		t.Fatal(err)
 	}
-	if a.Free(checked, buckets) {
+	if a.Free(time.Now(), checked, buckets) {
 		t.Fatal("STALE: the mover returned while the holder of a lost registry still trusts its entries")
 	}
 	if n.lostWaits.Get() != 1 {
@@ -227,7 +227,7 @@ func TestLostRegistryIsWaitedOutAndRechecked(t *testing.T) {
 	}
 	resume()
 	waitHeld(t, a.Holder)
-	if a.Free(checked, buckets) {
+	if a.Free(time.Now(), checked, buckets) {
 		t.Error("STALE: after the registry was re-created, an old check is trusted")
 	}
 }
@@ -242,7 +242,7 @@ func TestMoverWithoutTheSecretRevokesHolders(t *testing.T) {
 	if err := newNotifier(st, "").Notify([]string{"g:x"}); err != nil {
 		t.Fatal(err)
 	}
-	if a.Free(checked, buckets) {
+	if a.Free(time.Now(), checked, buckets) {
 		t.Fatal("STALE: a mover without the secret returned while a holder trusts its entries")
 	}
 }
