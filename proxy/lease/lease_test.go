@@ -13,6 +13,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"edgecache/deploy/localstack"
 	"edgecache/proxy/store"
@@ -234,16 +235,27 @@ func TestLostRegistryIsWaitedOutAndRechecked(t *testing.T) {
 
 // Without the secret a mover cannot tell the holders: it revokes them and
 // waits, so a fleet half-way through turning leases on stays exact.
+// A mover without the secret cannot notify, so it revokes and waits, and
+// says so in its log (once: the next write is as slow, and says nothing).
 func TestMoverWithoutTheSecretRevokesHolders(t *testing.T) {
 	_, st := newStore(t)
 	a := startMember(t, st, "a", false)
 	waitHeld(t, a.Holder)
 	checked, buckets := a.Seq(), []uint32{a.Bucket("g:x")}
-	if err := newNotifier(st, "").Notify([]string{"g:x"}); err != nil {
+	core, logs := observer.New(zap.WarnLevel)
+	n := NewNotifier(NotifierConfig{Duration: testDuration, Timeout: testTimeout}, st, zap.New(core), metrics.NewSet(), "test")
+	if err := n.Notify([]string{"g:x"}); err != nil {
 		t.Fatal(err)
 	}
 	if a.Free(time.Now(), checked, buckets) {
 		t.Fatal("STALE: a mover without the secret returned while a holder trusts its entries")
+	}
+	waitHeld(t, a.Holder)
+	if err := n.Notify([]string{"g:x"}); err != nil {
+		t.Fatal(err)
+	}
+	if w := logs.FilterMessageSnippet("no peer secret").Len(); w != 1 {
+		t.Fatalf("%d warnings that this mover has no secret, want 1 over two writes", w)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -39,6 +40,8 @@ type Notifier struct {
 
 	mu    sync.Mutex
 	peers map[string]*peer
+
+	warned atomic.Int64 // unix seconds of the last warning that this mover has no secret
 
 	acks, revocations, expiries, lostWaits *metrics.Counter
 	wait                                   *metrics.PrometheusHistogram
@@ -120,6 +123,9 @@ func (n *Notifier) Notify(keys []string) error {
 		}
 		ps = append(ps, pending{m, s})
 	}
+	if n.cfg.Secret == "" && len(ps) > 0 {
+		n.warnNoSecret(len(ps))
+	}
 	until := read
 	var errs []error
 	for _, p := range ps {
@@ -144,6 +150,20 @@ func (n *Notifier) Notify(keys []string) error {
 		time.Sleep(d)
 	}
 	return nil
+}
+
+// warnNoSecret says, at most once a minute, why this mover's writes are
+// slow: without the secret it cannot tell holders what moved, so every
+// write waits out their leases. It is a fleet half-way through turning
+// leases on, or a proxy whose PROXY_PEER_SECRET did not reach it.
+func (n *Notifier) warnNoSecret(holders int) {
+	now := time.Now().Unix()
+	last := n.warned.Load()
+	if now-last < 60 || !n.warned.CompareAndSwap(last, now) {
+		return
+	}
+	n.log.Warn("no peer secret here, but other members hold leases: every write waits out their leases; set the same PROXY_PEER_SECRET (INVALIDATOR_PEER_SECRET) everywhere",
+		zap.Int("holders", holders), zap.Duration("wait", n.cfg.Duration))
 }
 
 // readRegistry reads every copy and returns the members of those that
