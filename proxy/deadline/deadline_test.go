@@ -44,7 +44,10 @@ func pair(t testing.TB, l *Listener) (server *conn, client net.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { client.Close(); accepted.Close() })
+	// A deadline that never fires would hang the test: the client's
+	// close makes the server's Read or Write fail instead.
+	backstop := time.AfterFunc(backstop, func() { client.Close() })
+	t.Cleanup(func() { backstop.Stop(); client.Close(); accepted.Close() })
 	return accepted.(*conn), client
 }
 
@@ -145,9 +148,7 @@ func TestStalledHeaderGetsFasthttpsTimeoutAnswer(t *testing.T) {
 
 func TestBlockedWriteTimesOut(t *testing.T) {
 	l := listen(t, 50*time.Millisecond)
-	server, client := pair(t, l)
-	stop := time.AfterFunc(backstop, func() { client.Close() })
-	defer stop.Stop()
+	server, _ := pair(t, l) // whose client never reads
 	server.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
 	chunk := make([]byte, 1<<20)
 	for {
@@ -162,9 +163,7 @@ func TestBlockedWriteTimesOut(t *testing.T) {
 
 func TestPastDeadlineFires(t *testing.T) {
 	l := listen(t, 50*time.Millisecond)
-	server, client := pair(t, l)
-	stop := time.AfterFunc(backstop, func() { client.Close() })
-	defer stop.Stop()
+	server, _ := pair(t, l)
 	server.SetReadDeadline(time.Now().Add(-time.Second))
 	if _, err := server.Read(make([]byte, 1)); !isTimeout(err) {
 		t.Fatalf("read under a past deadline: %v, want a timeout", err)
@@ -183,12 +182,10 @@ func readByte(t *testing.T, server, client net.Conn) error {
 
 func TestExtendedDeadlineNeverFails(t *testing.T) {
 	l := listen(t, never)
-	server, client := pair(t, l)
-	stop := time.AfterFunc(backstop, func() { client.Close() })
-	defer stop.Stop()
 	future := func() time.Time { return time.Now().Add(time.Hour) }
 
 	t.Run("extended after the sweeper forced", func(t *testing.T) {
+		server, client := pair(t, l)
 		server.SetReadDeadline(time.Now())
 		l.sweep(sinceEpoch())
 		if _, err := server.Read(make([]byte, 1)); !isTimeout(err) {
@@ -200,6 +197,7 @@ func TestExtendedDeadlineNeverFails(t *testing.T) {
 		}
 	})
 	t.Run("cleared after the sweeper forced", func(t *testing.T) {
+		server, client := pair(t, l)
 		server.SetReadDeadline(time.Now())
 		l.sweep(sinceEpoch())
 		server.SetReadDeadline(time.Time{})
@@ -208,6 +206,7 @@ func TestExtendedDeadlineNeverFails(t *testing.T) {
 		}
 	})
 	t.Run("extended after the sweeper decided", func(t *testing.T) {
+		server, client := pair(t, l)
 		server.SetReadDeadline(time.Now())
 		expired, _ := l.collect(sinceEpoch(), nil)
 		if len(expired) != 1 {
@@ -220,6 +219,7 @@ func TestExtendedDeadlineNeverFails(t *testing.T) {
 		}
 	})
 	t.Run("reads and writes apart", func(t *testing.T) {
+		server, client := pair(t, l)
 		server.SetReadDeadline(time.Now())
 		l.sweep(sinceEpoch())
 		if _, err := server.Write([]byte{'y'}); err != nil {
@@ -235,12 +235,58 @@ func TestExtendedDeadlineNeverFails(t *testing.T) {
 		if err := readByte(t, server, client); err != nil {
 			t.Fatalf("read after the write deadline fired: %v", err)
 		}
-		server.SetWriteDeadline(time.Time{})
+	})
+
+	t.Run("SetDeadline sets both", func(t *testing.T) {
+		server, client := pair(t, l)
+		server.SetDeadline(time.Now())
+		l.sweep(sinceEpoch())
+		if _, err := server.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Fatalf("read under the passed deadline: %v, want a timeout", err)
+		}
+		if _, err := server.Write([]byte{'y'}); !isTimeout(err) {
+			t.Fatalf("write under the passed deadline: %v, want a timeout", err)
+		}
+		server.SetDeadline(time.Time{})
+		if _, err := server.Write([]byte{'y'}); err != nil {
+			t.Fatalf("write with no deadline: %v", err)
+		}
+		if err := readByte(t, server, client); err != nil {
+			t.Fatalf("read with no deadline: %v", err)
+		}
+	})
+	t.Run("fires at its time, not before", func(t *testing.T) {
+		server, client := pair(t, l)
+		at := time.Now().Add(time.Hour)
+		server.SetReadDeadline(at)
+		l.sweep(at.Sub(epoch).Nanoseconds() - 1)
+		if err := readByte(t, server, client); err != nil {
+			t.Fatalf("read a nanosecond before the deadline: %v", err)
+		}
+		l.sweep(at.Sub(epoch).Nanoseconds())
+		if _, err := server.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Fatalf("read at the deadline: %v, want a timeout", err)
+		}
+	})
+	t.Run("wall clock deadline", func(t *testing.T) {
+		// Without a monotonic reading the runtime counts the deadline
+		// from the wall clock's now; it is the same instant as its
+		// monotonic twin unless the wall clock was set meanwhile.
+		server, _ := pair(t, l)
+		at := time.Now().Add(time.Hour)
+		if d := time.Duration(encode(at.Round(0))>>1 - encode(at)>>1); d.Abs() > time.Second {
+			t.Fatalf("wall clock deadline recorded %s off its monotonic twin", d)
+		}
+		server.SetReadDeadline(time.Now().Round(0).Add(-time.Second))
+		l.sweep(sinceEpoch())
+		if _, err := server.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Fatalf("read under a passed wall clock deadline: %v, want a timeout", err)
+		}
 	})
 
 	// The request that arrives just as its idle time runs out: the sweep
 	// and the Set that extends the deadline start together.
-	race := func(set time.Time) {
+	race := func(server net.Conn, set time.Time) {
 		server.SetReadDeadline(time.Now())
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -250,16 +296,44 @@ func TestExtendedDeadlineNeverFails(t *testing.T) {
 		wg.Wait()
 	}
 	t.Run("extended while the sweeper runs", func(t *testing.T) {
+		server, client := pair(t, l)
 		for i := range 2000 {
-			race(future())
+			race(server, future())
 			if err := readByte(t, server, client); err != nil {
 				t.Fatalf("iteration %d: read under the extended deadline: %v", i, err)
 			}
 		}
 	})
-	t.Run("renewed in the past while the sweeper runs", func(t *testing.T) {
+	// Two goroutines extend a forced deadline at once: the one that
+	// returns first must not find the real one still forced.
+	t.Run("extended by two at once", func(t *testing.T) {
+		server, client := pair(t, l)
 		for i := range 2000 {
-			race(time.Now())
+			server.SetReadDeadline(time.Now())
+			l.sweep(sinceEpoch())
+			if _, err := client.Write([]byte{'x'}); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			var err error
+			start := make(chan struct{})
+			wg.Go(func() { <-start; server.SetReadDeadline(future()) })
+			wg.Go(func() {
+				<-start
+				server.SetReadDeadline(future())
+				_, err = io.ReadFull(server, make([]byte, 1))
+			})
+			close(start)
+			wg.Wait()
+			if err != nil {
+				t.Fatalf("iteration %d: read under the extended deadline: %v", i, err)
+			}
+		}
+	})
+	t.Run("renewed in the past while the sweeper runs", func(t *testing.T) {
+		server, _ := pair(t, l)
+		for i := range 2000 {
+			race(server, time.Now())
 			l.sweep(sinceEpoch())
 			if _, err := server.Read(make([]byte, 1)); !isTimeout(err) {
 				t.Fatalf("iteration %d: read under the passed deadline: %v, want a timeout", i, err)
@@ -272,7 +346,7 @@ func TestClose(t *testing.T) {
 	l := listen(t, 50*time.Millisecond)
 	a, _ := pair(t, l)
 	b, _ := pair(t, l)
-	c, client := pair(t, l)
+	c, _ := pair(t, l)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -300,8 +374,6 @@ func TestClose(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	stop := time.AfterFunc(backstop, func() { client.Close() })
-	defer stop.Stop()
 	c.SetReadDeadline(time.Now())
 	if _, err := c.Read(make([]byte, 1)); !isTimeout(err) {
 		t.Fatalf("read after the listener closed: %v, want a timeout", err)
@@ -312,31 +384,51 @@ func TestClose(t *testing.T) {
 	default:
 	}
 	c.Close()
-	<-l.sweeperDone
+	waitSweeperDone(t, l)
+}
+
+func waitSweeperDone(t *testing.T, l *Listener) {
+	t.Helper()
+	select {
+	case <-l.sweeperDone:
+	case <-time.After(backstop):
+		t.Fatal("sweeper still running")
+	}
 }
 
 func TestCloseStopsIdleSweeper(t *testing.T) {
 	l := listen(t, never)
 	l.Close()
-	<-l.sweeperDone // at once, not an hour later
+	waitSweeperDone(t, l) // at once, not an hour later
 }
 
+// BenchmarkSetDeadline sets a new deadline each time without reading the
+// clock, which fasthttp does (time.Now().Add) either way and this VM makes
+// slow: "time.Now" is that part alone. The real conn reads the clock
+// itself (time.Until) on top of moving its timer.
 func BenchmarkSetDeadline(b *testing.B) {
 	l := listen(b, 500*time.Millisecond)
 	wrapped, _ := pair(b, l)
-	b.Run("wrapped", func(b *testing.B) {
-		b.ReportAllocs()
+	b.Run("time.Now", func(b *testing.B) {
+		var t time.Time
 		for b.Loop() {
-			wrapped.SetReadDeadline(time.Now().Add(time.Minute))
+			t = time.Now().Add(time.Minute)
 		}
+		_ = t
 	})
-	b.Run("net.TCPConn", func(b *testing.B) {
-		real := wrapped.Conn.(*net.TCPConn)
-		b.ReportAllocs()
-		for b.Loop() {
-			real.SetReadDeadline(time.Now().Add(time.Minute))
-		}
-	})
+	for _, c := range []struct {
+		name string
+		conn net.Conn
+	}{{"wrapped", wrapped}, {"net.TCPConn", wrapped.Conn.(*net.TCPConn)}} {
+		b.Run(c.name, func(b *testing.B) {
+			at := time.Now().Add(time.Minute)
+			b.ReportAllocs()
+			for b.Loop() {
+				at = at.Add(time.Microsecond)
+				c.conn.SetReadDeadline(at)
+			}
+		})
+	}
 }
 
 // BenchmarkSweep is one sweep over 20,000 conns none of whose deadlines
