@@ -6,19 +6,19 @@
 // first byte, WriteTimeout before answering). Each one moves a timer in the
 // runtime's heap (internal/poll.setDeadlineImpl → runtime_pollSetDeadline),
 // 150-250 ns on the proxy's VM, and together they cost about 3 % of the
-// proxy's CPU when it serves cache hits (profiled under wrk). Recording one
-// here costs a fifth of that (BenchmarkSetDeadline). Nearly none of those deadlines
-// ever fires: the next request, or the answer, comes first.
+// proxy's CPU when it serves cache hits (profiled under wrk). Nearly none
+// of them ever fires: the next request, or the answer, comes first.
 //
 // A connection accepted here only records the deadline it is given (one
-// atomic operation). One sweeper goroutine per listener looks at every
-// connection once per granularity and, for a deadline that has passed,
-// sets the real connection's deadline in the past, so that the blocked
-// Read or Write fails with the runtime's own error (os.ErrDeadlineExceeded
-// in a *net.OpError, Timeout() true): fasthttp's error handler and
-// idle-close logic, and the proxy's serverError, see what they saw before.
-// The price is precision: a deadline fires between 0 and one granularity
-// late, never early.
+// atomic operation, about a fifth of a real Set: BenchmarkSetDeadline).
+// One sweeper goroutine per listener looks at every connection once per
+// granularity and, for a deadline that has passed, sets the real
+// connection's deadline in the past, so that the blocked Read or Write
+// fails with the runtime's own error (os.ErrDeadlineExceeded in a
+// *net.OpError, Timeout() true): fasthttp's error handler and idle-close
+// logic, and the proxy's serverError, see what they saw before. The price
+// is precision: a deadline fires between 0 and one granularity late, never
+// early.
 //
 // Only the net.Conn methods are passed through: an accepted connection is
 // not a *net.TCPConn, so its ReadFrom (sendfile) is not used by a
