@@ -21,7 +21,7 @@ type Config struct {
 	Origins     []string `env:"PROXY_ORIGINS" envDefault:"http://127.0.0.1:8081" help:"comma-separated origin base URLs (http://host:port); requests are spread over the healthy ones"`
 	Memcached   []string `env:"PROXY_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port list, shared by every proxy instance"`
 
-	ReadTimeout    time.Duration `env:"PROXY_READ_TIMEOUT" envDefault:"30s" help:"client side: time to read a whole request"`
+	ReadTimeout    time.Duration `env:"PROXY_READ_TIMEOUT" envDefault:"30s" help:"client side: time to read a whole request (the three client timeouts are checked twice a second: they fire up to 0.5 s late)"`
 	WriteTimeout   time.Duration `env:"PROXY_WRITE_TIMEOUT" envDefault:"30s" help:"client side: time to write a whole response"`
 	IdleTimeout    time.Duration `env:"PROXY_IDLE_TIMEOUT" envDefault:"75s" help:"client side: keep-alive idle time; must exceed the load balancer's (ALB: 60s)"`
 	MaxHeaderBytes int           `env:"PROXY_MAX_HEADER_BYTES" envDefault:"16384" help:"largest request header block accepted (431 beyond)"`

@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
@@ -16,6 +17,7 @@ import (
 	"edgecache/cachepolicy"
 	"edgecache/deploy/envconfig"
 	"edgecache/proxy/accesslog"
+	"edgecache/proxy/deadline"
 	"edgecache/proxy/lease"
 	"edgecache/proxy/lru"
 	"edgecache/proxy/store"
@@ -73,6 +75,10 @@ type testHooks struct {
 	// memcached and before the lease holders are told.
 	betweenMovesAndNotify func(path string)
 }
+
+// clientTimeoutGranularity is how late PROXY_READ_TIMEOUT,
+// PROXY_WRITE_TIMEOUT and PROXY_IDLE_TIMEOUT may fire.
+const clientTimeoutGranularity = 500 * time.Millisecond
 
 // Start builds the proxy from cfg, opens both listeners and serves in the
 // background. log receives operational logs; access logs go to their own
@@ -136,10 +142,15 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 		Logger:             zapLogger{log},
 	}
 	p.admin = p.newAdminServer()
-	if p.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
 		p.stopAccess()
 		return nil, err
 	}
+	// The client listener's timeouts are enforced by a sweep twice a
+	// second rather than by a runtime timer moved three times a request
+	// (package deadline): they fire up to 0.5 s late.
+	p.ln = deadline.NewListener(ln, clientTimeoutGranularity)
 	if p.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		p.ln.Close()
 		p.stopAccess()
