@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -91,33 +92,38 @@ func CheckAccessLog(ps *Problems, v, dest string) {
 func AccessEncoder() zapcore.Encoder { return zapcore.NewJSONEncoder(encoderConfig()) }
 
 // OpenAccessWriter opens the access log's destination: nil for off, else
-// a writer buffered and flushed every second and by stop, which also
-// closes a file.
+// a writer of whole lines that buffers them and writes them from a
+// goroutine of its own (lineWriter), at least every second and at stop,
+// which also closes a file.
 func OpenAccessWriter(dest string) (w io.Writer, stop func() error, err error) {
-	var ws zapcore.WriteSyncer
+	var out io.Writer
 	var file *os.File
 	switch dest {
 	case AccessOff:
 		return nil, func() error { return nil }, nil
 	case AccessStdout, "":
-		ws = os.Stdout
+		out = os.Stdout
 	case AccessStderr:
-		ws = os.Stderr
+		out = os.Stderr
 	default:
 		if file, err = os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644); err != nil {
 			return nil, nil, fmt.Errorf("access log: %w", err)
 		}
-		ws = file
+		out = file
 	}
-	buf := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(ws), FlushInterval: time.Second}
+	lw := newLineWriter(out, lineBufferSize, lineBuffers, time.Second)
+	var once sync.Once
+	var stopped error
 	stop = func() error {
-		err := buf.Stop()
-		if file != nil {
-			err = errors.Join(err, file.Close())
-		}
-		return err
+		once.Do(func() {
+			stopped = lw.stop()
+			if file != nil {
+				stopped = errors.Join(stopped, file.Close())
+			}
+		})
+		return stopped
 	}
-	return buf, stop, nil
+	return lw, stop, nil
 }
 
 // OpenAccessLog builds the access logger for dest over OpenAccessWriter:
