@@ -93,7 +93,7 @@ func AccessEncoder() zapcore.Encoder { return zapcore.NewJSONEncoder(encoderConf
 
 // OpenAccessWriter opens the access log's destination: nil for off, else
 // a writer of whole lines that buffers them and writes them from a
-// goroutine of its own (lineWriter), at least every second and at stop,
+// goroutine of its own (lineWriter), about every second and at stop,
 // which also closes a file.
 func OpenAccessWriter(dest string) (w io.Writer, stop func() error, err error) {
 	var out io.Writer
