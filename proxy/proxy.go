@@ -81,8 +81,8 @@ type testHooks struct {
 const clientTimeoutGranularity = 500 * time.Millisecond
 
 // Start builds the proxy from cfg, opens both listeners and serves in the
-// background. log receives operational logs; access logs go to their own
-// unsampled, buffered core where PROXY_ACCESS_LOG says.
+// background. log receives operational logs; the access log's lines
+// (proxy/accesslog, never sampled) go where PROXY_ACCESS_LOG says.
 func Start(cfg Config, log *zap.Logger) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
