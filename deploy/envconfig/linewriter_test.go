@@ -16,7 +16,7 @@ import (
 // its tick meets Writes that wait for a buffer while holding the lock (it
 // deadlocked when the tick took the lock instead of trying it).
 func TestLineWriterKeepsEveryLineInOrder(t *testing.T) {
-	var out bytes.Buffer // written by the writer's goroutine only, read after stop
+	var out bytes.Buffer                              // written by the writer's goroutine only, read after stop
 	w := newLineWriter(&out, 64, 2, time.Microsecond) // ticks all the time, racing the Writes
 	const writers, lines = 8, 2000
 	var wg sync.WaitGroup
