@@ -25,22 +25,22 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	// access log line.
 	start := ctx.Time()
 	var outcome string
-	var took *metrics.PrometheusHistogram
+	var latency *metrics.PrometheusHistogram // reads' or writes'; none for the proxy's own answers
 	switch {
 	case !p.isPublic(ctx):
 		p.errorJSON(ctx, fasthttp.StatusNotFound, "not_found", "no such resource")
 		outcome = outcomeError
 	case ctx.IsGet() || ctx.IsHead():
-		outcome, took = p.read(ctx, start), p.m.readDuration
+		outcome, latency = p.read(ctx, start), p.m.readDuration
 	case ctx.IsConnect():
 		p.errorJSON(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported")
 		outcome = outcomeError
 	default:
-		outcome, took = p.write(ctx), p.m.writeDuration
+		outcome, latency = p.write(ctx), p.m.writeDuration
 	}
 	end := time.Now()
-	if took != nil {
-		took.Update(end.Sub(start).Seconds())
+	if latency != nil {
+		latency.Update(end.Sub(start).Seconds())
 	}
 	p.m.requests[outcome].Inc()
 	if p.access != nil {
