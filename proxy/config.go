@@ -3,12 +3,14 @@ package proxy
 import (
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
 
 	"edgecache/deploy/envconfig"
+	"edgecache/proxy/lease"
 )
 
 // Config is the proxy's configuration, read from PROXY_* environment
@@ -55,6 +57,7 @@ type Config struct {
 	LeaseDuration time.Duration `env:"PROXY_LEASE_DURATION" envDefault:"1s" help:"invalidation lease (proxy/README.md \"Leases\"): how long one renewal in memcached lets L1 hits skip memcached; renewed every third of it; also the longest a write waits for a lease holder that does not answer"`
 	PeerSecret    string        `env:"PROXY_PEER_SECRET" envDefault:"" help:"shared secret of the invalidation channel between proxies and the invalidator (the same everywhere, INVALIDATOR_PEER_SECRET too); empty turns leases off: every L1 hit is checked in memcached"`
 	PeerAdvertise string        `env:"PROXY_PEER_ADVERTISE" envDefault:"" help:"host:port where other proxies and the invalidator reach this proxy's admin listener to invalidate its L1; default the admin listener's address; behind NAT or in an Auto Scaling group, the instance's private IP and admin port"`
+	PeerNetworks  []string      `env:"PROXY_PEER_NETWORKS" envDefault:"127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,::1/128,fc00::/7" help:"comma-separated networks (CIDR) where lease holders may be: a write never sends an invalidation to an address outside them, whatever memcached's registry lists; this proxy's advertised address must be inside them"`
 	PeerTimeout   time.Duration `env:"PROXY_PEER_TIMEOUT" envDefault:"200ms" help:"how long a write waits for a lease holder's acknowledgement before revoking its lease (then it waits out the lease, at most PROXY_LEASE_DURATION)"`
 
 	CacheName     string `env:"PROXY_CACHE_NAME" envDefault:"edgecache" help:"this cache's name in Cache-Status (RFC 9211) and Via"`
@@ -156,6 +159,13 @@ func (c Config) checkLeases(bad func(name, format string, args ...any)) {
 	if strings.ContainsAny(c.PeerSecret, " \t\r\n") {
 		bad("PROXY_PEER_SECRET", "must not contain spaces or line breaks")
 	}
+	networks, err := lease.ParseNetworks(c.PeerNetworks)
+	if err != nil {
+		bad("PROXY_PEER_NETWORKS", "%v", err)
+	}
+	if advertise := c.advertised(); c.PeerSecret != "" && err == nil && advertise != "" {
+		c.checkAdvertised(advertise, networks, bad)
+	}
 	switch host, _, err := net.SplitHostPort(c.PeerAdvertise); {
 	case c.PeerAdvertise != "" && err != nil:
 		bad("PROXY_PEER_ADVERTISE", "want host:port, got %q", c.PeerAdvertise)
@@ -166,6 +176,56 @@ func (c Config) checkLeases(bad func(name, format string, args ...any)) {
 			bad("PROXY_PEER_ADVERTISE", "PROXY_ADMIN_LISTEN %q listens on every address: set the address peers reach this proxy at (the instance's private IP and admin port)", c.AdminListen)
 		}
 	}
+}
+
+// advertised is where peers reach this proxy: PROXY_PEER_ADVERTISE, else
+// the admin listener ("" if that listens everywhere: an error of its own).
+func (c Config) advertised() string {
+	if c.PeerAdvertise != "" {
+		return c.PeerAdvertise
+	}
+	if h, _, err := net.SplitHostPort(c.AdminListen); err == nil && !unspecifiedHost(h) {
+		return c.AdminListen
+	}
+	return ""
+}
+
+// checkAdvertised: movers send only to IP addresses inside the peer
+// networks, and a loopback address is only reachable from this host: with
+// memcached on another host, other hosts' proxies share the registry and
+// would notify whatever process listens at that address on their own
+// host (a holder the write never reaches, stale reads).
+func (c Config) checkAdvertised(addr string, networks []netip.Prefix, bad func(name, format string, args ...any)) {
+	name := "PROXY_PEER_ADVERTISE"
+	if c.PeerAdvertise == "" {
+		name = "PROXY_ADMIN_LISTEN"
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		bad(name, "peers reach this proxy at %q: want an IP address and port (movers do not resolve names)", addr)
+		return
+	}
+	if !lease.Allowed(addr, networks) {
+		bad(name, "peers reach this proxy at %q, outside PROXY_PEER_NETWORKS", addr)
+	}
+	if !ap.Addr().IsLoopback() {
+		return
+	}
+	for _, m := range c.Memcached {
+		if h, _, err := net.SplitHostPort(m); err == nil && !loopbackHost(h) {
+			bad(name, "peers reach this proxy at loopback %q but memcached %q is on another host: set PROXY_PEER_ADVERTISE to this host's private IP and admin port", addr, m)
+			return
+		}
+	}
+}
+
+// loopbackHost reports whether host is a loopback address or localhost.
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 // checkSizes: limits in bytes and counts.

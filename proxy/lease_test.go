@@ -181,3 +181,31 @@ func TestProxyJoiningDuringAWriteServesNothingStale(t *testing.T) {
 		}
 	}
 }
+
+// Where peers reach this proxy: an IP address inside PROXY_PEER_NETWORKS,
+// and not loopback when memcached is on another host (each host's proxies
+// would then notify whatever listens at that address on their own host).
+func TestPeerAdvertiseMustBeReachable(t *testing.T) {
+	for _, tc := range []struct {
+		advertise, admin string
+		memcached        []string
+		bad              string
+	}{
+		{"", "127.0.0.1:8082", []string{"127.0.0.1:11211"}, ""},
+		{"", "127.0.0.1:8082", []string{"10.0.1.5:11211"}, "PROXY_ADMIN_LISTEN"},
+		{"127.0.0.1:8082", "0.0.0.0:8082", []string{"cache.internal:11211"}, "PROXY_PEER_ADVERTISE"},
+		{"10.0.1.7:8082", "0.0.0.0:8082", []string{"10.0.1.5:11211"}, ""},
+		{"203.0.113.7:8082", "0.0.0.0:8082", []string{"10.0.1.5:11211"}, "PROXY_PEER_ADVERTISE"},
+		{"proxy-a.internal:8082", "0.0.0.0:8082", []string{"10.0.1.5:11211"}, "PROXY_PEER_ADVERTISE"},
+	} {
+		cfg := defaultConfig()
+		cfg.PeerSecret, cfg.PeerAdvertise, cfg.AdminListen, cfg.Memcached = "s", tc.advertise, tc.admin, tc.memcached
+		err := cfg.Validate()
+		switch {
+		case tc.bad == "" && err != nil:
+			t.Errorf("%+v: %v", tc, err)
+		case tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad+":")):
+			t.Errorf("%+v: want a problem with %s, got %v", tc, tc.bad, err)
+		}
+	}
+}

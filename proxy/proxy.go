@@ -195,8 +195,12 @@ func (p *Proxy) startLeases() error {
 		p.lease = h
 		h.Start()
 	}
+	networks, err := lease.ParseNetworks(p.cfg.PeerNetworks) // valid: Validate parsed it
+	if err != nil {
+		return err
+	}
 	p.notifier = lease.NewNotifier(lease.NotifierConfig{Secret: p.cfg.PeerSecret, Duration: p.cfg.LeaseDuration,
-		Timeout: p.cfg.PeerTimeout, Self: p.lease}, p.store, p.log.Named("lease"), p.m.set, "edgecache_proxy")
+		Timeout: p.cfg.PeerTimeout, Self: p.lease, Networks: networks}, p.store, p.log.Named("lease"), p.m.set, "edgecache_proxy")
 	return nil
 }
 

@@ -2,11 +2,32 @@ package invalidator
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
+
+	"edgecache/proxy/store"
 )
+
+// Log is invalidation_log as the apply loop reads it: the leader's locked
+// session in production, a model of the table in the fault simulator
+// (proxy/simulate_test.go).
+type Log interface {
+	// ReadBatch reads up to n rows with ids above after, in id order.
+	ReadBatch(after uint64, n int) ([]Row, error)
+	// DeleteRows deletes the rows with these ids, and only those.
+	DeleteRows(ids []uint64) error
+}
+
+// Row is one row of invalidation_log.
+type Row struct {
+	ID      uint64
+	Group   string
+	Version uint64
+	Age     time.Duration // since the row was inserted, by the database's clock
+}
 
 // applier is the leader's apply loop: read a batch, move its groups, delete
 // the rows whose group moved (see doc.go for why rows are deleted instead
@@ -51,7 +72,7 @@ func newApplier(inv *Invalidator) *applier {
 // run applies batches until ctx is done or the session fails. A statement
 // the server refused (a missing table, a lock wait timeout) leaves the
 // session, and the lock, intact: it is retried with backoff.
-func (a *applier) run(ctx context.Context, s *session) error {
+func (a *applier) run(ctx context.Context, s Log) error {
 	for {
 		more, err := a.round(s)
 		switch {
@@ -78,12 +99,12 @@ func (a *applier) run(ctx context.Context, s *session) error {
 // round reads one batch, moves its groups and deletes the rows that moved.
 // more says another batch is waiting: this one came back full and was not
 // all waiting out a backoff.
-func (a *applier) round(s *session) (more bool, err error) {
-	batch, err := s.readBatch(a.cursor, a.inv.cfg.Batch)
+func (a *applier) round(s Log) (more bool, err error) {
+	batch, err := s.ReadBatch(a.cursor, a.inv.cfg.Batch)
 	if err != nil {
 		return false, err
 	}
-	readAt := time.Now()
+	readAt := a.inv.clock.Now()
 	a.seen += len(batch)
 	if float64(a.seen) > a.inv.m.backlog.Get() {
 		a.inv.m.backlog.Set(float64(a.seen))
@@ -91,7 +112,7 @@ func (a *applier) round(s *session) (more bool, err error) {
 	moves := a.plan(batch, readAt)
 	full := len(batch) == a.inv.cfg.Batch
 	if full {
-		a.cursor = batch[len(batch)-1].id
+		a.cursor = batch[len(batch)-1].ID
 	} else {
 		a.endSweep()
 	}
@@ -124,7 +145,7 @@ func (a *applier) round(s *session) (more bool, err error) {
 	// The batch in hand is finished even when the leader is stopping: its
 	// groups moved, and deleting their rows spares the next leader moving
 	// them again. A lost connection fails this at once.
-	if err := s.deleteRows(done); err != nil {
+	if err := s.DeleteRows(done); err != nil {
 		return false, err
 	}
 	a.inv.recordApplied(done)
@@ -147,25 +168,25 @@ func (a *applier) endSweep() {
 
 // plan groups a batch by group, keeping each group's highest version, and
 // leaves out the groups still waiting out a backoff: their rows stay.
-func (a *applier) plan(batch []logRow, now time.Time) []*move {
+func (a *applier) plan(batch []Row, now time.Time) []*move {
 	byGroup := map[string]*move{}
 	var moves []*move
 	for _, r := range batch {
-		if rt := a.retry[r.group]; rt != nil {
+		if rt := a.retry[r.Group]; rt != nil {
 			rt.sweep = a.sweep
 			if now.Before(rt.at) {
 				continue
 			}
 		}
-		mv := byGroup[r.group]
+		mv := byGroup[r.Group]
 		if mv == nil {
-			mv = &move{group: r.group}
-			byGroup[r.group] = mv
+			mv = &move{group: r.Group}
+			byGroup[r.Group] = mv
 			moves = append(moves, mv)
 		}
-		mv.version = max(mv.version, r.version)
-		mv.ids = append(mv.ids, r.id)
-		mv.ages = append(mv.ages, r.age)
+		mv.version = max(mv.version, r.Version)
+		mv.ids = append(mv.ids, r.ID)
+		mv.ages = append(mv.ages, r.Age)
 	}
 	return moves
 }
@@ -178,7 +199,7 @@ func (a *applier) moveAll(moves []*move) {
 	for _, mv := range moves {
 		g.Go(func() error {
 			mv.err = a.inv.mover.Move(mv.group, mv.version)
-			mv.movedAt = time.Now()
+			mv.movedAt = a.inv.clock.Now()
 			return nil
 		})
 	}
@@ -207,19 +228,28 @@ func (a *applier) notifyHolders(moves []*move) {
 		a.inv.m.notifyFailures.Inc()
 		for _, mv := range moves {
 			if mv.err == nil {
-				mv.err, mv.movedAt = err, time.Now()
+				mv.err, mv.movedAt = err, a.inv.clock.Now()
 			}
 		}
 	}
 }
 
 // moveFailed schedules the group's retry, the delay doubling per failure.
+// A move refused because its node is marked down failed without a round
+// trip, and is retried every round without backoff: the store's probe puts
+// the node back in use, and the group must move then, not up to RetryMax
+// later. The "pending" bound (proxy/PROTOCOL.md) counts from the node's
+// return.
 func (a *applier) moveFailed(mv *move) {
 	a.inv.m.moveFailures.Inc()
 	rt := a.retry[mv.group]
 	if rt == nil {
 		rt = &retry{}
 		a.retry[mv.group] = rt
+	}
+	if errors.Is(mv.err, store.ErrUnavailable) {
+		rt.delay, rt.at, rt.sweep = 0, mv.movedAt, a.sweep
+		return
 	}
 	rt.delay = a.backoff(rt.delay)
 	rt.at = mv.movedAt.Add(rt.delay)

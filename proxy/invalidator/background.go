@@ -37,7 +37,11 @@ func StartBackground(cfg Config, log *zap.Logger, set *metrics.Set) (*Background
 	if err != nil {
 		return nil, err
 	}
-	n := lease.NewNotifier(lease.NotifierConfig{Secret: cfg.PeerSecret, Duration: cfg.LeaseDuration, Timeout: cfg.PeerTimeout},
+	networks, err := lease.ParseNetworks(cfg.PeerNetworks) // valid: Validate parsed it
+	if err != nil {
+		return nil, err
+	}
+	n := lease.NewNotifier(lease.NotifierConfig{Secret: cfg.PeerSecret, Duration: cfg.LeaseDuration, Timeout: cfg.PeerTimeout, Networks: networks},
 		mc, log.Named("lease"), set, "edgecache_invalidator")
 	inv.notify = func(groups []string) error {
 		keys := make([]string, len(groups))

@@ -8,6 +8,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"edgecache/deploy/envconfig"
+	"edgecache/proxy/lease"
 )
 
 // Config is the invalidator's configuration, read from INVALIDATOR_*
@@ -30,6 +31,7 @@ type Config struct {
 
 	PeerSecret    string        `env:"INVALIDATOR_PEER_SECRET" envDefault:"" help:"the proxies' PROXY_PEER_SECRET: after moving groups, the invalidator tells every proxy holding an invalidation lease, and waits for its acknowledgement or its lease to end, before deleting the rows; without it, such proxies are revoked and their leases waited out"`
 	LeaseDuration time.Duration `env:"INVALIDATOR_LEASE_DURATION" envDefault:"1s" help:"the longest lease any proxy holds (PROXY_LEASE_DURATION): how long to wait when the lease registry in memcached was lost"`
+	PeerNetworks  []string      `env:"INVALIDATOR_PEER_NETWORKS" envDefault:"127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,::1/128,fc00::/7" help:"the proxies' PROXY_PEER_NETWORKS: networks (CIDR) where lease holders may be; no invalidation is sent to an address outside them"`
 	PeerTimeout   time.Duration `env:"INVALIDATOR_PEER_TIMEOUT" envDefault:"200ms" help:"how long a lease holder has to acknowledge before it is revoked and its lease waited out"`
 
 	LockName       string        `env:"INVALIDATOR_LOCK_NAME" envDefault:"edgecache.invalidator" help:"MySQL named lock (GET_LOCK) that elects the one active invalidator; every instance of one deployment uses the same name"`
@@ -93,6 +95,9 @@ func (c Config) Validate() error {
 	}
 	if strings.ContainsAny(c.PeerSecret, " \t\r\n") {
 		bad("INVALIDATOR_PEER_SECRET", "must not contain spaces or line breaks")
+	}
+	if _, err := lease.ParseNetworks(c.PeerNetworks); err != nil {
+		bad("INVALIDATOR_PEER_NETWORKS", "%v", err)
 	}
 	if c.PeerTimeout <= 0 || c.PeerTimeout >= c.LeaseDuration {
 		bad("INVALIDATOR_PEER_TIMEOUT", "must be > 0 and below INVALIDATOR_LEASE_DURATION (%s), got %s", c.LeaseDuration, c.PeerTimeout)

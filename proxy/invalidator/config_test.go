@@ -39,6 +39,7 @@ func TestValidateNamesEveryBadVariable(t *testing.T) {
 	cfg.PeerSecret = "two words"
 	cfg.LeaseDuration = 0
 	cfg.PeerTimeout = 0
+	cfg.PeerNetworks = []string{"10.0.0.0"}
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("accepted")

@@ -7,6 +7,8 @@ import (
 
 	_ "github.com/go-sql-driver/mysql" // the driver INVALIDATOR_MYSQL_DSN is for
 	"go.uber.org/zap"
+
+	"edgecache/proxy/clock"
 )
 
 // Mover moves a group forward in memcached so that no proxy trusts an entry
@@ -24,6 +26,7 @@ type Invalidator struct {
 	mover  Mover
 	notify func(groups []string) error // tells the lease holders (package lease); nil: no one to tell
 	log    *zap.Logger
+	clock  clock.Clock
 	db     *sql.DB
 	m      *metricSet
 
@@ -50,15 +53,41 @@ func New(cfg Config, mover Mover, log *zap.Logger) (*Invalidator, error) {
 	// One pinned session at a time, and room for its successor while the
 	// old one closes. Nothing else uses the pool.
 	db.SetMaxOpenConns(2)
-	inv := &Invalidator{cfg: cfg, mover: mover, log: log, db: db, changed: make(chan struct{})}
+	inv := newInvalidator(cfg, mover, log, clock.Real)
+	inv.db = db
+	return inv, nil
+}
+
+func newInvalidator(cfg Config, mover Mover, log *zap.Logger, c clock.Clock) *Invalidator {
+	inv := &Invalidator{cfg: cfg, mover: mover, log: log, clock: c, changed: make(chan struct{})}
 	inv.m = newMetricSet(func() float64 {
 		if inv.Leading() {
 			return 1
 		}
 		return 0
 	})
-	return inv, nil
+	return inv
 }
+
+// Applier is the leader's apply loop a round at a time, over any Log, for
+// the fault simulator (proxy/simulate_test.go), which runs rounds at the
+// points of its schedule on its own clock. notify tells the lease holders
+// (nil: none).
+type Applier struct {
+	a *applier
+}
+
+// NewApplier is an applier with cfg's batch, concurrency and retry
+// settings.
+func NewApplier(cfg Config, mover Mover, notify func(groups []string) error, c clock.Clock, log *zap.Logger) *Applier {
+	inv := newInvalidator(cfg, mover, log, c)
+	inv.notify = notify
+	return &Applier{newApplier(inv)}
+}
+
+// Round reads one batch of l, moves its groups, tells the holders and
+// deletes the rows that moved; more says another batch is waiting.
+func (ap *Applier) Round(l Log) (more bool, err error) { return ap.a.round(l) }
 
 // Close closes the database pool. Call it after Run has returned.
 func (inv *Invalidator) Close() error { return inv.db.Close() }

@@ -100,16 +100,8 @@ func (s *session) release() error {
 	return s.exec("DO RELEASE_LOCK(?)", s.lock)
 }
 
-// logRow is one row of invalidation_log.
-type logRow struct {
-	id      uint64
-	group   string
-	version uint64
-	age     time.Duration // since the row was inserted, by the database's clock
-}
-
-// readBatch reads up to n rows with ids above after, in id order.
-func (s *session) readBatch(after uint64, n int) ([]logRow, error) {
+// ReadBatch reads up to n rows with ids above after, in id order.
+func (s *session) ReadBatch(after uint64, n int) ([]Row, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
@@ -120,20 +112,20 @@ func (s *session) readBatch(after uint64, n int) ([]logRow, error) {
 		return nil, err
 	}
 	defer rows.Close()
-	var batch []logRow
+	var batch []Row
 	for rows.Next() {
-		var r logRow
+		var r Row
 		var ageMicros int64
-		if err := rows.Scan(&r.id, &r.group, &r.version, &ageMicros); err != nil {
+		if err := rows.Scan(&r.ID, &r.Group, &r.Version, &ageMicros); err != nil {
 			return nil, err
 		}
-		r.age = time.Duration(max(ageMicros, 0)) * time.Microsecond // a clock stepped back: not negative
+		r.Age = time.Duration(max(ageMicros, 0)) * time.Microsecond // a clock stepped back: not negative
 		batch = append(batch, r)
 	}
 	return batch, rows.Err()
 }
 
-// deleteRows deletes the rows with the given ids, and only those: a row with
+// DeleteRows deletes the rows with the given ids, and only those: a row with
 // a lower id may have committed since the batch was read, and it has not
 // been applied.
 //
@@ -144,7 +136,7 @@ func (s *session) readBatch(after uint64, n int) ([]logRow, error) {
 // against the origin's inserts meanwhile. Joining from the list of ids
 // (STRAIGHT_JOIN fixes that order) makes each deletion a primary-key
 // lookup of a row that is committed and ours.
-func (s *session) deleteRows(ids []uint64) error {
+func (s *session) DeleteRows(ids []uint64) error {
 	var q strings.Builder
 	q.WriteString("DELETE l FROM (SELECT ? AS id")
 	for range ids[1:] {

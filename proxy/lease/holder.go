@@ -2,7 +2,6 @@ package lease
 
 import (
 	"bytes"
-	"crypto/subtle"
 	"errors"
 	"hash/maphash"
 	"sync"
@@ -13,11 +12,12 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"edgecache/proxy/clock"
 	"edgecache/proxy/store"
 )
 
-// Path is where a member's peer listener takes invalidations: POST, with
-// "Authorization: Bearer <secret>", one memcached group key per line.
+// Path is where a member's peer listener takes invalidations: POST, one
+// memcached group key per line, signed and named for the member (link.go).
 const Path = "/lease/invalidate"
 
 // HolderConfig is one member's identity and lease.
@@ -26,6 +26,7 @@ type HolderConfig struct {
 	Advertise string        // host:port where movers reach this member's peer listener
 	Duration  time.Duration // D: how long one renewal lets this member trust its copies
 	Secret    string        // shared by every mover and member
+	Clock     clock.Clock   // nil: the machine's
 }
 
 // Holder keeps this process's lease and its record of what movers
@@ -42,6 +43,7 @@ type Holder struct {
 	cfg    HolderConfig
 	nodes  Nodes
 	log    *zap.Logger
+	clock  clock.Clock
 	base   time.Time // monotonic origin of validUntil
 	margin time.Duration
 
@@ -60,6 +62,7 @@ type Holder struct {
 	since   time.Time             // when the lease was last regained
 
 	mu      sync.Mutex
+	knownAt []time.Time // per copy: when known was first read or written (for movers: Notifier.firstSaw)
 	changed chan struct{}
 	paused  chan struct{} // non-nil while renewals are paused (Pause)
 	stop    chan struct{}
@@ -112,9 +115,11 @@ func NewHolder(cfg HolderConfig, nodes Nodes, log *zap.Logger, set *metrics.Set,
 		return nil, errors.New("lease: no secret: leases are off")
 	}
 	n := nodes.Nodes()
-	h := &Holder{cfg: cfg, nodes: nodes, log: log, base: time.Now(), margin: cfg.Duration / 10,
+	c := clock.Or(cfg.Clock)
+	h := &Holder{cfg: cfg, nodes: nodes, log: log, clock: c, base: c.Now(), margin: cfg.Duration / 10,
 		buckets: make([]atomic.Uint64, 1<<bucketBits), seed: maphash.MakeSeed(),
 		known: make([]uint64, n), written: make([]uint64, n), seen: make([]map[string]sighting, n),
+		knownAt: make([]time.Time, n),
 		changed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range h.seen {
 		h.seen[i] = map[string]sighting{}
@@ -145,7 +150,7 @@ func b2f(b bool) float64 {
 // ID is this member's id.
 func (h *Holder) ID() string { return h.cfg.ID }
 
-func (h *Holder) now() int64 { return int64(time.Since(h.base)) }
+func (h *Holder) now() int64 { return int64(h.clock.Now().Sub(h.base)) }
 
 // Held reports whether the lease is held now.
 func (h *Holder) Held() bool { return h != nil && h.now() < h.validUntil.Load() }
@@ -252,31 +257,61 @@ func raise(b *atomic.Uint64, s uint64) {
 	}
 }
 
-// ServeInvalidate is the peer listener's handler of Path. It answers 200
-// only after every named group is recorded: the answer is the ack a mover
-// waits for.
+// ErrNotThisMember is Deliver's answer to a message for another member.
+var ErrNotThisMember = errors.New("lease: the message is for another member")
+
+// Deliver records a message's keys if it is for this member. It returns
+// only after every key is recorded: its nil is the acknowledgement a
+// mover waits for.
+func (h *Holder) Deliver(m Message) error {
+	if m.Member != h.cfg.ID {
+		return ErrNotThisMember
+	}
+	h.Invalidate(m.Keys)
+	h.m.notifications.Inc()
+	return nil
+}
+
+// ServeInvalidate is the peer listener's handler of Path: a message
+// signed with the secret (link.go) and named for this member. It answers
+// 200 with a signed acknowledgement only after every named group is
+// recorded.
 func (h *Holder) ServeInvalidate(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsPost() {
 		ctx.Error("use POST\n", fasthttp.StatusMethodNotAllowed)
 		return
 	}
-	if !Authorized(ctx.Request.Header.Peek("Authorization"), h.cfg.Secret) {
-		ctx.Error("missing or wrong peer secret\n", fasthttp.StatusUnauthorized)
+	member, nonce := ctx.Request.Header.Peek(hdrMember), ctx.Request.Header.Peek(hdrNonce)
+	if !validSignature(ctx.Request.Header.Peek(hdrSignature), h.cfg.Secret, []byte("invalidate"), member, nonce, ctx.PostBody()) {
+		ctx.Error("missing or wrong signature\n", fasthttp.StatusUnauthorized)
+		return
+	}
+	if string(member) != h.cfg.ID {
+		// Another process at the address the registry lists for member
+		// (a shared loopback address, a restarted process): not an ack.
+		ctx.Error("not member "+string(member)+"\n", fasthttp.StatusMisdirectedRequest)
 		return
 	}
 	h.invalidateBytes(ctx.PostBody())
 	h.m.notifications.Inc()
+	ctx.Response.Header.Set(hdrAck, sign(h.cfg.Secret, []byte("ack"), member, nonce))
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	ctx.SetBodyString("ok\n")
 }
 
-// Authorized compares "Bearer <secret>" in constant time; an empty secret
-// authorizes nothing.
-func Authorized(auth []byte, secret string) bool {
-	if secret == "" {
-		return false
+// sawCopy is when this member first read or wrote node n's copy with
+// incarnation inc (false if its last renewal of n found another one). A
+// nil Holder has seen nothing.
+func (h *Holder) sawCopy(n int, inc uint64) (time.Time, bool) {
+	if h == nil {
+		return time.Time{}, false
 	}
-	return subtle.ConstantTimeCompare(auth, []byte("Bearer "+secret)) == 1
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if n >= len(h.known) || h.known[n] != inc {
+		return time.Time{}, false
+	}
+	return h.knownAt[n], true
 }
 
 // Changed returns a channel closed at the end of the next renewal round,
@@ -393,10 +428,10 @@ func (h *Holder) round() {
 			h.validUntil.Store(0)
 			h.floor.Store(h.seq.Add(1))
 			h.m.lost.Inc()
-			if !h.since.IsZero() && time.Since(h.since) > maxBackoff*h.cfg.Duration {
+			if !h.since.IsZero() && h.clock.Now().Sub(h.since) > maxBackoff*h.cfg.Duration {
 				h.backoff = 0 // held for long: the last revocation was a one-off
 			}
-			h.since = time.Now()
+			h.since = h.clock.Now()
 			h.log.Info("lease held: every L1 entry is checked in memcached once more", zap.Bool("lapsed", !continuous))
 		}
 		h.validUntil.Store(start + int64(h.cfg.Duration-h.margin))
@@ -414,6 +449,7 @@ var errBackingOff = errors.New("lease: revoked; waiting before rejoining")
 func (h *Holder) renewCopy(n int, counter uint64) (lost bool, err error) {
 	self := member{id: h.cfg.ID, addr: h.cfg.Advertise, counter: counter, duration: h.cfg.Duration}
 	for range casAttempts {
+		readAt := h.clock.Now()
 		reg, it, state, err := readCopy(h.nodes, n)
 		switch state {
 		case copyFailed:
@@ -433,7 +469,8 @@ func (h *Holder) renewCopy(n int, counter uint64) (lost bool, err error) {
 			if err != nil {
 				return true, err
 			}
-			h.known[n], h.written[n] = fresh.incarnation, counter
+			h.setKnown(n, fresh.incarnation, readAt)
+			h.written[n] = counter
 			clear(h.seen[n])
 			return true, nil
 		}
@@ -464,17 +501,29 @@ func (h *Holder) renewCopy(n int, counter uint64) (lost bool, err error) {
 		if err != nil {
 			return lost, err
 		}
-		h.known[n], h.written[n] = reg.incarnation, counter
+		h.setKnown(n, reg.incarnation, readAt)
+		h.written[n] = counter
 		return lost, nil
 	}
 	return false, errContended
+}
+
+// setKnown records that node n's copy has incarnation inc, read (or
+// created) at at: when it is new to this member, at is when movers in this
+// process count it from (sawCopy).
+func (h *Holder) setKnown(n int, inc uint64, at time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.known[n] != inc {
+		h.known[n], h.knownAt[n] = inc, at
+	}
 }
 
 // mayRejoin decides, on finding this member revoked, whether to rejoin
 // now: at once the first time, then after a backoff that doubles.
 func (h *Holder) mayRejoin() error {
 	h.m.revok.Inc()
-	now := time.Now()
+	now := h.clock.Now()
 	if h.backoff > 0 && now.Sub(h.since) < h.backoff {
 		return errBackingOff
 	}
@@ -488,7 +537,7 @@ func (h *Holder) mayRejoin() error {
 // changed for gcAfter of their durations since this member first saw
 // them so: their leases ended long ago.
 func (h *Holder) collect(n int, reg *registry) {
-	now := time.Now()
+	now := h.clock.Now()
 	seen := h.seen[n]
 	kept := reg.members[:0]
 	present := make(map[string]bool, len(reg.members))

@@ -305,25 +305,37 @@ func TestDeadMemberIsCollected(t *testing.T) {
 	}
 }
 
-// The peer listener refuses a wrong secret and takes many keys per message.
-func TestServeInvalidateChecksTheSecret(t *testing.T) {
+// The peer listener refuses a wrong signature and a message for another
+// member (two processes behind one address), takes many keys per message,
+// and signs its acknowledgement of the message's nonce.
+func TestServeInvalidateChecksSignatureAndMember(t *testing.T) {
 	_, st := newStore(t)
 	h, err := NewHolder(HolderConfig{ID: "x", Advertise: "127.0.0.1:1", Duration: testDuration, Secret: testSecret}, st, zap.NewNop(), metrics.NewSet(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ctx fasthttp.RequestCtx
-	ctx.Request.Header.SetMethod("POST")
-	ctx.Request.Header.Set("Authorization", "Bearer wrong")
-	ctx.Request.SetBodyString("g:a\ng:b\n")
-	h.ServeInvalidate(&ctx)
-	if ctx.Response.StatusCode() != 401 || h.m.received.Get() != 0 {
-		t.Fatalf("wrong secret: %d, %d keys recorded", ctx.Response.StatusCode(), h.m.received.Get())
+	body := "g:a\ng:b\n"
+	serve := func(secret, member string) *fasthttp.Response {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.Header.Set(hdrMember, member)
+		ctx.Request.Header.Set(hdrNonce, "n1")
+		ctx.Request.Header.Set(hdrSignature, sign(secret, []byte("invalidate"), []byte(member), []byte("n1"), []byte(body)))
+		ctx.Request.SetBodyString(body)
+		h.ServeInvalidate(&ctx)
+		return &ctx.Response
 	}
-	ctx.Request.Header.Set("Authorization", "Bearer "+testSecret)
-	ctx.Response.Reset()
-	h.ServeInvalidate(&ctx)
-	if ctx.Response.StatusCode() != 200 || h.m.received.Get() != 2 {
-		t.Fatalf("right secret: %d, %d keys recorded", ctx.Response.StatusCode(), h.m.received.Get())
+	if r := serve("wrong", "x"); r.StatusCode() != 401 || h.m.received.Get() != 0 {
+		t.Fatalf("wrong secret: %d, %d keys recorded", r.StatusCode(), h.m.received.Get())
+	}
+	if r := serve(testSecret, "y"); r.StatusCode() != 421 || h.m.received.Get() != 0 {
+		t.Fatalf("another member's message: %d, %d keys recorded", r.StatusCode(), h.m.received.Get())
+	}
+	r := serve(testSecret, "x")
+	if r.StatusCode() != 200 || h.m.received.Get() != 2 {
+		t.Fatalf("right secret: %d, %d keys recorded", r.StatusCode(), h.m.received.Get())
+	}
+	if !validSignature(r.Header.Peek(hdrAck), testSecret, []byte("ack"), []byte("x"), []byte("n1")) {
+		t.Fatalf("acknowledgement %q is not signed for the nonce", r.Header.Peek(hdrAck))
 	}
 }

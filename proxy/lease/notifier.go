@@ -2,15 +2,15 @@ package lease
 
 import (
 	"errors"
-	"strconv"
-	"strings"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"edgecache/proxy/clock"
 )
 
 // NotifierConfig is a mover's side of leases.
@@ -27,24 +27,38 @@ type NotifierConfig struct {
 	Timeout time.Duration
 	// Self is this process's own member, told in-process (may be nil).
 	Self *Holder
+	// Link carries the messages to members (nil: signed HTTP posts to
+	// members inside Networks, NewHTTPLink).
+	Link Link
+	// Networks are where members may be (nil: PrivateNetworks).
+	Networks []netip.Prefix
+	// Clock is the time (nil: the machine's).
+	Clock clock.Clock
 }
 
 // Notifier tells the lease holders which groups moved, and waits for each
 // one's acknowledgement or for its lease to end. Safe for concurrent use:
 // concurrent notifications to one member share its messages.
 type Notifier struct {
-	cfg    NotifierConfig
-	nodes  Nodes
-	log    *zap.Logger
-	client *fasthttp.Client
+	cfg   NotifierConfig
+	nodes Nodes
+	log   *zap.Logger
+	clock clock.Clock
 
 	mu    sync.Mutex
-	peers map[string]*peer
+	peers map[[2]string]*peer // by member id and address
+	saw   map[int]sighted     // per node: the copy's incarnation, and when this mover first read it
 
 	warned atomic.Int64 // unix seconds of the last warning that this mover has no secret
 
-	acks, revocations, expiries, lostWaits *metrics.Counter
-	wait                                   *metrics.PrometheusHistogram
+	acks, revocations, expiries, lostWaits, youngWaits *metrics.Counter
+	wait                                               *metrics.PrometheusHistogram
+}
+
+// sighted is a copy's incarnation and when it was first read.
+type sighted struct {
+	incarnation uint64
+	at          time.Time
 }
 
 // ErrRegistryUnavailable is returned by Notify when no copy of the
@@ -55,15 +69,19 @@ var ErrRegistryUnavailable = errors.New("lease: no copy of the registry answered
 // NewNotifier builds a mover's notifier; metrics go to set as
 // prefix_lease_... .
 func NewNotifier(cfg NotifierConfig, nodes Nodes, log *zap.Logger, set *metrics.Set, prefix string) *Notifier {
-	return &Notifier{cfg: cfg, nodes: nodes, log: log, peers: map[string]*peer{},
-		client: &fasthttp.Client{
-			ReadTimeout: cfg.Timeout, WriteTimeout: cfg.Timeout, MaxIdleConnDuration: 30 * time.Second,
-			NoDefaultUserAgentHeader: true, MaxConnsPerHost: 16, MaxConnWaitTimeout: cfg.Timeout,
-		},
+	if cfg.Networks == nil {
+		cfg.Networks = PrivateNetworks
+	}
+	if cfg.Link == nil {
+		cfg.Link = NewHTTPLink(cfg.Secret, cfg.Networks, cfg.Timeout)
+	}
+	return &Notifier{cfg: cfg, nodes: nodes, log: log, clock: clock.Or(cfg.Clock),
+		peers: map[[2]string]*peer{}, saw: map[int]sighted{},
 		acks:        set.NewCounter(prefix + `_lease_notifications_total{result="ack"}`),
 		revocations: set.NewCounter(prefix + `_lease_notifications_total{result="revoked"}`),
 		expiries:    set.NewCounter(prefix + `_lease_notifications_total{result="waited"}`),
 		lostWaits:   set.NewCounter(prefix + `_lease_registry_lost_waits_total`),
+		youngWaits:  set.NewCounter(prefix + `_lease_registry_young_waits_total`),
 		wait:        set.NewPrometheusHistogramExt(prefix+`_lease_notify_duration_seconds`, metrics.ExponentialBuckets(0.0001, 2, 18)),
 	}
 }
@@ -85,17 +103,24 @@ type located struct {
 // lease it could still hold has ended: D after the registry was read if it
 // has not renewed since, else D after the revocation. Only durations on
 // this process's monotonic clock are compared, never two machines' clocks.
+//
+// A copy lists every holder only once it is older than any lease: a copy
+// lost and re-created (eviction, flush_all, a restarted node) lists only
+// those that renewed since, while a holder whose last round went into the
+// lost copy still holds its lease for up to D. So when no copy that read
+// well is known to this mover for at least Duration, Notify also waits
+// until the oldest one is: every lease from before it has ended by then.
 func (n *Notifier) Notify(keys []string) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	start := time.Now()
-	defer n.wait.UpdateDuration(start)
+	start := n.clock.Now()
+	defer func() { n.wait.Update(n.clock.Now().Sub(start).Seconds()) }()
 	if n.cfg.Self != nil {
 		n.cfg.Self.Invalidate(keys)
 	}
-	members, state, err := n.readRegistry()
-	read := time.Now()
+	members, trusted, state, err := n.readRegistry()
+	read := n.clock.Now()
 	switch state {
 	case copyFailed:
 		return err
@@ -104,7 +129,7 @@ func (n *Notifier) Notify(keys []string) error {
 			return nil // leases are off here and there is no registry: no holder
 		}
 		n.lostWaits.Inc()
-		time.Sleep(time.Until(read.Add(n.cfg.Duration)))
+		n.clock.Sleep(read.Add(n.cfg.Duration).Sub(n.clock.Now()))
 		return nil
 	}
 	type pending struct {
@@ -119,17 +144,17 @@ func (n *Notifier) Notify(keys []string) error {
 		}
 		var s *send
 		if n.cfg.Secret != "" {
-			s = n.peer(m.addr).enqueue(keys, deadline)
+			s = n.peer(m.id, m.addr).enqueue(keys, deadline)
 		}
 		ps = append(ps, pending{m, s})
 	}
 	if n.cfg.Secret == "" && len(ps) > 0 {
 		n.warnNoSecret(len(ps))
 	}
-	until := read
+	until := read // when the revoked members' leases have surely ended
 	var errs []error
 	for _, p := range ps {
-		if p.s != nil && p.s.wait(deadline) {
+		if p.s != nil && p.s.wait(n.clock, deadline) {
 			n.acks.Inc()
 			continue
 		}
@@ -145,9 +170,16 @@ func (n *Notifier) Notify(keys []string) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if d := time.Until(until); d > 0 {
+	now := n.clock.Now()
+	if until.After(now) {
 		n.expiries.Inc()
-		time.Sleep(d)
+	}
+	if trusted.After(now) {
+		n.youngWaits.Inc()
+		until = later(until, trusted)
+	}
+	if d := until.Sub(now); d > 0 {
+		n.clock.Sleep(d)
 	}
 	return nil
 }
@@ -157,7 +189,7 @@ func (n *Notifier) Notify(keys []string) error {
 // write waits out their leases. It is a fleet half-way through turning
 // leases on, or a proxy whose PROXY_PEER_SECRET did not reach it.
 func (n *Notifier) warnNoSecret(holders int) {
-	now := time.Now().Unix()
+	now := n.clock.Now().Unix()
 	last := n.warned.Load()
 	if now-last < 60 || !n.warned.CompareAndSwap(last, now) {
 		return
@@ -168,10 +200,12 @@ func (n *Notifier) warnNoSecret(holders int) {
 
 // readRegistry reads every copy and returns the members of those that
 // read well. state is copyOK if at least one did (a lease needs every
-// copy, so any one lists every holder), copyLost if none did but one was
-// missing or garbled (its holders see that at their next renewal), and
-// copyFailed if no node answered.
-func (n *Notifier) readRegistry() ([]located, copyState, error) {
+// copy, so any one that is old enough lists every holder), copyLost if
+// none did but one was missing or garbled (its holders see that at their
+// next renewal), and copyFailed if no node answered. trusted is when the
+// oldest copy that read well will be older than any lease, as far as this
+// mover knows (see Notify).
+func (n *Notifier) readRegistry() (members []located, trusted time.Time, state copyState, err error) {
 	type result struct {
 		reg   registry
 		state copyState
@@ -186,18 +220,21 @@ func (n *Notifier) readRegistry() ([]located, copyState, error) {
 		})
 	}
 	wg.Wait()
-	var out []located
 	seen := map[string]bool{}
-	state := copyFailed
+	state = copyFailed
 	var errs []error
 	for i, r := range res {
 		switch r.state {
 		case copyOK:
 			state = copyOK
+			t := n.firstSaw(i, r.reg.incarnation).Add(n.cfg.Duration)
+			if trusted.IsZero() || t.Before(trusted) {
+				trusted = t
+			}
 			for _, m := range r.reg.members {
 				if !seen[m.id] {
 					seen[m.id] = true
-					out = append(out, located{m, i})
+					members = append(members, located{m, i})
 				}
 			}
 		case copyLost:
@@ -209,9 +246,27 @@ func (n *Notifier) readRegistry() ([]located, copyState, error) {
 		}
 	}
 	if state == copyFailed {
-		return nil, state, errors.Join(append([]error{ErrRegistryUnavailable}, errs...)...)
+		return nil, trusted, state, errors.Join(append([]error{ErrRegistryUnavailable}, errs...)...)
 	}
-	return out, state, nil
+	return members, trusted, state, nil
+}
+
+// firstSaw is when this process first saw node i's copy with incarnation
+// inc: by this mover's reads, or by its own member's renewals, whichever
+// was first.
+func (n *Notifier) firstSaw(i int, inc uint64) time.Time {
+	now := n.clock.Now()
+	n.mu.Lock()
+	s, ok := n.saw[i]
+	if !ok || s.incarnation != inc {
+		s = sighted{inc, now}
+		n.saw[i] = s
+	}
+	n.mu.Unlock()
+	if t, ok := n.cfg.Self.sawCopy(i, inc); ok && t.Before(s.at) {
+		return t
+	}
+	return s.at
 }
 
 // revoke marks m revoked in the copy it was read from, and returns when
@@ -225,7 +280,7 @@ func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
 	}
 	for range casAttempts {
 		reg, it, state, err := readCopy(n.nodes, m.copy)
-		seen := time.Now()
+		seen := n.clock.Now()
 		switch state {
 		case copyFailed:
 			return time.Time{}, err
@@ -259,7 +314,7 @@ func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
 			// Not renewed since the read: its last renewal began before it.
 			return read.Add(d), nil
 		}
-		return time.Now().Add(d), nil
+		return n.clock.Now().Add(d), nil
 	}
 	return time.Time{}, errContended
 }
@@ -267,8 +322,8 @@ func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
 // peer batches the notifications to one member: one message in flight at a
 // time, carrying every notification that arrived meanwhile.
 type peer struct {
-	n    *Notifier
-	addr string
+	n  *Notifier
+	to Message // member and address
 
 	mu      sync.Mutex
 	pending []*send
@@ -282,13 +337,13 @@ type send struct {
 	err      error
 }
 
-func (s *send) wait(deadline time.Time) bool {
+func (s *send) wait(c clock.Clock, deadline time.Time) bool {
 	select { // answered already (while an earlier member was waited for): a ready timer must not win the select below
 	case <-s.done:
 		return s.err == nil
 	default:
 	}
-	t := time.NewTimer(time.Until(deadline))
+	t := time.NewTimer(deadline.Sub(c.Now()))
 	defer t.Stop()
 	select {
 	case <-s.done:
@@ -298,13 +353,13 @@ func (s *send) wait(deadline time.Time) bool {
 	}
 }
 
-func (n *Notifier) peer(addr string) *peer {
+func (n *Notifier) peer(id, addr string) *peer {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p := n.peers[addr]
+	p := n.peers[[2]string{id, addr}]
 	if p == nil {
-		p = &peer{n: n, addr: addr}
-		n.peers[addr] = p
+		p = &peer{n: n, to: Message{Member: id, Addr: addr}}
+		n.peers[[2]string{id, addr}] = p
 	}
 	return p
 }
@@ -335,7 +390,7 @@ func (p *peer) run() {
 			return
 		}
 		p.mu.Unlock()
-		now := time.Now()
+		now := p.n.clock.Now()
 		var live []*send
 		var deadline time.Time
 		for _, s := range batch {
@@ -350,7 +405,17 @@ func (p *peer) run() {
 		if len(live) == 0 {
 			continue
 		}
-		err := p.n.post(p.addr, live, deadline)
+		m := p.to
+		seen := map[string]bool{}
+		for _, s := range live {
+			for _, k := range s.keys {
+				if !seen[k] {
+					seen[k] = true
+					m.Keys = append(m.Keys, k)
+				}
+			}
+		}
+		err := p.n.cfg.Link.Send(m, deadline)
 		for _, s := range live {
 			s.err = err
 			close(s.done)
@@ -363,34 +428,4 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
-}
-
-// post sends one message with the keys of sends (each once).
-func (n *Notifier) post(addr string, sends []*send, deadline time.Time) error {
-	var body strings.Builder
-	seen := map[string]bool{}
-	for _, s := range sends {
-		for _, k := range s.keys {
-			if !seen[k] {
-				seen[k] = true
-				body.WriteString(k)
-				body.WriteByte('\n')
-			}
-		}
-	}
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://" + addr + Path)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.Set("Authorization", "Bearer "+n.cfg.Secret)
-	req.Header.SetContentType("text/plain")
-	req.SetBodyString(body.String())
-	if err := n.client.DoDeadline(req, resp, deadline); err != nil {
-		return err
-	}
-	if resp.StatusCode() != fasthttp.StatusOK {
-		return errors.New("lease: peer answered " + strconv.Itoa(resp.StatusCode()) + ": " + strings.TrimSpace(string(resp.Body())))
-	}
-	return nil
 }
