@@ -1,4 +1,4 @@
-# edgecache: make run · make test · make build · make lint · make bench · make fleet · make drills · make fuzz · make deps
+# edgecache: make run · make test · make build · make lint · make bench · make fleet · make drills · make fuzz · make simulate · make deps
 GO      ?= go
 # The one-box stack keeps its data here (git-ignored); make bench uses its
 # own folder below it, so its data never mixes with make run's.
@@ -7,7 +7,7 @@ RUN_DIR ?= .run
 RUN_FLAGS ?=
 CMDS    := ./origin/cmd/origin ./proxy/cmd/proxy ./proxy/cmd/invalidator ./bench/cmd/bench ./deploy/cmd/onebox ./deploy/cmd/fleet
 
-.PHONY: build run fleet drills test lint bench deps fuzz
+.PHONY: build run fleet drills test lint bench deps fuzz simulate
 
 # One go build for every command: each package is compiled once.
 build:
@@ -55,3 +55,15 @@ fuzz:
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; done
+
+# The fault simulator of the read-after-write guarantee (proxy/PROTOCOL.md):
+# seeds explored for SIMTIME (make test runs a fixed budget of them);
+# SEED=n replays one schedule and prints it.
+SIMTIME ?= 1m
+SEED    ?=
+simulate:
+	@if [ -n "$(SEED)" ]; then \
+	  $(GO) test -count=1 -run '^TestSimulate$$' ./proxy/ -v -sim.seed $(SEED); \
+	else \
+	  $(GO) test -count=1 -timeout 0 -run '^TestSimulate$$' ./proxy/ -v -sim.for $(SIMTIME); \
+	fi

@@ -16,6 +16,7 @@ package memstore
 import (
 	"errors"
 	"hash/fnv"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -246,4 +247,43 @@ func (s *Store) put(nd *node, it *store.Item) {
 	cp.Value = append([]byte(nil), it.Value...)
 	cp.CasID = s.cas
 	nd.items[it.Key] = cp
+}
+
+// The faults of the simulator (proxy/simulate_test.go): what memcached
+// does to items behind its clients' backs. None runs the hook.
+
+// Keys lists the keys of node n's items, sorted.
+func (s *Store) Keys(n int) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ks := make([]string, 0, len(s.nodes[n].items))
+	for k := range s.nodes[n].items {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// Evict drops key from node n, as memcached's LRU does.
+func (s *Store) Evict(n int, key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.nodes[n].items, key)
+}
+
+// Flush empties node n, as flush_all or a restart does.
+func (s *Store) Flush(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.nodes[n].items)
+}
+
+// ForgetMissed drops the moves queued for nodes that are down, as when
+// the processes that queued them die.
+func (s *Store) ForgetMissed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.nodes {
+		clear(s.nodes[i].missed)
+	}
 }
