@@ -109,11 +109,11 @@ type simWorld struct {
 	depth     int  // steps running inside another one (a write inside a fill)
 	down      [simNodes]bool
 	upAt      [simNodes]time.Time // a node down comes back then (a stall, a restart with its contents)
-	whole     time.Time // when memcached last became whole (every node up)
+	whole     time.Time           // when memcached last became whole (every node up)
 
 	acked   map[int][]simAck // per resource (post n, the list -1): acknowledged writes
 	entries map[string]int   // memcached entry key -> resource
-	seq     int // events of the history so far (answers to writes, starts of reads)
+	seq     int              // events of the history so far (answers to writes, starts of reads)
 	trace   []string
 	verbose bool
 	failure string
@@ -215,7 +215,9 @@ func (w *simWorld) primary(resource int) string {
 	return "http://edge.test/p/" + strconv.Itoa(resource)
 }
 
-func (w *simWorld) path(resource int) string { return strings.TrimPrefix(w.primary(resource), "http://edge.test") }
+func (w *simWorld) path(resource int) string {
+	return strings.TrimPrefix(w.primary(resource), "http://edge.test")
+}
 
 // startProc starts a proxy process in slot i; addr "" gives it an address
 // of its own.
