@@ -35,6 +35,7 @@ import (
 	"sync"
 	"time"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 	"edgecache/origin"
 	"edgecache/proxy"
@@ -162,12 +163,12 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	}()
 	if opts.Proxy != nil {
 		f.proxyCfg = *opts.Proxy
-	} else if f.proxyCfg, err = proxy.LoadConfig(); err != nil {
+	} else if f.proxyCfg, err = envconfig.Load[proxy.Config](); err != nil {
 		return f, err
 	}
 	if opts.Origin != nil {
 		f.originCfg = *opts.Origin
-	} else if f.originCfg, err = origin.LoadConfig(); err != nil {
+	} else if f.originCfg, err = envconfig.Load[origin.Config](); err != nil {
 		return f, err
 	}
 	if opts.MemcachedMB == 0 {
@@ -336,7 +337,7 @@ func (f *Fleet) startServices() (err error) {
 // startInvalidator starts zone z's invalidator (after the origins have
 // migrated the schema: the log table and its triggers exist).
 func (f *Fleet) startInvalidator(z *Zone) error {
-	cfg, err := invalidator.LoadConfig()
+	cfg, err := envconfig.Load[invalidator.Config]()
 	if err != nil {
 		return err
 	}
