@@ -14,7 +14,7 @@ import (
 
 // Config is the origin's configuration. The commands read it from ORIGIN_*
 // environment variables (deploy/envconfig: the tags are also `origin -h`
-// and the README's table).
+// and origin/README.md's table).
 //
 // The default DSN's options are the ones the origin is built for: times as
 // UTC time.Time, one round trip per statement (interpolateParams), short

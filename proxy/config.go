@@ -17,7 +17,7 @@ import (
 
 // Config is the proxy's configuration. The commands read it from PROXY_*
 // environment variables (deploy/envconfig: the tags are also `proxy -h` and
-// the README's table). Every field has a default; Validate catches
+// proxy/README.md's table). Every field has a default; Validate catches
 // what env cannot (an empty variable silently falls back to the default, a
 // zero timeout, ...).
 type Config struct {

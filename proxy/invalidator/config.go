@@ -13,7 +13,7 @@ import (
 
 // Config is the invalidator's configuration. The commands read it from
 // INVALIDATOR_* environment variables (deploy/envconfig: the tags are also
-// `invalidator -h` and the README's table). Every field has a default;
+// `invalidator -h` and proxy/README.md's table). Every field has a default;
 // Validate catches what env cannot (an empty variable silently falls back
 // to the default, a zero interval, settings that only work together).
 type Config struct {
