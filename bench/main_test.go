@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 	"edgecache/origin"
 
@@ -33,7 +34,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer db.Stop()
-	cfg, err := origin.LoadConfig()
+	cfg, err := envconfig.Load[origin.Config]()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "origin config:", err)
 		return 1

@@ -2,17 +2,19 @@ package origin
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"go.uber.org/zap/zapcore"
 
-	"edgecache/deploy/envconfig"
+	"edgecache/proxy/accesslog"
 )
 
-// Config is the origin's configuration, read from the environment by
-// LoadConfig (deploy/envconfig: the tags are also `origin -h` and the
-// README's table).
+// Config is the origin's configuration. The commands read it from ORIGIN_*
+// environment variables (deploy/envconfig: the tags are also `origin -h`
+// and origin/README.md's table).
 //
 // The default DSN's options are the ones the origin is built for: times as
 // UTC time.Time, one round trip per statement (interpolateParams), short
@@ -44,16 +46,15 @@ type Config struct {
 	AccessLog                   string        `env:"ORIGIN_ACCESS_LOG" envDefault:"stdout" help:"where the access log (one JSON line per request, never sampled) goes: stdout, stderr, off, or a file path (containing a /, appended to)"`
 }
 
-// LoadConfig reads the Config from the environment and validates it; the
-// error lists every problem under its variable's name (envconfig.Problems).
-func LoadConfig() (Config, error) { return envconfig.Load[Config]() }
-
-// Validate reports every setting that cannot work, as envconfig.Problems.
-// It exists because env falls back to the default for a variable set to "",
-// but happily accepts "0" or "-1s".
+// Validate reports every setting that cannot work, one "VARIABLE:
+// problem" error each, joined (deploy/envconfig lists them under their
+// variables). It exists because env falls back to the default for a
+// variable set to "", but happily accepts "0" or "-1s".
 func (c Config) Validate() error {
-	var ps envconfig.Problems
-	bad := ps.Addf
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("ORIGIN_LISTEN", "%v", err)
 	}
@@ -95,9 +96,13 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("ORIGIN_SHUTDOWN_TIMEOUT", "must be positive, got %s", c.ShutdownTimeout)
 	}
-	envconfig.CheckLevel(&ps, "ORIGIN_LOG_LEVEL", c.LogLevel)
-	envconfig.CheckAccessLog(&ps, "ORIGIN_ACCESS_LOG", c.AccessLog)
-	return ps.Err()
+	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
+		bad("ORIGIN_LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if err := accesslog.CheckDestination(c.AccessLog); err != nil {
+		bad("ORIGIN_ACCESS_LOG", "%v", err)
+	}
+	return errors.Join(errs...)
 }
 
 // validateDSN checks that dsn parses and asks for time.Time values, which

@@ -4,10 +4,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"edgecache/deploy/envconfig"
 )
 
-func TestLoadConfigDefaults(t *testing.T) {
-	cfg, err := LoadConfig()
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := envconfig.Load[Config]()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -18,13 +20,13 @@ func TestLoadConfigDefaults(t *testing.T) {
 	}
 }
 
-func TestLoadConfigFromEnvironment(t *testing.T) {
+func TestConfigFromEnvironment(t *testing.T) {
 	t.Setenv("ORIGIN_LISTEN", "0.0.0.0:9000")
 	t.Setenv("ORIGIN_MYSQL_REPLICA_DSNS", "r@tcp(a:3306)/e?parseTime=true,r@tcp(b:3306)/e?parseTime=true")
 	t.Setenv("ORIGIN_CACHE_SECONDS", "5")
 	t.Setenv("ORIGIN_DRAIN_DELAY", "0s")
 	t.Setenv("ORIGIN_LOG_LEVEL", "") // empty falls back to the default
-	cfg, err := LoadConfig()
+	cfg, err := envconfig.Load[Config]()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +61,7 @@ func TestValidate(t *testing.T) {
 	} {
 		t.Run(tc.env+"="+tc.value, func(t *testing.T) {
 			t.Setenv(tc.env, tc.value)
-			_, err := LoadConfig()
+			_, err := envconfig.Load[Config]()
 			if err == nil || !strings.Contains(err.Error(), tc.complaint) {
 				t.Fatalf("error %v, want one mentioning %q", err, tc.complaint)
 			}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 
 	"go.uber.org/zap"
@@ -60,7 +61,7 @@ func runTests(m *testing.M) int {
 // with other test runs.
 func testConfig(t testing.TB) Config {
 	t.Helper()
-	cfg, err := LoadConfig()
+	cfg, err := envconfig.Load[Config]()
 	if err != nil {
 		t.Fatal(err)
 	}

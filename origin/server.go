@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"edgecache/deploy/envconfig"
+	"edgecache/proxy/accesslog"
 )
 
 // migrateTimeout bounds start-up migration, including the wait for another
@@ -53,7 +53,7 @@ func Start(cfg Config, log *zap.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	access, stopAccess, err := envconfig.OpenAccessLog(cfg.AccessLog)
+	access, stopAccess, err := accesslog.OpenLogger(cfg.AccessLog)
 	if err != nil {
 		return nil, err
 	}

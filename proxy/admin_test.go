@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"edgecache/deploy/envconfig"
 )
 
 func adminDo(t *testing.T, p *Proxy, method, uri, token string) *fasthttp.Response {
@@ -172,8 +174,8 @@ func TestConfigValidate(t *testing.T) {
 	}
 	t.Setenv("PROXY_ORIGINS", "http://a:1,http://b:2")
 	t.Setenv("PROXY_COALESCE_WAIT", "750ms")
-	cfg, err := LoadConfig()
+	cfg, err := envconfig.Load[Config]()
 	if err != nil || len(cfg.Origins) != 2 || cfg.CoalesceWait != 750*time.Millisecond {
-		t.Fatalf("LoadConfig from the environment: %+v, %v", cfg, err)
+		t.Fatalf("envconfig.Load from the environment: %+v, %v", cfg, err)
 	}
 }

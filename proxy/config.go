@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"net"
 	"net/netip"
@@ -9,14 +11,17 @@ import (
 	"strings"
 	"time"
 
-	"edgecache/deploy/envconfig"
+	"go.uber.org/zap/zapcore"
+
+	"edgecache/proxy/accesslog"
 	"edgecache/proxy/lease"
 )
 
-// Config is the proxy's configuration, read from PROXY_* environment
-// variables (deploy/envconfig: the tags are also `proxy -h` and the README's
-// table). Every field has a default; Validate catches what env cannot (an
-// empty variable silently falls back to the default, a zero timeout, ...).
+// Config is the proxy's configuration. The commands read it from PROXY_*
+// environment variables (deploy/envconfig: the tags are also `proxy -h` and
+// proxy/README.md's table). Every field has a default; Validate catches
+// what env cannot (an empty variable silently falls back to the default, a
+// zero timeout, ...).
 type Config struct {
 	Listen      string   `env:"PROXY_LISTEN" envDefault:"127.0.0.1:8080" help:"client listener host:port"`
 	AdminListen string   `env:"PROXY_ADMIN_LISTEN" envDefault:"127.0.0.1:8082" help:"admin listener (healthz, readyz, metrics, pprof, purge); keep it private"`
@@ -75,21 +80,25 @@ type Config struct {
 	TrustXFF        bool          `env:"PROXY_TRUST_FORWARDED" envDefault:"false" help:"keep the client's X-Forwarded-For/-Proto (set true behind a load balancer that sets them)"`
 }
 
-// LoadConfig reads the environment and validates the result; the error
-// lists every problem under its variable's name (envconfig.Problems).
-func LoadConfig() (Config, error) { return envconfig.Load[Config]() }
-
-// Validate reports every invalid setting at once, as envconfig.Problems.
+// Validate reports every invalid setting at once, one "VARIABLE: problem"
+// error each, joined (deploy/envconfig lists them under their variables).
 func (c Config) Validate() error {
-	var ps envconfig.Problems
-	c.checkAddresses(ps.Addf)
-	c.checkDurations(ps.Addf)
-	c.checkLeases(ps.Addf)
-	c.checkSizes(ps.Addf)
-	envconfig.CheckLevel(&ps, "PROXY_LOG_LEVEL", c.LogLevel)
-	envconfig.CheckAccessLog(&ps, "PROXY_ACCESS_LOG", c.AccessLog)
-	c.checkHTTP(ps.Addf)
-	return ps.Err()
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	c.checkAddresses(bad)
+	c.checkDurations(bad)
+	c.checkLeases(bad)
+	c.checkSizes(bad)
+	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
+		bad("PROXY_LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if err := accesslog.CheckDestination(c.AccessLog); err != nil {
+		bad("PROXY_ACCESS_LOG", "%v", err)
+	}
+	c.checkHTTP(bad)
+	return errors.Join(errs...)
 }
 
 // checkAddresses: the listeners, origins and memcached nodes.

@@ -12,6 +12,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 	"edgecache/proxy/invalidator"
 )
@@ -32,7 +33,7 @@ func durableInvalidator(t *testing.T) *invalidator.Background {
 	if durable != nil {
 		return durable
 	}
-	cfg, err := invalidator.LoadConfig()
+	cfg, err := envconfig.Load[invalidator.Config]()
 	if err != nil {
 		t.Fatal(err)
 	}

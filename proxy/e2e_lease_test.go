@@ -10,6 +10,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/proxy/invalidator"
 )
 
@@ -45,7 +46,7 @@ func TestWritesThatBypassTheEdgeReachL1(t *testing.T) {
 	withoutDurableInvalidator(t)
 	node := leaseNode(t)
 	ps := []*Proxy{startProxy(t, leaseConfig(node, base)), startProxy(t, leaseConfig(node, base))}
-	icfg, err := invalidator.LoadConfig()
+	icfg, err := envconfig.Load[invalidator.Config]()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 	"edgecache/origin"
 )
@@ -47,7 +48,7 @@ func realStack(t *testing.T) string {
 		if stackErr = dbReplica.ReplicateFrom(ctx, dbPrimary); stackErr != nil {
 			return
 		}
-		cfg, err := origin.LoadConfig()
+		cfg, err := envconfig.Load[origin.Config]()
 		if err != nil {
 			stackErr = err
 			return

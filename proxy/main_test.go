@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 	"edgecache/proxy/store"
 )
@@ -132,7 +133,7 @@ func defaultConfig() Config {
 			os.Unsetenv(strings.SplitN(e, "=", 2)[0])
 		}
 	}
-	cfg, err := LoadConfig()
+	cfg, err := envconfig.Load[Config]()
 	if err != nil {
 		panic(err)
 	}

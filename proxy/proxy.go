@@ -15,7 +15,6 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"edgecache/cachepolicy"
-	"edgecache/deploy/envconfig"
 	"edgecache/proxy/accesslog"
 	"edgecache/proxy/deadline"
 	"edgecache/proxy/lease"
@@ -114,7 +113,7 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 	}
 	p.groupsOf.init()
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
-	access, stopAccess, err := envconfig.OpenAccessWriter(cfg.AccessLog)
+	access, stopAccess, err := accesslog.OpenWriter(cfg.AccessLog)
 	if err != nil {
 		return nil, err
 	}

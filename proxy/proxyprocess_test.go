@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 )
 
@@ -30,7 +31,7 @@ func TestProxyProcess(t *testing.T) {
 	if os.Getenv(proxyProcessEnv) == "" {
 		t.Skip("runs only as the child of startProxyProcess")
 	}
-	cfg, err := LoadConfig()
+	cfg, err := envconfig.Load[Config]()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,8 +3,11 @@
 // come from environment variables declared by struct tags, every problem is
 // reported at once under its variable's name, `-h` and the README's tables
 // are generated from the same tags, logs go to stderr as JSON with ISO 8601
-// times and access logs to a stream or file of their own, and SIGTERM starts
-// one drain → stop sequence.
+// times, and SIGTERM starts one drain → stop sequence.
+//
+// Only commands and deploy import it: the libraries (proxy, origin, ...)
+// declare their Config and take it, and a logger, as values; they never
+// read the environment. A deploy test checks that the imports run that way.
 //
 // A configuration is a flat struct whose fields carry three tags:
 //
@@ -13,7 +16,8 @@
 // caarlos0/env reads them; a variable set to the empty string falls back to
 // its default (env's behaviour), so Validate, written beside each struct,
 // checks what env cannot: zero timeouts, bad addresses, settings that only
-// work together.
+// work together. It returns one "VARIABLE: problem" error per setting,
+// joined (errors.Join), which Load turns into Problems.
 package envconfig
 
 import (

@@ -1,13 +1,10 @@
 package envconfig_test
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"edgecache/deploy/envconfig"
 	"edgecache/origin"
@@ -163,48 +160,6 @@ func fieldBySuffix(t reflect.Type, suffix string) (reflect.StructField, bool) {
 		}
 	}
 	return reflect.StructField{}, false
-}
-
-func TestAccessLogDestinations(t *testing.T) {
-	dir := t.TempDir()
-	for dest, ok := range map[string]bool{
-		"stdout": true, "stderr": true, "off": true,
-		dir + "/access.log": true, "./access.log": true,
-		"syslog": false, "stdot": false, "": false,
-		dir + "/missing/access.log": false,
-	} {
-		var ps envconfig.Problems
-		envconfig.CheckAccessLog(&ps, "X_ACCESS_LOG", dest)
-		if (len(ps) == 0) != ok {
-			t.Errorf("%q: problems %v, want ok=%v", dest, ps, ok)
-		}
-	}
-	// A file gets JSON lines with ISO 8601 times, appended.
-	path := filepath.Join(dir, "access.log")
-	for range 2 {
-		log, stop, err := envconfig.OpenAccessLog(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		log.Info("request")
-		if err := stop(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) != 2 {
-		t.Fatalf("want 2 lines, got:\n%s", b)
-	}
-	year := time.Now().UTC().Format("2006-")
-	for _, l := range lines {
-		if !strings.Contains(l, `"ts":"`+year) || !strings.Contains(l, `"logger":"access"`) || !strings.Contains(l, `"msg":"request"`) {
-			t.Errorf("not a JSON line with an ISO 8601 ts: %s", l)
-		}
-	}
 }
 
 func asProblems(err error, ps *envconfig.Problems) bool {

@@ -9,7 +9,7 @@ import (
 	"edgecache/deploy/localstack"
 )
 
-// The faults below complete the drills of fleet.go: each injects one thing
+// The faults below complete the controls of controls.go: each injects one thing
 // production sees every day, and undoes it.
 
 // KillProxy ends the zone's proxy at once, as a crash would: no drain,

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/origin"
 	"edgecache/proxy"
 
@@ -30,12 +31,12 @@ func TestFleet(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 
-	pcfg, err := proxy.LoadConfig()
+	pcfg, err := envconfig.Load[proxy.Config]()
 	if err != nil {
 		t.Fatal(err)
 	}
 	pcfg.AccessLog = "off"
-	ocfg, err := origin.LoadConfig()
+	ocfg, err := envconfig.Load[origin.Config]()
 	if err != nil {
 		t.Fatal(err)
 	}

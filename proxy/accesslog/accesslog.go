@@ -1,7 +1,8 @@
 // Package accesslog writes the proxy's access log: one JSON line per
-// request, byte for byte the line zap's JSON encoder writes with the
-// project's encoder settings (deploy/envconfig), so that the proxy's and
-// the origin's logs read and parse alike.
+// request, byte for byte the line zap's JSON encoder writes with Encoder's
+// settings (the origin logs through zap with it), so that the proxy's and
+// the origin's logs read and parse alike; and it opens where the lines go
+// (OpenWriter, CheckDestination), for the proxy and the origin.
 //
 // It exists because zap's general encoder was the largest single cost of a
 // cache hit (about 12 % of the proxy's CPU under wrk: the ISO 8601 time
@@ -35,7 +36,7 @@ type Request struct {
 }
 
 // Log writes lines to w, which should be buffered (a write per line is a
-// system call per request): envconfig.OpenAccessWriter's is.
+// system call per request): OpenWriter's is.
 type Log struct {
 	w      io.Writer
 	lines  sync.Pool // *[]byte

@@ -8,15 +8,13 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-
-	"edgecache/deploy/envconfig"
 )
 
 // zapLine is the line zap writes for r with the access log's encoder: what
 // a line here must equal.
 func zapLine(t testing.TB, r *Request) string {
 	ent := zapcore.Entry{Level: zapcore.InfoLevel, Time: r.Time, LoggerName: "access", Message: "request"}
-	buf, err := envconfig.AccessEncoder().EncodeEntry(ent, []zap.Field{
+	buf, err := Encoder().EncodeEntry(ent, []zap.Field{
 		zap.ByteString("method", r.Method),
 		zap.ByteString("uri", r.URI),
 		zap.Int("status", r.Status),
@@ -108,7 +106,7 @@ func BenchmarkWrite(b *testing.B) {
 
 // BenchmarkZap is what a line cost before: zap's logger on the same sink.
 func BenchmarkZap(b *testing.B) {
-	log := zap.New(zapcore.NewCore(envconfig.AccessEncoder(), zapcore.AddSync(discard{}), zapcore.InfoLevel)).Named("access")
+	log := zap.New(zapcore.NewCore(Encoder(), zapcore.AddSync(discard{}), zapcore.InfoLevel)).Named("access")
 	ip := net.IPv4(127, 0, 0, 1)
 	b.ReportAllocs()
 	for b.Loop() {

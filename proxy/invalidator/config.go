@@ -1,21 +1,23 @@
 package invalidator
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+	"go.uber.org/zap/zapcore"
 
-	"edgecache/deploy/envconfig"
 	"edgecache/proxy/lease"
 )
 
-// Config is the invalidator's configuration, read from INVALIDATOR_*
-// environment variables (deploy/envconfig: the tags are also `invalidator
-// -h` and the README's table). Every field has a default; Validate catches what env
-// cannot (an empty variable silently falls back to the default, a zero
-// interval, settings that only work together).
+// Config is the invalidator's configuration. The commands read it from
+// INVALIDATOR_* environment variables (deploy/envconfig: the tags are also
+// `invalidator -h` and proxy/README.md's table). Every field has a default;
+// Validate catches what env cannot (an empty variable silently falls back
+// to the default, a zero interval, settings that only work together).
 type Config struct {
 	MySQLDSN  string   `env:"INVALIDATOR_MYSQL_DSN" envDefault:"edgecache@tcp(127.0.0.1:3306)/edgecache?parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true" help:"go-sql-driver/mysql DSN of the primary that holds invalidation_log (the lock lives there too: never a replica)"`
 	Memcached []string `env:"INVALIDATOR_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port list, the same list as the proxies' PROXY_MEMCACHED"`
@@ -50,15 +52,13 @@ const maxBatch = 10000
 // maxLockName is MySQL's limit on a named lock (MariaDB has none).
 const maxLockName = 64
 
-// LoadConfig reads the environment and validates the result; the error
-// lists every problem under its variable's name (envconfig.Problems).
-func LoadConfig() (Config, error) { return envconfig.Load[Config]() }
-
-// Validate reports every invalid setting at once, each under its variable's
-// name (envconfig.Problems).
+// Validate reports every invalid setting at once, one "VARIABLE: problem"
+// error each, joined (deploy/envconfig lists them under their variables).
 func (c Config) Validate() error {
-	var ps envconfig.Problems
-	bad := ps.Addf
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
 	if c.MySQLDSN == "" {
 		bad("INVALIDATOR_MYSQL_DSN", "empty DSN")
 	} else if _, err := mysql.ParseDSN(c.MySQLDSN); err != nil {
@@ -125,6 +125,8 @@ func (c Config) Validate() error {
 	case c.SessionTimeout < 2*c.LockRetry:
 		bad("INVALIDATOR_SESSION_TIMEOUT", "must be at least twice INVALIDATOR_LOCK_RETRY (%s), got %s", c.LockRetry, c.SessionTimeout)
 	}
-	envconfig.CheckLevel(&ps, "INVALIDATOR_LOG_LEVEL", c.LogLevel)
-	return ps.Err()
+	if _, err := zapcore.ParseLevel(c.LogLevel); err != nil {
+		bad("INVALIDATOR_LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
+	}
+	return errors.Join(errs...)
 }

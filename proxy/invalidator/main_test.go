@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 )
 
@@ -153,7 +154,7 @@ func testConfig(t testing.TB, l *testLog) Config {
 	return cfg
 }
 
-// defaultConfig is what LoadConfig gives with no INVALIDATOR_ variable set.
+// defaultConfig is what envconfig.Load gives with no INVALIDATOR_ variable set.
 func defaultConfig(t testing.TB) Config {
 	t.Helper()
 	for _, e := range os.Environ() {
@@ -161,7 +162,7 @@ func defaultConfig(t testing.TB) Config {
 			os.Unsetenv(strings.SplitN(e, "=", 2)[0])
 		}
 	}
-	cfg, err := LoadConfig()
+	cfg, err := envconfig.Load[Config]()
 	if err != nil {
 		t.Fatal(err)
 	}

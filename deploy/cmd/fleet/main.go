@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/fleet"
 	"edgecache/deploy/localstack"
 	"edgecache/origin"
@@ -92,11 +93,11 @@ func runDrills(opts fleet.Options, names string) (ok bool, err error) {
 		}
 	}
 	// Access logs would drown the table.
-	pcfg, err := proxy.LoadConfig()
+	pcfg, err := envconfig.Load[proxy.Config]()
 	if err != nil {
 		return false, err
 	}
-	ocfg, err := origin.LoadConfig()
+	ocfg, err := envconfig.Load[origin.Config]()
 	if err != nil {
 		return false, err
 	}

@@ -140,11 +140,11 @@ func loadConfigs() (configs, error) {
 			ps.Addf("(environment)", "%v", err)
 		}
 	}
-	c.origin, err = origin.LoadConfig()
+	c.origin, err = envconfig.Load[origin.Config]()
 	collect(err)
-	c.proxy, err = proxy.LoadConfig()
+	c.proxy, err = envconfig.Load[proxy.Config]()
 	collect(err)
-	c.invalidator, err = invalidator.LoadConfig()
+	c.invalidator, err = envconfig.Load[invalidator.Config]()
 	collect(err)
 	return c, ps.Err()
 }

@@ -16,9 +16,14 @@ const summary = `Serves the edgecache origin API (users and posts over MySQL), m
 schema at start-up. The application log is JSON on stderr; the access log
 goes where ORIGIN_ACCESS_LOG says. SIGTERM or Ctrl-C: /readyz fails for
 ORIGIN_DRAIN_DELAY, then in-flight requests finish (at most
-ORIGIN_SHUTDOWN_TIMEOUT) and it exits; a second signal exits at once.`
+ORIGIN_SHUTDOWN_TIMEOUT) and it exits; a second signal exits at once.
+
+origin triggers -h: the invalidation_log triggers of a table of your own.`
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "triggers" {
+		os.Exit(runTriggers(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	cfg := envconfig.MustLoad[origin.Config]("origin", summary)
 	log, err := envconfig.NewLogger(cfg.LogLevel, envconfig.FormatJSON)
 	if err != nil {

@@ -1,4 +1,4 @@
-package envconfig
+package accesslog
 
 import (
 	"bytes"
