@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"slices"
@@ -57,6 +58,10 @@ type Config struct {
 	PeerAdvertise string        `env:"PROXY_PEER_ADVERTISE" envDefault:"" help:"host:port where other proxies and the invalidator reach this proxy's admin listener to invalidate its L1; default the admin listener's address; behind NAT or in an Auto Scaling group, the instance's private IP and admin port"`
 	PeerTimeout   time.Duration `env:"PROXY_PEER_TIMEOUT" envDefault:"200ms" help:"how long a write waits for a lease holder's acknowledgement before revoking its lease (then it waits out the lease, at most PROXY_LEASE_DURATION)"`
 
+	ConsistencySample  float64       `env:"PROXY_CONSISTENCY_SAMPLE" envDefault:"0.001" help:"share of hits checked again against the primary, off the request path (proxy/README.md \"Consistency checks\"); 1 checks every hit, 0 turns checks off"`
+	ConsistencyMaxRate float64       `env:"PROXY_CONSISTENCY_MAX_RATE" envDefault:"20" help:"most consistency checks a second per proxy (a token bucket, bursts of one second's worth); sampled hits over it are counted skipped"`
+	ConsistencyBound   time.Duration `env:"PROXY_CONSISTENCY_BOUND" envDefault:"2s" help:"how long after a check first sees a newer state on the primary the cache must have stopped serving the older one; at least the invalidation pending bound (a write's moves and lease waits, the durable invalidator's poll and round trip)"`
+
 	CacheName     string `env:"PROXY_CACHE_NAME" envDefault:"edgecache" help:"this cache's name in Cache-Status (RFC 9211) and Via"`
 	TargetedField string `env:"PROXY_TARGETED_CACHE_CONTROL" envDefault:"Edgecache-Cache-Control" help:"RFC 9213 targeted field that overrides CDN-Cache-Control and Cache-Control for this cache"`
 
@@ -86,6 +91,7 @@ func (c Config) Validate() error {
 	envconfig.CheckLevel(&ps, "PROXY_LOG_LEVEL", c.LogLevel)
 	envconfig.CheckAccessLog(&ps, "PROXY_ACCESS_LOG", c.AccessLog)
 	c.checkHTTP(ps.Addf)
+	c.checkConsistency(ps.Addf)
 	return ps.Err()
 }
 
@@ -209,6 +215,19 @@ func (c Config) checkHTTP(bad func(name, format string, args ...any)) {
 	}
 	if c.TargetedField == "" || strings.ContainsAny(c.TargetedField, " :\t") {
 		bad("PROXY_TARGETED_CACHE_CONTROL", "want a header field name, got %q", c.TargetedField)
+	}
+}
+
+// checkConsistency: the sampled checks of hits.
+func (c Config) checkConsistency(bad func(name, format string, args ...any)) {
+	if !(c.ConsistencySample >= 0 && c.ConsistencySample <= 1) { // NaN too
+		bad("PROXY_CONSISTENCY_SAMPLE", "want a share from 0 to 1, got %v", c.ConsistencySample)
+	}
+	if !(c.ConsistencyMaxRate > 0) || math.IsInf(c.ConsistencyMaxRate, 1) {
+		bad("PROXY_CONSISTENCY_MAX_RATE", "want checks a second > 0, got %v", c.ConsistencyMaxRate)
+	}
+	if c.ConsistencyBound <= 0 {
+		bad("PROXY_CONSISTENCY_BOUND", "must be > 0, got %s", c.ConsistencyBound)
 	}
 }
 
