@@ -247,3 +247,16 @@ func TestConsistencyWindowAndNines(t *testing.T) {
 		t.Fatalf("window 20 min later still counts %v", s)
 	}
 }
+
+// BenchmarkHitNotSampled is what the checks add to a hit that is not
+// sampled: one random draw, no lock, no allocation.
+func BenchmarkHitNotSampled(b *testing.B) {
+	p := &Proxy{consistency: &consistency{sample: 1e-12}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var t txn
+		for pb.Next() {
+			p.sampleHit(&t, 0)
+		}
+	})
+}
