@@ -60,7 +60,7 @@ type Config struct {
 
 	ConsistencySample  float64       `env:"PROXY_CONSISTENCY_SAMPLE" envDefault:"0.001" help:"share of hits checked again against the primary, off the request path (proxy/README.md \"Consistency checks\"); 1 checks every hit, 0 turns checks off"`
 	ConsistencyMaxRate float64       `env:"PROXY_CONSISTENCY_MAX_RATE" envDefault:"20" help:"most consistency checks a second per proxy (a token bucket, bursts of one second's worth); sampled hits over it are counted skipped"`
-	ConsistencyBound   time.Duration `env:"PROXY_CONSISTENCY_BOUND" envDefault:"2s" help:"how long after a check first sees a newer state on the primary the cache must have stopped serving the older one; at least the invalidation pending bound (a write's moves and lease waits, the durable invalidator's poll and round trip)"`
+	ConsistencyBound   time.Duration `env:"PROXY_CONSISTENCY_BOUND" envDefault:"2s" help:"how long after a check first sees a newer state on the primary the cache must have stopped serving the older one; at least the invalidation pending bound (a write's moves and lease waits, the durable invalidator's poll and round trip); with leases on, never less than PROXY_LEASE_DURATION + PROXY_PEER_TIMEOUT"`
 
 	CacheName     string `env:"PROXY_CACHE_NAME" envDefault:"edgecache" help:"this cache's name in Cache-Status (RFC 9211) and Via"`
 	TargetedField string `env:"PROXY_TARGETED_CACHE_CONTROL" envDefault:"Edgecache-Cache-Control" help:"RFC 9213 targeted field that overrides CDN-Cache-Control and Cache-Control for this cache"`

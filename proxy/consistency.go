@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,7 +113,14 @@ func newConsistency(cfg Config, set *metrics.Set) *consistency {
 	if cfg.ConsistencySample <= 0 {
 		return nil
 	}
-	c := &consistency{sample: cfg.ConsistencySample, bound: cfg.ConsistencyBound,
+	bound := cfg.ConsistencyBound
+	if cfg.PeerSecret != "" {
+		// A lease holder serves its L1 copy until a writer tells it, or
+		// until the lease that the writer waits out has ended: a shorter
+		// wait would count such writes in flight as stale.
+		bound = max(bound, cfg.LeaseDuration+cfg.PeerTimeout)
+	}
+	c := &consistency{sample: cfg.ConsistencySample, bound: bound,
 		budget: newTokenBucket(cfg.ConsistencyMaxRate), counts: map[string]*metrics.Counter{}}
 	for _, r := range []string{checkOK, checkStale, checkError, checkSkipped} {
 		c.counts[r] = set.NewCounter(`edgecache_proxy_consistency_checks_total{result="` + r + `"}`)
@@ -166,6 +174,12 @@ func (p *Proxy) startCheck(c *consistency, t *txn, age int64) {
 	p.bg.Add(1)
 	go func() {
 		defer p.bg.Done()
+		defer func() {
+			if r := recover(); r != nil { // a check must not take the process down
+				p.m.panics.Inc()
+				p.log.Error("panic in consistency check", zap.Any("panic", r), zap.String("key", h.primary), zap.ByteString("stack", debug.Stack()))
+			}
+		}()
 		p.check(c, h)
 	}()
 }
@@ -339,7 +353,7 @@ func (p *Proxy) serveConsistency(ctx *fasthttp.RequestCtx) {
 	r := consistencyReport{WindowSeconds: consistencyWindow.Seconds(), Sample: p.cfg.ConsistencySample,
 		MaxRate: p.cfg.ConsistencyMaxRate, BoundSeconds: p.cfg.ConsistencyBound.Seconds()}
 	if c := p.consistency; c != nil {
-		r.Enabled = true
+		r.Enabled, r.BoundSeconds = true, c.bound.Seconds()
 		s := c.recent.sum(time.Now())
 		r.OK, r.Stale, r.Error, r.Skipped = s[checkOK], s[checkStale], s[checkError], s[checkSkipped]
 		if n, atLeast, ok := nines(r.OK, r.Stale); ok {
