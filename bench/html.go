@@ -117,6 +117,7 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 <h3>Read-after-write check and cache outcomes</h3>
 <table><tr><th>read kind</th><th>checked</th><th>stale</th></tr>
 {{range .Stale}}<tr><td>{{.Kind}}</td><td>{{.Checked}}</td><td{{if .Stale}} class="stale"{{end}}>{{.Stale}}</td></tr>{{end}}</table>
+{{with .Derived.Consistency}}<p>The proxy's consistency checks of sampled hits against the primary: ok {{value .OK}}, <span{{if .Stale}} class="stale"{{end}}>stale {{value .Stale}}</span>, error {{value .Error}}, skipped {{value .Skipped}}{{if or .OK .Stale}}: {{if .NinesAtLeast}}at least {{end}}{{printf "%.1f" .Nines}} nines{{end}}.</p>{{end}}
 {{if .StaleExamples}}<p>Some of the stale reads:</p><ul>{{range .StaleExamples}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <table><tr><th>Cache-Status</th>{{range $k, $v := .Cache.Outcomes}}<th>{{$k}}</th>{{end}}</tr>
 <tr><td>reads</td>{{range $k, $v := .Cache.Outcomes}}<td>{{$v}}</td>{{end}}</tr></table>

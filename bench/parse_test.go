@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -46,12 +48,49 @@ func FuzzParsePromText(f *testing.F) {
 		m, err := parsePromText(strings.NewReader(s))
 		if err == nil {
 			for k := range m {
+				if name, _, series := strings.Cut(k, "{"); series && strings.HasSuffix(name, consistencyChecks) {
+					k = name
+				}
 				if !validMetricName(k) {
 					t.Fatalf("invalid name %q reported", k)
 				}
 			}
 		}
 	})
+}
+
+// A proxy's consistency checks are kept by result as well, and make the
+// run's nines.
+func TestConsistencyChecksOfTheProxy(t *testing.T) {
+	scrape := func(ok, stale float64) map[string]float64 {
+		m, err := parsePromText(strings.NewReader(fmt.Sprintf(`edgecache_proxy_consistency_checks_total{result="ok"} %g
+edgecache_proxy_consistency_checks_total{result="stale"} %g
+edgecache_proxy_consistency_checks_total{result="error"} 1
+edgecache_proxy_consistency_checks_total{result="skipped"} 5
+edgecache_proxy_requests_total{outcome="hit"} 100
+`, ok, stale)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	before := scrape(10, 0)
+	if before["edgecache_proxy_consistency_checks_total"] != 16 || before[`edgecache_proxy_consistency_checks_total{result="ok"}`] != 10 ||
+		before[`edgecache_proxy_requests_total{outcome="hit"}`] != 0 {
+		t.Fatalf("parsed %v", before)
+	}
+	m := MetricsReport{Metrics: diffMetrics(before, scrape(1009, 1), time.Second)}
+	c := consistencyOf(m)
+	if c == nil || c.OK != 999 || c.Stale != 1 || c.Error != 0 || c.Skipped != 0 || c.NinesAtLeast || math.Abs(c.Nines-3) > 1e-9 {
+		t.Fatalf("consistencyOf = %+v, want 999 ok, 1 stale, 3 nines", c)
+	}
+	m = MetricsReport{Metrics: diffMetrics(before, scrape(110, 0), time.Second)}
+	if c := consistencyOf(m); c == nil || !c.NinesAtLeast || math.Abs(c.Nines-2) > 1e-9 {
+		t.Fatalf("consistencyOf = %+v, want at least 2 nines", c)
+	}
+	if c := consistencyOf(MetricsReport{Metrics: diffMetrics(map[string]float64{"x_total": 1}, nil, time.Second)}); c != nil {
+		t.Fatalf("consistencyOf a source without checks = %+v", c)
+	}
 }
 
 func TestRecognise(t *testing.T) {

@@ -42,7 +42,8 @@ func ParseMetricsSources(s string) ([]MetricsSource, error) {
 }
 
 // parsePromText sums the samples of a Prometheus text exposition by metric
-// name, across all label sets. Comments, histogram buckets (too many, and
+// name, across all label sets (and keeps a proxy's consistency checks by
+// result as well, under their series names). Comments, histogram buckets (too many, and
 // their sums are in _sum/_count) and malformed lines are skipped: the bench
 // reports whatever a target exposes without knowing its metric names.
 func parsePromText(r io.Reader) (map[string]float64, error) {
@@ -63,12 +64,13 @@ func parsePromText(r io.Reader) (map[string]float64, error) {
 		if strings.HasSuffix(name, "_bucket") || !validMetricName(name) {
 			continue
 		}
+		labels := ""
 		if strings.HasPrefix(rest, "{") {
 			end := labelsEnd(rest)
 			if end < 0 {
 				continue
 			}
-			rest = rest[end+1:]
+			labels, rest = rest[:end+1], rest[end+1:]
 		}
 		fields := strings.Fields(rest)
 		if len(fields) == 0 {
@@ -79,6 +81,9 @@ func parsePromText(r io.Reader) (map[string]float64, error) {
 			continue
 		}
 		sums[name] += v
+		if labels != "" && strings.HasSuffix(name, consistencyChecks) {
+			sums[name+labels] += v // the results apart: their ratio is the figure
+		}
 	}
 	return sums, sc.Err()
 }

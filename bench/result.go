@@ -145,6 +145,62 @@ type Derived struct {
 	// costs the database, through the cache or not.
 	DBQueriesPerRequest float64 `json:"db_queries_per_request"`
 	MeanReadBytes       float64 `json:"mean_read_bytes"`
+	// Consistency is the proxy's sampled consistency checks of hits during
+	// the run; nil when it exposes none.
+	Consistency *ConsistencyChecks `json:"consistency,omitempty"`
+}
+
+// consistencyChecks ends the name of a proxy's counter of sampled
+// consistency checks of hits, by result (proxy/README.md "Consistency
+// checks").
+const consistencyChecks = "_consistency_checks_total"
+
+// ConsistencyChecks count a proxy's sampled checks of hits against the
+// primary during the run, by result, and say what they measure in nines:
+// -log10(stale / (ok + stale)), or with no stale check log10(ok + stale)
+// as a lower bound (NinesAtLeast). Nines is 0 when nothing was judged.
+type ConsistencyChecks struct {
+	OK           float64 `json:"ok"`
+	Stale        float64 `json:"stale"`
+	Error        float64 `json:"error"`
+	Skipped      float64 `json:"skipped"`
+	Nines        float64 `json:"nines"`
+	NinesAtLeast bool    `json:"nines_at_least"`
+}
+
+// consistencyOf reads the checks by result from a source's deltas; nil if
+// it has none.
+func consistencyOf(m MetricsReport) *ConsistencyChecks {
+	var c *ConsistencyChecks
+	for _, x := range m.Metrics {
+		name, labels, ok := strings.Cut(x.Name, "{")
+		if !ok || !strings.HasSuffix(name, consistencyChecks) {
+			continue
+		}
+		if c == nil {
+			c = &ConsistencyChecks{}
+		}
+		switch {
+		case strings.Contains(labels, `result="ok"`):
+			c.OK += x.Delta
+		case strings.Contains(labels, `result="stale"`):
+			c.Stale += x.Delta
+		case strings.Contains(labels, `result="error"`):
+			c.Error += x.Delta
+		case strings.Contains(labels, `result="skipped"`):
+			c.Skipped += x.Delta
+		}
+	}
+	if c != nil {
+		switch judged := c.OK + c.Stale; {
+		case judged == 0:
+		case c.Stale == 0:
+			c.Nines, c.NinesAtLeast = math.Log10(judged), true
+		default:
+			c.Nines = -math.Log10(c.Stale / judged)
+		}
+	}
+	return c
 }
 
 // judged is the number of reads that carried a cache outcome.
@@ -412,6 +468,7 @@ func (r *Result) deriveProxy(m MetricsReport, originScraped bool) {
 	if hasCPU {
 		d.ProxyCores = cpu / secs
 	}
+	d.Consistency = consistencyOf(m)
 	// Without the origin's own counters, the proxy's count of its
 	// requests to the origin gives the offload.
 	if f, ok := m.sumKnown(knownOriginFetches); ok && !originScraped && d.Reads > 0 {
@@ -457,6 +514,9 @@ func (r *Result) addWarnings() {
 				"requests queued in the generator before they were sent (wait p99 %.1f ms > service p99 %.1f ms): the target stalled, or -connections is too low for this rate",
 				r.Wait.P99, r.Service.P99))
 		}
+	}
+	if c := r.Derived.Consistency; c != nil && c.Stale > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("the proxy's consistency checks found %.0f stale hits of %.0f judged: see its log", c.Stale, c.OK+c.Stale))
 	}
 	if r.Derived.StaleReads > 0 {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d stale reads: the target served data older than acknowledged writes", r.Derived.StaleReads))

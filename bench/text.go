@@ -98,6 +98,17 @@ func (r *Result) writeCorrectness(w io.Writer) {
 		fmt.Fprintf(w, "  %s %d stale of %d", s.Kind, s.Stale, s.Checked)
 	}
 	fmt.Fprintf(w, "  (total %d stale)\n", r.Derived.StaleReads)
+	if c := r.Derived.Consistency; c != nil {
+		fmt.Fprintf(w, "proxy consistency checks of sampled hits: ok %.0f, stale %.0f, error %.0f, skipped %.0f", c.OK, c.Stale, c.Error, c.Skipped)
+		if c.OK+c.Stale > 0 {
+			atLeast := ""
+			if c.NinesAtLeast {
+				atLeast = "at least "
+			}
+			fmt.Fprintf(w, "; %s%.1f nines", atLeast, c.Nines)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, e := range r.StaleExamples {
 		fmt.Fprintf(w, "  stale: %s\n", e)
 	}

@@ -46,6 +46,8 @@ func (p *Proxy) newAdminServer() *fasthttp.Server {
 			p.m.set.WritePrometheus(ctx)
 			p.writeCacheStats(ctx)
 			metrics.WriteProcessMetrics(ctx) // Go runtime, CPU, memory: bench plan sizes the fleet from CPU
+		case path == "/consistency":
+			p.serveConsistency(ctx)
 		case path == "/purge":
 			p.purge(ctx)
 		case path == lease.Path && p.lease != nil:

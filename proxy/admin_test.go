@@ -165,6 +165,9 @@ func TestConfigValidate(t *testing.T) {
 		"PROXY_MEMCACHED_MAX_IDLE_CONNS": func(c *Config) { c.MemcachedMaxIdleConns = 0 },
 		"PROXY_ACCESS_LOG":               func(c *Config) { c.AccessLog = "stdot" },
 		"PROXY_PUBLIC_PATHS":             func(c *Config) { c.PublicPaths = []string{"v1/"} },
+		"PROXY_CONSISTENCY_SAMPLE":       func(c *Config) { c.ConsistencySample = 1.5 },
+		"PROXY_CONSISTENCY_MAX_RATE":     func(c *Config) { c.ConsistencyMaxRate = 0 },
+		"PROXY_CONSISTENCY_BOUND":        func(c *Config) { c.ConsistencyBound = 0 },
 	} {
 		c := good
 		mutate(&c)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -65,6 +66,10 @@ type Config struct {
 	PeerNetworks  []string      `env:"PROXY_PEER_NETWORKS" envDefault:"127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,::1/128,fc00::/7" help:"comma-separated networks (CIDR) where lease holders may be: a write never sends an invalidation to an address outside them, whatever memcached's registry lists; this proxy's advertised address must be inside them"`
 	PeerTimeout   time.Duration `env:"PROXY_PEER_TIMEOUT" envDefault:"200ms" help:"how long a write waits for a lease holder's acknowledgement before revoking its lease (then it waits out the lease, at most PROXY_LEASE_DURATION)"`
 
+	ConsistencySample  float64       `env:"PROXY_CONSISTENCY_SAMPLE" envDefault:"0.001" help:"share of hits checked again against the primary, off the request path (proxy/README.md \"Consistency checks\"); 1 checks every hit, 0 turns checks off"`
+	ConsistencyMaxRate float64       `env:"PROXY_CONSISTENCY_MAX_RATE" envDefault:"20" help:"most consistency checks a second per proxy (a token bucket, bursts of one second's worth); sampled hits over it are counted skipped"`
+	ConsistencyBound   time.Duration `env:"PROXY_CONSISTENCY_BOUND" envDefault:"2s" help:"how long after a check first sees a newer state on the primary the cache must have stopped serving the older one; at least the invalidation pending bound (a write's moves and lease waits, the durable invalidator's poll and round trip); with leases on, never less than PROXY_LEASE_DURATION + PROXY_PEER_TIMEOUT"`
+
 	CacheName     string `env:"PROXY_CACHE_NAME" envDefault:"edgecache" help:"this cache's name in Cache-Status (RFC 9211) and Via"`
 	TargetedField string `env:"PROXY_TARGETED_CACHE_CONTROL" envDefault:"Edgecache-Cache-Control" help:"RFC 9213 targeted field that overrides CDN-Cache-Control and Cache-Control for this cache"`
 
@@ -98,6 +103,7 @@ func (c Config) Validate() error {
 		bad("PROXY_ACCESS_LOG", "%v", err)
 	}
 	c.checkHTTP(bad)
+	c.checkConsistency(bad)
 	return errors.Join(errs...)
 }
 
@@ -278,6 +284,19 @@ func (c Config) checkHTTP(bad func(name, format string, args ...any)) {
 	}
 	if c.TargetedField == "" || strings.ContainsAny(c.TargetedField, " :\t") {
 		bad("PROXY_TARGETED_CACHE_CONTROL", "want a header field name, got %q", c.TargetedField)
+	}
+}
+
+// checkConsistency: the sampled checks of hits.
+func (c Config) checkConsistency(bad func(name, format string, args ...any)) {
+	if !(c.ConsistencySample >= 0 && c.ConsistencySample <= 1) { // NaN too
+		bad("PROXY_CONSISTENCY_SAMPLE", "want a share from 0 to 1, got %v", c.ConsistencySample)
+	}
+	if !(c.ConsistencyMaxRate > 0) || math.IsInf(c.ConsistencyMaxRate, 1) {
+		bad("PROXY_CONSISTENCY_MAX_RATE", "want checks a second > 0, got %v", c.ConsistencyMaxRate)
+	}
+	if c.ConsistencyBound <= 0 {
+		bad("PROXY_CONSISTENCY_BOUND", "must be > 0, got %s", c.ConsistencyBound)
 	}
 }
 

@@ -77,6 +77,15 @@
 // L1 as for memcached: a write's answer leaves only once every proxy that
 // could serve an older copy unchecked has stopped doing so.
 //
+// # Consistency checks (consistency.go)
+//
+// The guarantee is also measured: a share of hits is checked again off the
+// request path, against the primary (the same GET with Edgecache-Fresh and
+// the served ETag as If-None-Match). A difference counts as stale only if
+// the cache still serves the older state a whole invalidation bound after
+// the newer one was seen on the primary, so a write in flight is never
+// counted; the argument is in consistency.go.
+//
 // # Lagging replicas
 //
 // The group value keeps the newest origin version that a write, the

@@ -50,6 +50,8 @@ type Proxy struct {
 	lease    *lease.Holder        // this process's invalidation lease; nil when leases are off
 	notifier *lease.Notifier      // tells the lease holders what a write moved
 
+	consistency *consistency // sampled checks of hits (consistency.go); nil when off
+
 	server, admin *fasthttp.Server
 	ln, adminLn   net.Listener
 	served        sync.WaitGroup // the two Serve loops
@@ -112,6 +114,7 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 		p.public = append(p.public, []byte(prefix))
 	}
 	p.groupsOf.init()
+	p.consistency = newConsistency(cfg, m.set)
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
 	access, stopAccess, err := accesslog.OpenWriter(cfg.AccessLog)
 	if err != nil {

@@ -315,6 +315,7 @@ func (p *Proxy) varyMatches(e *entry, h *fasthttp.RequestHeader) bool {
 func (p *Proxy) hit(t *txn, d cachepolicy.Decision) string {
 	cs := cachepolicy.CacheStatus{Cache: p.cfg.CacheName, Hit: true, TTL: d.TTL, HasTTL: true}
 	p.deliver(t.ctx, &t.ent, t.l1, d.Age, &cs)
+	p.sampleHit(t, d.Age)
 	if d.Action == cachepolicy.ServeStale {
 		return outcomeStale
 	}
