@@ -13,6 +13,7 @@ import (
 // of a position kept). A new one starts with every term of leadership.
 type applier struct {
 	inv *Invalidator
+	ddl *ddlWatch // schema changes, checked between rounds
 
 	cursor uint64 // highest id read in this sweep; 0 at the start of one
 	sweep  uint64 // sweeps begun, to tell which retry entries this one saw
@@ -45,7 +46,7 @@ type move struct {
 }
 
 func newApplier(inv *Invalidator) *applier {
-	return &applier{inv: inv, retry: map[string]*retry{}}
+	return &applier{inv: inv, ddl: newDDLWatch(inv), retry: map[string]*retry{}}
 }
 
 // run applies batches until ctx is done or the session fails. A statement

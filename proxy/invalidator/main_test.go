@@ -53,6 +53,15 @@ const logDDL = `CREATE TABLE IF NOT EXISTS invalidation_log (
   PRIMARY KEY (id)
 ) ENGINE=InnoDB`
 
+// ddlTableDDL is invalidation_ddl as the origin's migration creates it.
+var ddlTableDDL = func() string {
+	b, err := os.ReadFile("../../origin/migrations/0003_invalidation_ddl.sql")
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSuffix(strings.TrimSpace(string(b)), ";")
+}()
+
 var databases atomic.Int64
 
 // testLog is a test's own database holding an empty invalidation_log.
@@ -76,8 +85,10 @@ func newTestLog(t testing.TB) *testLog {
 	}
 	db.SetMaxOpenConns(64)
 	db.SetMaxIdleConns(64)
-	if _, err := db.Exec(logDDL); err != nil {
-		t.Fatal(err)
+	for _, ddl := range []string{logDDL, ddlTableDDL} {
+		if _, err := db.Exec(ddl); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		db.Close()
@@ -257,6 +268,7 @@ type recorder struct {
 	calls    []string          // every Move, successful or not, in order
 	attempts map[string]int
 	inFlight int
+	flushes  int // FlushAll calls
 	fail     func(group string) error
 	hold     chan struct{} // non-nil: Move waits until it is closed
 	changed  chan struct{}
@@ -289,6 +301,20 @@ func (r *recorder) Move(group string, version uint64) error {
 	}
 	r.wakeLocked()
 	return err
+}
+
+func (r *recorder) FlushAll() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushes++
+	r.wakeLocked()
+	return nil
+}
+
+func (r *recorder) flushCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushes
 }
 
 func (r *recorder) wakeLocked() {
