@@ -51,9 +51,15 @@ func newApplier(inv *Invalidator) *applier {
 
 // run applies batches until ctx is done or the session fails. A statement
 // the server refused (a missing table, a lock wait timeout) leaves the
-// session, and the lock, intact: it is retried with backoff.
+// session, and the lock, intact: it is retried with backoff. Every
+// DDLInterval, between rounds, it looks for schema changes (ddl.go).
 func (a *applier) run(ctx context.Context, s *session) error {
 	for {
+		if a.ddl.due(time.Now()) {
+			if err := a.ddl.check(s); err != nil {
+				return err
+			}
+		}
 		more, err := a.round(s)
 		switch {
 		case ctx.Err() != nil:

@@ -95,6 +95,7 @@ func (w *ddlWatch) check(s *session) error {
 	// is either flushed too or found at the next check.
 	if err := w.inv.mover.FlushAll(); err != nil {
 		w.inv.m.ddlFlushFailures.Inc()
+		w.inv.setSchemaProblem("a schema change is not invalidated yet: " + err.Error())
 		w.inv.log.Warn("flushing memcached for a schema change failed; retrying", zap.Error(err))
 		return nil
 	}

@@ -263,15 +263,17 @@ func waitUntil(t testing.TB, what string, cond func() bool, srcs ...changer) {
 // recorder is a Mover that records every move, can be made to fail per
 // group, and can be held (as a paused process would hold it).
 type recorder struct {
-	mu       sync.Mutex
-	moved    map[string]uint64 // group: highest version moved
-	calls    []string          // every Move, successful or not, in order
-	attempts map[string]int
-	inFlight int
-	flushes  int // FlushAll calls
-	fail     func(group string) error
-	hold     chan struct{} // non-nil: Move waits until it is closed
-	changed  chan struct{}
+	mu        sync.Mutex
+	moved     map[string]uint64 // group: highest version moved
+	calls     []string          // every Move, successful or not, in order
+	attempts  map[string]int
+	inFlight  int
+	flushes   int // FlushAll calls returned
+	flushing  int // FlushAll calls in flight
+	fail      func(group string) error
+	hold      chan struct{} // non-nil: Move waits until it is closed
+	flushHold chan struct{} // non-nil: FlushAll waits until it is closed
+	changed   chan struct{}
 }
 
 func newRecorder() *recorder {
@@ -303,12 +305,44 @@ func (r *recorder) Move(group string, version uint64) error {
 	return err
 }
 
+// FlushAll counts flushes; holdFlushes can hold them.
 func (r *recorder) FlushAll() error {
 	r.mu.Lock()
+	r.flushing++
+	hold := r.flushHold
+	r.wakeLocked()
+	r.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.flushing--
 	r.flushes++
 	r.wakeLocked()
 	return nil
+}
+
+// holdFlushes makes every later FlushAll wait until the returned function
+// is called.
+func (r *recorder) holdFlushes() (release func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hold := make(chan struct{})
+	r.flushHold = hold
+	return func() {
+		r.mu.Lock()
+		r.flushHold = nil
+		r.mu.Unlock()
+		close(hold)
+	}
+}
+
+// inFlightFlushes counts the flushes that have started and not returned.
+func (r *recorder) inFlightFlushes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushing
 }
 
 func (r *recorder) flushCount() int {
