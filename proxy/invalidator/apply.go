@@ -34,6 +34,7 @@ type Row struct {
 // of a position kept). A new one starts with every term of leadership.
 type applier struct {
 	inv *Invalidator
+	ddl *ddlWatch // schema changes, checked between rounds
 
 	cursor uint64 // highest id read in this sweep; 0 at the start of one
 	sweep  uint64 // sweeps begun, to tell which retry entries this one saw
@@ -66,14 +67,20 @@ type move struct {
 }
 
 func newApplier(inv *Invalidator) *applier {
-	return &applier{inv: inv, retry: map[string]*retry{}}
+	return &applier{inv: inv, ddl: newDDLWatch(inv), retry: map[string]*retry{}}
 }
 
 // run applies batches until ctx is done or the session fails. A statement
 // the server refused (a missing table, a lock wait timeout) leaves the
-// session, and the lock, intact: it is retried with backoff.
-func (a *applier) run(ctx context.Context, s Log) error {
+// session, and the lock, intact: it is retried with backoff. Every
+// DDLInterval, between rounds, it looks for schema changes (ddl.go).
+func (a *applier) run(ctx context.Context, s *session) error {
 	for {
+		if a.ddl.due(time.Now()) {
+			if err := a.ddl.check(s); err != nil {
+				return err
+			}
+		}
 		more, err := a.round(s)
 		switch {
 		case ctx.Err() != nil:

@@ -15,6 +15,7 @@ import (
 type noMove struct{}
 
 func (noMove) Move(string, uint64) error { return nil }
+func (noMove) FlushAll() error           { return nil }
 
 // BenchmarkApplyBacklog drains a backlog of b.N rows, one group each, with a
 // Mover that does nothing: the invalidator's own cost.
@@ -65,6 +66,8 @@ func (m *timedMover) Move(group string, _ uint64) error {
 	}
 	return nil
 }
+
+func (m *timedMover) FlushAll() error { return nil }
 
 // BenchmarkCommitToApply writes b.N transactions of three log rows each at
 // 400 a second (the sized average write rate), open loop, and reports the

@@ -29,6 +29,7 @@ type Config struct {
 	PollInterval    time.Duration `env:"INVALIDATOR_POLL_INTERVAL" envDefault:"10ms" help:"how often the leader reads invalidation_log when it has caught up; bounds the commit-to-memcached delay"`
 	Batch           int           `env:"INVALIDATOR_BATCH" envDefault:"1000" help:"most log rows read, moved and deleted per round; a full batch is followed at once by the next"`
 	MoveConcurrency int           `env:"INVALIDATOR_MOVE_CONCURRENCY" envDefault:"32" help:"most group moves in flight at once"`
+	DDLInterval     time.Duration `env:"INVALIDATOR_DDL_INTERVAL" envDefault:"1s" help:"how often the leader looks for schema changes the triggers cannot log (TRUNCATE, DROP, RENAME, a restored table, a dropped trigger); one found flushes memcached"`
 	RetryMax        time.Duration `env:"INVALIDATOR_RETRY_MAX" envDefault:"2s" help:"a group whose move failed is retried after a delay that doubles from twice the poll interval up to this"`
 
 	PeerSecret    string        `env:"INVALIDATOR_PEER_SECRET" envDefault:"" help:"the proxies' PROXY_PEER_SECRET: after moving groups, the invalidator tells every proxy holding an invalidation lease, and waits for its acknowledgement or its lease to end, before deleting the rows; without it, such proxies are revoked and their leases waited out"`
@@ -82,6 +83,7 @@ func (c Config) Validate() error {
 		{"INVALIDATOR_MEMCACHED_TIMEOUT", c.MemcachedTimeout},
 		{"INVALIDATOR_MEMCACHED_PROBE_INTERVAL", c.MemcachedProbeInterval},
 		{"INVALIDATOR_POLL_INTERVAL", c.PollInterval},
+		{"INVALIDATOR_DDL_INTERVAL", c.DDLInterval},
 		{"INVALIDATOR_RETRY_MAX", c.RetryMax},
 		{"INVALIDATOR_LOCK_RETRY", c.LockRetry},
 		{"INVALIDATOR_PING_INTERVAL", c.PingInterval},

@@ -26,6 +26,7 @@ func TestValidateNamesEveryBadVariable(t *testing.T) {
 	cfg.MemcachedMaxIdleConns = 0
 	cfg.MemcachedProbeInterval = -time.Second
 	cfg.PollInterval = 0
+	cfg.DDLInterval = 0
 	cfg.Batch = maxBatch + 1
 	cfg.MoveConcurrency = 0
 	cfg.RetryMax = 0

@@ -14,8 +14,13 @@ import (
 // Mover moves a group forward in memcached so that no proxy trusts an entry
 // built before the move; version is the origin's version of the group after
 // the change (0 unknown). Implemented by *store.Store (edgecache/proxy/store).
+//
+// FlushAll empties every memcached node, so that every group is created
+// again with a new incarnation and every lease holder loses its lease: what
+// a schema change the triggers cannot log needs (see doc.go).
 type Mover interface {
 	Move(group string, version uint64) error
+	FlushAll() error
 }
 
 // Invalidator applies invalidation_log to memcached while it leads, and
@@ -37,6 +42,8 @@ type Invalidator struct {
 	holder    int64  // the lock holder's connection id, as this standby last saw it
 	maxID     uint64 // highest log id applied by this instance
 	rows      uint64 // log rows applied (moved and deleted) by this instance
+	schemas   uint64 // schema changes invalidated by this instance
+	schemaBad string // why schema changes may not be invalidated now (leader only); "" when fine
 	changed   chan struct{}
 }
 
@@ -135,6 +142,34 @@ func (inv *Invalidator) recordApplied(ids []uint64) {
 	inv.m.rowsApplied.Add(len(ids))
 }
 
+// SchemaChangesApplied is how many schema changes this instance has
+// invalidated (memcached flushed, the leases waited out, the new state
+// recorded in invalidation_ddl) since it started.
+func (inv *Invalidator) SchemaChangesApplied() uint64 {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.schemas
+}
+
+func (inv *Invalidator) recordSchemaApplied() {
+	inv.mu.Lock()
+	inv.schemas++
+	inv.wakeLocked()
+	inv.mu.Unlock()
+	inv.m.ddlApplied.Inc()
+}
+
+// setSchemaProblem records why schema changes may not be invalidated now,
+// for /readyz; "" when nothing is wrong.
+func (inv *Invalidator) setSchemaProblem(why string) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if inv.schemaBad != why {
+		inv.schemaBad = why
+		inv.wakeLocked()
+	}
+}
+
 // setLeading records a change of leadership; why says why it was lost.
 func (inv *Invalidator) setLeading(leading bool, why error) {
 	inv.mu.Lock()
@@ -152,6 +187,8 @@ func (inv *Invalidator) setLeading(leading bool, why error) {
 	} else {
 		inv.m.leaderLost.Inc()
 		inv.m.backlog.Set(0) // a standby sees no backlog; the leader reports it
+		inv.m.triggersMissing.Set(0)
+		inv.setSchemaProblem("")
 		level := zap.WarnLevel
 		if errors.Is(why, errStopping) {
 			level = zap.InfoLevel

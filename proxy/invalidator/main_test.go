@@ -54,6 +54,15 @@ const logDDL = `CREATE TABLE IF NOT EXISTS invalidation_log (
   PRIMARY KEY (id)
 ) ENGINE=InnoDB`
 
+// ddlTableDDL is invalidation_ddl as the origin's migration creates it.
+var ddlTableDDL = func() string {
+	b, err := os.ReadFile("../../origin/migrations/0003_invalidation_ddl.sql")
+	if err != nil {
+		panic(err)
+	}
+	return strings.TrimSuffix(strings.TrimSpace(string(b)), ";")
+}()
+
 var databases atomic.Int64
 
 // testLog is a test's own database holding an empty invalidation_log.
@@ -77,8 +86,10 @@ func newTestLog(t testing.TB) *testLog {
 	}
 	db.SetMaxOpenConns(64)
 	db.SetMaxIdleConns(64)
-	if _, err := db.Exec(logDDL); err != nil {
-		t.Fatal(err)
+	for _, ddl := range []string{logDDL, ddlTableDDL} {
+		if _, err := db.Exec(ddl); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() {
 		db.Close()
@@ -253,14 +264,17 @@ func waitUntil(t testing.TB, what string, cond func() bool, srcs ...changer) {
 // recorder is a Mover that records every move, can be made to fail per
 // group, and can be held (as a paused process would hold it).
 type recorder struct {
-	mu       sync.Mutex
-	moved    map[string]uint64 // group: highest version moved
-	calls    []string          // every Move, successful or not, in order
-	attempts map[string]int
-	inFlight int
-	fail     func(group string) error
-	hold     chan struct{} // non-nil: Move waits until it is closed
-	changed  chan struct{}
+	mu        sync.Mutex
+	moved     map[string]uint64 // group: highest version moved
+	calls     []string          // every Move, successful or not, in order
+	attempts  map[string]int
+	inFlight  int
+	flushes   int // FlushAll calls returned
+	flushing  int // FlushAll calls in flight
+	fail      func(group string) error
+	hold      chan struct{} // non-nil: Move waits until it is closed
+	flushHold chan struct{} // non-nil: FlushAll waits until it is closed
+	changed   chan struct{}
 }
 
 func newRecorder() *recorder {
@@ -290,6 +304,52 @@ func (r *recorder) Move(group string, version uint64) error {
 	}
 	r.wakeLocked()
 	return err
+}
+
+// FlushAll counts flushes; holdFlushes can hold them.
+func (r *recorder) FlushAll() error {
+	r.mu.Lock()
+	r.flushing++
+	hold := r.flushHold
+	r.wakeLocked()
+	r.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushing--
+	r.flushes++
+	r.wakeLocked()
+	return nil
+}
+
+// holdFlushes makes every later FlushAll wait until the returned function
+// is called.
+func (r *recorder) holdFlushes() (release func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	hold := make(chan struct{})
+	r.flushHold = hold
+	return func() {
+		r.mu.Lock()
+		r.flushHold = nil
+		r.mu.Unlock()
+		close(hold)
+	}
+}
+
+// inFlightFlushes counts the flushes that have started and not returned.
+func (r *recorder) inFlightFlushes() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushing
+}
+
+func (r *recorder) flushCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushes
 }
 
 func (r *recorder) wakeLocked() {

@@ -23,6 +23,12 @@ type metricSet struct {
 	lockHolder     *metrics.Gauge // connection id holding the lock, as a standby last saw it
 	sessionsOpen   *metrics.Counter
 	sessionErrors  *metrics.Counter
+
+	ddlDetected      *metrics.Counter // schema changes found (each flushed memcached)
+	ddlApplied       *metrics.Counter // schema changes invalidated: flushed, leases waited out, recorded
+	ddlFlushFailures *metrics.Counter
+	ddlCheckFailures *metrics.Counter // schema checks the server refused
+	triggersMissing  *metrics.Gauge   // watched tables' INSERT, UPDATE or DELETE that writes no log row
 }
 
 // delayBuckets span a healthy delay (a few poll intervals) up to a
@@ -48,5 +54,11 @@ func newMetricSet(leading func() float64) *metricSet {
 		lockHolder:    s.NewGauge(`edgecache_invalidator_lock_holder_connection_id`, nil),
 		sessionsOpen:  s.NewCounter(`edgecache_invalidator_sessions_opened_total`),
 		sessionErrors: s.NewCounter(`edgecache_invalidator_session_errors_total`),
+
+		ddlDetected:      s.NewCounter(`edgecache_invalidator_ddl_detected_total`),
+		ddlApplied:       s.NewCounter(`edgecache_invalidator_ddl_applied_total`),
+		ddlFlushFailures: s.NewCounter(`edgecache_invalidator_ddl_flush_failures_total`),
+		ddlCheckFailures: s.NewCounter(`edgecache_invalidator_ddl_check_failures_total`),
+		triggersMissing:  s.NewGauge(`edgecache_invalidator_log_triggers_missing`, nil),
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -43,4 +44,22 @@ func (s *Store) doNode(op string, n int, f func(*memcache.Client) error) error {
 		return errors.Join(ErrUnavailable, err)
 	}
 	return err
+}
+
+// FlushAll empties every node, marked down or not: every group value is
+// lost, so a group created again gets a new incarnation and no entry
+// recorded before validates (package doc), and every copy of the lease
+// registry is lost, so every lease holder loses its lease at its next
+// renewal (package lease). It is what the durable invalidator does when
+// the tables behind the groups changed under the triggers (TRUNCATE, DROP,
+// a restored backup). The error names every node that did not take it;
+// the others are flushed all the same.
+func (s *Store) FlushAll() error {
+	var errs []error
+	for n, p := range s.probes {
+		if err := p.FlushAll(); err != nil {
+			errs = append(errs, fmt.Errorf("memcached %s: flush_all: %w", s.NodeAddr(n), err))
+		}
+	}
+	return errors.Join(errs...)
 }
