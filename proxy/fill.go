@@ -34,6 +34,10 @@ type fillJob struct {
 	// no body and is never stored as an entry, only applied to the stored
 	// one (headAnswer).
 	head bool
+	// alone: the fill answers one request with Authorization and no
+	// other (authorized.go): it takes no fleet fill lease, so that no
+	// other proxy waits for it, and waits for nobody's.
+	alone bool
 }
 
 // fillResult is what a fill produced.
@@ -120,12 +124,14 @@ func (p *Proxy) safeFill(job *fillJob) (res *fillResult) {
 // lease in memcached.
 func (p *Proxy) fill(job *fillJob) *fillResult {
 	res := &fillResult{job: job, fwd: job.d.Fwd}
-	held, other := p.takeLease(job)
-	if other != nil {
-		return other
-	}
-	if held {
-		defer p.store.Delete(job.lkey)
+	if !job.alone {
+		held, other := p.takeLease(job)
+		if other != nil {
+			return other
+		}
+		if held {
+			defer p.store.Delete(job.lkey)
+		}
 	}
 	f := p.snapshot(job)
 	deadline := time.Now().Add(p.cfg.OriginTimeout)

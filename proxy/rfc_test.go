@@ -150,6 +150,40 @@ func TestRFC9111Table(t *testing.T) {
 			{hdr: []string{"Authorization", "Bearer t"}, cs: []string{"fwd=bypass"}, origins: 2},
 			{cs: []string{"hit"}, origins: 2},
 		}},
+		// RFC 9111 §3.5: a response to a request with Authorization is
+		// stored for later requests only with public, must-revalidate or
+		// s-maxage (cache-tests other-authorization-public,
+		// -must-revalidate, -smaxage); a request with Authorization is
+		// never answered from the cache (another user's Authorization
+		// goes to the origin).
+		{"§3.5: Authorization, public: stored, reused for others, never for a request with Authorization", originSpec{headers: []string{cc, "max-age=3600, public", "Date", httpDate(0)}, body: "x"}, []step{
+			{hdr: []string{"Authorization", "FOO"}, cs: []string{"fwd=bypass", "stored"}, origins: 1, check: sawHeader("Authorization", "FOO")},
+			{cs: []string{"hit"}, body: "x", origins: 1},
+			{hdr: []string{"Authorization", "BAR"}, cs: []string{"fwd=bypass"}, notCS: []string{"hit"}, origins: 2, check: sawHeader("Authorization", "BAR")},
+		}},
+		{"§3.5: Authorization, must-revalidate: stored and reused", originSpec{headers: []string{cc, "max-age=3600, must-revalidate", "Date", httpDate(0)}, body: "x"}, []step{
+			{hdr: []string{"Authorization", "FOO"}, cs: []string{"stored"}, origins: 1},
+			{cs: []string{"hit"}, body: "x", origins: 1},
+		}},
+		{"§3.5: Authorization, s-maxage: stored and reused", originSpec{headers: []string{cc, "s-maxage=3600", "Date", httpDate(0)}, body: "x"}, []step{
+			{hdr: []string{"Authorization", "FOO"}, cs: []string{"stored"}, origins: 1},
+			{cs: []string{"hit"}, body: "x", origins: 1},
+		}},
+		{"§3.5: Authorization, max-age alone: not stored, not reused for anyone (other-authorization)", originSpec{headers: []string{cc, "max-age=3600", "Date", httpDate(0)}, body: "x"}, []step{
+			{hdr: []string{"Authorization", "FOO"}, cs: []string{"fwd=bypass", "detail=authorization"}, notCS: []string{"stored"}, origins: 1},
+			{notCS: []string{"hit"}, origins: 2},
+			{hdr: []string{"Authorization", "BAR"}, notCS: []string{"hit"}, origins: 3},
+		}},
+		// RFC 9213 §2.1: max-age is an Integer; a String is not consumed
+		// (cache-tests cdn-cc-invalid-sh-type-wrong).
+		{"RFC 9213 §2.1: CDN-Cache-Control max-age of the wrong type is not consumed", originSpec{headers: []string{cc, "no-store", "CDN-Cache-Control", `max-age="10000"`}, body: "x"}, []step{
+			{origins: 1}, {notCS: []string{"hit"}, origins: 2},
+		}},
+		// RFC 8246 §2: a fresh immutable response is reused even by a
+		// request with no-cache (cache-tests cc-resp-immutable-fresh).
+		{"RFC 8246: immutable and fresh: reused without validation", originSpec{headers: []string{cc, "max-age=10000, immutable"}, body: "x", etag: `"abcd"`}, []step{
+			{origins: 1}, {hdr: []string{cc, "no-cache"}, cs: []string{"hit"}, body: "x", origins: 1},
+		}},
 		{"404 with explicit freshness is stored", originSpec{status: 404, headers: []string{cc, "s-maxage=60"}, body: "nf"}, []step{
 			{status: 404, origins: 1}, {status: 404, cs: []string{"hit"}, origins: 1},
 		}},
