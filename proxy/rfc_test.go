@@ -184,6 +184,44 @@ func TestRFC9111Table(t *testing.T) {
 		{"RFC 8246: immutable and fresh: reused without validation", originSpec{headers: []string{cc, "max-age=10000, immutable"}, body: "x", etag: `"abcd"`}, []step{
 			{origins: 1}, {hdr: []string{cc, "no-cache"}, cs: []string{"hit"}, body: "x", origins: 1},
 		}},
+		// RFC 9111 §4.3.2 and RFC 9110 §13.1.3: without Last-Modified the
+		// stored Date stands in; a client's copy from before it may be
+		// older than the entry, so it gets the entry, not a 304
+		// (cache-tests conditional-lm-fresh-no-lm expects a 304: see
+		// cachepolicy/CONFORMANCE.md).
+		{"§4.3.2: If-Modified-Since before the Date of an entry without Last-Modified: 200", originSpec{headers: []string{cc, "max-age=100000", "Date", httpDate(0)}, body: "x"}, []step{
+			{origins: 1},
+			{hdr: []string{"If-Modified-Since", httpDate(-3000 * time.Second)}, status: 200, cs: []string{"hit"}, body: "x", origins: 1},
+			{hdr: []string{"If-Modified-Since", httpDate(time.Hour)}, status: 304, cs: []string{"hit"}, origins: 1},
+		}},
+		// RFC 9112 §6.1, §6.3: a transfer coding other than chunked cannot
+		// be decoded; fasthttp's client refuses the response (cache-tests
+		// headers-store-Transfer-Encoding: see cachepolicy/CONFORMANCE.md).
+		{"RFC 9112 §6.1: a transfer coding other than chunked: 502, nothing stored", originSpec{raw: "HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\nTransfer-Encoding: x-unknown\r\nConnection: close\r\n\r\nbody"}, []step{
+			{status: 502, notCS: []string{"stored"}, origins: 2, check: proxyError}, // a failed read is tried once more
+			{status: 502, notCS: []string{"hit"}, origins: 4, check: proxyError},
+		}},
+		// RFC 9111 §4.4 invalidates after a non-error answer only; a 5xx
+		// to a write may still have committed, so edgecache invalidates
+		// the target all the same (cache-tests invalidate-*-failed, by
+		// choice: see cachepolicy/CONFORMANCE.md).
+		{"§4.4: a 500 to a write invalidates the target too (it may have committed)", originSpec{fn: func(ctx *fasthttp.RequestCtx) {
+			if !ctx.IsGet() {
+				ctx.SetStatusCode(500)
+				return
+			}
+			ctx.Response.Header.Set(cc, "max-age=3600")
+			ctx.SetBodyString("x")
+		}}, []step{
+			{origins: 1},
+			{cs: []string{"hit"}, origins: 1},
+			{method: "PUT", status: 500, origins: 2, check: func(t *testing.T, r *fasthttp.Response, _ string) {
+				if string(r.Header.Peek(hdrInvalidation)) != "pending" {
+					t.Errorf("%s %q, want pending", hdrInvalidation, r.Header.Peek(hdrInvalidation))
+				}
+			}},
+			{notCS: []string{"hit"}, origins: 3},
+		}},
 		{"404 with explicit freshness is stored", originSpec{status: 404, headers: []string{cc, "s-maxage=60"}, body: "nf"}, []step{
 			{status: 404, origins: 1}, {status: 404, cs: []string{"hit"}, origins: 1},
 		}},
@@ -359,6 +397,14 @@ func runRows(t *testing.T, o *scripted, p *Proxy, rows []rfcRow) {
 				}
 			}
 		})
+	}
+}
+
+// proxyError checks that the answer is the proxy's JSON error, not the
+// origin's body.
+func proxyError(t *testing.T, r *fasthttp.Response, _ string) {
+	if !strings.HasPrefix(string(r.Body()), `{"error":`) {
+		t.Errorf("body %q, want the proxy's JSON error", r.Body())
 	}
 }
 
