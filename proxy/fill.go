@@ -38,6 +38,9 @@ type fillJob struct {
 	// other (authorized.go): it takes no fleet fill lease, so that no
 	// other proxy waits for it, and waits for nobody's.
 	alone bool
+	// variants: the secondary keys the URL's entry reached at lookup,
+	// which this fill's entry lists (variants.go).
+	variants [][]byte
 }
 
 // fillResult is what a fill produced.
@@ -67,6 +70,7 @@ func (p *Proxy) newFillJob(t *txn, d cachepolicy.Decision) *fillJob {
 		ekey: t.ekey, ukey: t.ukey, lkey: store.LeaseKey(string(t.primary)),
 		keys: t.keys, req: new(fasthttp.Request), d: d,
 		snap: make(map[string]store.Group, len(t.items)), unavailable: t.unavailable,
+		variants: t.variants,
 	}
 	p.originRequest(t.ctx, job.req, true)
 	// A HEAD goes on as HEAD when it revalidates a stored entry (the answer
@@ -461,6 +465,9 @@ func (p *Proxy) freshen(old *entry, resp *fasthttp.Response, reqTime, respTime t
 // self-contained, for this request and the waiters.
 func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded, noStore bool) {
 	e.Groups = groups
+	if len(e.Meta.Vary) > 0 {
+		e.Variants = otherVariants(job.variants, e.VaryKey)
+	}
 	b, err := e.AppendBinary(make([]byte, 0, len(e.Body)+512))
 	var dec entry
 	if err == nil {
@@ -492,6 +499,12 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 		p.m.storeErrors.Inc()
 		p.log.Info("entry not stored", zap.String("path", job.path), zap.Error(err))
 		return
+	}
+	if len(e.Meta.Vary) > 0 {
+		if err := p.store.Set(&store.Item{Key: store.VariantKey(job.primary, e.VaryKey), Value: b, Expiration: int32(ttl)}); err != nil {
+			p.m.storeErrors.Inc()
+			p.log.Info("variant not stored", zap.String("path", job.path), zap.Error(err))
+		}
 	}
 	p.m.stores.Inc()
 	res.stored = true

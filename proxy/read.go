@@ -37,6 +37,10 @@ type txn struct {
 	l1          *l1Entry        // the process's copy the entry came from, if it did
 	fwd         cachepolicy.Fwd // why a miss goes forward: uri-miss, vary-miss, miss
 	detail      string
+	// variants are the secondary keys of the responses the URL's entry
+	// reaches (its own and those it lists), which a fill's entry lists in
+	// turn (store.Entry.Variants).
+	variants [][]byte
 }
 
 // read serves GET and HEAD received at now, and returns the outcome for
@@ -166,7 +170,8 @@ func (p *Proxy) lookupMemcached(t *txn) {
 		t.fwd = cachepolicy.FwdMiss
 		return
 	}
-	if !p.varyMatches(&t.ent, &t.ctx.Request.Header) {
+	t.variants = reachedVariants(&t.ent)
+	if !p.varyMatches(&t.ent, &t.ctx.Request.Header) && !p.lookupVariant(t) {
 		t.fwd, t.detail = cachepolicy.FwdVaryMiss, ""
 		return
 	}

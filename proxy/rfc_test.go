@@ -128,6 +128,26 @@ func TestRFC9111Table(t *testing.T) {
 			{hdr: []string{"Accept-Language", "EN "}, cs: []string{"hit"}, origins: 1},
 			{hdr: []string{"Accept-Language", "fr"}, cs: []string{"fwd=vary-miss"}, origins: 2},
 		}},
+		// RFC 9111 §4.1: a second variant does not replace the first
+		// (cache-tests vary-invalidate); §4.4: a write invalidates both.
+		{"§4.1: two variants stored side by side; a write invalidates both", originSpec{fn: func(ctx *fasthttp.RequestCtx) {
+			if !ctx.IsGet() {
+				return
+			}
+			ctx.Response.Header.Set(cc, "max-age=5000")
+			ctx.Response.Header.Set("Vary", "Foo")
+			ctx.SetBodyString("foo_" + string(ctx.Request.Header.Peek("Foo")))
+		}}, []step{
+			{hdr: []string{"Foo", "1"}, body: "foo_1", origins: 1},
+			{hdr: []string{"Foo", "2"}, cs: []string{"fwd=vary-miss", "stored"}, body: "foo_2", origins: 2},
+			{hdr: []string{"Foo", "1"}, cs: []string{"hit"}, body: "foo_1", origins: 2},
+			{hdr: []string{"Foo", "2"}, cs: []string{"hit"}, body: "foo_2", origins: 2},
+			{hdr: []string{"Foo", "3"}, cs: []string{"fwd=vary-miss"}, body: "foo_3", origins: 3},
+			{hdr: []string{"Foo", "1"}, cs: []string{"hit"}, body: "foo_1", origins: 3},
+			{method: "PUT", origins: 4},
+			{hdr: []string{"Foo", "1"}, notCS: []string{"hit"}, body: "foo_1", origins: 5},
+			{hdr: []string{"Foo", "2"}, notCS: []string{"hit"}, body: "foo_2", origins: 6},
+		}},
 		{"Vary: * is never stored", originSpec{headers: []string{cc, "s-maxage=60", "Vary", "*"}, body: "x"}, []step{
 			{cs: []string{"detail=vary-star"}, origins: 1}, {notCS: []string{"hit"}, origins: 2},
 		}},
