@@ -299,8 +299,9 @@ func ParseDeltaSeconds(v []byte) (int64, bool) {
 // §4.2). A key given twice takes its last value (RFC 8941 §4.2.2), not the
 // most restrictive as in Cache-Control: `no-store, no-store=?0` is no
 // no-store. Booleans that are false (`no-store=?0`) are absent; parameters
-// are ignored; values are read like Cache-Control values (so `max-age="x"`
-// is 0). It does not allocate.
+// are ignored; values are read like Cache-Control values, but seconds must
+// be an Integer (`max-age="60"` is an invalid max-age, so 0). It does not
+// allocate.
 func ParseTargeted(v []byte) (d Directives, ok bool) {
 	i := skipSP(v, 0)
 	if i == len(v) {
@@ -334,6 +335,13 @@ func ParseTargeted(v []byte) (d Directives, ok bool) {
 				val, hasValue = invalidValue, true
 			default:
 				hasValue = true
+				// Seconds are an Integer (RFC 9213 §2.1: implementations
+				// SHOULD NOT consume values that violate the inferred
+				// type): max-age="60" or max-age=1.5 is invalid, read
+				// restrictively as Cache-Control's invalid values are.
+				if kind != 'i' && secondsDirective(name) {
+					val = invalidValue
+				}
 			}
 		}
 		if i, ok = sfParams(v, i); !ok {
@@ -355,6 +363,13 @@ func ParseTargeted(v []byte) (d Directives, ok bool) {
 			return Directives{}, false // trailing comma
 		}
 	}
+}
+
+// secondsDirective reports whether the directive's value is a number of
+// seconds: in a targeted field, an Integer.
+func secondsDirective(name []byte) bool {
+	return EqualFold(name, "max-age") || EqualFold(name, "s-maxage") || EqualFold(name, "stale-while-revalidate") ||
+		EqualFold(name, "stale-if-error") || EqualFold(name, "max-stale") || EqualFold(name, "min-fresh")
 }
 
 // ResponseDirectives selects the directives that govern this cache (RFC 9213

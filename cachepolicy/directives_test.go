@@ -123,7 +123,10 @@ func TestParseTargeted(t *testing.T) {
 		{`no-cache="set-cookie"`, Directives{NoCacheFields: []byte("set-cookie")}, true},
 		{`private=("a" "b")`, Directives{Flags: Private}, true},
 		{"max-age=60;foo=bar;baz", Directives{Flags: HasMaxAge, MaxAge: 60}, true},
-		{`max-age="60"`, Directives{Flags: HasMaxAge, MaxAge: 60}, true},
+		// RFC 9213 §2.1: seconds are an Integer; a String or Decimal is
+		// not consumed as seconds (cache-tests cdn-cc-invalid-sh-type-wrong).
+		{`max-age="60"`, Directives{Flags: HasMaxAge}, true},
+		{`s-maxage="60", stale-while-revalidate="60"`, Directives{Flags: HasSMaxAge}, true},
 		{"max-age=-1", Directives{Flags: HasMaxAge}, true},
 		{"max-age=1.5", Directives{Flags: HasMaxAge}, true},
 		{"unknown=:aGVsbG8=:, max-age=3", Directives{Flags: HasMaxAge, MaxAge: 3}, true},

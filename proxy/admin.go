@@ -45,6 +45,7 @@ func (p *Proxy) newAdminServer() *fasthttp.Server {
 			ctx.SetContentType("text/plain; version=0.0.4")
 			p.m.set.WritePrometheus(ctx)
 			p.writeCacheStats(ctx)
+			metrics.WriteGaugeUint64(ctx, "edgecache_proxy_ready", b2u(p.readiness().ready()))
 			metrics.WriteProcessMetrics(ctx) // Go runtime, CPU, memory: bench plan sizes the fleet from CPU
 		case path == "/consistency":
 			p.serveConsistency(ctx)
@@ -73,12 +74,16 @@ func (p *Proxy) newAdminServer() *fasthttp.Server {
 }
 
 // writeCacheStats writes what tells whether the caches are big enough: L1's
-// size and evictions, and every reachable memcached node's evictions, items
-// and memory (read from the node at scrape time).
+// size and evictions, whether each memcached node is in use (1) or marked
+// down (0), and every reachable node's evictions, items and memory (read
+// from the node at scrape time).
 func (p *Proxy) writeCacheStats(w io.Writer) {
 	metrics.WriteGaugeUint64(w, "edgecache_proxy_l1_bytes", uint64(p.l1.Weight()))
 	metrics.WriteGaugeUint64(w, "edgecache_proxy_l1_entries", uint64(p.l1.Len()))
 	metrics.WriteCounterUint64(w, "edgecache_proxy_l1_evictions_total", p.l1.Evictions())
+	for n := 0; n < p.store.Nodes(); n++ {
+		metrics.WriteGaugeUint64(w, `edgecache_proxy_memcached_up{node="`+p.store.NodeAddr(n)+`"}`, b2u(p.store.NodeUp(n)))
+	}
 	for n := 0; n < p.store.Nodes(); n++ {
 		if !p.store.NodeUp(n) {
 			continue
@@ -112,6 +117,18 @@ func (p *Proxy) writeCacheStats(w io.Writer) {
 // and a load balancer whose check times out takes out every instance at
 // once.
 func (p *Proxy) readyz(ctx *fasthttp.RequestCtx) {
+	r := p.readiness()
+	if !r.ready() {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	}
+	b, _ := json.Marshal(r)
+	ctx.SetContentType("application/json")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetBody(append(b, '\n'))
+}
+
+// readiness is the state /readyz reports, from what the proxy already keeps.
+func (p *Proxy) readiness() readiness {
 	r := readiness{Degraded: []dependency{}}
 	memcachedUp := 0
 	for n := 0; n < p.store.Nodes(); n++ {
@@ -136,14 +153,19 @@ func (p *Proxy) readyz(ctx *fasthttp.RequestCtx) {
 	default:
 		r.Status = "ready"
 	}
-	if r.Status == "draining" || r.Status == "unavailable" {
-		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-	}
-	b, _ := json.Marshal(r)
-	ctx.SetContentType("application/json")
-	ctx.Response.Header.Set("Cache-Control", "no-store")
-	ctx.SetBody(append(b, '\n'))
+	return r
 }
+
+// b2u is 1 for true, 0 for false: a gauge's value.
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ready says whether /readyz answers 200: not draining, not unavailable.
+func (r readiness) ready() bool { return r.Status == "ready" || r.Status == "degraded" }
 
 // readiness is /readyz's body. Status is "ready", "degraded" (still 200),
 // "draining" or "unavailable" (503).

@@ -92,6 +92,9 @@ func TestAdminEndpointsAndPurge(t *testing.T) {
 	if r := adminDo(t, p, "GET", "/readyz", ""); r.StatusCode() != 503 {
 		t.Fatalf("/readyz while draining: %d", r.StatusCode())
 	}
+	if r := adminDo(t, p, "GET", "/metrics", ""); !strings.Contains(string(r.Body()), "edgecache_proxy_ready 0\n") {
+		t.Fatal("/metrics while draining lacks edgecache_proxy_ready 0")
+	}
 	if r := adminDo(t, p, "GET", "/healthz", ""); r.StatusCode() != 200 {
 		t.Fatalf("/healthz while draining: %d", r.StatusCode())
 	}

@@ -83,3 +83,47 @@ func TestConcurrentMissesAcrossTwoProxiesMakeOneOriginRequest(t *testing.T) {
 		t.Fatalf("%d answers say collapsed, want %d", collapsed, n-1)
 	}
 }
+
+// RFC 9111 §3.5: a request with Authorization fills alone. A request
+// without it, for the same URL while the first is in flight, neither
+// waits for it (in this process or through the fleet's lease) nor gets its
+// answer, which nothing allows a shared cache to reuse: it goes to the
+// origin and gets its own.
+func TestAuthorizedFillIsNeverShared(t *testing.T) {
+	o := newScripted(t)
+	authArrived, release := make(chan struct{}), make(chan struct{})
+	o.handle("/coalesce/auth", func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "max-age=60")
+		if a := ctx.Request.Header.Peek("Authorization"); len(a) > 0 {
+			close(authArrived)
+			<-release
+			ctx.SetBodyString("for " + string(a))
+			return
+		}
+		ctx.SetBodyString("for anyone")
+	})
+	p := startProxy(t, testConfig(o.url()))
+	var mu sync.Mutex
+	var waits []string
+	p.hooks.Store(&testHooks{onWait: func(scope string) {
+		mu.Lock()
+		waits = append(waits, scope)
+		mu.Unlock()
+	}})
+	authed := make(chan *fasthttp.Response, 1)
+	go func() {
+		authed <- do(t, p, "GET", "/coalesce/auth", map[string]string{"Authorization": "Bearer alice"}, "")
+	}()
+	<-authArrived
+	r := get(t, p, "/coalesce/auth")
+	close(release)
+	a := <-authed
+	if string(r.Body()) != "for anyone" || string(a.Body()) != "for Bearer alice" {
+		t.Fatalf("anonymous got %q, Alice got %q", r.Body(), a.Body())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(waits) != 1 || waits[0] != "process" {
+		t.Fatalf("waits %q, want only the anonymous request's own flight", waits)
+	}
+}

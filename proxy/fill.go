@@ -34,6 +34,13 @@ type fillJob struct {
 	// no body and is never stored as an entry, only applied to the stored
 	// one (headAnswer).
 	head bool
+	// alone: the fill answers one request with Authorization and no
+	// other (authorized.go): it takes no fleet fill lease, so that no
+	// other proxy waits for it, and waits for nobody's.
+	alone bool
+	// variants: the secondary keys the URL's entry reached at lookup,
+	// which this fill's entry lists (variants.go).
+	variants [][]byte
 }
 
 // fillResult is what a fill produced.
@@ -63,6 +70,7 @@ func (p *Proxy) newFillJob(t *txn, d cachepolicy.Decision) *fillJob {
 		ekey: t.ekey, ukey: t.ukey, lkey: store.LeaseKey(string(t.primary)),
 		keys: t.keys, req: new(fasthttp.Request), d: d,
 		snap: make(map[string]store.Group, len(t.items)), unavailable: t.unavailable,
+		variants: t.variants,
 	}
 	p.originRequest(t.ctx, job.req, true)
 	// A HEAD goes on as HEAD when it revalidates a stored entry (the answer
@@ -120,12 +128,14 @@ func (p *Proxy) safeFill(job *fillJob) (res *fillResult) {
 // lease in memcached.
 func (p *Proxy) fill(job *fillJob) *fillResult {
 	res := &fillResult{job: job, fwd: job.d.Fwd}
-	held, other := p.takeLease(job)
-	if other != nil {
-		return other
-	}
-	if held {
-		defer p.store.Delete(job.lkey)
+	if !job.alone {
+		held, other := p.takeLease(job)
+		if other != nil {
+			return other
+		}
+		if held {
+			defer p.store.Delete(job.lkey)
+		}
 	}
 	f := p.snapshot(job)
 	deadline := time.Now().Add(p.cfg.OriginTimeout)
@@ -455,6 +465,9 @@ func (p *Proxy) freshen(old *entry, resp *fasthttp.Response, reqTime, respTime t
 // self-contained, for this request and the waiters.
 func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded, noStore bool) {
 	e.Groups = groups
+	if len(e.Meta.Vary) > 0 {
+		e.Variants = otherVariants(job.variants, e.VaryKey)
+	}
 	b, err := e.AppendBinary(make([]byte, 0, len(e.Body)+512))
 	var dec entry
 	if err == nil {
@@ -486,6 +499,12 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 		p.m.storeErrors.Inc()
 		p.log.Info("entry not stored", zap.String("path", job.path), zap.Error(err))
 		return
+	}
+	if len(e.Meta.Vary) > 0 {
+		if err := p.store.Set(&store.Item{Key: store.VariantKey(job.primary, e.VaryKey), Value: b, Expiration: int32(ttl)}); err != nil {
+			p.m.storeErrors.Inc()
+			p.log.Info("variant not stored", zap.String("path", job.path), zap.Error(err))
+		}
 	}
 	p.m.stores.Inc()
 	res.stored = true

@@ -6,6 +6,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/store"
 )
 
 // headAnswer is the fill's step for the origin's answer to a HEAD sent on
@@ -27,7 +28,10 @@ func (p *Proxy) headAnswer(job *fillJob, res *fillResult, resp *fasthttp.Respons
 	}
 	h := &resp.Header
 	if !job.stale.Meta.SelectsHead(h.Peek("ETag"), h.Peek("Last-Modified"), h.Peek("Content-Length"), int64(len(job.stale.Body))) {
-		p.store.Delete(job.ekey)
+		p.store.Delete(job.ekey) // and with it every variant it lists (variants.go)
+		if len(job.stale.Meta.Vary) > 0 {
+			p.store.Delete(store.VariantKey(job.primary, job.stale.VaryKey))
+		}
 		p.l1.Remove(job.primary)
 		res.detail = "outdated"
 		return res

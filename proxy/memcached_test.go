@@ -88,6 +88,18 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 	if r := get(t, p, path); string(r.Body()) != "a v2" {
 		t.Fatalf("read after the write, node down: %q", r.Body())
 	}
+	// What the operator's dashboard and alerts (deploy/monitoring) read.
+	metricsText := string(adminDo(t, p, "GET", "/metrics", "").Body())
+	for _, line := range []string{
+		`edgecache_proxy_memcached_up{node="` + mc2.Addr + `"} 0`,
+		`edgecache_proxy_memcached_up{node="` + memcachedAddr() + `"} 1`,
+		`edgecache_proxy_writes_pending_total{reason="memcached"} 1`,
+		"edgecache_proxy_ready 1",
+	} {
+		if !strings.Contains(metricsText, line+"\n") {
+			t.Errorf("/metrics with one node down lacks %q", line)
+		}
+	}
 
 	mc2.Resume()
 	paused = false

@@ -28,6 +28,7 @@ type metricSet struct {
 	panics              *metrics.Counter
 	accessLogErrors     *metrics.Counter
 	purges              *metrics.Counter
+	writesPending       map[string]*metrics.Counter // by reason: origin-failed, origin-5xx, memcached
 
 	l1Hits *metrics.Counter
 }
@@ -44,6 +45,13 @@ const (
 	outcomeError       = "error"       // the proxy answered with an error of its own
 )
 
+// Why a write was answered "Edgecache-Invalidation: pending".
+const (
+	pendingOriginFailed = "origin-failed" // no answer from the origin: it may have committed
+	pendingOrigin5xx    = "origin-5xx"    // a 5xx: it may have committed
+	pendingMemcached    = "memcached"     // memcached could not take an invalidation
+)
+
 var latencyBuckets = metrics.ExponentialBuckets(0.0001, 2, 18) // 100µs .. ~13s
 
 func newMetricSet(cacheName string) *metricSet {
@@ -52,6 +60,7 @@ func newMetricSet(cacheName string) *metricSet {
 		requests:       map[string]*metrics.Counter{},
 		originRequests: map[string]*metrics.Counter{},
 		originRetries:  map[string]*metrics.Counter{},
+		writesPending:  map[string]*metrics.Counter{},
 	}
 	for _, o := range []string{outcomeHit, outcomeStale, outcomeRevalidated, outcomeMiss, outcomeCollapsed, outcomePass, outcomeWrite, outcomeError} {
 		m.requests[o] = s.NewCounter(`edgecache_proxy_requests_total{outcome="` + o + `"}`)
@@ -77,6 +86,11 @@ func newMetricSet(cacheName string) *metricSet {
 	m.panics = s.NewCounter(`edgecache_proxy_panics_total`)
 	m.accessLogErrors = s.NewCounter(`edgecache_proxy_access_log_errors_total`)
 	m.purges = s.NewCounter(`edgecache_proxy_purges_total`)
+	// Writes whose answer said "Edgecache-Invalidation: pending": the
+	// durable invalidator, not the write, finishes their invalidation.
+	for _, r := range []string{pendingOriginFailed, pendingOrigin5xx, pendingMemcached} {
+		m.writesPending[r] = s.NewCounter(`edgecache_proxy_writes_pending_total{reason="` + r + `"}`)
+	}
 	m.l1Hits = s.NewCounter(`edgecache_proxy_l1_hits_total`)
 	s.NewGauge(`edgecache_proxy_hit_ratio`, func() float64 {
 		hits := float64(m.requests[outcomeHit].Get() + m.requests[outcomeStale].Get() +

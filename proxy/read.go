@@ -37,6 +37,10 @@ type txn struct {
 	l1          *l1Entry        // the process's copy the entry came from, if it did
 	fwd         cachepolicy.Fwd // why a miss goes forward: uri-miss, vary-miss, miss
 	detail      string
+	// variants are the secondary keys of the responses the URL's entry
+	// reaches (its own and those it lists), which a fill's entry lists in
+	// turn (store.Entry.Variants).
+	variants [][]byte
 }
 
 // read serves GET and HEAD received at now, and returns the outcome for
@@ -44,7 +48,7 @@ type txn struct {
 func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 	t := txn{ctx: ctx, now: now}
 	if !p.recv(&t) {
-		return p.pass(&t, "authorization")
+		return p.authorized(&t)
 	}
 	kb := primaryKeys.Get().(*[]byte)
 	defer primaryKeys.Put(kb)
@@ -74,9 +78,8 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 }
 
 // recv parses the request's cache directives. It reports false for
-// requests the cache does not handle: with Authorization (RFC 9111 §3.5;
-// such requests are passed and their responses not stored, whatever the
-// response allows). The internal fields a client must not send
+// requests with Authorization: never answered from the cache, their
+// responses stored only as RFC 9111 §3.5 allows (authorized.go). The internal fields a client must not send
 // (Edgecache-Fresh, Edgecache-Groups) are left where they are: nothing
 // reads them from a client, and originRequest never forwards them
 // (cachepolicy.FieldRules.Forward); deleting them here cost a hit more than
@@ -140,6 +143,11 @@ func (p *Proxy) lookup(t *txn) {
 	if p.lookupL1(t) {
 		return
 	}
+	p.lookupMemcached(t)
+}
+
+// lookupMemcached is lookup without this process's copy (L1).
+func (p *Proxy) lookupMemcached(t *txn) {
 	p.mcKeys(t)
 	remembered := p.groupsOf.get(t.primary)
 	t.keys = append(make([]string, 0, 2+len(remembered)), t.ekey, t.ukey)
@@ -162,7 +170,8 @@ func (p *Proxy) lookup(t *txn) {
 		t.fwd = cachepolicy.FwdMiss
 		return
 	}
-	if !p.varyMatches(&t.ent, &t.ctx.Request.Header) {
+	t.variants = reachedVariants(&t.ent)
+	if !p.varyMatches(&t.ent, &t.ctx.Request.Header) && !p.lookupVariant(t) {
 		t.fwd, t.detail = cachepolicy.FwdVaryMiss, ""
 		return
 	}
@@ -418,21 +427,6 @@ func (p *Proxy) storedHeader(out *fasthttp.ResponseHeader, e *entry, notModified
 func (p *Proxy) setCacheStatus(ctx *fasthttp.RequestCtx, cs cachepolicy.CacheStatus) {
 	cs.Cache = p.cfg.CacheName
 	ctx.Response.Header.SetBytesV("Cache-Status", cs.Append(nil))
-}
-
-// pass forwards a request the cache does not handle; nothing is stored.
-func (p *Proxy) pass(t *txn, why string) string {
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	p.originRequest(t.ctx, req, false)
-	if err := p.origins.do(req, resp, true, time.Now().Add(p.cfg.OriginTimeout)); err != nil {
-		p.originFailed(t.ctx, err)
-		return outcomeError
-	}
-	p.copyResponse(t.ctx, resp)
-	p.setCacheStatus(t.ctx, cachepolicy.CacheStatus{Fwd: cachepolicy.FwdBypass, FwdStatus: resp.StatusCode(), Detail: why})
-	return outcomePass
 }
 
 // miss coalesces: the first request for a key in this process runs the

@@ -128,6 +128,26 @@ func TestRFC9111Table(t *testing.T) {
 			{hdr: []string{"Accept-Language", "EN "}, cs: []string{"hit"}, origins: 1},
 			{hdr: []string{"Accept-Language", "fr"}, cs: []string{"fwd=vary-miss"}, origins: 2},
 		}},
+		// RFC 9111 §4.1: a second variant does not replace the first
+		// (cache-tests vary-invalidate); §4.4: a write invalidates both.
+		{"§4.1: two variants stored side by side; a write invalidates both", originSpec{fn: func(ctx *fasthttp.RequestCtx) {
+			if !ctx.IsGet() {
+				return
+			}
+			ctx.Response.Header.Set(cc, "max-age=5000")
+			ctx.Response.Header.Set("Vary", "Foo")
+			ctx.SetBodyString("foo_" + string(ctx.Request.Header.Peek("Foo")))
+		}}, []step{
+			{hdr: []string{"Foo", "1"}, body: "foo_1", origins: 1},
+			{hdr: []string{"Foo", "2"}, cs: []string{"fwd=vary-miss", "stored"}, body: "foo_2", origins: 2},
+			{hdr: []string{"Foo", "1"}, cs: []string{"hit"}, body: "foo_1", origins: 2},
+			{hdr: []string{"Foo", "2"}, cs: []string{"hit"}, body: "foo_2", origins: 2},
+			{hdr: []string{"Foo", "3"}, cs: []string{"fwd=vary-miss"}, body: "foo_3", origins: 3},
+			{hdr: []string{"Foo", "1"}, cs: []string{"hit"}, body: "foo_1", origins: 3},
+			{method: "PUT", origins: 4},
+			{hdr: []string{"Foo", "1"}, notCS: []string{"hit"}, body: "foo_1", origins: 5},
+			{hdr: []string{"Foo", "2"}, notCS: []string{"hit"}, body: "foo_2", origins: 6},
+		}},
 		{"Vary: * is never stored", originSpec{headers: []string{cc, "s-maxage=60", "Vary", "*"}, body: "x"}, []step{
 			{cs: []string{"detail=vary-star"}, origins: 1}, {notCS: []string{"hit"}, origins: 2},
 		}},
@@ -149,6 +169,78 @@ func TestRFC9111Table(t *testing.T) {
 			{origins: 1},
 			{hdr: []string{"Authorization", "Bearer t"}, cs: []string{"fwd=bypass"}, origins: 2},
 			{cs: []string{"hit"}, origins: 2},
+		}},
+		// RFC 9111 §3.5: a response to a request with Authorization is
+		// stored for later requests only with public, must-revalidate or
+		// s-maxage (cache-tests other-authorization-public,
+		// -must-revalidate, -smaxage); a request with Authorization is
+		// never answered from the cache (another user's Authorization
+		// goes to the origin).
+		{"§3.5: Authorization, public: stored, reused for others, never for a request with Authorization", originSpec{headers: []string{cc, "max-age=3600, public", "Date", httpDate(0)}, body: "x"}, []step{
+			{hdr: []string{"Authorization", "FOO"}, cs: []string{"fwd=bypass", "stored"}, origins: 1, check: sawHeader("Authorization", "FOO")},
+			{cs: []string{"hit"}, body: "x", origins: 1},
+			{hdr: []string{"Authorization", "BAR"}, cs: []string{"fwd=bypass"}, notCS: []string{"hit"}, origins: 2, check: sawHeader("Authorization", "BAR")},
+		}},
+		{"§3.5: Authorization, must-revalidate: stored and reused", originSpec{headers: []string{cc, "max-age=3600, must-revalidate", "Date", httpDate(0)}, body: "x"}, []step{
+			{hdr: []string{"Authorization", "FOO"}, cs: []string{"stored"}, origins: 1},
+			{cs: []string{"hit"}, body: "x", origins: 1},
+		}},
+		{"§3.5: Authorization, s-maxage: stored and reused", originSpec{headers: []string{cc, "s-maxage=3600", "Date", httpDate(0)}, body: "x"}, []step{
+			{hdr: []string{"Authorization", "FOO"}, cs: []string{"stored"}, origins: 1},
+			{cs: []string{"hit"}, body: "x", origins: 1},
+		}},
+		{"§3.5: Authorization, max-age alone: not stored, not reused for anyone (other-authorization)", originSpec{headers: []string{cc, "max-age=3600", "Date", httpDate(0)}, body: "x"}, []step{
+			{hdr: []string{"Authorization", "FOO"}, cs: []string{"fwd=bypass", "detail=authorization"}, notCS: []string{"stored"}, origins: 1},
+			{notCS: []string{"hit"}, origins: 2},
+			{hdr: []string{"Authorization", "BAR"}, notCS: []string{"hit"}, origins: 3},
+		}},
+		// RFC 9213 §2.1: max-age is an Integer; a String is not consumed
+		// (cache-tests cdn-cc-invalid-sh-type-wrong).
+		{"RFC 9213 §2.1: CDN-Cache-Control max-age of the wrong type is not consumed", originSpec{headers: []string{cc, "no-store", "CDN-Cache-Control", `max-age="10000"`}, body: "x"}, []step{
+			{origins: 1}, {notCS: []string{"hit"}, origins: 2},
+		}},
+		// RFC 8246 §2: a fresh immutable response is reused even by a
+		// request with no-cache (cache-tests cc-resp-immutable-fresh).
+		{"RFC 8246: immutable and fresh: reused without validation", originSpec{headers: []string{cc, "max-age=10000, immutable"}, body: "x", etag: `"abcd"`}, []step{
+			{origins: 1}, {hdr: []string{cc, "no-cache"}, cs: []string{"hit"}, body: "x", origins: 1},
+		}},
+		// RFC 9111 §4.3.2 and RFC 9110 §13.1.3: without Last-Modified the
+		// stored Date stands in; a client's copy from before it may be
+		// older than the entry, so it gets the entry, not a 304
+		// (cache-tests conditional-lm-fresh-no-lm expects a 304: see
+		// cachepolicy/CONFORMANCE.md).
+		{"§4.3.2: If-Modified-Since before the Date of an entry without Last-Modified: 200", originSpec{headers: []string{cc, "max-age=100000", "Date", httpDate(0)}, body: "x"}, []step{
+			{origins: 1},
+			{hdr: []string{"If-Modified-Since", httpDate(-3000 * time.Second)}, status: 200, cs: []string{"hit"}, body: "x", origins: 1},
+			{hdr: []string{"If-Modified-Since", httpDate(time.Hour)}, status: 304, cs: []string{"hit"}, origins: 1},
+		}},
+		// RFC 9112 §6.1, §6.3: a transfer coding other than chunked cannot
+		// be decoded; fasthttp's client refuses the response (cache-tests
+		// headers-store-Transfer-Encoding: see cachepolicy/CONFORMANCE.md).
+		{"RFC 9112 §6.1: a transfer coding other than chunked: 502, nothing stored", originSpec{raw: "HTTP/1.1 200 OK\r\nCache-Control: max-age=3600\r\nTransfer-Encoding: x-unknown\r\nConnection: close\r\n\r\nbody"}, []step{
+			{status: 502, notCS: []string{"stored"}, origins: 2, check: proxyError}, // a failed read is tried once more
+			{status: 502, notCS: []string{"hit"}, origins: 4, check: proxyError},
+		}},
+		// RFC 9111 §4.4 invalidates after a non-error answer only; a 5xx
+		// to a write may still have committed, so edgecache invalidates
+		// the target all the same (cache-tests invalidate-*-failed, by
+		// choice: see cachepolicy/CONFORMANCE.md).
+		{"§4.4: a 500 to a write invalidates the target too (it may have committed)", originSpec{fn: func(ctx *fasthttp.RequestCtx) {
+			if !ctx.IsGet() {
+				ctx.SetStatusCode(500)
+				return
+			}
+			ctx.Response.Header.Set(cc, "max-age=3600")
+			ctx.SetBodyString("x")
+		}}, []step{
+			{origins: 1},
+			{cs: []string{"hit"}, origins: 1},
+			{method: "PUT", status: 500, origins: 2, check: func(t *testing.T, r *fasthttp.Response, _ string) {
+				if string(r.Header.Peek(hdrInvalidation)) != "pending" {
+					t.Errorf("%s %q, want pending", hdrInvalidation, r.Header.Peek(hdrInvalidation))
+				}
+			}},
+			{notCS: []string{"hit"}, origins: 3},
 		}},
 		{"404 with explicit freshness is stored", originSpec{status: 404, headers: []string{cc, "s-maxage=60"}, body: "nf"}, []step{
 			{status: 404, origins: 1}, {status: 404, cs: []string{"hit"}, origins: 1},
@@ -325,6 +417,14 @@ func runRows(t *testing.T, o *scripted, p *Proxy, rows []rfcRow) {
 				}
 			}
 		})
+	}
+}
+
+// proxyError checks that the answer is the proxy's JSON error, not the
+// origin's body.
+func proxyError(t *testing.T, r *fasthttp.Response, _ string) {
+	if !strings.HasPrefix(string(r.Body()), `{"error":`) {
+		t.Errorf("body %q, want the proxy's JSON error", r.Body())
 	}
 }
 

@@ -26,23 +26,25 @@ func (p *Proxy) write(ctx *fasthttp.RequestCtx) string {
 		p.invalidateUnknown(ctx)
 		p.originFailed(ctx, err)
 		ctx.Response.Header.Set(hdrInvalidation, "pending")
+		p.m.writesPending[pendingOriginFailed].Inc()
 		return outcomeError
 	}
-	pending := false
+	pending := ""
 	switch status := resp.StatusCode(); {
 	case status >= 500:
 		p.invalidateUnknown(ctx)
-		pending = true
+		pending = pendingOrigin5xx
 	case cachepolicy.Invalidates(ctx.Method(), status):
 		if err := p.invalidateWrite(ctx, resp); err != nil {
-			pending = true
+			pending = pendingMemcached
 			p.log.Warn("write invalidation pending", zap.ByteString("method", ctx.Method()),
 				zap.ByteString("uri", ctx.RequestURI()), zap.Error(err))
 		}
 	}
 	p.copyResponse(ctx, resp)
-	if pending {
+	if pending != "" {
 		ctx.Response.Header.Set(hdrInvalidation, "pending")
+		p.m.writesPending[pending].Inc()
 	}
 	var cs cachepolicy.CacheStatus
 	cs.Cache, cs.Fwd, cs.FwdStatus = p.cfg.CacheName, cachepolicy.FwdMethod, resp.StatusCode()

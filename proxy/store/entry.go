@@ -9,7 +9,8 @@ import (
 
 // Entry is a stored response as kept in memcached: the caching metadata
 // (cachepolicy.Meta), the group values it was filled under (see Group),
-// the secondary (Vary) key of the request that filled it, the stored header
+// the secondary (Vary) key of the request that filled it, the secondary
+// keys of the URL's other variants (see Variants), the stored header
 // fields, and the body.
 //
 // Binary form, after the magic byte and format version:
@@ -17,6 +18,7 @@ import (
 //	meta (cachepolicy binary form, self-delimiting)
 //	uvarint nGroups, then per group: uvarint len, memcached group key, uvarint incarnation, uvarint epoch
 //	uvarint len, vary key
+//	uvarint nVariants, then per variant: uvarint len, vary key
 //	uvarint nHeaders, then per field: uvarint len, name, uvarint len, value
 //	body (the rest)
 //
@@ -26,8 +28,14 @@ type Entry struct {
 	Meta    cachepolicy.Meta
 	Groups  []Recorded
 	VaryKey []byte
-	Headers []Field
-	Body    []byte
+	// Variants are the secondary keys of the other responses of the same
+	// URL (other values of its Vary fields) stored before this one, each
+	// under VariantKey. Only the entry under the URL's EntryKey lists
+	// them, so deleting it makes them unreachable; each is checked by its
+	// own groups like any entry.
+	Variants [][]byte
+	Headers  []Field
+	Body     []byte
 }
 
 // Recorded is a group's value as a fill saw it before its origin fetch.
@@ -42,13 +50,16 @@ type Field struct{ Name, Value []byte }
 
 const (
 	entryMagic   = 'E'
-	entryVersion = 2 // 2: groups carry an incarnation
+	entryVersion = 3 // 2: groups carry an incarnation; 3: variants
 	// MaxEntryGroups bounds the groups of an entry: the origin's (the
 	// proxy takes at most 64 from Edgecache-Groups) and the URL's own.
 	// It and maxEntryHeaders keep a decoder of corrupt input from
 	// allocating without bound.
 	MaxEntryGroups  = 65
 	maxEntryHeaders = 128
+	// MaxVariants bounds the other variants an entry lists: beyond it the
+	// oldest are forgotten (and refilled when asked for).
+	MaxVariants = 8
 )
 
 var (
@@ -66,8 +77,8 @@ func (e *Entry) AppendBinary(b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(e.Groups) > MaxEntryGroups || len(e.Headers) > maxEntryHeaders {
-		return nil, errors.New("entry has too many groups or header fields")
+	if len(e.Groups) > MaxEntryGroups || len(e.Headers) > maxEntryHeaders || len(e.Variants) > MaxVariants {
+		return nil, errors.New("entry has too many groups, variants or header fields")
 	}
 	b = binary.AppendUvarint(b, uint64(len(e.Groups)))
 	for _, g := range e.Groups {
@@ -76,6 +87,10 @@ func (e *Entry) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.AppendUvarint(b, g.Epoch)
 	}
 	b = appendBytes(b, e.VaryKey)
+	b = binary.AppendUvarint(b, uint64(len(e.Variants)))
+	for _, v := range e.Variants {
+		b = appendBytes(b, v)
+	}
 	b = binary.AppendUvarint(b, uint64(len(e.Headers)))
 	for _, h := range e.Headers {
 		b = appendBytes(b, h.Name)
@@ -111,6 +126,11 @@ func DecodeEntry(b []byte, e *Entry) error {
 		e.Groups = append(e.Groups, Recorded{Key: key, Incarnation: inc, Epoch: r.uvarint(1<<64 - 1)})
 	}
 	e.VaryKey = r.bytes()
+	nv := r.uvarint(MaxVariants)
+	e.Variants = e.Variants[:0]
+	for k := uint64(0); k < nv && !r.bad; k++ {
+		e.Variants = append(e.Variants, r.bytes())
+	}
 	nh := r.uvarint(maxEntryHeaders)
 	e.Headers = e.Headers[:0]
 	for k := uint64(0); k < nh && !r.bad; k++ {

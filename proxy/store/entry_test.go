@@ -15,11 +15,12 @@ func sampleEntry() *Entry {
 		ETag:         []byte(`"3"`), LastModified: []byte("Sun, 06 Nov 1994 08:49:37 GMT"), Vary: []byte("Accept-Encoding")}
 	now := time.Unix(1_700_000_000, 0)
 	return &Entry{
-		Meta:    cachepolicy.NewMeta(&resp, now, now),
-		Groups:  []Recorded{{[]byte(GroupKey("post/7")), 99, 12}, {[]byte(GroupKey("url:http://a/v1/posts/7")), 1<<63 + 5, 1 << 50}},
-		VaryKey: []byte("\x00accept-encoding\x00\x00\x00\x00\x04gzip"),
-		Headers: []Field{{[]byte("Content-Type"), []byte("application/json")}, {[]byte("Etag"), []byte(`"3"`)}},
-		Body:    []byte(`{"id":7}`),
+		Meta:     cachepolicy.NewMeta(&resp, now, now),
+		Groups:   []Recorded{{[]byte(GroupKey("post/7")), 99, 12}, {[]byte(GroupKey("url:http://a/v1/posts/7")), 1<<63 + 5, 1 << 50}},
+		VaryKey:  []byte("\x00accept-encoding\x00\x00\x00\x00\x04gzip"),
+		Variants: [][]byte{[]byte("\x00accept-encoding\x00\x00\x00\x00\x02br"), []byte("\x00accept-encoding\x00\x00\x00\x00\x00")},
+		Headers:  []Field{{[]byte("Content-Type"), []byte("application/json")}, {[]byte("Etag"), []byte(`"3"`)}},
+		Body:     []byte(`{"id":7}`),
 	}
 }
 
@@ -33,7 +34,7 @@ func TestEntryRoundTrip(t *testing.T) {
 	if err := DecodeEntry(b, &got); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got.Groups, e.Groups) || !reflect.DeepEqual(got.Headers, e.Headers) ||
+	if !reflect.DeepEqual(got.Groups, e.Groups) || !reflect.DeepEqual(got.Headers, e.Headers) || !reflect.DeepEqual(got.Variants, e.Variants) ||
 		!bytes.Equal(got.Body, e.Body) || !bytes.Equal(got.VaryKey, e.VaryKey) ||
 		got.Meta.Lifetime != 60 || got.Meta.StaleWhileRevalidate != 30 || string(got.Meta.ETag) != `"3"` {
 		t.Fatalf("round trip mismatch:\n got %+v\nwant %+v", got, *e)

@@ -17,6 +17,13 @@ func mcKey(prefix, s string) string {
 // EntryKey is the memcached key of the entry stored under a primary cache key.
 func EntryKey(primary string) string { return mcKey("e:", primary) }
 
+// VariantKey is the memcached key of the response stored for a primary
+// cache key and one secondary (Vary) key; the URL's entry lists the
+// variants it can reach (Entry.Variants).
+func VariantKey(primary string, varyKey []byte) string {
+	return mcKey("v:", primary+"\x00"+string(varyKey))
+}
+
 // LeaseKey is the memcached key of the fleet-wide fill lease of a primary cache key.
 func LeaseKey(primary string) string { return mcKey("l:", primary) }
 
