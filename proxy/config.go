@@ -45,12 +45,14 @@ type Config struct {
 	MemcachedMaxIdleConns  int           `env:"PROXY_MEMCACHED_MAX_IDLE_CONNS" envDefault:"512" help:"memcached: idle connections kept per node; size to peak concurrency (gomemcache's default of 2 dials per operation)"`
 	MemcachedProbeInterval time.Duration `env:"PROXY_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
 
-	L1Bytes        int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; while this proxy holds an invalidation lease a hit there asks nothing of memcached, else it reads only its group versions, batched with other requests; 0 turns L1 off"`
-	MaxObjectBytes int           `env:"PROXY_MAX_OBJECT_BYTES" envDefault:"524288" help:"largest response stored in memcached; larger ones pass through uncached"`
-	MaxTTL         time.Duration `env:"PROXY_MAX_TTL" envDefault:"24h" help:"upper bound on how long an entry is kept in memcached (freshness + stale windows)"`
-	LeaseTTL       time.Duration `env:"PROXY_LEASE_TTL" envDefault:"5s" help:"fleet-wide fill lease lifetime (whole seconds, >= 1s); a crashed filler blocks others at most this long"`
-	CoalesceWait   time.Duration `env:"PROXY_COALESCE_WAIT" envDefault:"3s" help:"how long a request waits for another request's fill (this process or another proxy) before fetching itself"`
-	LeasePoll      time.Duration `env:"PROXY_LEASE_POLL" envDefault:"10ms" help:"how often a request waiting on another proxy's fill polls memcached"`
+	L1Bytes          int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; while this proxy holds an invalidation lease a hit there asks nothing of memcached, else it reads only its group versions, batched with other requests; 0 turns L1 off"`
+	GroupMemoryBytes int           `env:"PROXY_GROUP_MEMORY_BYTES" envDefault:"16777216" help:"memory of which groups each cache key's entry uses (a hint that saves a memcached round trip per L2 hit), in bytes, keys included; when full it starts over"`
+	MaxKeyBytes      int           `env:"PROXY_MAX_KEY_BYTES" envDefault:"8192" help:"longest cache key of a GET or HEAD (scheme, host, path and query, after normalisation); a longer one is answered 414 uri_too_long without asking the origin"`
+	MaxObjectBytes   int           `env:"PROXY_MAX_OBJECT_BYTES" envDefault:"524288" help:"largest response stored in memcached; larger ones pass through uncached"`
+	MaxTTL           time.Duration `env:"PROXY_MAX_TTL" envDefault:"24h" help:"upper bound on how long an entry is kept in memcached (freshness + stale windows)"`
+	LeaseTTL         time.Duration `env:"PROXY_LEASE_TTL" envDefault:"5s" help:"fleet-wide fill lease lifetime (whole seconds, >= 1s); a crashed filler blocks others at most this long"`
+	CoalesceWait     time.Duration `env:"PROXY_COALESCE_WAIT" envDefault:"3s" help:"how long a request waits for another request's fill (this process or another proxy) before fetching itself"`
+	LeasePoll        time.Duration `env:"PROXY_LEASE_POLL" envDefault:"10ms" help:"how often a request waiting on another proxy's fill polls memcached"`
 
 	LeaseDuration time.Duration `env:"PROXY_LEASE_DURATION" envDefault:"1s" help:"invalidation lease (proxy/README.md \"Leases\"): how long one renewal in memcached lets L1 hits skip memcached; renewed every third of it; also the longest a write waits for a lease holder that does not answer"`
 	PeerSecret    string        `env:"PROXY_PEER_SECRET" envDefault:"" help:"shared secret of the invalidation channel between proxies and the invalidator (the same everywhere, INVALIDATOR_PEER_SECRET too); empty turns leases off: every L1 hit is checked in memcached"`
@@ -174,7 +176,8 @@ func (c Config) checkSizes(bad func(name, format string, args ...any)) {
 		"PROXY_MAX_HEADER_BYTES": c.MaxHeaderBytes, "PROXY_MAX_BODY_BYTES": c.MaxBodyBytes, "PROXY_MAX_CONNS": c.MaxConns,
 		"PROXY_ORIGIN_MAX_CONNS": c.OriginMaxConns, "PROXY_ORIGIN_MAX_RESPONSE_BYTES": c.OriginMaxRespBytes,
 		"PROXY_MEMCACHED_MAX_IDLE_CONNS": c.MemcachedMaxIdleConns, "PROXY_MAX_OBJECT_BYTES": c.MaxObjectBytes,
-		"PROXY_ORIGIN_EJECT_AFTER": c.OriginEjectAfter,
+		"PROXY_ORIGIN_EJECT_AFTER": c.OriginEjectAfter, "PROXY_GROUP_MEMORY_BYTES": c.GroupMemoryBytes,
+		"PROXY_MAX_KEY_BYTES": c.MaxKeyBytes,
 	}
 	for _, name := range slices.Sorted(maps.Keys(ints)) {
 		n := ints[name]

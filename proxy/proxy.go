@@ -112,7 +112,7 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 	for _, prefix := range cfg.PublicPaths {
 		p.public = append(p.public, []byte(prefix))
 	}
-	p.groupsOf.init()
+	p.groupsOf.init(cfg.GroupMemoryBytes)
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
 	access, stopAccess, err := envconfig.OpenAccessWriter(cfg.AccessLog)
 	if err != nil {
@@ -239,15 +239,17 @@ func (z zapLogger) Printf(format string, args ...any) { z.l.Sugar().Debugf(forma
 // groups its entry was built from, so that a lookup fetches the entry and
 // its group versions in one GetMulti. It is only a hint: an entry naming a
 // group not remembered costs a second round trip, never a wrong answer.
+// It holds at most max bytes (keys and values, as groupMemoryWeight
+// counts them); when full it starts over.
 type groupMemory struct {
-	mu sync.RWMutex
-	m  map[string][]string
+	mu       sync.RWMutex
+	m        map[string][]string
+	max, now int
 }
 
-// maxRemembered bounds groupMemory; when full it starts over.
-const maxRemembered = 200000
-
-func (g *groupMemory) init() { g.m = make(map[string][]string) }
+func (g *groupMemory) init(maxBytes int) {
+	g.m, g.max, g.now = make(map[string][]string), maxBytes, 0
+}
 
 func (g *groupMemory) get(primary []byte) []string {
 	g.mu.RLock()
@@ -256,10 +258,35 @@ func (g *groupMemory) get(primary []byte) []string {
 }
 
 func (g *groupMemory) set(primary string, keys []string) {
+	w := groupMemoryWeight(primary, keys)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.m) >= maxRemembered {
-		g.m = make(map[string][]string)
+	if old, ok := g.m[primary]; ok {
+		g.now -= groupMemoryWeight(primary, old)
+	}
+	if g.now+w > g.max {
+		g.m, g.now = make(map[string][]string), 0
+	}
+	if w > g.max {
+		return
 	}
 	g.m[primary] = keys
+	g.now += w
+}
+
+// bytes is the weight of what is remembered.
+func (g *groupMemory) bytes() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.now
+}
+
+// groupMemoryWeight estimates what remembering keys under primary costs:
+// the strings, their headers and the map slot.
+func groupMemoryWeight(primary string, keys []string) int {
+	w := len(primary) + 64
+	for _, k := range keys {
+		w += len(k) + 16
+	}
+	return w
 }

@@ -50,6 +50,11 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 	defer primaryKeys.Put(kb)
 	t.primary = p.primaryKey(ctx, (*kb)[:0])
 	*kb = t.primary[:0] // keep a grown buffer
+	if len(t.primary) > p.cfg.MaxKeyBytes {
+		p.errorJSON(ctx, fasthttp.StatusRequestURITooLong, "uri_too_long",
+			"the request's cache key (scheme, host, path and query) exceeds "+strconv.Itoa(p.cfg.MaxKeyBytes)+" bytes")
+		return outcomeError
+	}
 	p.lookup(&t)
 	var meta *cachepolicy.Meta
 	if t.hasEnt {
@@ -252,8 +257,33 @@ func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
 		c.buckets = append(c.buckets, p.lease.Bucket(k))
 	}
 	c.checked.Store(checked)
-	// the entry, its keys and the header kept for its answers
-	p.l1.Add(primary, c, int64(len(e.Body)+len(e.VaryKey)+512+128*len(e.Headers)))
+	p.l1.Add(primary, c, l1Weight(primary, c))
+}
+
+// Estimates of the memory an L1 copy takes besides its bytes: the l1Entry
+// with its entry, the LRU's list element and map slot, the answer header
+// kept for its hits (a fasthttp.ResponseHeader); and per stored field, its
+// slices in the entry and its key/value pair in that header.
+const (
+	l1EntryOverhead = 1024
+	l1FieldOverhead = 112
+)
+
+// l1Weight is what an L1 copy costs the process, in bytes: its primary key
+// (the LRU's map key: a client picks its length), its lookup keys and
+// lease buckets, its body, Vary key and fields (twice: in the entry and in
+// the answer header kept for its hits), and the overheads above. An
+// estimate, but one that grows with everything a client or the origin
+// makes longer, so that PROXY_L1_BYTES bounds the heap.
+func l1Weight(primary string, c *l1Entry) int64 {
+	w := len(primary) + len(c.ent.Body) + len(c.ent.VaryKey) + 4*len(c.buckets) + l1EntryOverhead
+	for _, k := range c.keys {
+		w += len(k) + 16
+	}
+	for _, f := range c.ent.Headers {
+		w += 2*(len(f.Name)+len(f.Value)) + l1FieldOverhead
+	}
+	return int64(w)
 }
 
 // fetchGroups reads the values of e's groups that items lacks (one more
