@@ -21,11 +21,12 @@ type Config struct {
 	Origins     []string `env:"PROXY_ORIGINS" envDefault:"http://127.0.0.1:8081" help:"comma-separated origin base URLs (http://host:port); requests are spread over the healthy ones"`
 	Memcached   []string `env:"PROXY_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port list, shared by every proxy instance"`
 
-	ReadTimeout    time.Duration `env:"PROXY_READ_TIMEOUT" envDefault:"30s" help:"client side: time to read a whole request (the three client timeouts are checked twice a second: they fire up to 0.5 s late)"`
+	HeaderTimeout  time.Duration `env:"PROXY_HEADER_TIMEOUT" envDefault:"5s" help:"client side: time to read a request's head (request line and fields), from its first byte or from the connection's opening (408 beyond; the client timeouts are checked twice a second: they fire up to 0.5 s late)"`
+	ReadTimeout    time.Duration `env:"PROXY_READ_TIMEOUT" envDefault:"30s" help:"client side: time to read a request's body, after its head"`
 	WriteTimeout   time.Duration `env:"PROXY_WRITE_TIMEOUT" envDefault:"30s" help:"client side: time to write a whole response"`
 	IdleTimeout    time.Duration `env:"PROXY_IDLE_TIMEOUT" envDefault:"75s" help:"client side: keep-alive idle time; must exceed the load balancer's (ALB: 60s)"`
 	MaxHeaderBytes int           `env:"PROXY_MAX_HEADER_BYTES" envDefault:"16384" help:"largest request header block accepted (431 beyond)"`
-	MaxBodyBytes   int           `env:"PROXY_MAX_BODY_BYTES" envDefault:"1048576" help:"largest request body forwarded to the origin (413 beyond)"`
+	MaxBodyBytes   int           `env:"PROXY_MAX_BODY_BYTES" envDefault:"16384" help:"largest request body of a write forwarded to the origin (413 beyond; the origin takes at most 16 KiB); read as it arrives, never allocated as announced; a GET or HEAD with a body is a 413"`
 	MaxConns       int           `env:"PROXY_MAX_CONNS" envDefault:"20000" help:"most concurrent client connections"`
 
 	OriginConnectTimeout time.Duration `env:"PROXY_ORIGIN_CONNECT_TIMEOUT" envDefault:"1s" help:"origin: TCP connect timeout"`
@@ -120,7 +121,7 @@ func (c Config) checkAddresses(bad func(name, format string, args ...any)) {
 // checkDurations: every timeout and interval.
 func (c Config) checkDurations(bad func(name, format string, args ...any)) {
 	positive := map[string]time.Duration{
-		"PROXY_READ_TIMEOUT": c.ReadTimeout, "PROXY_WRITE_TIMEOUT": c.WriteTimeout, "PROXY_IDLE_TIMEOUT": c.IdleTimeout,
+		"PROXY_HEADER_TIMEOUT": c.HeaderTimeout, "PROXY_READ_TIMEOUT": c.ReadTimeout, "PROXY_WRITE_TIMEOUT": c.WriteTimeout, "PROXY_IDLE_TIMEOUT": c.IdleTimeout,
 		"PROXY_ORIGIN_CONNECT_TIMEOUT": c.OriginConnectTimeout, "PROXY_ORIGIN_TIMEOUT": c.OriginTimeout,
 		"PROXY_ORIGIN_MAX_CONN_WAIT": c.OriginMaxConnWait, "PROXY_ORIGIN_IDLE_CONN_TIME": c.OriginIdleConnTime,
 		"PROXY_ORIGIN_READ_TIMEOUT": c.OriginReadTimeout, "PROXY_ORIGIN_DOWN_FOR": c.OriginDownFor,

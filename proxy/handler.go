@@ -27,6 +27,9 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	var outcome string
 	var latency *metrics.PrometheusHistogram // reads' or writes'; none for the proxy's own answers
 	switch {
+	case !p.bodyAllowed(&ctx.Request.Header):
+		p.refuseBody(ctx)
+		outcome = outcomeError
 	case !p.isPublic(ctx):
 		p.errorJSON(ctx, fasthttp.StatusNotFound, "not_found", "no such resource")
 		outcome = outcomeError
@@ -92,9 +95,6 @@ func (p *Proxy) serverError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		p.errorJSON(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
 			fmt.Sprintf("request headers exceed %d bytes", p.cfg.MaxHeaderBytes))
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		p.errorJSON(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large",
-			fmt.Sprintf("request body exceeds %d bytes", p.cfg.MaxBodyBytes))
 	default:
 		var ne interface{ Timeout() bool }
 		if errors.As(err, &ne) && ne.Timeout() {

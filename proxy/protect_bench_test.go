@@ -1,10 +1,13 @@
 package proxy
 
 import (
+	"io"
+	"net"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -42,4 +45,36 @@ func heapAlloc() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// BenchmarkAnnouncedBodies is what 200 connections that announce 1 MiB
+// POST bodies and send only the head leave on the proxy's heap a second
+// later, with PROXY_MAX_BODY_BYTES at its default and at 1 MiB. Run with
+// -benchtime=1x.
+func BenchmarkAnnouncedBodies(b *testing.B) {
+	for _, limit := range []int{0, 1 << 20} {
+		name := "limit=default"
+		if limit > 0 {
+			name = "limit=1MiB"
+		}
+		b.Run(name, func(b *testing.B) {
+			o := newScripted(b)
+			cfg := testConfig(o.url())
+			if limit > 0 {
+				cfg.MaxBodyBytes = limit
+			}
+			p := startProxy(b, cfg)
+			before := heapAlloc()
+			for range 200 {
+				c, err := net.Dial("tcp", p.Addr())
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.Close()
+				io.WriteString(c, "POST /upload HTTP/1.1\r\nHost: edge.test\r\nContent-Length: 1048576\r\n\r\n")
+			}
+			time.Sleep(time.Second) // the proxy reads the heads
+			b.ReportMetric(float64(heapAlloc()-before)/(1<<20), "heap-MiB")
+		})
+	}
 }

@@ -131,12 +131,22 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 		// 9110 §6.6.1), Age the time since: fasthttp writes a Date only
 		// when the handler put one in (startResponse, fields.go), or its
 		// own clock's after a header Reset.
-		NoDefaultDate:      true,
-		ReadTimeout:        cfg.ReadTimeout,
-		WriteTimeout:       cfg.WriteTimeout,
-		IdleTimeout:        cfg.IdleTimeout,
-		Concurrency:        cfg.MaxConns,
-		ReadBufferSize:     cfg.MaxHeaderBytes,
+		NoDefaultDate: true,
+		// The head within PROXY_HEADER_TIMEOUT, then the body within
+		// PROXY_READ_TIMEOUT (HeaderReceived moves the deadline).
+		ReadTimeout:    cfg.HeaderTimeout,
+		HeaderReceived: p.headerReceived,
+		WriteTimeout:   cfg.WriteTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
+		Concurrency:    cfg.MaxConns,
+		ReadBufferSize: cfg.MaxHeaderBytes,
+		// Without streaming, fasthttp allocates the whole announced
+		// Content-Length before reading a byte of it: a client announcing
+		// PROXY_MAX_BODY_BYTES and sending nothing cost that much memory
+		// per connection. Streamed, it reads at most 8 KiB ahead
+		// (headerReceived: 1 byte of a body that will be refused), and the
+		// handler reads the rest itself, within the limit (body.go).
+		StreamRequestBody:  true,
 		MaxRequestBodySize: cfg.MaxBodyBytes,
 		CloseOnShutdown:    true,
 		Logger:             zapLogger{log},

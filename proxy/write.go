@@ -19,8 +19,12 @@ func (p *Proxy) write(ctx *fasthttp.RequestCtx) string {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
+	body, ok := p.readBody(ctx)
+	if !ok {
+		return outcomeError
+	}
 	p.originRequest(ctx, req, false)
-	req.SetBodyRaw(ctx.PostBody())
+	req.SetBodyRaw(body)
 	err := p.origins.do(req, resp, false, time.Now().Add(p.cfg.OriginTimeout))
 	if err != nil {
 		p.invalidateUnknown(ctx)
