@@ -233,13 +233,16 @@ func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
 
 // snapshot makes sure the URL group and the groups already known for this
 // key exist, before the fetch: their values, recorded in the entry, are what
-// later writes move. A group that had to be created, or whose origin
-// version is unknown (0: re-created since the last write), cannot show
-// that a replica's answer is behind: ask the primary. Nothing known at all
-// (a cold key): the primary as well.
+// later writes move. A known group that had to be created, or whose origin
+// version is unknown (0: re-created after its key was lost), cannot show
+// that a replica's answer is behind: ask the primary. The URL group never
+// carries an origin version, and a cold key (no groups known yet) goes to
+// a replica like any other: resolveGroups checks its answer against the
+// groups it names, read after the fetch, and fetches again from the
+// primary when one is missing or its version unknown. So a query string
+// never seen before costs a replica read, not a primary one.
 func (p *Proxy) snapshot(job *fillJob) fetchState {
-	f := fetchState{fresh: len(job.keys) <= 2, noStore: job.unavailable,
-		conditional: job.stale != nil && job.d.Action == cachepolicy.Validate}
+	f := fetchState{noStore: job.unavailable, conditional: job.stale != nil && job.d.Action == cachepolicy.Validate}
 	for _, k := range job.keys[1:] {
 		if g, ok := job.snap[k]; ok {
 			f.fresh = f.fresh || (k != job.ukey && g.Origin == 0)
@@ -253,7 +256,7 @@ func (p *Proxy) snapshot(job *fillJob) fetchState {
 			continue
 		}
 		job.snap[k] = g
-		f.fresh = f.fresh || created || (k != job.ukey && g.Origin == 0)
+		f.fresh = f.fresh || (k != job.ukey && (created || g.Origin == 0))
 	}
 	return f
 }

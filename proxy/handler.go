@@ -27,6 +27,10 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	var outcome string
 	var latency *metrics.PrometheusHistogram // reads' or writes'; none for the proxy's own answers
 	switch {
+	case !fieldNamesValid(&ctx.Request.Header):
+		p.errorJSON(ctx, fasthttp.StatusBadRequest, "bad_request", "a header field name contains a space")
+		ctx.SetConnectionClose()
+		outcome = outcomeError
 	case !p.bodyAllowed(&ctx.Request.Header):
 		p.refuseBody(ctx)
 		outcome = outcomeError
@@ -69,6 +73,20 @@ func (p *Proxy) isPublic(ctx *fasthttp.RequestCtx) bool {
 		}
 	}
 	return false
+}
+
+// fieldNamesValid reports whether no field name of h contains a space.
+// fasthttp refuses whitespace between a name and its colon (RFC 9112 §5.1:
+// a server MUST answer 400) and tabs, but keeps names such as "Foo Bar"
+// (not a token, RFC 9110 §5.1): an origin or cache behind that reads
+// them otherwise would see other fields than the proxy did.
+func fieldNamesValid(h *fasthttp.RequestHeader) bool {
+	for k := range h.All() {
+		if bytes.IndexByte(k, ' ') >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // recoverPanic turns a panic in a handler into a 500 and a log line; the

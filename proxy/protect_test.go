@@ -1,10 +1,14 @@
 package proxy
 
 import (
+	"bufio"
+	"context"
+	"fmt"
 	"io"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,5 +135,101 @@ func TestChunkedBodyOverTheLimitIsRefused(t *testing.T) {
 	}
 	if n := o.hits("/protect/chunked"); n != 0 {
 		t.Fatalf("origin asked %d times", n)
+	}
+}
+
+// rawGet sends one GET with extra raw header lines on a connection of its
+// own and returns the answer.
+func rawGet(t *testing.T, p *Proxy, path, lines string) *fasthttp.Response {
+	t.Helper()
+	c := dial(t, p)
+	io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: edge.test\r\n"+lines+"Connection: close\r\n\r\n")
+	resp := new(fasthttp.Response)
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// Any Authorization line makes a read a pass, not only the first one: an
+// empty first line must not hide a token on the second.
+func TestEveryAuthorizationLineMakesAPass(t *testing.T) {
+	o := newScripted(t)
+	o.handle("/protect/auth", cacheable(`{"id":1}`))
+	p := startProxy(t, testConfig(o.url()))
+	r := rawGet(t, p, "/protect/auth", "Authorization:\r\nAuthorization: Bearer secret\r\n")
+	if !strings.Contains(cacheStatus(r), "fwd=bypass") || strings.Contains(cacheStatus(r), "stored") {
+		t.Fatalf("authorized read: %q, want a pass", cacheStatus(r))
+	}
+	if r := get(t, p, "/protect/auth"); !strings.Contains(cacheStatus(r), "fwd=uri-miss") {
+		t.Fatalf("the next anonymous read: %q, want a miss (nothing stored by the authorized one)", cacheStatus(r))
+	}
+}
+
+// A field name with a space is not a token (RFC 9110 §5.1): 400, and the
+// origin never sees it.
+func TestFieldNameWithSpaceIsRefused(t *testing.T) {
+	o := newScripted(t)
+	o.handle("/protect/space", cacheable(`{"id":1}`))
+	p := startProxy(t, testConfig(o.url()))
+	r := rawGet(t, p, "/protect/space", "Foo Bar: x\r\n")
+	if r.StatusCode() != 400 || !strings.Contains(string(r.Body()), `"code":"bad_request"`) {
+		t.Fatalf("field name with a space: %d %s, want the JSON 400", r.StatusCode(), r.Body())
+	}
+	if n := o.hits("/protect/space"); n != 0 {
+		t.Fatalf("origin asked %d times", n)
+	}
+}
+
+// A cold key whose answer names groups of known versions is filled from a
+// replica (no Edgecache-Fresh), checked against those versions: only the
+// first fill, which finds its group unknown, asks the primary.
+func TestColdKeysAreFilledFromReplicas(t *testing.T) {
+	o := newScripted(t)
+	var fresh, all atomic.Int64
+	o.handle("/protect/cold", func(ctx *fasthttp.RequestCtx) {
+		all.Add(1)
+		if string(ctx.Request.Header.Peek(hdrFresh)) == "1" {
+			fresh.Add(1)
+		}
+		ctx.Response.Header.Set("Edgecache-Groups", "post/protect-cold-"+e2eSuffix()+"=1")
+		cacheable(`{"id":1}`)(ctx)
+	})
+	p := startProxy(t, testConfig(o.url()))
+	for i := range 20 {
+		r := get(t, p, "/protect/cold?i="+strconv.Itoa(i))
+		if !strings.Contains(cacheStatus(r), "stored") {
+			t.Fatalf("read %d: %q", i, cacheStatus(r))
+		}
+	}
+	if fresh.Load() > 1 {
+		t.Fatalf("%d of %d origin requests asked for the primary, want only the first fill's", fresh.Load(), all.Load())
+	}
+}
+
+func e2eSuffix() string { return strconv.FormatInt(e2eUniqueSuffix, 36) }
+
+// With a replica stopped behind an acknowledged write, cold keys (list
+// pages never read before) still show the write: their replica answers
+// are checked against the group versions the write left, and fetched again
+// from the primary.
+func TestColdKeysOnALaggingReplicaSeeTheWrite(t *testing.T) {
+	base := realStack(t)
+	p := startProxy(t, testConfig(base))
+	u := createUser(t, p)
+	post := createPost(t, p, u, "before lag")
+	ctx := context.Background()
+	if err := dbReplica.Exec(ctx, "STOP SLAVE SQL_THREAD"); err != nil {
+		t.Fatal(err)
+	}
+	defer dbReplica.Exec(ctx, "START SLAVE SQL_THREAD")
+	v2 := updatePost(t, p, u, post.ID, "during lag")
+	for limit := 1; limit <= 10; limit++ {
+		var l apiList
+		r := get(t, p, fmt.Sprintf("/v1/users/%d/posts?limit=%d", u.ID, limit))
+		decodeInto(t, r.Body(), &l)
+		if len(l.Posts) != 1 || l.Posts[0].Version != v2.Version {
+			t.Fatalf("STALE list page limit=%d: %s (Cache-Status %q), want version %d", limit, r.Body(), cacheStatus(r), v2.Version)
+		}
 	}
 }
