@@ -65,6 +65,7 @@ type Config struct {
 
 	StripSetCookie bool `env:"PROXY_STRIP_SET_COOKIE" envDefault:"false" help:"store responses without their Set-Cookie (the client whose request filled the entry still gets it); false stores and replays Set-Cookie of responses the origin marked cacheable with explicit freshness (RFC 9111 §3.1, §7.3)"`
 
+	QueryAllow  string   `env:"PROXY_QUERY_ALLOW" envDefault:"/v1/=;/v1/users/*/posts=limit,before" help:"query parameters kept in a read's cache key and forwarded request, per path: pattern=name,name rules separated by ';', a pattern's segments literal or * (one segment), a trailing / for every path under it; the longest matching pattern decides, other parameters are dropped; paths no rule matches keep all; the default is the origin's API (only its lists read limit and before)"`
 	PublicPaths []string `env:"PROXY_PUBLIC_PATHS" envDefault:"/v1/" help:"comma-separated path prefixes the client listener forwards (each starts with /); any other path is answered 404 not_found without asking the origin, so its /metrics, /healthz and /readyz stay private"`
 	AdminToken  string   `env:"PROXY_ADMIN_TOKEN" envDefault:"" help:"bearer token for POST /purge on the admin listener; empty disables purge (403)"`
 
@@ -207,6 +208,9 @@ func (c Config) checkHTTP(bad func(name, format string, args ...any)) {
 		if !strings.HasPrefix(p, "/") {
 			bad("PROXY_PUBLIC_PATHS", "want path prefixes starting with /, got %q", p)
 		}
+	}
+	if _, err := parseQueryAllow(c.QueryAllow); err != nil {
+		bad("PROXY_QUERY_ALLOW", "%v", err)
 	}
 	if c.CacheName == "" || strings.ContainsAny(c.CacheName, " ,;=\"") {
 		bad("PROXY_CACHE_NAME", "want a token without spaces, commas, semicolons, quotes or '=', got %q", c.CacheName)

@@ -175,6 +175,9 @@ func (p *Proxy) originRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, f
 	// under another authority than the one its answer is cached for.
 	uri := ctx.URI()
 	path, q := uri.PathOriginal(), uri.QueryString()
+	if ctx.IsGet() || ctx.IsHead() {
+		q = p.query.keep(nil, ctx.Path(), q) // what the cache key keeps (query.go)
+	}
 	target := append(make([]byte, 0, len(path)+1+len(q)), path...)
 	if len(q) > 0 {
 		target = append(append(target, '?'), q...)

@@ -44,6 +44,7 @@ type Proxy struct {
 	access     *accesslog.Log // nil when PROXY_ACCESS_LOG is off
 	stopAccess func() error   // flushes the access log (and closes its file)
 	public     [][]byte       // PROXY_PUBLIC_PATHS
+	query      queryRules     // PROXY_QUERY_ALLOW
 
 	flights  singleflight.Group
 	groupsOf groupMemory
@@ -112,6 +113,7 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 	for _, prefix := range cfg.PublicPaths {
 		p.public = append(p.public, []byte(prefix))
 	}
+	p.query, _ = parseQueryAllow(cfg.QueryAllow) // valid: checked by Validate
 	p.groupsOf.init(cfg.GroupMemoryBytes)
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
 	access, stopAccess, err := envconfig.OpenAccessWriter(cfg.AccessLog)

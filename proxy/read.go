@@ -126,8 +126,12 @@ func (p *Proxy) mcKeys(t *txn) {
 	t.ukey = store.GroupKey(store.URLGroup(pk))
 }
 
+// primaryKey appends the request's primary cache key to dst, with only the
+// query parameters PROXY_QUERY_ALLOW keeps for its path (query.go).
 func (p *Proxy) primaryKey(ctx *fasthttp.RequestCtx, dst []byte) []byte {
-	return cachepolicy.AppendKey(dst, scheme(ctx), ctx.Request.Header.Host(), ctx.URI().PathOriginal(), ctx.URI().QueryString())
+	var qbuf [256]byte
+	q := p.query.keep(qbuf[:0], ctx.Path(), ctx.URI().QueryString())
+	return cachepolicy.AppendKey(dst, scheme(ctx), ctx.Request.Header.Host(), ctx.URI().PathOriginal(), q)
 }
 
 var schemeHTTP, schemeHTTPS = []byte("http"), []byte("https")
