@@ -347,6 +347,14 @@ func (p *Proxy) storable(job *fillJob, resp *fasthttp.Response, cresp *cachepoli
 // whose origin version is unknown, cannot show that: unless the response
 // came from the primary, it is lagging until proven otherwise; from the
 // primary, a missing group is created.
+//
+// A group at version 0 says the row does not exist (the origin's 404 of a
+// post or user, always the primary's word). Its group's version says
+// nothing about that answer (a deleted post's is its last version + 1), so
+// it is not compared; what keeps the answer honest is the epoch recorded
+// before the fetch, which the row's creation moves. A group read only after
+// the fetch cannot give that: it is taken now and the fill fetches again
+// (reported as lagging), with the group in the snapshot.
 func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagging bool) {
 	var post []string
 	for _, g := range groups {
@@ -362,6 +370,15 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 		for _, g := range groups {
 			k := store.GroupKey(g.name)
 			if _, ok := job.snap[k]; ok {
+				continue
+			}
+			if g.version == 0 {
+				st, _, err := p.store.Ensure(k, 0)
+				if err != nil {
+					f.noStore = true
+					continue
+				}
+				job.snap[k], lagging = st, true
 				continue
 			}
 			if it := items[k]; it != nil {
@@ -383,7 +400,7 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 		}
 	}
 	for _, g := range groups {
-		if st, ok := job.snap[store.GroupKey(g.name)]; ok && st.Origin > g.version {
+		if st, ok := job.snap[store.GroupKey(g.name)]; ok && g.version > 0 && st.Origin > g.version {
 			lagging = true // a replica behind a write the fleet already saw
 		}
 	}
