@@ -15,7 +15,19 @@ import (
 // may still have committed: the target URI is invalidated all the same, and
 // the answer says "Edgecache-Invalidation: pending" — the durable
 // invalidator moves the data's groups from the database's own log.
+//
+// While every origin is ejected, a write is refused at once with a 503 and
+// Retry-After: nothing of it was sent, so the client knows it was not
+// applied, where trying the least recently failed origin (as reads do, see
+// pick) would hold it for up to PROXY_ORIGIN_TIMEOUT and then leave it in
+// doubt (504, pending).
 func (p *Proxy) write(ctx *fasthttp.RequestCtx) string {
+	if p.origins.allEjected() {
+		p.errorJSON(ctx, fasthttp.StatusServiceUnavailable, "origin_unavailable",
+			"every origin is out of service; the write was not sent, retry shortly")
+		ctx.Response.Header.Set("Retry-After", "1")
+		return outcomeError
+	}
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
