@@ -33,6 +33,8 @@ type Config struct {
 	OriginTimeout        time.Duration `env:"PROXY_ORIGIN_TIMEOUT" envDefault:"5s" help:"origin: whole-request deadline (504 beyond): a write's one attempt, a read's attempts together"`
 	OriginReadTimeout    time.Duration `env:"PROXY_ORIGIN_READ_TIMEOUT" envDefault:"2s" help:"origin: deadline of one read attempt (GET/HEAD: miss, revalidation, pass); a read that failed is tried once more on another origin"`
 	OriginMaxConns       int           `env:"PROXY_ORIGIN_MAX_CONNS" envDefault:"512" help:"origin: connections per origin"`
+	OriginConcurrencyMin int           `env:"PROXY_ORIGIN_CONCURRENCY_MIN" envDefault:"16" help:"origin: the adaptive limit on this proxy's requests in flight to the origins (Gradient2: it shrinks when their latency rises above its long-term average) never goes below this"`
+	OriginConcurrencyMax int           `env:"PROXY_ORIGIN_CONCURRENCY_MAX" envDefault:"1024" help:"origin: the adaptive limit starts here and never goes above it; a request beyond the limit is not sent: a read gets its stale entry if it has one, else it and a write get 503 origin_overloaded with Retry-After at once"`
 	OriginMaxConnWait    time.Duration `env:"PROXY_ORIGIN_MAX_CONN_WAIT" envDefault:"1s" help:"origin: how long a request waits for a free connection (503 beyond)"`
 	OriginIdleConnTime   time.Duration `env:"PROXY_ORIGIN_IDLE_CONN_TIME" envDefault:"4s" help:"origin: idle connections are closed after this; keep below the origin's idle timeout"`
 	OriginMaxRespBytes   int           `env:"PROXY_ORIGIN_MAX_RESPONSE_BYTES" envDefault:"16777216" help:"origin: largest response body accepted (502 beyond)"`
@@ -179,13 +181,17 @@ func (c Config) checkSizes(bad func(name, format string, args ...any)) {
 		"PROXY_ORIGIN_MAX_CONNS": c.OriginMaxConns, "PROXY_ORIGIN_MAX_RESPONSE_BYTES": c.OriginMaxRespBytes,
 		"PROXY_MEMCACHED_MAX_IDLE_CONNS": c.MemcachedMaxIdleConns, "PROXY_MAX_OBJECT_BYTES": c.MaxObjectBytes,
 		"PROXY_ORIGIN_EJECT_AFTER": c.OriginEjectAfter, "PROXY_GROUP_MEMORY_BYTES": c.GroupMemoryBytes,
-		"PROXY_MAX_KEY_BYTES": c.MaxKeyBytes,
+		"PROXY_MAX_KEY_BYTES": c.MaxKeyBytes, "PROXY_ORIGIN_CONCURRENCY_MIN": c.OriginConcurrencyMin,
+		"PROXY_ORIGIN_CONCURRENCY_MAX": c.OriginConcurrencyMax,
 	}
 	for _, name := range slices.Sorted(maps.Keys(ints)) {
 		n := ints[name]
 		if n <= 0 {
 			bad(name, "must be > 0, got %d", n)
 		}
+	}
+	if c.OriginConcurrencyMax < c.OriginConcurrencyMin {
+		bad("PROXY_ORIGIN_CONCURRENCY_MAX", "must be at least PROXY_ORIGIN_CONCURRENCY_MIN (%d), got %d", c.OriginConcurrencyMin, c.OriginConcurrencyMax)
 	}
 	if c.L1Bytes < 0 {
 		bad("PROXY_L1_BYTES", "must be >= 0, got %d", c.L1Bytes)

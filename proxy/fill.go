@@ -299,6 +299,8 @@ func (p *Proxy) fetchFailed(job *fillJob, res *fillResult, resp *fasthttp.Respon
 		switch {
 		case m.ServeOnError(&job.creq, at, cachepolicy.ErrorResponse):
 			res.detail = "stale-if-error"
+		case errors.Is(err, errOriginOverloaded) && m.ServeOnError(&job.creq, at, cachepolicy.Disconnected):
+			res.detail = "origin-overloaded" // not sent: served stale as if disconnected
 		case err != nil && m.ServeOnError(&job.creq, at, cachepolicy.Disconnected):
 			res.detail = "disconnected"
 		}

@@ -157,10 +157,13 @@ func (p *Proxy) originFailed(ctx *fasthttp.RequestCtx, err error) {
 		zap.ByteString("uri", ctx.RequestURI()), zap.Int("status", oe.status), zap.Error(err))
 	msg := map[int]string{
 		fasthttp.StatusBadGateway:         "the origin could not be reached or answered badly",
-		fasthttp.StatusServiceUnavailable: "the origin is busy",
+		fasthttp.StatusServiceUnavailable: "the origin is busy; retry shortly",
 		fasthttp.StatusGatewayTimeout:     "the origin did not answer in time",
 	}[oe.status]
 	p.errorJSON(ctx, oe.status, oe.code, msg)
+	if oe.status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
 }
 
 // originRequest fills req with what is forwarded from the client request:

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -38,6 +39,10 @@ func (p *Proxy) write(ctx *fasthttp.RequestCtx) string {
 	p.originRequest(ctx, req, false)
 	req.SetBodyRaw(body)
 	err := p.origins.do(req, resp, false, time.Now().Add(p.cfg.OriginTimeout))
+	if errors.Is(err, errOriginOverloaded) { // not sent: nothing to invalidate
+		p.originFailed(ctx, err)
+		return outcomeError
+	}
 	if err != nil {
 		p.invalidateUnknown(ctx)
 		p.originFailed(ctx, err)
