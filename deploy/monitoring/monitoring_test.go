@@ -19,6 +19,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"go.uber.org/zap"
 
+	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 	"edgecache/origin"
 	"edgecache/proxy"
@@ -198,7 +199,7 @@ func scrapeStack(t *testing.T) map[string]bool {
 	t.Setenv("PROXY_ACCESS_LOG", "off")
 	const secret = "monitoring-test-peer-secret"
 
-	ocfg, err := origin.LoadConfig()
+	ocfg, err := envconfig.Load[origin.Config]()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +210,7 @@ func scrapeStack(t *testing.T) map[string]bool {
 	}
 	t.Cleanup(func() { osrv.Shutdown(context.Background()) })
 
-	icfg, err := invalidator.LoadConfig()
+	icfg, err := envconfig.Load[invalidator.Config]()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func scrapeStack(t *testing.T) map[string]bool {
 	invAdmin := httptest.NewServer(inv.Handler())
 	t.Cleanup(invAdmin.Close)
 
-	pcfg, err := proxy.LoadConfig()
+	pcfg, err := envconfig.Load[proxy.Config]()
 	if err != nil {
 		t.Fatal(err)
 	}
