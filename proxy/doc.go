@@ -8,15 +8,22 @@
 //
 // # The guarantee
 //
+// proxy/PROTOCOL.md states it once, with every piece of state that keeps
+// it, the faults that can destroy each, and the seeded simulator that
+// checks them (simulate_test.go).
+//
 // Once the answer to a write has reached its client without an
 // Edgecache-Invalidation field, no proxy instance serves a representation
 // older than that write for anything the write changed: the resource, the
 // lists that contain it, the parent whose counters it moved. With
 // "Edgecache-Invalidation: pending" (memcached could not take a move, or the
 // origin's answer was lost), the durable invalidator finishes the job within
-// its bound (poll interval plus one memcached round trip, about 10–50 ms)
-// once memcached is reachable from it. Writes that never pass the edge
-// (SQL typed by hand, batch jobs) are covered by the same durable path.
+// its bound (poll interval + peer timeout + lease duration, 1.21 s by
+// default: the moves, then every lease holder told or its lease ended)
+// once memcached is whole again. Writes that never pass the edge (SQL typed
+// by hand, batch jobs) are covered by the same durable path; schema
+// changes that fire no trigger (TRUNCATE, DROP, RENAME) are detected by the
+// invalidator instead (proxy/PROTOCOL.md).
 //
 // # Read path (read.go), after Varnish
 //

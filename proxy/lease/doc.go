@@ -34,17 +34,32 @@
 // that registers after the read checks its entries in memcached before it
 // serves them unchecked, and finds the moves there.
 //
-// # Why a lease needs every copy
+// # Why a lease needs every copy, and why a copy must be old
 //
-// A mover needs only one copy that answers, because a member holds a lease
-// only through a round that every copy took: any copy that reads well
-// lists every holder (or shows what happened to it). A node that is down
-// therefore turns leases off (every L1 hit is checked in memcached, as
-// without leases), but stops no write. A copy that is missing or garbled
-// (evicted, node restarted) means unknown holders: with no good copy the
-// mover waits D, and each holder, finding a new incarnation at its next
-// renewal, treats its lease as lost. No copy answering at all is an error:
-// the write answers "pending" and the durable invalidator retries.
+// A member holds a lease only through a round that every copy took, so a
+// copy that reads well lists every member that renewed into it. It does
+// not list a member whose last round went into a copy since lost: a copy
+// evicted, flushed or on a restarted node is re-created by the next
+// member to renew, listing only those that renewed since, while the
+// others still hold leases from the lost copy for up to D. A mover
+// therefore trusts a copy as complete only once it has known that copy
+// (its incarnation) for D, by its own reads or its own member's renewals
+// (Notifier.firstSaw); until then it also waits until the copy is D old,
+// when every lease from before it has ended. A node that is down turns
+// leases off (every L1 hit is checked in memcached, as without leases),
+// but stops no write. No copy answering at all is an error: the write
+// answers "pending" and the durable invalidator retries.
+//
+// # Messages
+//
+// A message names the member it is for and is signed with the shared
+// secret (HMAC over member, a random nonce and the body); the member
+// answers with a signed acknowledgement of the nonce. No secret crosses
+// the network, another process listening at a member's address refuses
+// the message (and the mover treats the member as one that did not
+// answer), and movers send only to addresses inside the peer networks,
+// whatever memcached's registry lists. proxy/PROTOCOL.md has the whole
+// protocol and the faults the simulator checks.
 //
 // # Losing and regaining a lease
 //
