@@ -211,8 +211,7 @@ func (p *Proxy) purge(ctx *fasthttp.RequestCtx) {
 			p.errorJSON(ctx, fasthttp.StatusBadRequest, "bad_url", "url must be an absolute http(s) URL")
 			return
 		}
-		q := p.query.keep(nil, []byte(u.Path), []byte(u.RawQuery))
-		key := cachepolicy.AppendKey(nil, []byte(u.Scheme), []byte(u.Host), []byte(u.EscapedPath()), q)
+		key := cachepolicy.AppendKey(nil, []byte(u.Scheme), []byte(u.Host), []byte(u.EscapedPath()), []byte(u.RawQuery))
 		err = p.purgeURL(string(key))
 	case args.Has("group"):
 		g := args.Peek("group")
