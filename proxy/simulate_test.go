@@ -181,6 +181,16 @@ func (m memMover) Move(group string, version uint64) error {
 	return m.st.MoveOrQueue(group, version)
 }
 
+func (m memMover) FlushAll() error {
+	for n := range m.st.Nodes() {
+		if !m.st.NodeUp(n) {
+			return store.ErrUnavailable
+		}
+		m.st.Flush(n)
+	}
+	return nil
+}
+
 // notifyAll is the invalidator's notifier: a process of its own (no
 // holder), reading the registry and telling the holders over the link.
 func (w *simWorld) notifyAll(groups []string) error {
