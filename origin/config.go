@@ -39,6 +39,7 @@ type Config struct {
 	CacheSeconds                int           `env:"ORIGIN_CACHE_SECONDS" envDefault:"60" help:"s-maxage of cacheable GET responses (how long a shared cache may serve them)"`
 	StaleWhileRevalidateSeconds int           `env:"ORIGIN_STALE_WHILE_REVALIDATE_SECONDS" envDefault:"30" help:"stale-while-revalidate of cacheable GET responses (RFC 5861)"`
 	StaleIfErrorSeconds         int           `env:"ORIGIN_STALE_IF_ERROR_SECONDS" envDefault:"300" help:"stale-if-error of cacheable GET responses (RFC 5861)"`
+	NotFoundCacheSeconds        int           `env:"ORIGIN_NOT_FOUND_CACHE_SECONDS" envDefault:"10" help:"s-maxage of the 404 of a single post or user, which names the group its creation moves (post/{id}=0): a shared cache that honours Edgecache-Groups serves the new resource as soon as it is created; 0: no-store"`
 	IdleTimeout                 time.Duration `env:"ORIGIN_IDLE_TIMEOUT" envDefault:"75s" help:"keep-alive idle timeout; keep it above the load balancer's and the proxy's idle times"`
 	DrainDelay                  time.Duration `env:"ORIGIN_DRAIN_DELAY" envDefault:"5s" help:"after SIGTERM, /readyz fails this long before the listener closes (load balancer notices)"`
 	ShutdownTimeout             time.Duration `env:"ORIGIN_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"after the drain delay, the longest wait for in-flight requests"`
@@ -86,6 +87,9 @@ func (c Config) Validate() error {
 	}
 	if c.StaleIfErrorSeconds < 0 {
 		bad("ORIGIN_STALE_IF_ERROR_SECONDS", "must not be negative, got %d", c.StaleIfErrorSeconds)
+	}
+	if c.NotFoundCacheSeconds < 0 {
+		bad("ORIGIN_NOT_FOUND_CACHE_SECONDS", "must not be negative, got %d", c.NotFoundCacheSeconds)
 	}
 	if c.IdleTimeout <= 0 {
 		bad("ORIGIN_IDLE_TIMEOUT", "must be positive, got %s", c.IdleTimeout)

@@ -15,6 +15,10 @@ func (s *Server) getPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := s.db.getPost(r.Context(), wantsFresh(r), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		s.writeAbsent(w, postGroup(id, 0))
+		return
+	}
 	if err != nil {
 		s.readFailed(w, r, err)
 		return

@@ -1,6 +1,8 @@
 package origin
 
 import (
+	"database/sql"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -47,6 +49,10 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u, err := s.db.getUser(r.Context(), wantsFresh(r), id)
+	if errors.Is(err, sql.ErrNoRows) {
+		s.writeAbsent(w, userGroup(id, 0))
+		return
+	}
 	if err != nil {
 		s.readFailed(w, r, err)
 		return

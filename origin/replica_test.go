@@ -95,7 +95,7 @@ func TestReplicaRouting(t *testing.T) {
 	}
 	ts.do("GET", fmt.Sprintf("/v1/users/%d", newUser.ID), "").expect(t, http.StatusOK)
 	ts.do("GET", fmt.Sprintf("/v1/users/%d/posts", newUser.ID), "").expect(t, http.StatusOK)
-	wantError(t, ts.do("GET", "/v1/posts/9223372036854775807", ""), http.StatusNotFound, "not_found")
+	wantAbsent(t, ts.do("GET", "/v1/posts/9223372036854775807", ""), "post/9223372036854775807=0")
 	r = ts.do("GET", listPath, "").expect(t, http.StatusOK)
 	wantHeader(t, r, "Edgecache-Groups", fmt.Sprintf("user/%d/posts=2", u.ID))
 

@@ -53,6 +53,28 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	writeBody(w, e.status, body)
 }
 
+// writeAbsent answers a GET of a single resource that does not exist: the
+// JSON 404, which a shared cache may keep for ORIGIN_NOT_FOUND_CACHE_SECONDS
+// (max-age=0: a browser cannot be told when the resource is created),
+// naming at version 0 the group that the resource's creation moves (the
+// INSERT triggers log it). Version 0 says "no row": the proxy does not
+// compare it with the group's version, and the answer comes from the
+// primary (database.read re-reads a replica's "no row" there).
+func (s *Server) writeAbsent(w http.ResponseWriter, group string) {
+	if s.cfg.NotFoundCacheSeconds == 0 {
+		writeError(w, errNotFound)
+		return
+	}
+	if rl, ok := w.(*responseLog); ok {
+		rl.errCode, rl.errMessage = errNotFound.code, errNotFound.message
+	}
+	h := w.Header()
+	h.Set("Cache-Control", "public, max-age=0, s-maxage="+strconv.Itoa(s.cfg.NotFoundCacheSeconds))
+	h.Set(groupsHeader, group)
+	body, _ := json.Marshal(map[string]map[string]string{"error": {"code": errNotFound.code, "message": errNotFound.message}})
+	writeBody(w, http.StatusNotFound, body)
+}
+
 // databaseFailed answers a request whose database work failed with err:
 // 503 when the database could not answer (the client may retry), 500 when
 // it refused a query (a bug).

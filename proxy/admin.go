@@ -211,7 +211,8 @@ func (p *Proxy) purge(ctx *fasthttp.RequestCtx) {
 			p.errorJSON(ctx, fasthttp.StatusBadRequest, "bad_url", "url must be an absolute http(s) URL")
 			return
 		}
-		key := cachepolicy.AppendKey(nil, []byte(u.Scheme), []byte(u.Host), []byte(u.EscapedPath()), []byte(u.RawQuery))
+		q := p.query.keep(nil, []byte(u.Path), []byte(u.RawQuery))
+		key := cachepolicy.AppendKey(nil, []byte(u.Scheme), []byte(u.Host), []byte(u.EscapedPath()), q)
 		err = p.purgeURL(string(key))
 	case args.Has("group"):
 		g := args.Peek("group")

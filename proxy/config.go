@@ -29,17 +29,20 @@ type Config struct {
 	Origins     []string `env:"PROXY_ORIGINS" envDefault:"http://127.0.0.1:8081" help:"comma-separated origin base URLs (http://host:port); requests are spread over the healthy ones"`
 	Memcached   []string `env:"PROXY_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port list, shared by every proxy instance"`
 
-	ReadTimeout    time.Duration `env:"PROXY_READ_TIMEOUT" envDefault:"30s" help:"client side: time to read a whole request (the three client timeouts are checked twice a second: they fire up to 0.5 s late)"`
+	HeaderTimeout  time.Duration `env:"PROXY_HEADER_TIMEOUT" envDefault:"5s" help:"client side: time to read a request's head (request line and fields), from its first byte or from the connection's opening (408 beyond; the client timeouts are checked twice a second: they fire up to 0.5 s late)"`
+	ReadTimeout    time.Duration `env:"PROXY_READ_TIMEOUT" envDefault:"30s" help:"client side: time to read a request's body, after its head"`
 	WriteTimeout   time.Duration `env:"PROXY_WRITE_TIMEOUT" envDefault:"30s" help:"client side: time to write a whole response"`
 	IdleTimeout    time.Duration `env:"PROXY_IDLE_TIMEOUT" envDefault:"75s" help:"client side: keep-alive idle time; must exceed the load balancer's (ALB: 60s)"`
 	MaxHeaderBytes int           `env:"PROXY_MAX_HEADER_BYTES" envDefault:"16384" help:"largest request header block accepted (431 beyond)"`
-	MaxBodyBytes   int           `env:"PROXY_MAX_BODY_BYTES" envDefault:"1048576" help:"largest request body forwarded to the origin (413 beyond)"`
+	MaxBodyBytes   int           `env:"PROXY_MAX_BODY_BYTES" envDefault:"16384" help:"largest request body of a write forwarded to the origin (413 beyond; the origin takes at most 16 KiB); read as it arrives, never allocated as announced; a GET or HEAD with a body is a 413"`
 	MaxConns       int           `env:"PROXY_MAX_CONNS" envDefault:"20000" help:"most concurrent client connections"`
 
 	OriginConnectTimeout time.Duration `env:"PROXY_ORIGIN_CONNECT_TIMEOUT" envDefault:"1s" help:"origin: TCP connect timeout"`
 	OriginTimeout        time.Duration `env:"PROXY_ORIGIN_TIMEOUT" envDefault:"5s" help:"origin: whole-request deadline (504 beyond): a write's one attempt, a read's attempts together"`
 	OriginReadTimeout    time.Duration `env:"PROXY_ORIGIN_READ_TIMEOUT" envDefault:"2s" help:"origin: deadline of one read attempt (GET/HEAD: miss, revalidation, pass); a read that failed is tried once more on another origin"`
 	OriginMaxConns       int           `env:"PROXY_ORIGIN_MAX_CONNS" envDefault:"512" help:"origin: connections per origin"`
+	OriginConcurrencyMin int           `env:"PROXY_ORIGIN_CONCURRENCY_MIN" envDefault:"16" help:"origin: the adaptive limit on this proxy's requests in flight to the origins (Gradient2: it shrinks when their latency rises above its long-term average) never goes below this"`
+	OriginConcurrencyMax int           `env:"PROXY_ORIGIN_CONCURRENCY_MAX" envDefault:"1024" help:"origin: the adaptive limit starts here and never goes above it; a request beyond the limit is not sent: a read gets its stale entry if it has one, else it and a write get 503 origin_overloaded with Retry-After at once"`
 	OriginMaxConnWait    time.Duration `env:"PROXY_ORIGIN_MAX_CONN_WAIT" envDefault:"1s" help:"origin: how long a request waits for a free connection (503 beyond)"`
 	OriginIdleConnTime   time.Duration `env:"PROXY_ORIGIN_IDLE_CONN_TIME" envDefault:"4s" help:"origin: idle connections are closed after this; keep below the origin's idle timeout"`
 	OriginMaxRespBytes   int           `env:"PROXY_ORIGIN_MAX_RESPONSE_BYTES" envDefault:"16777216" help:"origin: largest response body accepted (502 beyond)"`
@@ -53,12 +56,14 @@ type Config struct {
 	MemcachedMaxIdleConns  int           `env:"PROXY_MEMCACHED_MAX_IDLE_CONNS" envDefault:"512" help:"memcached: idle connections kept per node; size to peak concurrency (gomemcache's default of 2 dials per operation)"`
 	MemcachedProbeInterval time.Duration `env:"PROXY_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
 
-	L1Bytes        int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; while this proxy holds an invalidation lease a hit there asks nothing of memcached, else it reads only its group versions, batched with other requests; 0 turns L1 off"`
-	MaxObjectBytes int           `env:"PROXY_MAX_OBJECT_BYTES" envDefault:"524288" help:"largest response stored in memcached; larger ones pass through uncached"`
-	MaxTTL         time.Duration `env:"PROXY_MAX_TTL" envDefault:"24h" help:"upper bound on how long an entry is kept in memcached (freshness + stale windows)"`
-	LeaseTTL       time.Duration `env:"PROXY_LEASE_TTL" envDefault:"5s" help:"fleet-wide fill lease lifetime (whole seconds, >= 1s); a crashed filler blocks others at most this long"`
-	CoalesceWait   time.Duration `env:"PROXY_COALESCE_WAIT" envDefault:"3s" help:"how long a request waits for another request's fill (this process or another proxy) before fetching itself"`
-	LeasePoll      time.Duration `env:"PROXY_LEASE_POLL" envDefault:"10ms" help:"how often a request waiting on another proxy's fill polls memcached"`
+	L1Bytes          int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; while this proxy holds an invalidation lease a hit there asks nothing of memcached, else it reads only its group versions, batched with other requests; 0 turns L1 off"`
+	GroupMemoryBytes int           `env:"PROXY_GROUP_MEMORY_BYTES" envDefault:"16777216" help:"memory of which groups each cache key's entry uses (a hint that saves a memcached round trip per L2 hit), in bytes, keys included; when full it starts over"`
+	MaxKeyBytes      int           `env:"PROXY_MAX_KEY_BYTES" envDefault:"8192" help:"longest cache key of a GET or HEAD (scheme, host, path and query, after normalisation); a longer one is answered 414 uri_too_long without asking the origin"`
+	MaxObjectBytes   int           `env:"PROXY_MAX_OBJECT_BYTES" envDefault:"524288" help:"largest response stored in memcached; larger ones pass through uncached"`
+	MaxTTL           time.Duration `env:"PROXY_MAX_TTL" envDefault:"24h" help:"upper bound on how long an entry is kept in memcached (freshness + stale windows)"`
+	LeaseTTL         time.Duration `env:"PROXY_LEASE_TTL" envDefault:"5s" help:"fleet-wide fill lease lifetime (whole seconds, >= 1s); a crashed filler blocks others at most this long"`
+	CoalesceWait     time.Duration `env:"PROXY_COALESCE_WAIT" envDefault:"3s" help:"how long a request waits for another request's fill (this process or another proxy) before fetching itself"`
+	LeasePoll        time.Duration `env:"PROXY_LEASE_POLL" envDefault:"10ms" help:"how often a request waiting on another proxy's fill polls memcached"`
 
 	LeaseDuration time.Duration `env:"PROXY_LEASE_DURATION" envDefault:"1s" help:"invalidation lease (proxy/README.md \"Leases\"): how long one renewal in memcached lets L1 hits skip memcached; renewed every third of it; also the longest a write waits for a lease holder that does not answer"`
 	PeerSecret    string        `env:"PROXY_PEER_SECRET" envDefault:"" help:"shared secret of the invalidation channel between proxies and the invalidator (the same everywhere, INVALIDATOR_PEER_SECRET too); empty turns leases off: every L1 hit is checked in memcached"`
@@ -75,6 +80,7 @@ type Config struct {
 
 	StripSetCookie bool `env:"PROXY_STRIP_SET_COOKIE" envDefault:"false" help:"store responses without their Set-Cookie (the client whose request filled the entry still gets it); false stores and replays Set-Cookie of responses the origin marked cacheable with explicit freshness (RFC 9111 §3.1, §7.3)"`
 
+	QueryAllow  string   `env:"PROXY_QUERY_ALLOW" envDefault:"/v1/=;/v1/users/*/posts=limit,before" help:"query parameters kept in a read's cache key and forwarded request, per path: pattern=name,name rules separated by ';', a pattern's segments literal or * (one segment), a trailing / for every path under it; the longest matching pattern decides, other parameters are dropped; paths no rule matches keep all; the default is the origin's API (only its lists read limit and before)"`
 	PublicPaths []string `env:"PROXY_PUBLIC_PATHS" envDefault:"/v1/" help:"comma-separated path prefixes the client listener forwards (each starts with /); any other path is answered 404 not_found without asking the origin, so its /metrics, /healthz and /readyz stay private"`
 	AdminToken  string   `env:"PROXY_ADMIN_TOKEN" envDefault:"" help:"bearer token for POST /purge on the admin listener; empty disables purge (403)"`
 
@@ -136,7 +142,7 @@ func (c Config) checkAddresses(bad func(name, format string, args ...any)) {
 // checkDurations: every timeout and interval.
 func (c Config) checkDurations(bad func(name, format string, args ...any)) {
 	positive := map[string]time.Duration{
-		"PROXY_READ_TIMEOUT": c.ReadTimeout, "PROXY_WRITE_TIMEOUT": c.WriteTimeout, "PROXY_IDLE_TIMEOUT": c.IdleTimeout,
+		"PROXY_HEADER_TIMEOUT": c.HeaderTimeout, "PROXY_READ_TIMEOUT": c.ReadTimeout, "PROXY_WRITE_TIMEOUT": c.WriteTimeout, "PROXY_IDLE_TIMEOUT": c.IdleTimeout,
 		"PROXY_ORIGIN_CONNECT_TIMEOUT": c.OriginConnectTimeout, "PROXY_ORIGIN_TIMEOUT": c.OriginTimeout,
 		"PROXY_ORIGIN_MAX_CONN_WAIT": c.OriginMaxConnWait, "PROXY_ORIGIN_IDLE_CONN_TIME": c.OriginIdleConnTime,
 		"PROXY_ORIGIN_READ_TIMEOUT": c.OriginReadTimeout, "PROXY_ORIGIN_DOWN_FOR": c.OriginDownFor,
@@ -249,13 +255,18 @@ func (c Config) checkSizes(bad func(name, format string, args ...any)) {
 		"PROXY_MAX_HEADER_BYTES": c.MaxHeaderBytes, "PROXY_MAX_BODY_BYTES": c.MaxBodyBytes, "PROXY_MAX_CONNS": c.MaxConns,
 		"PROXY_ORIGIN_MAX_CONNS": c.OriginMaxConns, "PROXY_ORIGIN_MAX_RESPONSE_BYTES": c.OriginMaxRespBytes,
 		"PROXY_MEMCACHED_MAX_IDLE_CONNS": c.MemcachedMaxIdleConns, "PROXY_MAX_OBJECT_BYTES": c.MaxObjectBytes,
-		"PROXY_ORIGIN_EJECT_AFTER": c.OriginEjectAfter,
+		"PROXY_ORIGIN_EJECT_AFTER": c.OriginEjectAfter, "PROXY_GROUP_MEMORY_BYTES": c.GroupMemoryBytes,
+		"PROXY_MAX_KEY_BYTES": c.MaxKeyBytes, "PROXY_ORIGIN_CONCURRENCY_MIN": c.OriginConcurrencyMin,
+		"PROXY_ORIGIN_CONCURRENCY_MAX": c.OriginConcurrencyMax,
 	}
 	for _, name := range slices.Sorted(maps.Keys(ints)) {
 		n := ints[name]
 		if n <= 0 {
 			bad(name, "must be > 0, got %d", n)
 		}
+	}
+	if c.OriginConcurrencyMax < c.OriginConcurrencyMin {
+		bad("PROXY_ORIGIN_CONCURRENCY_MAX", "must be at least PROXY_ORIGIN_CONCURRENCY_MIN (%d), got %d", c.OriginConcurrencyMin, c.OriginConcurrencyMax)
 	}
 	if c.L1Bytes < 0 {
 		bad("PROXY_L1_BYTES", "must be >= 0, got %d", c.L1Bytes)
@@ -278,6 +289,9 @@ func (c Config) checkHTTP(bad func(name, format string, args ...any)) {
 		if !strings.HasPrefix(p, "/") {
 			bad("PROXY_PUBLIC_PATHS", "want path prefixes starting with /, got %q", p)
 		}
+	}
+	if _, err := parseQueryAllow(c.QueryAllow); err != nil {
+		bad("PROXY_QUERY_ALLOW", "%v", err)
 	}
 	if c.CacheName == "" || strings.ContainsAny(c.CacheName, " ,;=\"") {
 		bad("PROXY_CACHE_NAME", "want a token without spaces, commas, semicolons, quotes or '=', got %q", c.CacheName)

@@ -102,5 +102,13 @@
 // that request and is not stored. A version of 0 (a group re-created after
 // its key was lost) is unknown: the fill asks the primary, then raises the
 // version to what the primary said (store.Learn), so later fills can check
-// replicas again. The origin re-reads a replica's 404 from the primary.
+// replicas again. A key filled for the first time (no groups known for it)
+// reads a replica: the groups its answer names are read after the fetch
+// (resolveGroups), and one that is missing or at 0 sends the fill to the
+// primary. Reading them after the fetch is enough: a write the answer
+// misses either moved a group after that read (the entry's recorded epoch
+// is behind) or before it (the group's version is newer than the
+// answer's). An answer that names no group cannot be checked that way; the
+// origin names one on every answer it lets be stored. The origin re-reads a
+// replica's 404 from the primary.
 package proxy

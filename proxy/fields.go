@@ -77,7 +77,6 @@ var (
 	hdrSetCookie       = []byte("Set-Cookie")
 	hdrAge             = []byte("Age")
 	hdrCacheStatus     = []byte("Cache-Status")
-	hdrAuthorization   = []byte("Authorization")
 	hdrIfNoneMatch     = []byte("If-None-Match")
 	hdrIfModifiedSince = []byte("If-Modified-Since")
 	hdrRange           = []byte("Range")

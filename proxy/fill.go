@@ -243,13 +243,16 @@ func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
 
 // snapshot makes sure the URL group and the groups already known for this
 // key exist, before the fetch: their values, recorded in the entry, are what
-// later writes move. A group that had to be created, or whose origin
-// version is unknown (0: re-created since the last write), cannot show
-// that a replica's answer is behind: ask the primary. Nothing known at all
-// (a cold key): the primary as well.
+// later writes move. A known group that had to be created, or whose origin
+// version is unknown (0: re-created after its key was lost), cannot show
+// that a replica's answer is behind: ask the primary. The URL group never
+// carries an origin version, and a cold key (no groups known yet) goes to
+// a replica like any other: resolveGroups checks its answer against the
+// groups it names, read after the fetch, and fetches again from the
+// primary when one is missing or its version unknown. So a query string
+// never seen before costs a replica read, not a primary one.
 func (p *Proxy) snapshot(job *fillJob) fetchState {
-	f := fetchState{fresh: len(job.keys) <= 2, noStore: job.unavailable,
-		conditional: job.stale != nil && job.d.Action == cachepolicy.Validate}
+	f := fetchState{noStore: job.unavailable, conditional: job.stale != nil && job.d.Action == cachepolicy.Validate}
 	for _, k := range job.keys[1:] {
 		if g, ok := job.snap[k]; ok {
 			f.fresh = f.fresh || (k != job.ukey && g.Origin == 0)
@@ -263,7 +266,7 @@ func (p *Proxy) snapshot(job *fillJob) fetchState {
 			continue
 		}
 		job.snap[k] = g
-		f.fresh = f.fresh || created || (k != job.ukey && g.Origin == 0)
+		f.fresh = f.fresh || (k != job.ukey && (created || g.Origin == 0))
 	}
 	return f
 }
@@ -306,6 +309,8 @@ func (p *Proxy) fetchFailed(job *fillJob, res *fillResult, resp *fasthttp.Respon
 		switch {
 		case m.ServeOnError(&job.creq, at, cachepolicy.ErrorResponse):
 			res.detail = "stale-if-error"
+		case errors.Is(err, errOriginOverloaded) && m.ServeOnError(&job.creq, at, cachepolicy.Disconnected):
+			res.detail = "origin-overloaded" // not sent: served stale as if disconnected
 		case err != nil && m.ServeOnError(&job.creq, at, cachepolicy.Disconnected):
 			res.detail = "disconnected"
 		}
@@ -354,6 +359,14 @@ func (p *Proxy) storable(job *fillJob, resp *fasthttp.Response, cresp *cachepoli
 // whose origin version is unknown, cannot show that: unless the response
 // came from the primary, it is lagging until proven otherwise; from the
 // primary, a missing group is created.
+//
+// A group at version 0 says the row does not exist (the origin's 404 of a
+// post or user, always the primary's word). Its group's version says
+// nothing about that answer (a deleted post's is its last version + 1), so
+// it is not compared; what keeps the answer honest is the epoch recorded
+// before the fetch, which the row's creation moves. A group read only after
+// the fetch cannot give that: it is taken now and the fill fetches again
+// (reported as lagging), with the group in the snapshot.
 func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagging bool) {
 	var post []string
 	for _, g := range groups {
@@ -369,6 +382,15 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 		for _, g := range groups {
 			k := store.GroupKey(g.name)
 			if _, ok := job.snap[k]; ok {
+				continue
+			}
+			if g.version == 0 {
+				st, _, err := p.store.Ensure(k, 0)
+				if err != nil {
+					f.noStore = true
+					continue
+				}
+				job.snap[k], lagging = st, true
 				continue
 			}
 			if it := items[k]; it != nil {
@@ -390,7 +412,7 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 		}
 	}
 	for _, g := range groups {
-		if st, ok := job.snap[store.GroupKey(g.name)]; ok && st.Origin > g.version {
+		if st, ok := job.snap[store.GroupKey(g.name)]; ok && g.version > 0 && st.Origin > g.version {
 			lagging = true // a replica behind a write the fleet already saw
 		}
 	}

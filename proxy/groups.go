@@ -14,7 +14,7 @@ import (
 // header: space-separated name=version tokens.
 type group struct {
 	name    string
-	version uint64 // the origin's version; 0 for URL groups
+	version uint64 // the origin's version; 0 for URL groups, and for a row that does not exist (a 404)
 }
 
 // maxGroupName bounds a group name; names are hashed before they reach
@@ -80,7 +80,7 @@ func parseGroupToken(t []byte) (group, bool) {
 		}
 	}
 	v, err := strconv.ParseUint(string(t[eq+1:]), 10, 63)
-	if err != nil || v == 0 {
+	if err != nil {
 		return group{}, false
 	}
 	return group{name: string(t[:eq]), version: v}, true

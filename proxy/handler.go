@@ -27,6 +27,13 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	var outcome string
 	var latency *metrics.PrometheusHistogram // reads' or writes'; none for the proxy's own answers
 	switch {
+	case !fieldNamesValid(&ctx.Request.Header):
+		p.errorJSON(ctx, fasthttp.StatusBadRequest, "bad_request", "a header field name contains a space")
+		ctx.SetConnectionClose()
+		outcome = outcomeError
+	case !p.bodyAllowed(&ctx.Request.Header):
+		p.refuseBody(ctx)
+		outcome = outcomeError
 	case !p.isPublic(ctx):
 		p.errorJSON(ctx, fasthttp.StatusNotFound, "not_found", "no such resource")
 		outcome = outcomeError
@@ -68,6 +75,20 @@ func (p *Proxy) isPublic(ctx *fasthttp.RequestCtx) bool {
 	return false
 }
 
+// fieldNamesValid reports whether no field name of h contains a space.
+// fasthttp refuses whitespace between a name and its colon (RFC 9112 §5.1:
+// a server MUST answer 400) and tabs, but keeps names such as "Foo Bar"
+// (not a token, RFC 9110 §5.1): an origin or cache behind that reads
+// them otherwise would see other fields than the proxy did.
+func fieldNamesValid(h *fasthttp.RequestHeader) bool {
+	for k := range h.All() {
+		if bytes.IndexByte(k, ' ') >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // recoverPanic turns a panic in a handler into a 500 and a log line; the
 // process keeps serving.
 func (p *Proxy) recoverPanic(h fasthttp.RequestHandler) fasthttp.RequestHandler {
@@ -92,9 +113,6 @@ func (p *Proxy) serverError(ctx *fasthttp.RequestCtx, err error) {
 	case errors.As(err, &small):
 		p.errorJSON(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
 			fmt.Sprintf("request headers exceed %d bytes", p.cfg.MaxHeaderBytes))
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		p.errorJSON(ctx, fasthttp.StatusRequestEntityTooLarge, "body_too_large",
-			fmt.Sprintf("request body exceeds %d bytes", p.cfg.MaxBodyBytes))
 	default:
 		var ne interface{ Timeout() bool }
 		if errors.As(err, &ne) && ne.Timeout() {
@@ -139,10 +157,13 @@ func (p *Proxy) originFailed(ctx *fasthttp.RequestCtx, err error) {
 		zap.ByteString("uri", ctx.RequestURI()), zap.Int("status", oe.status), zap.Error(err))
 	msg := map[int]string{
 		fasthttp.StatusBadGateway:         "the origin could not be reached or answered badly",
-		fasthttp.StatusServiceUnavailable: "the origin is busy",
+		fasthttp.StatusServiceUnavailable: "the origin is busy; retry shortly",
 		fasthttp.StatusGatewayTimeout:     "the origin did not answer in time",
 	}[oe.status]
 	p.errorJSON(ctx, oe.status, oe.code, msg)
+	if oe.status == fasthttp.StatusServiceUnavailable {
+		ctx.Response.Header.Set("Retry-After", "1")
+	}
 }
 
 // originRequest fills req with what is forwarded from the client request:
@@ -157,6 +178,9 @@ func (p *Proxy) originRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, f
 	// under another authority than the one its answer is cached for.
 	uri := ctx.URI()
 	path, q := uri.PathOriginal(), uri.QueryString()
+	if ctx.IsGet() || ctx.IsHead() {
+		q = p.query.keep(nil, ctx.Path(), q) // what the cache key keeps (query.go)
+	}
 	target := append(make([]byte, 0, len(path)+1+len(q)), path...)
 	if len(q) > 0 {
 		target = append(append(target, '?'), q...)

@@ -70,8 +70,9 @@ func healthConfig(origins ...string) Config {
 
 // Both origins stop (SIGSTOP: they accept connections and answer nothing).
 // The probe ejects them; /readyz stays 200, answers at once and names them;
-// a cached read is still a hit; a miss and a write fail with a JSON 504
-// instead of hanging. When they continue, the probe brings them back.
+// a cached read is still a hit; a miss fails with a JSON 504 instead of
+// hanging, and a write with a JSON 503 at once, not sent (no pending
+// invalidation). When they continue, the probe brings them back.
 func TestReadyAndCachedReadsWhileEveryOriginIsHung(t *testing.T) {
 	a, b := startOriginProcess(t), startOriginProcess(t)
 	p := startProxy(t, healthConfig(a.url(), b.url()))
@@ -111,8 +112,9 @@ func TestReadyAndCachedReadsWhileEveryOriginIsHung(t *testing.T) {
 	start = time.Now()
 	w := do(t, p, "PUT", "/hung/"+run+"/write", nil, "{}")
 	writeTook := time.Since(start)
-	if w.StatusCode() != 504 || jsonErrorCode(t, w) != "origin_timeout" {
-		t.Fatalf("write with every origin hung: %d %s", w.StatusCode(), w.Body())
+	if w.StatusCode() != 503 || jsonErrorCode(t, w) != "origin_unavailable" || string(w.Header.Peek("Retry-After")) != "1" ||
+		len(w.Header.Peek(hdrInvalidation)) > 0 {
+		t.Fatalf("write with every origin hung: %d %s %s", w.StatusCode(), w.Header.Header(), w.Body())
 	}
 
 	a.signal(t, syscall.SIGCONT)

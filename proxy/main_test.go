@@ -63,7 +63,8 @@ func newScripted(t testing.TB) *scripted {
 		t.Fatal(err)
 	}
 	s := &scripted{ln: ln, h: map[string]fasthttp.RequestHandler{}, count: map[string]*atomic.Int64{}}
-	s.srv = &fasthttp.Server{Handler: s.serve, NoDefaultDate: true, NoDefaultContentType: true}
+	// Room for the longest request header a proxy forwards (PROXY_MAX_HEADER_BYTES).
+	s.srv = &fasthttp.Server{Handler: s.serve, NoDefaultDate: true, NoDefaultContentType: true, ReadBufferSize: 64 << 10}
 	go s.srv.Serve(ln)
 	t.Cleanup(func() { s.srv.Shutdown() })
 	return s

@@ -67,7 +67,7 @@ func newMetricSet(cacheName string) *metricSet {
 	}
 	m.readDuration = s.NewPrometheusHistogramExt(`edgecache_proxy_request_duration_seconds{kind="read"}`, latencyBuckets)
 	m.writeDuration = s.NewPrometheusHistogramExt(`edgecache_proxy_request_duration_seconds{kind="write"}`, latencyBuckets)
-	for _, r := range []string{"ok", "error", "timeout", "busy", "5xx"} {
+	for _, r := range []string{"ok", "error", "timeout", "busy", "5xx", "overloaded"} {
 		m.originRequests[r] = s.NewCounter(`edgecache_proxy_origin_requests_total{result="` + r + `"}`)
 	}
 	m.originDuration = s.NewPrometheusHistogramExt(`edgecache_proxy_origin_request_duration_seconds`, latencyBuckets)
@@ -116,4 +116,10 @@ func (m *metricSet) originHealth(origin string, up func() bool) (ejections, retu
 	})
 	return m.set.NewCounter(`edgecache_proxy_origin_ejections_total` + label),
 		m.set.NewCounter(`edgecache_proxy_origin_returns_total` + label)
+}
+
+// originLimit exports the adaptive origin concurrency limit (originlimit.go).
+func (m *metricSet) originLimit(c *concurrencyLimit) {
+	m.set.NewGauge(`edgecache_proxy_origin_concurrency_limit`, func() float64 { l, _ := c.current(); return l })
+	m.set.NewGauge(`edgecache_proxy_origin_inflight`, func() float64 { _, n := c.current(); return float64(n) })
 }

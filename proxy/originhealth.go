@@ -141,6 +141,16 @@ func (o *origins) probe(u *upstream) {
 	o.log.Info("origin back in service", zap.String("origin", u.base), zap.Duration("was_out", out))
 }
 
+// allEjected reports whether every origin is out of service.
+func (o *origins) allEjected() bool {
+	for _, u := range o.ups {
+		if u.health.up.Load() {
+			return false
+		}
+	}
+	return true
+}
+
 // originStatus is an ejected origin as /readyz reports it.
 type originStatus struct {
 	origin string

@@ -43,6 +43,7 @@ type Proxy struct {
 	access     *accesslog.Log // nil when PROXY_ACCESS_LOG is off
 	stopAccess func() error   // flushes the access log (and closes its file)
 	public     [][]byte       // PROXY_PUBLIC_PATHS
+	query      queryRules     // PROXY_QUERY_ALLOW
 
 	flights  singleflight.Group
 	groupsOf groupMemory
@@ -113,7 +114,8 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 	for _, prefix := range cfg.PublicPaths {
 		p.public = append(p.public, []byte(prefix))
 	}
-	p.groupsOf.init()
+	p.query, _ = parseQueryAllow(cfg.QueryAllow) // valid: checked by Validate
+	p.groupsOf.init(cfg.GroupMemoryBytes)
 	p.consistency = newConsistency(cfg, m.set)
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
 	access, stopAccess, err := accesslog.OpenWriter(cfg.AccessLog)
@@ -133,12 +135,22 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 		// 9110 §6.6.1), Age the time since: fasthttp writes a Date only
 		// when the handler put one in (startResponse, fields.go), or its
 		// own clock's after a header Reset.
-		NoDefaultDate:      true,
-		ReadTimeout:        cfg.ReadTimeout,
-		WriteTimeout:       cfg.WriteTimeout,
-		IdleTimeout:        cfg.IdleTimeout,
-		Concurrency:        cfg.MaxConns,
-		ReadBufferSize:     cfg.MaxHeaderBytes,
+		NoDefaultDate: true,
+		// The head within PROXY_HEADER_TIMEOUT, then the body within
+		// PROXY_READ_TIMEOUT (HeaderReceived moves the deadline).
+		ReadTimeout:    cfg.HeaderTimeout,
+		HeaderReceived: p.headerReceived,
+		WriteTimeout:   cfg.WriteTimeout,
+		IdleTimeout:    cfg.IdleTimeout,
+		Concurrency:    cfg.MaxConns,
+		ReadBufferSize: cfg.MaxHeaderBytes,
+		// Without streaming, fasthttp allocates the whole announced
+		// Content-Length before reading a byte of it: a client announcing
+		// PROXY_MAX_BODY_BYTES and sending nothing cost that much memory
+		// per connection. Streamed, it reads at most 8 KiB ahead
+		// (headerReceived: 1 byte of a body that will be refused), and the
+		// handler reads the rest itself, within the limit (body.go).
+		StreamRequestBody:  true,
 		MaxRequestBodySize: cfg.MaxBodyBytes,
 		CloseOnShutdown:    true,
 		Logger:             zapLogger{log},
@@ -245,15 +257,17 @@ func (z zapLogger) Printf(format string, args ...any) { z.l.Sugar().Debugf(forma
 // groups its entry was built from, so that a lookup fetches the entry and
 // its group versions in one GetMulti. It is only a hint: an entry naming a
 // group not remembered costs a second round trip, never a wrong answer.
+// It holds at most max bytes (keys and values, as groupMemoryWeight
+// counts them); when full it starts over.
 type groupMemory struct {
-	mu sync.RWMutex
-	m  map[string][]string
+	mu       sync.RWMutex
+	m        map[string][]string
+	max, now int
 }
 
-// maxRemembered bounds groupMemory; when full it starts over.
-const maxRemembered = 200000
-
-func (g *groupMemory) init() { g.m = make(map[string][]string) }
+func (g *groupMemory) init(maxBytes int) {
+	g.m, g.max, g.now = make(map[string][]string), maxBytes, 0
+}
 
 func (g *groupMemory) get(primary []byte) []string {
 	g.mu.RLock()
@@ -262,10 +276,35 @@ func (g *groupMemory) get(primary []byte) []string {
 }
 
 func (g *groupMemory) set(primary string, keys []string) {
+	w := groupMemoryWeight(primary, keys)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if len(g.m) >= maxRemembered {
-		g.m = make(map[string][]string)
+	if old, ok := g.m[primary]; ok {
+		g.now -= groupMemoryWeight(primary, old)
+	}
+	if g.now+w > g.max {
+		g.m, g.now = make(map[string][]string), 0
+	}
+	if w > g.max {
+		return
 	}
 	g.m[primary] = keys
+	g.now += w
+}
+
+// bytes is the weight of what is remembered.
+func (g *groupMemory) bytes() int {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return g.now
+}
+
+// groupMemoryWeight estimates what remembering keys under primary costs:
+// the strings, their headers and the map slot.
+func groupMemoryWeight(primary string, keys []string) int {
+	w := len(primary) + 64
+	for _, k := range keys {
+		w += len(k) + 16
+	}
+	return w
 }

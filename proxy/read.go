@@ -54,6 +54,11 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 	defer primaryKeys.Put(kb)
 	t.primary = p.primaryKey(ctx, (*kb)[:0])
 	*kb = t.primary[:0] // keep a grown buffer
+	if len(t.primary) > p.cfg.MaxKeyBytes {
+		p.errorJSON(ctx, fasthttp.StatusRequestURITooLong, "uri_too_long",
+			"the request's cache key (scheme, host, path and query) exceeds "+strconv.Itoa(p.cfg.MaxKeyBytes)+" bytes")
+		return outcomeError
+	}
 	p.lookup(&t)
 	var meta *cachepolicy.Meta
 	if t.hasEnt {
@@ -78,15 +83,18 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 }
 
 // recv parses the request's cache directives. It reports false for
-// requests with Authorization: never answered from the cache, their
-// responses stored only as RFC 9111 §3.5 allows (authorized.go). The internal fields a client must not send
+// requests with Authorization on any of its lines, even an empty one (an
+// empty first line followed by "Authorization: Bearer …" is still an
+// authorized request, whichever line the origin reads): never answered
+// from the cache, their responses stored only as RFC 9111 §3.5 allows
+// (authorized.go). The internal fields a client must not send
 // (Edgecache-Fresh, Edgecache-Groups) are left where they are: nothing
 // reads them from a client, and originRequest never forwards them
 // (cachepolicy.FieldRules.Forward); deleting them here cost a hit more than
 // its whole lookup.
 func (p *Proxy) recv(t *txn) bool {
 	h := &t.ctx.Request.Header
-	auth := len(h.PeekCanonical(hdrAuthorization)) > 0
+	auth := len(h.PeekAll("Authorization")) > 0
 	t.creq = cachepolicy.NewRequest(h.Method(), requestList(h, "Cache-Control"), requestList(h, "Pragma"), auth)
 	return !auth
 }
@@ -122,8 +130,12 @@ func (p *Proxy) mcKeys(t *txn) {
 	t.ukey = store.GroupKey(store.URLGroup(pk))
 }
 
+// primaryKey appends the request's primary cache key to dst, with only the
+// query parameters PROXY_QUERY_ALLOW keeps for its path (query.go).
 func (p *Proxy) primaryKey(ctx *fasthttp.RequestCtx, dst []byte) []byte {
-	return cachepolicy.AppendKey(dst, scheme(ctx), ctx.Request.Header.Host(), ctx.URI().PathOriginal(), ctx.URI().QueryString())
+	var qbuf [256]byte
+	q := p.query.keep(qbuf[:0], ctx.Path(), ctx.URI().QueryString())
+	return cachepolicy.AppendKey(dst, scheme(ctx), ctx.Request.Header.Host(), ctx.URI().PathOriginal(), q)
 }
 
 var schemeHTTP, schemeHTTPS = []byte("http"), []byte("https")
@@ -261,8 +273,33 @@ func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
 		c.buckets = append(c.buckets, p.lease.Bucket(k))
 	}
 	c.checked.Store(checked)
-	// the entry, its keys and the header kept for its answers
-	p.l1.Add(primary, c, int64(len(e.Body)+len(e.VaryKey)+512+128*len(e.Headers)))
+	p.l1.Add(primary, c, l1Weight(primary, c))
+}
+
+// Estimates of the memory an L1 copy takes besides its bytes: the l1Entry
+// with its entry, the LRU's list element and map slot, the answer header
+// kept for its hits (a fasthttp.ResponseHeader); and per stored field, its
+// slices in the entry and its key/value pair in that header.
+const (
+	l1EntryOverhead = 1024
+	l1FieldOverhead = 112
+)
+
+// l1Weight is what an L1 copy costs the process, in bytes: its primary key
+// (the LRU's map key: a client picks its length), its lookup keys and
+// lease buckets, its body, Vary key and fields (twice: in the entry and in
+// the answer header kept for its hits), and the overheads above. An
+// estimate, but one that grows with everything a client or the origin
+// makes longer, so that PROXY_L1_BYTES bounds the heap.
+func l1Weight(primary string, c *l1Entry) int64 {
+	w := len(primary) + len(c.ent.Body) + len(c.ent.VaryKey) + 4*len(c.buckets) + l1EntryOverhead
+	for _, k := range c.keys {
+		w += len(k) + 16
+	}
+	for _, f := range c.ent.Headers {
+		w += 2*(len(f.Name)+len(f.Value)) + l1FieldOverhead
+	}
+	return int64(w)
 }
 
 // fetchGroups reads the values of e's groups that items lacks (one more

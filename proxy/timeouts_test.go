@@ -17,7 +17,8 @@ import (
 func TestClientTimeoutsFire(t *testing.T) {
 	o := newScripted(t)
 	cfg := memConfig(o.url())
-	cfg.ReadTimeout, cfg.IdleTimeout = 300*time.Millisecond, 300*time.Millisecond
+	cfg.HeaderTimeout, cfg.IdleTimeout = 300*time.Millisecond, 300*time.Millisecond
+	cfg.ReadTimeout = time.Hour // the body's: the head alone must time out
 	p := startProxyOver(t, cfg, memstore.New(1))
 
 	stalled := dial(t, p)

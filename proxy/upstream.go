@@ -30,10 +30,11 @@ type upstream struct {
 // skipping ejected ones (unless every one is), and sends each request to at
 // most two of them (see do).
 type origins struct {
-	ups  []*upstream
-	next atomic.Uint32
-	log  *zap.Logger
-	m    *metricSet
+	ups   []*upstream
+	next  atomic.Uint32
+	log   *zap.Logger
+	m     *metricSet
+	limit *concurrencyLimit // requests in flight to every origin together (originlimit.go)
 
 	readTimeout   time.Duration // one read attempt
 	ejectAfter    int32         // consecutive failures that eject
@@ -46,7 +47,9 @@ type origins struct {
 func newOrigins(cfg Config, log *zap.Logger, m *metricSet) (*origins, error) {
 	o := &origins{log: log, m: m, readTimeout: cfg.OriginReadTimeout, ejectAfter: int32(cfg.OriginEjectAfter),
 		downFor: cfg.OriginDownFor, maxDownFor: cfg.OriginMaxDownFor,
-		probeInterval: cfg.OriginProbeInterval, probeTimeout: cfg.OriginProbeTimeout}
+		probeInterval: cfg.OriginProbeInterval, probeTimeout: cfg.OriginProbeTimeout,
+		limit: newConcurrencyLimit(cfg.OriginConcurrencyMin, cfg.OriginConcurrencyMax)}
+	m.originLimit(o.limit)
 	for _, base := range cfg.Origins {
 		u, err := url.Parse(base)
 		if err != nil {
@@ -164,13 +167,19 @@ func (o *origins) do(req *fasthttp.Request, resp *fasthttp.Response, safe bool, 
 		if len(req.Header.Host()) == 0 {
 			req.Header.SetHost(u.host)
 		}
+		if !o.limit.acquire() {
+			o.m.originRequests["overloaded"].Inc()
+			return errOriginOverloaded
+		}
 		start := time.Now()
 		try := deadline
 		if t := start.Add(o.readTimeout); safe && t.Before(deadline) {
 			try = t
 		}
 		err = u.hc.DoDeadline(req, resp, try)
-		o.m.originDuration.UpdateDuration(start)
+		end := time.Now()
+		o.limit.release(end, end.Sub(start), err == nil || errors.Is(err, fasthttp.ErrTimeout))
+		o.m.originDuration.Update(end.Sub(start).Seconds())
 		if err == nil {
 			status := resp.StatusCode()
 			switch {

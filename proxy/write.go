@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -15,13 +16,33 @@ import (
 // may still have committed: the target URI is invalidated all the same, and
 // the answer says "Edgecache-Invalidation: pending" — the durable
 // invalidator moves the data's groups from the database's own log.
+//
+// While every origin is ejected, a write is refused at once with a 503 and
+// Retry-After: nothing of it was sent, so the client knows it was not
+// applied, where trying the least recently failed origin (as reads do, see
+// pick) would hold it for up to PROXY_ORIGIN_TIMEOUT and then leave it in
+// doubt (504, pending).
 func (p *Proxy) write(ctx *fasthttp.RequestCtx) string {
+	if p.origins.allEjected() {
+		p.errorJSON(ctx, fasthttp.StatusServiceUnavailable, "origin_unavailable",
+			"every origin is out of service; the write was not sent, retry shortly")
+		ctx.Response.Header.Set("Retry-After", "1")
+		return outcomeError
+	}
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
+	body, ok := p.readBody(ctx)
+	if !ok {
+		return outcomeError
+	}
 	p.originRequest(ctx, req, false)
-	req.SetBodyRaw(ctx.PostBody())
+	req.SetBodyRaw(body)
 	err := p.origins.do(req, resp, false, time.Now().Add(p.cfg.OriginTimeout))
+	if errors.Is(err, errOriginOverloaded) { // not sent: nothing to invalidate
+		p.originFailed(ctx, err)
+		return outcomeError
+	}
 	if err != nil {
 		p.invalidateUnknown(ctx)
 		p.originFailed(ctx, err)

@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The limit follows the origins' latency (pure logic): it stays at its
+// ceiling while latency is flat, falls when latency jumps above the
+// baseline, never below its floor, and grows back once latency is
+// normal again.
+func TestConcurrencyLimitFollowsLatency(t *testing.T) {
+	c := newConcurrencyLimit(4, 100)
+	c.inflight = 80 // the limit is in use
+	for range 20 {
+		c.update(0.010)
+	}
+	if c.limit != 100 {
+		t.Fatalf("flat latency: limit %.1f, want 100", c.limit)
+	}
+	for range 20 {
+		c.update(0.100)
+	}
+	if c.limit > 25 {
+		t.Fatalf("latency ×10 for 2 s: limit %.1f, want it below 25", c.limit)
+	}
+	for range 200 {
+		c.update(5)
+	}
+	if c.limit < 4 {
+		t.Fatalf("limit %.1f below the floor 4", c.limit)
+	}
+	for range 100 {
+		c.update(0.010)
+	}
+	if c.limit < 90 {
+		t.Fatalf("latency back to normal: limit %.1f, want it back near 100", c.limit)
+	}
+}
+
+// Beyond the limit nothing is sent: a miss gets a 503 with Retry-After at
+// once, a stale entry is served instead where there is one, a write gets
+// the 503 without a pending invalidation (it was not sent). Here the limit
+// is fixed at 4 and four requests hang at the origin.
+func TestBeyondTheOriginLimitStaleOrFast503(t *testing.T) {
+	o := newScripted(t)
+	arrived, release := make(chan struct{}, 8), make(chan struct{})
+	o.handle("/limit/hang", func(ctx *fasthttp.RequestCtx) {
+		arrived <- struct{}{}
+		<-release
+		cacheable("late")(ctx)
+	})
+	o.handle("/limit/stale", func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "max-age=10") // stale when stored; servable when the origin cannot be asked
+		ctx.Response.Header.Set("Age", "50")
+		ctx.Response.Header.Set("ETag", `"1"`)
+		ctx.SetBodyString("old")
+	})
+	o.handle("/limit/new", cacheable("new"))
+	cfg := testConfig(o.url())
+	cfg.OriginConcurrencyMin, cfg.OriginConcurrencyMax = 4, 4
+	p := startProxy(t, cfg)
+	if r := get(t, p, "/limit/stale"); !strings.Contains(cacheStatus(r), "stored") {
+		t.Fatalf("warm-up: %q", cacheStatus(r))
+	}
+	var hung sync.WaitGroup
+	for i := range 4 {
+		hung.Add(1)
+		go func() { defer hung.Done(); get(t, p, "/limit/hang?i="+strconv.Itoa(i)) }()
+	}
+	for range 4 {
+		<-arrived
+	}
+	defer func() { close(release); hung.Wait() }()
+
+	r := get(t, p, "/limit/new")
+	if r.StatusCode() != 503 || jsonErrorCode(t, r) != "origin_overloaded" || string(r.Header.Peek("Retry-After")) != "1" {
+		t.Fatalf("miss beyond the limit: %d %s %s", r.StatusCode(), r.Header.Header(), r.Body())
+	}
+	r = get(t, p, "/limit/stale")
+	if r.StatusCode() != 200 || string(r.Body()) != "old" || !strings.Contains(cacheStatus(r), "detail=origin-overloaded") {
+		t.Fatalf("stale entry beyond the limit: %d %q %q", r.StatusCode(), r.Body(), cacheStatus(r))
+	}
+	w := do(t, p, "PUT", "/limit/new", nil, "{}")
+	if w.StatusCode() != 503 || jsonErrorCode(t, w) != "origin_overloaded" || len(w.Header.Peek(hdrInvalidation)) > 0 {
+		t.Fatalf("write beyond the limit: %d %s %s", w.StatusCode(), w.Header.Header(), w.Body())
+	}
+	if n := o.hits("/limit/new"); n != 0 {
+		t.Fatalf("origin asked %d times beyond the limit", n)
+	}
+}
