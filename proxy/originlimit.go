@@ -62,8 +62,10 @@ func (c *concurrencyLimit) acquire() bool {
 }
 
 // release gives the slot back; latency is the request's, sampled when
-// sample is set (an answer or a timeout: a refused connection says nothing
-// of queueing).
+// sample is set: for answers only. An overloaded origin still answers,
+// slowly; a hung or unreachable one is the health checks' to eject
+// (originhealth.go), and its timeouts must not shrink the limit that the
+// healthy origins share.
 func (c *concurrencyLimit) release(now time.Time, latency time.Duration, sample bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
