@@ -233,3 +233,35 @@ func TestColdKeysOnALaggingReplicaSeeTheWrite(t *testing.T) {
 		}
 	}
 }
+
+// A multipart form is a body like any other: over the limit it is refused
+// unread (fasthttp's own multipart pre-parse would read it whatever its
+// length), under it forwarded byte for byte.
+func TestMultipartBodyIsNotParsed(t *testing.T) {
+	o := newScripted(t)
+	var got []byte
+	o.handle("/protect/form", func(ctx *fasthttp.RequestCtx) { got = append([]byte(nil), ctx.PostBody()...) })
+	cfg := testConfig(o.url())
+	cfg.MaxBodyBytes = 1024
+	p := startProxy(t, cfg)
+	c := dial(t, p)
+	io.WriteString(c, "POST /protect/form HTTP/1.1\r\nHost: edge.test\r\nContent-Type: multipart/form-data; boundary=b\r\n"+
+		"Content-Length: 1048576\r\n\r\n--b\r\n")
+	resp := new(fasthttp.Response)
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 413 || !strings.Contains(string(resp.Body()), `"code":"body_too_large"`) {
+		t.Fatalf("multipart body over the limit: %d %s, want the JSON 413", resp.StatusCode(), resp.Body())
+	}
+	form := "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b--\r\n"
+	c = dial(t, p)
+	io.WriteString(c, "POST /protect/form HTTP/1.1\r\nHost: edge.test\r\nContent-Type: multipart/form-data; boundary=b\r\n"+
+		"Content-Length: "+strconv.Itoa(len(form))+"\r\n\r\n"+form)
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 200 || string(got) != form {
+		t.Fatalf("multipart body under the limit: %d, origin got %q", resp.StatusCode(), got)
+	}
+}
