@@ -83,11 +83,11 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 // such requests are passed and their responses not stored, whatever the
 // response allows) on any of its lines, even an empty one: an empty first
 // line followed by "Authorization: Bearer …" is still an authorized
-// request, whichever line the origin reads. The internal fields a client must not send
-// (Edgecache-Fresh, Edgecache-Groups) are left where they are: nothing
-// reads them from a client, and originRequest never forwards them
-// (cachepolicy.FieldRules.Forward); deleting them here cost a hit more than
-// its whole lookup.
+// request, whichever line the origin reads. The internal fields a client
+// must not send (Edgecache-Fresh, Edgecache-Groups) are left where they
+// are: nothing reads them from a client, and originRequest never forwards
+// them (cachepolicy.FieldRules.Forward); deleting them here cost a hit
+// more than its whole lookup.
 func (p *Proxy) recv(t *txn) bool {
 	h := &t.ctx.Request.Header
 	auth := len(h.PeekAll("Authorization")) > 0
