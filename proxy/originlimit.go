@@ -28,7 +28,7 @@ var errOriginOverloaded = &originError{fasthttp.StatusServiceUnavailable, "origi
 const (
 	limitWindow    = 100 * time.Millisecond // latency is averaged over at least this long
 	limitTolerance = 1.5                    // latency up to 1.5 × the baseline is not queueing
-	limitSmoothing = 0.2                    // each window moves the limit a fifth of the way
+	limitSmoothing = 0.2                    // a window grows the limit a fifth of the way
 	baselineWeight = 0.01                   // the baseline follows the windows over about 100 of them (10 s)
 )
 
@@ -62,8 +62,10 @@ func (c *concurrencyLimit) acquire() bool {
 }
 
 // release gives the slot back; latency is the request's, sampled when
-// sample is set (an answer or a timeout: a refused connection says nothing
-// of queueing).
+// sample is set: for answers only. An overloaded origin still answers,
+// slowly; a hung or unreachable one is the health checks' to eject
+// (originhealth.go), and its timeouts must not shrink the limit that the
+// healthy origins share.
 func (c *concurrencyLimit) release(now time.Time, latency time.Duration, sample bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -99,7 +101,10 @@ func (c *concurrencyLimit) update(latency float64) {
 	}
 	gradient := max(0.5, min(1, limitTolerance*c.baseline/latency))
 	next := c.limit*gradient + math.Sqrt(c.limit)
-	c.limit = max(c.min, min(c.max, c.limit*(1-limitSmoothing)+next*limitSmoothing))
+	if next > c.limit {
+		next = c.limit*(1-limitSmoothing) + next*limitSmoothing // grow gently
+	} // shrink at once, as Envoy's gradient controller does: the queue is there now
+	c.limit = max(c.min, min(c.max, next))
 }
 
 // current returns the limit and the requests in flight, for metrics.

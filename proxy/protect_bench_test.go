@@ -4,8 +4,11 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -75,6 +78,72 @@ func BenchmarkAnnouncedBodies(b *testing.B) {
 			}
 			time.Sleep(time.Second) // the proxy reads the heads
 			b.ReportMetric(float64(heapAlloc()-before)/(1<<20), "heap-MiB")
+		})
+	}
+}
+
+// BenchmarkOriginOverload: an origin serves 8 requests at a time, 5 ms
+// each (1,600/s). 4 clients doing misses (distinct keys) for 1 s, then 64
+// for 3 s: with the adaptive limit, and with it out of reach. It reports,
+// for the 3 s of overload, the answered requests per second, their p50
+// and p99, the 503s per second, and the limit at the end. Run with
+// -benchtime=1x.
+func BenchmarkOriginOverload(b *testing.B) {
+	for _, adaptive := range []bool{true, false} {
+		name := "adaptive"
+		if !adaptive {
+			name = "unlimited"
+		}
+		b.Run(name, func(b *testing.B) {
+			o := newScripted(b)
+			workers := make(chan struct{}, 8)
+			o.handle("/overload", func(ctx *fasthttp.RequestCtx) {
+				workers <- struct{}{}
+				time.Sleep(5 * time.Millisecond)
+				<-workers
+				cacheable("x")(ctx)
+			})
+			cfg := testConfig(o.url())
+			if !adaptive {
+				cfg.OriginConcurrencyMin, cfg.OriginConcurrencyMax = 1<<20, 1<<20
+			}
+			p := startProxy(b, cfg)
+			var seq atomic.Int64
+			run := strconv.FormatInt(time.Now().UnixNano(), 36)
+			load := func(clients int, d time.Duration) (ok []time.Duration, refused int) {
+				var mu sync.Mutex
+				var wg sync.WaitGroup
+				end := time.Now().Add(d)
+				for range clients {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for time.Now().Before(end) {
+							start := time.Now()
+							r := get(b, p, "/overload?run="+run+"&i="+strconv.FormatInt(seq.Add(1), 36))
+							took := time.Since(start)
+							mu.Lock()
+							if r.StatusCode() == 200 {
+								ok = append(ok, took)
+							} else {
+								refused++
+							}
+							mu.Unlock()
+						}
+					}()
+				}
+				wg.Wait()
+				return ok, refused
+			}
+			load(4, time.Second)
+			ok, refused := load(64, 3*time.Second)
+			slices.Sort(ok)
+			limit, _ := p.origins.limit.current()
+			b.ReportMetric(float64(len(ok))/3, "ok/s")
+			b.ReportMetric(float64(ok[len(ok)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(ok[len(ok)*99/100].Microseconds())/1000, "p99-ms")
+			b.ReportMetric(float64(refused)/3, "503/s")
+			b.ReportMetric(limit, "limit")
 		})
 	}
 }

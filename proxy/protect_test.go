@@ -155,7 +155,12 @@ func rawGet(t *testing.T, p *Proxy, path, lines string) *fasthttp.Response {
 // empty first line must not hide a token on the second.
 func TestEveryAuthorizationLineMakesAPass(t *testing.T) {
 	o := newScripted(t)
-	o.handle("/protect/auth", cacheable(`{"id":1}`))
+	// max-age alone: nothing in RFC 9111 §3.5 lets a shared cache store
+	// the answer to an authorized request.
+	o.handle("/protect/auth", func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Cache-Control", "max-age=60")
+		ctx.SetBodyString(`{"id":1}`)
+	})
 	p := startProxy(t, testConfig(o.url()))
 	r := rawGet(t, p, "/protect/auth", "Authorization:\r\nAuthorization: Bearer secret\r\n")
 	if !strings.Contains(cacheStatus(r), "fwd=bypass") || strings.Contains(cacheStatus(r), "stored") {
@@ -231,5 +236,37 @@ func TestColdKeysOnALaggingReplicaSeeTheWrite(t *testing.T) {
 		if len(l.Posts) != 1 || l.Posts[0].Version != v2.Version {
 			t.Fatalf("STALE list page limit=%d: %s (Cache-Status %q), want version %d", limit, r.Body(), cacheStatus(r), v2.Version)
 		}
+	}
+}
+
+// A multipart form is a body like any other: over the limit it is refused
+// unread (fasthttp's own multipart pre-parse would read it whatever its
+// length), under it forwarded byte for byte.
+func TestMultipartBodyIsNotParsed(t *testing.T) {
+	o := newScripted(t)
+	var got []byte
+	o.handle("/protect/form", func(ctx *fasthttp.RequestCtx) { got = append([]byte(nil), ctx.PostBody()...) })
+	cfg := testConfig(o.url())
+	cfg.MaxBodyBytes = 1024
+	p := startProxy(t, cfg)
+	c := dial(t, p)
+	io.WriteString(c, "POST /protect/form HTTP/1.1\r\nHost: edge.test\r\nContent-Type: multipart/form-data; boundary=b\r\n"+
+		"Content-Length: 1048576\r\n\r\n--b\r\n")
+	resp := new(fasthttp.Response)
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 413 || !strings.Contains(string(resp.Body()), `"code":"body_too_large"`) {
+		t.Fatalf("multipart body over the limit: %d %s, want the JSON 413", resp.StatusCode(), resp.Body())
+	}
+	form := "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--b--\r\n"
+	c = dial(t, p)
+	io.WriteString(c, "POST /protect/form HTTP/1.1\r\nHost: edge.test\r\nContent-Type: multipart/form-data; boundary=b\r\n"+
+		"Content-Length: "+strconv.Itoa(len(form))+"\r\n\r\n"+form)
+	if err := resp.Read(bufio.NewReader(c)); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode() != 200 || string(got) != form {
+		t.Fatalf("multipart body under the limit: %d, origin got %q", resp.StatusCode(), got)
 	}
 }

@@ -152,8 +152,12 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 		// handler reads the rest itself, within the limit (body.go).
 		StreamRequestBody:  true,
 		MaxRequestBodySize: cfg.MaxBodyBytes,
-		CloseOnShutdown:    true,
-		Logger:             zapLogger{log},
+		// The body is forwarded as sent, never parsed: fasthttp's
+		// multipart pre-parse would read a form of any announced length
+		// (to temporary files past 16 MiB), whatever the limit says.
+		DisablePreParseMultipartForm: true,
+		CloseOnShutdown:              true,
+		Logger:                       zapLogger{log},
 	}
 	p.admin = p.newAdminServer()
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -290,13 +294,6 @@ func (g *groupMemory) set(primary string, keys []string) {
 	}
 	g.m[primary] = keys
 	g.now += w
-}
-
-// bytes is the weight of what is remembered.
-func (g *groupMemory) bytes() int {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	return g.now
 }
 
 // groupMemoryWeight estimates what remembering keys under primary costs:

@@ -178,7 +178,7 @@ func (o *origins) do(req *fasthttp.Request, resp *fasthttp.Response, safe bool, 
 		}
 		err = u.hc.DoDeadline(req, resp, try)
 		end := time.Now()
-		o.limit.release(end, end.Sub(start), err == nil || errors.Is(err, fasthttp.ErrTimeout))
+		o.limit.release(end, end.Sub(start), err == nil)
 		o.m.originDuration.Update(end.Sub(start).Seconds())
 		if err == nil {
 			status := resp.StatusCode()
