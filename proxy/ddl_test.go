@@ -61,8 +61,10 @@ func TestSchemaChangesTypedIntoTheDatabaseReachEveryProxy(t *testing.T) {
 				t.Fatalf("the post is not served from the cache before the change: %q", cs)
 			}
 
+			start := time.Now()
 			tc.change(t, db, post.ID)
 			waitSchemaRecorded(t, inv, db)
+			t.Logf("the change began %s before the invalidator recorded it", time.Since(start).Round(time.Millisecond))
 			for i, p := range []*Proxy{p1, p2} {
 				r := get(t, p, path)
 				var pp apiPost

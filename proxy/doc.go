@@ -15,8 +15,13 @@
 // "Edgecache-Invalidation: pending" (memcached could not take a move, or the
 // origin's answer was lost), the durable invalidator finishes the job within
 // its bound (poll interval plus one memcached round trip, about 10–50 ms)
-// once memcached is reachable from it. Writes that never pass the edge
-// (SQL typed by hand, batch jobs) are covered by the same durable path.
+// once memcached is reachable from it. Row changes that never pass the
+// edge (INSERT, UPDATE, DELETE typed by hand, batch jobs) are covered by
+// the same durable path. Schema changes the triggers cannot log (TRUNCATE,
+// DROP, RENAME, a restored backup) are found by the invalidator within
+// INVALIDATOR_DDL_INTERVAL and answered with a flush of memcached and a
+// lease duration's wait; what that does not cover is listed in
+// proxy/invalidator/doc.go and proxy/README.md.
 //
 // # Read path (read.go), after Varnish
 //
