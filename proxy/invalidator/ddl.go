@@ -2,6 +2,7 @@ package invalidator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -105,10 +106,11 @@ func (w *ddlWatch) check(s *session) error {
 	return nil
 }
 
-// failed handles a failed statement: a lost connection ends the term, a
-// refusal is logged (once per change) and retried at the next check.
+// failed handles a failed check: a lost connection ends the term; a
+// refusal, or a schema the check cannot read, is logged (once per change)
+// and retried at the next check.
 func (w *ddlWatch) failed(err error) error {
-	if !serverAnswered(err) {
+	if !serverAnswered(err) && !errors.Is(err, errNoTableID) {
 		return err
 	}
 	w.inv.m.ddlCheckFailures.Inc()
@@ -280,10 +282,13 @@ func (s *session) readTableIDs(view string, tables []string) (map[string]uint64,
 		"WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' AND t.TABLE_NAME IN (?"+strings.Repeat(", ?", len(tables)-1)+")",
 		args...)
 	if err == nil && len(noID) > 0 {
-		err = fmt.Errorf("no InnoDB table id for %v (not InnoDB?): a TRUNCATE of it cannot be detected", noID)
+		err = fmt.Errorf("%w: %v (not InnoDB?)", errNoTableID, noID)
 	}
 	return ids, err
 }
+
+// errNoTableID: a watched table has no InnoDB table id to compare.
+var errNoTableID = errors.New("no InnoDB table id, so a TRUNCATE cannot be detected")
 
 func (s *session) readStoredSchema() (schemaState, error) {
 	st := schemaState{}
