@@ -89,8 +89,13 @@ func (w *ddlWatch) check(s *session) error {
 	if !equalStates(cur, w.seen) {
 		w.seen = cur
 		w.inv.m.ddlDetected.Inc()
-		w.inv.log.Warn("schema change the triggers cannot log: flushing every memcached node",
-			zap.Strings("changes", describeChanges(stored, cur)))
+		if len(stored) == 0 {
+			w.inv.log.Info("no schema state recorded yet (first start with invalidation_ddl): flushing every memcached node once",
+				zap.Strings("tables", slices.Sorted(maps.Keys(cur))))
+		} else {
+			w.inv.log.Warn("schema change the triggers cannot log: flushing every memcached node",
+				zap.Strings("changes", describeChanges(stored, cur)))
+		}
 	}
 	// The state was read before the flush: a change made after the read
 	// is either flushed too or found at the next check.
