@@ -44,6 +44,8 @@ type ddlWatch struct {
 	flushedAt time.Time   // when that flush ended
 	missing   string      // the missing triggers last reported
 	failing   bool        // checks are failing: logged once per change
+	// flushes for a change are failing: logged once per change
+	flushFailing bool
 }
 
 func newDDLWatch(inv *Invalidator) *ddlWatch { return &ddlWatch{inv: inv} }
@@ -102,8 +104,15 @@ func (w *ddlWatch) check(s *session) error {
 	if err := w.inv.mover.FlushAll(); err != nil {
 		w.inv.m.ddlFlushFailures.Inc()
 		w.inv.setSchemaProblem("a schema change is not invalidated yet: " + err.Error())
-		w.inv.log.Warn("flushing memcached for a schema change failed; retrying", zap.Error(err))
+		if !w.flushFailing {
+			w.flushFailing = true
+			w.inv.log.Warn("flushing memcached for a schema change failed; retrying every INVALIDATOR_DDL_INTERVAL", zap.Error(err))
+		}
 		return nil
+	}
+	if w.flushFailing {
+		w.flushFailing = false
+		w.inv.log.Info("memcached flushed for the schema change after failures")
 	}
 	w.answered()
 	w.flushed, w.flushedAt = cur, time.Now()
