@@ -20,10 +20,13 @@
 // origin's answer was lost), the durable invalidator finishes the job within
 // its bound (poll interval + peer timeout + lease duration, 1.21 s by
 // default: the moves, then every lease holder told or its lease ended)
-// once memcached is whole again. Writes that never pass the edge (SQL typed
-// by hand, batch jobs) are covered by the same durable path; schema
-// changes that fire no trigger (TRUNCATE, DROP, RENAME) are detected by the
-// invalidator instead (proxy/PROTOCOL.md).
+// once memcached is whole again. Row changes that never pass the edge
+// (INSERT, UPDATE, DELETE typed by hand, batch jobs) are covered by the
+// same durable path. Schema changes the triggers cannot log (TRUNCATE,
+// DROP, RENAME, a restored backup) are found by the invalidator within
+// INVALIDATOR_DDL_INTERVAL and answered with a flush of memcached and a
+// lease duration's wait (proxy/PROTOCOL.md; what that does not cover is
+// listed in proxy/invalidator/doc.go and proxy/README.md).
 //
 // # Read path (read.go), after Varnish
 //

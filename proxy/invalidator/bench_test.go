@@ -1,6 +1,7 @@
 package invalidator
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -131,4 +132,34 @@ func BenchmarkCommitToApply(b *testing.B) {
 	b.ReportMetric(pct(0.99), "p99-ms")
 	b.ReportMetric(pct(1), "max-ms")
 	b.ReportMetric(float64(b.N)/writing.Seconds(), "tx/s")
+}
+
+// BenchmarkSchemaCheck is the cost of one look at the schema (the leader's
+// every INVALIDATOR_DDL_INTERVAL): the statements of ddlWatch.read on a
+// database with the test's posts table and its triggers.
+func BenchmarkSchemaCheck(b *testing.B) {
+	l := newTestLog(b)
+	for _, s := range postsDDL {
+		if _, err := l.db.Exec(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := testConfig(b, l)
+	inv, err := New(cfg, noMove{}, testLogger(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer inv.Close()
+	s, err := openSession(context.Background(), inv.db, cfg.LockName, cfg.SessionTimeout)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.close()
+	w := newDDLWatch(inv)
+	b.ResetTimer()
+	for range b.N {
+		if _, _, _, err := w.read(s); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

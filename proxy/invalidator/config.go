@@ -42,7 +42,7 @@ type Config struct {
 	PingInterval   time.Duration `env:"INVALIDATOR_PING_INTERVAL" envDefault:"1s" help:"how often the leader checks, on its locked connection, that it still holds the lock"`
 	SessionTimeout time.Duration `env:"INVALIDATOR_SESSION_TIMEOUT" envDefault:"5s" help:"wait_timeout (whole seconds) of the locked connection: a paused leader's session is dropped, and its lock freed, after this much silence"`
 
-	AdminListen     string        `env:"INVALIDATOR_ADMIN_LISTEN" envDefault:"127.0.0.1:8083" help:"admin listener (healthz, readyz, metrics, pprof); keep it private"`
+	AdminListen     string        `env:"INVALIDATOR_ADMIN_LISTEN" envDefault:"127.0.0.1:8083" help:"admin listener (healthz, readyz, metrics, pprof, POST invalidate-all); keep it private"`
 	ShutdownTimeout time.Duration `env:"INVALIDATOR_SHUTDOWN_TIMEOUT" envDefault:"5s" help:"on SIGTERM, the longest wait for the batch in hand and the admin listener's requests"`
 	LogLevel        string        `env:"INVALIDATOR_LOG_LEVEL" envDefault:"info" help:"level of the application log (JSON on stderr): debug, info, warn or error"`
 }

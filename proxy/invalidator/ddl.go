@@ -2,6 +2,7 @@ package invalidator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -43,6 +44,8 @@ type ddlWatch struct {
 	flushedAt time.Time   // when that flush ended
 	missing   string      // the missing triggers last reported
 	failing   bool        // checks are failing: logged once per change
+	// flushes for a change are failing: logged once per change
+	flushFailing bool
 }
 
 func newDDLWatch(inv *Invalidator) *ddlWatch { return &ddlWatch{inv: inv} }
@@ -88,16 +91,28 @@ func (w *ddlWatch) check(s *session) error {
 	if !equalStates(cur, w.seen) {
 		w.seen = cur
 		w.inv.m.ddlDetected.Inc()
-		w.inv.log.Warn("schema change the triggers cannot log: flushing every memcached node",
-			zap.Strings("changes", describeChanges(stored, cur)))
+		if len(stored) == 0 {
+			w.inv.log.Info("no schema state recorded yet (first start with invalidation_ddl): flushing every memcached node once",
+				zap.Strings("tables", slices.Sorted(maps.Keys(cur))))
+		} else {
+			w.inv.log.Warn("schema change the triggers cannot log: flushing every memcached node",
+				zap.Strings("changes", describeChanges(stored, cur)))
+		}
 	}
 	// The state was read before the flush: a change made after the read
 	// is either flushed too or found at the next check.
 	if err := w.inv.mover.FlushAll(); err != nil {
 		w.inv.m.ddlFlushFailures.Inc()
 		w.inv.setSchemaProblem("a schema change is not invalidated yet: " + err.Error())
-		w.inv.log.Warn("flushing memcached for a schema change failed; retrying", zap.Error(err))
+		if !w.flushFailing {
+			w.flushFailing = true
+			w.inv.log.Warn("flushing memcached for a schema change failed; retrying every INVALIDATOR_DDL_INTERVAL", zap.Error(err))
+		}
 		return nil
+	}
+	if w.flushFailing {
+		w.flushFailing = false
+		w.inv.log.Info("memcached flushed for the schema change after failures")
 	}
 	w.answered()
 	w.flushed, w.flushedAt = cur, time.Now()
@@ -105,10 +120,11 @@ func (w *ddlWatch) check(s *session) error {
 	return nil
 }
 
-// failed handles a failed statement: a lost connection ends the term, a
-// refusal is logged (once per change) and retried at the next check.
+// failed handles a failed check: a lost connection ends the term; a
+// refusal, or a schema the check cannot read, is logged (once per change)
+// and retried at the next check.
 func (w *ddlWatch) failed(err error) error {
-	if !serverAnswered(err) {
+	if !serverAnswered(err) && !errors.Is(err, errNoTableID) {
 		return err
 	}
 	w.inv.m.ddlCheckFailures.Inc()
@@ -280,10 +296,13 @@ func (s *session) readTableIDs(view string, tables []string) (map[string]uint64,
 		"WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_TYPE = 'BASE TABLE' AND t.TABLE_NAME IN (?"+strings.Repeat(", ?", len(tables)-1)+")",
 		args...)
 	if err == nil && len(noID) > 0 {
-		err = fmt.Errorf("no InnoDB table id for %v (not InnoDB?): a TRUNCATE of it cannot be detected", noID)
+		err = fmt.Errorf("%w: %v (not InnoDB?)", errNoTableID, noID)
 	}
 	return ids, err
 }
+
+// errNoTableID: a watched table has no InnoDB table id to compare.
+var errNoTableID = errors.New("no InnoDB table id, so a TRUNCATE cannot be detected")
 
 func (s *session) readStoredSchema() (schemaState, error) {
 	st := schemaState{}

@@ -189,6 +189,35 @@ func TestFailoverWithoutSchemaChangeDoesNotFlush(t *testing.T) {
 	}
 }
 
+// A schema the check cannot read is loud (readyz, a metric) but stops
+// nothing: the leader keeps its lock and applies the log.
+func TestSchemaCheckFailingKeepsApplyingTheLog(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		ddl    []string
+		readyz string
+	}{
+		{"no invalidation_ddl", []string{"DROP TABLE invalidation_ddl"}, "invalidation_ddl"},
+		{"not InnoDB", []string{"ALTER TABLE posts ENGINE=MyISAM"}, "no InnoDB table id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newTestLog(t)
+			l.exec(postsDDL...)
+			l.exec(tc.ddl...)
+			inv := startInvalidator(t, ddlConfig(t, l), newRecorder(), testLogger(t))
+			waitUntil(t, "the check fails", func() bool { return inv.m.ddlCheckFailures.Get() > 0 }, inv)
+			l.append(entry{"post/1", 2})
+			waitUntil(t, "the row is applied", func() bool { _, n := inv.Applied(); return n == 1 }, inv)
+			if code, body := get(t, inv, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, tc.readyz) {
+				t.Errorf("readyz %d %q, want 503 naming %q", code, body, tc.readyz)
+			}
+			if lost := inv.m.leaderLost.Get(); lost != 0 {
+				t.Errorf("the leader stepped down %d times over a schema it cannot check", lost)
+			}
+		})
+	}
+}
+
 // A flush that fails (memcached stalled) records nothing: the change is
 // retried until memcached answers, then invalidated.
 func TestSchemaChangeWaitsForMemcached(t *testing.T) {

@@ -29,6 +29,40 @@
 // (the failed rows do not pin the head of every read) nor is hammered by
 // retries.
 //
+// # Schema changes
+//
+// Triggers log rows. TRUNCATE, DROP TABLE, RENAME TABLE, a restored backup,
+// a dropped or re-created trigger and a truncated invalidation_log change
+// what the proxies cache without a row (ddl.go). Every DDLInterval,
+// between rounds, the leader reads, for each watched table (every table
+// with a trigger that writes invalidation_log, every table recorded in
+// invalidation_ddl, and invalidation_log), InnoDB's table id (a new one
+// for every TRUNCATE and CREATE; CREATE_TIME stays the same across a
+// TRUNCATE in MariaDB 10.11, so it cannot tell) and its triggers with
+// their creation times, and compares them with invalidation_ddl.
+//
+// A difference flushes every memcached node (Mover.FlushAll): entries name
+// row groups, not tables, so all must go. Every group created again has a
+// new incarnation, so no entry recorded before validates (package store),
+// and every copy of the lease registry is gone, so every lease holder loses
+// its lease at its next renewal, at the latest one lease duration after
+// the flush (package lease). Only after that duration is the new state
+// written to invalidation_ddl: a leader that dies before leaves the change
+// to the next one, which finds it against the old state, however long
+// nobody led. A flush that fails records nothing and is retried at the
+// next check. The state is read before the flush, so a change made during
+// the flush is found at the next check.
+//
+// A watched table that exists without AFTER INSERT, UPDATE and DELETE
+// triggers writing the log can no longer be invalidated row by row: the
+// leader logs an error, sets edgecache_invalidator_log_triggers_missing and
+// fails /readyz until the triggers are back, or until the table's row is
+// deleted from invalidation_ddl (a table dropped for good). A statement
+// the server refuses (no invalidation_ddl, no PROCESS privilege to read
+// InnoDB's table ids) is logged and retried; the log is applied meanwhile.
+// InvalidateAll (POST /invalidate-all) does the flush and the wait on
+// demand, for what the check cannot see.
+//
 // # Election
 //
 // The leader holds a MySQL named lock, GET_LOCK(INVALIDATOR_LOCK_NAME, 0),
