@@ -3,6 +3,8 @@ package proxy
 import (
 	"testing"
 	"time"
+
+	"edgecache/proxy/store"
 )
 
 // The simulator's counterexamples, kept as scripts over its world: each
@@ -47,6 +49,45 @@ func TestSimNotificationForAnotherMember(t *testing.T) {
 	w.advance(simLease / 3)
 	w.write(0, 0)
 	w.read(1, 0)
+	if w.failure != "" {
+		t.Fatal(w.failure)
+	}
+}
+
+// A write answered "pending" (the list group's node down), its writer
+// killed with the move queued: the durable invalidator must move the group
+// within the bound once the node is back, not up to
+// INVALIDATOR_RETRY_MAX later, while every proxy reads the old list.
+func TestSimPendingWriteOfAKilledWriter(t *testing.T) {
+	w := newSimWorld(t, 1, testing.Verbose())
+	defer w.close()
+	w.startProc(0, "")
+	w.startProc(1, "")
+	w.advance(10 * time.Millisecond)
+	w.read(1, -1)
+	w.read(1, -1)
+	node := w.st.NodeOf(store.GroupKey("list"))
+	lk := store.GroupKey("list")
+	moved := 0 // the invalidator's attempts to move the list group
+	w.st.Before(func(op, key string) {
+		if op == "Move" && key == lk {
+			moved++
+		}
+		w.hook(op, key)
+	})
+	w.setDown(node, true)
+	w.upAt[node] = w.clock.Now().Add(time.Hour) // back when the script says
+	w.write(0, 0)
+	w.kill(0, false)
+	// Down long enough for the invalidator's retries to back off, then
+	// back just after one of them failed.
+	w.advance(3 * time.Second)
+	for n := moved; moved == n; {
+		w.advance(simPoll)
+	}
+	w.setDown(node, false)
+	w.advance(simBound)
+	w.read(1, -1)
 	if w.failure != "" {
 		t.Fatal(w.failure)
 	}

@@ -178,7 +178,7 @@ func (w *simWorld) close() {
 type memMover struct{ st *memstore.Store }
 
 func (m memMover) Move(group string, version uint64) error {
-	return m.st.MoveOrQueue(group, version)
+	return m.st.Move(group, version)
 }
 
 func (m memMover) FlushAll() error {
@@ -382,7 +382,7 @@ func (w *simWorld) fault(i int) {
 	sp := w.procs[i]
 	switch x := w.rng.IntN(15); x {
 	case 6, 7:
-		if w.rng.IntN(3) != 0 { // processes die less often than caches hiccup
+		if w.rng.IntN(3) != 0 && !w.anyDown() { // processes die less often than caches hiccup, but a death during an outage is the case that matters
 			return
 		}
 		w.kill(i, x == 7)
@@ -405,7 +405,11 @@ func (w *simWorld) fault(i int) {
 	case 3, 4, 5: // a node stalls or is unreachable, then comes back with its contents
 		n := w.rng.IntN(simNodes)
 		w.setDown(n, true)
-		w.upAt[n] = w.clock.Now().Add(time.Duration(50+w.rng.IntN(1500)) * time.Millisecond)
+		d := time.Duration(50+w.rng.IntN(1500)) * time.Millisecond
+		if w.rng.IntN(3) == 0 { // out long enough for retries to back off
+			d = time.Duration(2000+w.rng.IntN(4000)) * time.Millisecond
+		}
+		w.upAt[n] = w.clock.Now().Add(d)
 	case 8:
 		sp.paused = !sp.paused
 		w.logf("%s paused=%v", sp.id, sp.paused)
@@ -466,6 +470,15 @@ func later(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+func (w *simWorld) anyDown() bool {
+	for _, d := range w.down {
+		if d {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *simWorld) setDown(n int, down bool) {

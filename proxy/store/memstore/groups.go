@@ -63,6 +63,21 @@ func (s *Store) MoveOrQueue(name string, origin uint64) error {
 	})
 }
 
+// Move moves group name forward, as store.Store's Move does for the
+// durable invalidator: a node that is down fails it, and nothing is queued
+// (the log row stays, and the invalidator tries again).
+func (s *Store) Move(name string, origin uint64) error {
+	key := store.GroupKey(name)
+	return s.do("Move", key, func() error {
+		nd := &s.nodes[s.NodeOf(key)]
+		if nd.down {
+			return store.ErrUnavailable
+		}
+		s.move(nd, key, origin)
+		return nil
+	})
+}
+
 // move leaves the next epoch under key, or a new incarnation if the key is
 // missing or garbled.
 func (s *Store) move(nd *node, key string, origin uint64) {
