@@ -57,7 +57,7 @@ type Config struct {
 	MemcachedProbeInterval time.Duration `env:"PROXY_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
 
 	L1Bytes          int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; while this proxy holds an invalidation lease a hit there asks nothing of memcached, else it reads only its group versions, batched with other requests; 0 turns L1 off"`
-	GroupMemoryBytes int           `env:"PROXY_GROUP_MEMORY_BYTES" envDefault:"16777216" help:"memory of which groups each cache key's entry uses (a hint that saves a memcached round trip per L2 hit), in bytes, keys included; when full it starts over"`
+	GroupMemoryBytes int           `env:"PROXY_GROUP_MEMORY_BYTES" envDefault:"67108864" help:"memory of which groups each cache key's entry uses (a hint that saves a memcached round trip per L2 hit), in bytes, keys included (about 200 bytes a key of the origin's API: 64 MiB holds some 330,000, the former count bound was 200,000 keys); when full it starts over"`
 	MaxKeyBytes      int           `env:"PROXY_MAX_KEY_BYTES" envDefault:"8192" help:"longest cache key of a GET or HEAD (scheme, host, path and query, after normalisation); a longer one is answered 414 uri_too_long without asking the origin"`
 	MaxObjectBytes   int           `env:"PROXY_MAX_OBJECT_BYTES" envDefault:"524288" help:"largest response stored in memcached; larger ones pass through uncached"`
 	MaxTTL           time.Duration `env:"PROXY_MAX_TTL" envDefault:"24h" help:"upper bound on how long an entry is kept in memcached (freshness + stale windows)"`

@@ -42,8 +42,7 @@ func TestMissingPostIsCachedUntilCreated(t *testing.T) {
 		t.Fatalf("post read after its creation was acknowledged: %d %s (Cache-Status %q)", r.StatusCode(), r.Body(), cacheStatus(r))
 	}
 
-	// Deleted: its 404 is stored too (the key's group is known before the
-	// fetch), and served from the cache.
+	// Deleted: its 404 is stored too, and served from the cache.
 	del := do(t, p1, "DELETE", fmt.Sprintf("/v1/posts/%d", next), map[string]string{"Authorization": "Bearer " + u.Token}, "")
 	if del.StatusCode() != 204 {
 		t.Fatalf("delete: %d %s", del.StatusCode(), del.Body())
