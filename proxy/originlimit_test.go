@@ -64,24 +64,25 @@ func TestBeyondTheOriginLimitStaleOrFast503(t *testing.T) {
 	cfg := testConfig(o.url())
 	cfg.OriginConcurrencyMin, cfg.OriginConcurrencyMax = 4, 4
 	p := startProxy(t, cfg)
-	if r := get(t, p, "/limit/stale"); !strings.Contains(cacheStatus(r), "stored") {
+	run := "?run=" + runID()
+	if r := get(t, p, "/limit/stale"+run); !strings.Contains(cacheStatus(r), "stored") {
 		t.Fatalf("warm-up: %q", cacheStatus(r))
 	}
 	var hung sync.WaitGroup
 	for i := range 4 {
 		hung.Add(1)
-		go func() { defer hung.Done(); get(t, p, "/limit/hang?i="+strconv.Itoa(i)) }()
+		go func() { defer hung.Done(); get(t, p, "/limit/hang"+run+"&i="+strconv.Itoa(i)) }()
 	}
 	for range 4 {
 		<-arrived
 	}
 	defer func() { close(release); hung.Wait() }()
 
-	r := get(t, p, "/limit/new")
+	r := get(t, p, "/limit/new"+run)
 	if r.StatusCode() != 503 || jsonErrorCode(t, r) != "origin_overloaded" || string(r.Header.Peek("Retry-After")) != "1" {
 		t.Fatalf("miss beyond the limit: %d %s %s", r.StatusCode(), r.Header.Header(), r.Body())
 	}
-	r = get(t, p, "/limit/stale")
+	r = get(t, p, "/limit/stale"+run)
 	if r.StatusCode() != 200 || string(r.Body()) != "old" || !strings.Contains(cacheStatus(r), "detail=origin-overloaded") {
 		t.Fatalf("stale entry beyond the limit: %d %q %q", r.StatusCode(), r.Body(), cacheStatus(r))
 	}

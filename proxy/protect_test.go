@@ -27,8 +27,9 @@ func TestL1AndGroupMemoryCountTheirKeys(t *testing.T) {
 	cfg.L1Bytes, cfg.GroupMemoryBytes = 1<<20, 512<<10
 	p := startProxy(t, cfg)
 	pad := strings.Repeat("x", 6<<10)
+	run := runID()
 	for i := range 300 {
-		r := get(t, p, "/protect/long?i="+strconv.Itoa(i)+"&pad="+pad)
+		r := get(t, p, "/protect/long?run="+run+"&i="+strconv.Itoa(i)+"&pad="+pad)
 		if !strings.Contains(cacheStatus(r), "stored") {
 			t.Fatalf("miss %d not stored: %d %q", i, r.StatusCode(), cacheStatus(r))
 		}
@@ -162,11 +163,12 @@ func TestEveryAuthorizationLineMakesAPass(t *testing.T) {
 		ctx.SetBodyString(`{"id":1}`)
 	})
 	p := startProxy(t, testConfig(o.url()))
-	r := rawGet(t, p, "/protect/auth", "Authorization:\r\nAuthorization: Bearer secret\r\n")
+	path := "/protect/auth?run=" + runID()
+	r := rawGet(t, p, path, "Authorization:\r\nAuthorization: Bearer secret\r\n")
 	if !strings.Contains(cacheStatus(r), "fwd=bypass") || strings.Contains(cacheStatus(r), "stored") {
 		t.Fatalf("authorized read: %q, want a pass", cacheStatus(r))
 	}
-	if r := get(t, p, "/protect/auth"); !strings.Contains(cacheStatus(r), "fwd=uri-miss") {
+	if r := get(t, p, path); !strings.Contains(cacheStatus(r), "fwd=uri-miss") {
 		t.Fatalf("the next anonymous read: %q, want a miss (nothing stored by the authorized one)", cacheStatus(r))
 	}
 }
@@ -192,17 +194,18 @@ func TestFieldNameWithSpaceIsRefused(t *testing.T) {
 func TestColdKeysAreFilledFromReplicas(t *testing.T) {
 	o := newScripted(t)
 	var fresh, all atomic.Int64
+	group := "post/protect-cold-" + runID() + "=1"
 	o.handle("/protect/cold", func(ctx *fasthttp.RequestCtx) {
 		all.Add(1)
 		if string(ctx.Request.Header.Peek(hdrFresh)) == "1" {
 			fresh.Add(1)
 		}
-		ctx.Response.Header.Set("Edgecache-Groups", "post/protect-cold-"+e2eSuffix()+"=1")
+		ctx.Response.Header.Set("Edgecache-Groups", group)
 		cacheable(`{"id":1}`)(ctx)
 	})
 	p := startProxy(t, testConfig(o.url()))
 	for i := range 20 {
-		r := get(t, p, "/protect/cold?i="+strconv.Itoa(i))
+		r := get(t, p, "/protect/cold?run="+group+"&i="+strconv.Itoa(i))
 		if !strings.Contains(cacheStatus(r), "stored") {
 			t.Fatalf("read %d: %q", i, cacheStatus(r))
 		}
@@ -211,8 +214,6 @@ func TestColdKeysAreFilledFromReplicas(t *testing.T) {
 		t.Fatalf("%d of %d origin requests asked for the primary, want only the first fill's", fresh.Load(), all.Load())
 	}
 }
-
-func e2eSuffix() string { return strconv.FormatInt(e2eUniqueSuffix, 36) }
 
 // With a replica stopped behind an acknowledged write, cold keys (list
 // pages never read before) still show the write: their replica answers

@@ -322,7 +322,7 @@ func TestRFC9111Table(t *testing.T) {
 		}},
 		// A group never seen: the cold fill reads a replica, cannot check
 		// the answer against an unknown version, and asks the primary.
-		{"internal fields never cross", originSpec{headers: []string{cc, "s-maxage=60", "Edgecache-Groups", "post/rfc-" + e2eSuffix() + "=1"}, body: "x"}, []step{
+		{"internal fields never cross", originSpec{headers: []string{cc, "s-maxage=60", "Edgecache-Groups", "post/rfc-" + runID() + "=1"}, body: "x"}, []step{
 			{hdr: []string{"Edgecache-Groups", "evil=1", "Edgecache-Fresh", "0"}, origins: 2, check: func(t *testing.T, r *fasthttp.Response, saw string) {
 				if len(r.Header.Peek("Edgecache-Groups")) > 0 {
 					t.Error("Edgecache-Groups reached the client")
