@@ -19,6 +19,14 @@ import (
 // meanwhile is applied to the node when it comes back, so the entry stored
 // before the write is not served afterwards.
 func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
+	// Two nodes of its own: a list with the shared node and another would
+	// be a new membership of the shared node (store/membership.go), and
+	// every other process on the shared node would stop using it.
+	mc1, err := localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc1.Stop()
 	mc2, err := localstack.StartMemcached(context.Background(), 16)
 	if err != nil {
 		t.Fatal(err)
@@ -35,7 +43,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 		versioned("a", &v, "")(ctx)
 	})
 	cfg := testConfig(o.url())
-	cfg.Memcached = []string{memcachedAddr(), mc2.Addr}
+	cfg.Memcached = []string{mc1.Addr, mc2.Addr}
 	cfg.MemcachedTimeout = 200 * time.Millisecond
 	cfg.MemcachedProbeInterval = 50 * time.Millisecond
 	p := startProxy(t, cfg)
@@ -92,7 +100,7 @@ func TestMemcachedNodeDownRequestsStillAnswered(t *testing.T) {
 	metricsText := string(adminDo(t, p, "GET", "/metrics", "").Body())
 	for _, line := range []string{
 		`edgecache_proxy_memcached_up{node="` + mc2.Addr + `"} 0`,
-		`edgecache_proxy_memcached_up{node="` + memcachedAddr() + `"} 1`,
+		`edgecache_proxy_memcached_up{node="` + mc1.Addr + `"} 1`,
 		`edgecache_proxy_writes_pending_total{reason="memcached"} 1`,
 		"edgecache_proxy_ready 1",
 	} {

@@ -1,4 +1,5 @@
-// Package store owns memcached for edgecache: the node ring and its health,
+// Package store owns memcached for edgecache: the node ring, its health and
+// its membership (which nodes' contents may be trusted, membership.go),
 // batched lookups, the group values that decide whether a cached entry is
 // still current, moving them (invalidation), the moves a node missed and
 // their replay, and the binary form of a stored entry (Entry). The proxy

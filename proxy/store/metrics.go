@@ -15,6 +15,9 @@ type storeMetrics struct {
 	replayed     *metrics.Counter // missed moves applied on recovery
 	roundTrips   *metrics.Counter // GetMultis sent by Lookup
 	lookups      *metrics.Counter // lookups they carried
+	generation   *metrics.Gauge   // the membership generation followed (membership.go)
+	outdated     *metrics.Gauge   // 1 once a newer membership with other nodes was found
+	joinFlushes  *metrics.Counter // nodes flushed before joining a membership
 }
 
 var opNames = []string{"get", "set", "add", "cas", "delete"}
@@ -38,6 +41,9 @@ func newStoreMetrics(s *metrics.Set, prefix string) *storeMetrics {
 	m.replayed = s.NewCounter(prefix + `_invalidations_replayed_total`)
 	m.roundTrips = s.NewCounter(prefix + `_lookup_round_trips_total`)
 	m.lookups = s.NewCounter(prefix + `_lookups_total`)
+	m.generation = s.NewGauge(prefix+`_memcached_membership_generation`, nil)
+	m.outdated = s.NewGauge(prefix+`_memcached_membership_outdated`, nil)
+	m.joinFlushes = s.NewCounter(prefix + `_memcached_membership_flushes_total`)
 	return m
 }
 

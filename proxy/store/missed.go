@@ -80,6 +80,7 @@ func (s *Store) Run(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
+		s.checkMembership()
 		for n := 0; n < s.ring.Len(); n++ {
 			if s.ring.Up(n) && !s.missed.has(n) {
 				continue
@@ -87,6 +88,9 @@ func (s *Store) Run(stop <-chan struct{}) {
 			if err := s.recover(n); err != nil {
 				s.log.Debug("memcached node still failing", zap.String("node", s.NodeAddr(n)), zap.Error(err))
 				continue
+			}
+			if !s.isMember(n) {
+				continue // answering, but not (yet) a member: the next check stamps it, or it stays out
 			}
 			s.fails[n].Store(0)
 			if s.ring.SetDown(n, false) {

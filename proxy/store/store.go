@@ -40,9 +40,10 @@ type Store struct {
 	timeout time.Duration
 	every   time.Duration
 
-	fails   []atomic.Int32 // per node: consecutive network failures
-	missed  missedMoves
-	lookups lookups
+	fails      []atomic.Int32 // per node: consecutive network failures
+	missed     missedMoves
+	lookups    lookups
+	membership membership
 }
 
 // failuresToMarkDown consecutive network failures mark a node down: one
@@ -75,6 +76,8 @@ func New(cfg Config, log *zap.Logger, set *metrics.Set, prefix string) (*Store, 
 		c.MaxIdleConns = 8
 		s.nodes = append(s.nodes, c)
 	}
+	s.membership.ids, s.membership.member = make([]string, r.Len()), make([]bool, r.Len())
+	s.checkMembership()
 	return s, nil
 }
 
