@@ -356,9 +356,10 @@ func (p *Proxy) storable(job *fillJob, resp *fasthttp.Response, cresp *cachepoli
 // groups with known origin versions: a write the response misses either
 // moved the group after this read (the entry fails validation) or before it
 // (its version shows the response is older). A group that is missing, or
-// whose origin version is unknown, cannot show that: unless the response
-// came from the primary, it is lagging until proven otherwise; from the
-// primary, a missing group is created.
+// whose origin version is unknown, cannot show that, not even for the
+// primary's answer (a write may have moved it after the fetch, and it then
+// been lost and created again): it is taken now, and the response counts
+// as lagging, so that the next fetch has it in its snapshot.
 //
 // A group at version 0 says the row does not exist (the origin's 404 of a
 // post or user, always the primary's word). Its group's version says
@@ -394,18 +395,17 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 				continue
 			}
 			if it := items[k]; it != nil {
-				if st, ok := store.ParseGroup(it.Value); ok && (st.Origin > 0 || f.fresh) {
+				if st, ok := store.ParseGroup(it.Value); ok && st.Origin > 0 {
 					job.snap[k] = st
 					continue
 				}
 			}
-			if !f.fresh {
-				lagging = true
-				continue
-			}
-			st, _, err := p.store.Ensure(k, g.version)
+			// Missing, garbled or without a version (see above;
+			// TestMemstoreVersionlessGroupReadAfterTheFetchIsNotTrusted).
+			lagging = true
+			st, _, err := p.store.Ensure(k, 0)
 			if err != nil {
-				f.noStore = true
+				f.noStore = true // its node is down: the primary's answer, not stored
 				continue
 			}
 			job.snap[k] = st
