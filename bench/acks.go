@@ -125,8 +125,7 @@ func (a *acks) staleProfile(seq int64, u int, postCount int64) (stale bool, want
 
 // listedPost is what the check needs from one entry of a list page.
 type listedPost struct {
-	ID      int64 `json:"id"`
-	Version int64 `json:"version"`
+	ID, Version int64
 }
 
 // staleList judges the first page (newest first, no cursor) of user u's posts,
