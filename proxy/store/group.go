@@ -20,6 +20,12 @@ type Group struct {
 	// re-created, or the group has no versions: URL groups). A response
 	// below it came from a lagging replica.
 	Origin uint64
+	// Moved is the newest origin version a move carried (0: none). A move
+	// for version v comes after v's commit, so once Moved >= v every entry
+	// that could predate v is invalid: the durable path need not move the
+	// group again for v (CatchUp), which would only send its readers to
+	// the origin a second time. A fill's Learn raises Origin, never Moved.
+	Moved uint64
 }
 
 // Validates reports whether an entry that recorded (incarnation, epoch)
@@ -28,19 +34,25 @@ func (g Group) Validates(incarnation, epoch uint64) bool {
 	return g.Incarnation == incarnation && g.Epoch <= epoch
 }
 
-// Bytes is the group's value as memcached holds it.
+// Bytes is the group's value as memcached holds it: "incarnation epoch
+// origin", and " moved" when a move carried a version.
 func (g Group) Bytes() []byte {
-	b := strconv.AppendUint(make([]byte, 0, 60), g.Incarnation, 10)
+	b := strconv.AppendUint(make([]byte, 0, 80), g.Incarnation, 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, g.Epoch, 10)
 	b = append(b, ' ')
-	return strconv.AppendUint(b, g.Origin, 10)
+	b = strconv.AppendUint(b, g.Origin, 10)
+	if g.Moved > 0 {
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, g.Moved, 10)
+	}
+	return b
 }
 
 // ParseGroup reads a group value; ok is false for anything malformed
 // (which callers treat as unknown: never current).
 func ParseGroup(b []byte) (g Group, ok bool) {
-	var f [3]uint64
+	var f [4]uint64
 	n := 0
 	start := 0
 	for i := 0; i <= len(b); i++ {
@@ -58,10 +70,10 @@ func ParseGroup(b []byte) (g Group, ok bool) {
 		n++
 		start = i + 1
 	}
-	if n != len(f) || f[0] == 0 || f[1] == 0 {
+	if n < 3 || f[0] == 0 || f[1] == 0 {
 		return Group{}, false
 	}
-	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2]}, true
+	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Moved: f[3]}, true
 }
 
 // NewGroup is the value of a group key created now (or found garbled).
@@ -72,8 +84,12 @@ func NewGroup(origin uint64) Group {
 // Next is the group's value after a move that reported origin version
 // origin: the next epoch, the newest origin version.
 func (g Group) Next(origin uint64) Group {
-	return Group{Incarnation: g.Incarnation, Epoch: g.Epoch + 1, Origin: max(g.Origin, origin)}
+	return Group{Incarnation: g.Incarnation, Epoch: g.Epoch + 1, Origin: max(g.Origin, origin), Moved: max(g.Moved, origin)}
 }
+
+// MovedFor reports whether a move for origin version origin has been made
+// already: the durable path's CatchUp leaves such a group as it is.
+func (g Group) MovedFor(origin uint64) bool { return origin > 0 && g.Moved >= origin }
 
 // kv is the single-key memcached operations the group operations need:
 // the Store's (with health tracking) or a node's own client (replay).
@@ -96,12 +112,14 @@ const casAttempts = 16
 var ErrContended = errors.New("group value: too many concurrent updates")
 
 // move moves group key forward: epoch+1 (or a new incarnation if the key is
-// missing or garbage), and origin version max(current, origin).
-func move(s kv, key string, origin uint64) error {
+// missing or garbage), and origin version max(current, origin). With
+// catchUp (the durable path), a group already moved for origin is left as
+// it is (Group.Moved).
+func move(s kv, key string, origin uint64, catchUp bool) error {
 	for range casAttempts {
 		it, err := s.get(key)
 		if errors.Is(err, memcache.ErrCacheMiss) {
-			err = s.add(&memcache.Item{Key: key, Value: NewGroup(origin).Bytes()})
+			err = s.add(&memcache.Item{Key: key, Value: NewGroup(0).Next(origin).Bytes()})
 			if errors.Is(err, memcache.ErrNotStored) {
 				continue // created meanwhile: move that one
 			}
@@ -111,7 +129,9 @@ func move(s kv, key string, origin uint64) error {
 			return err
 		}
 		next := NewGroup(origin)
-		if cur, ok := ParseGroup(it.Value); ok {
+		if cur, ok := ParseGroup(it.Value); ok && catchUp && cur.MovedFor(origin) {
+			return nil
+		} else if ok {
 			next = cur.Next(origin)
 		}
 		it.Value = next.Bytes()

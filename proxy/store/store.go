@@ -315,14 +315,19 @@ func (s *Store) Learn(key string, origin uint64) error { return learn(placedKV{s
 // to the replica while the first node is down still sees the move. Each
 // place that fails is retried once at once on a new connection: one broken
 // pooled connection or a short stall must not leave a write's
-// invalidation undone. It does not queue (MoveOrQueue does); failed
-// reports the places that could not be moved.
+// invalidation undone. It does not queue (MoveOrQueue does).
+//
+// Move is the durable invalidator's: a place already moved for origin by
+// the write's own synchronous path is left as it is (Group.Moved), so that
+// its readers go to the origin once per write, not twice.
 func (s *Store) Move(name string, origin uint64) error {
-	_, err := s.move(name, origin)
+	_, err := s.move(name, origin, true)
 	return err
 }
 
-func (s *Store) move(name string, origin uint64) (failed []string, err error) {
+// move moves both places of group name; failed reports the places that
+// could not be moved. catchUp: see Move.
+func (s *Store) move(name string, origin uint64, catchUp bool) (failed []string, err error) {
 	keys := []string{GroupKey(name)}
 	if s.ring.Len() > 1 {
 		keys = append(keys, second(keys[0]))
@@ -330,7 +335,7 @@ func (s *Store) move(name string, origin uint64) (failed []string, err error) {
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup
 	for i, k := range keys {
-		wg.Go(func() { errs[i] = s.moveOne(k, origin) })
+		wg.Go(func() { errs[i] = s.moveOne(k, origin, catchUp) })
 	}
 	wg.Wait()
 	for i, e := range errs {
@@ -343,8 +348,8 @@ func (s *Store) move(name string, origin uint64) (failed []string, err error) {
 	return failed, err
 }
 
-func (s *Store) moveOne(key string, origin uint64) error {
-	err := move(s, key, origin)
+func (s *Store) moveOne(key string, origin uint64, catchUp bool) error {
+	err := move(s, key, origin, catchUp)
 	if err == nil || !nodeFailed(err) || !s.ring.Up(s.ring.Node(key)) {
 		return err // a node marked down is tried again by Run, not here
 	}
@@ -352,7 +357,7 @@ func (s *Store) moveOne(key string, origin uint64) error {
 	c := memcache.New(s.NodeAddr(s.ring.Node(key)))
 	c.Timeout = s.timeout
 	defer c.Close()
-	return move(rawKV{c}, key, origin)
+	return move(rawKV{c}, key, origin, catchUp)
 }
 
 func (s *Store) countMove(err error) {
@@ -368,7 +373,7 @@ func (s *Store) countMove(err error) {
 // whether or not the node was ever marked down. The error says the write's
 // answer must carry "Edgecache-Invalidation: pending".
 func (s *Store) MoveOrQueue(name string, origin uint64) error {
-	failed, err := s.move(name, origin)
+	failed, err := s.move(name, origin, false)
 	for _, key := range failed {
 		s.missed.add(s.ring.Node(key), key, origin)
 	}

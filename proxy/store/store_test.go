@@ -161,17 +161,18 @@ func TestMissedMoveReplayedWhenNodeAnswers(t *testing.T) {
 
 func TestParseGroup(t *testing.T) {
 	for in, ok := range map[string]bool{
-		"1 1 0": true, "18446744073709551615 3 9": true,
-		"": false, "1 1": false, "0 1 0": false, "1 0 0": false, "1 1 0 0": false, "1  1 0": false,
+		"1 1 0": true, "18446744073709551615 3 9": true, "1 2 9 9": true,
+		"": false, "1 1": false, "0 1 0": false, "1 0 0": false, "1 1 0 0 0": false, "1  1 0": false,
 		" 1 1 0": false, "1 1 0 ": false, "a 1 0": false, "1 1 -1": false,
 	} {
 		if _, got := ParseGroup([]byte(in)); got != ok {
 			t.Errorf("ParseGroup(%q) ok = %v, want %v", in, got, ok)
 		}
 	}
-	g := Group{Incarnation: 5, Epoch: 7, Origin: 9}
-	if back, ok := ParseGroup(g.Bytes()); !ok || back != g {
-		t.Fatalf("round trip: %+v -> %q -> %+v", g, g.Bytes(), back)
+	for _, g := range []Group{{Incarnation: 5, Epoch: 7, Origin: 9}, {Incarnation: 5, Epoch: 7, Origin: 9, Moved: 8}} {
+		if back, ok := ParseGroup(g.Bytes()); !ok || back != g {
+			t.Fatalf("round trip: %+v -> %q -> %+v", g, g.Bytes(), back)
+		}
 	}
 }
 
