@@ -92,3 +92,29 @@ func TestSimPendingWriteOfAKilledWriter(t *testing.T) {
 		t.Fatal(w.failure)
 	}
 }
+
+// A live member's heartbeats evicted, and another member's collection
+// takes it out of every copy: until its next renewal it still serves its
+// L1 copies under its lease, listed nowhere. A write must not pass it by:
+// the copies' removals moved, so movers wait until they are a lease old.
+func TestSimMemberCollectedWhileItHoldsALease(t *testing.T) {
+	w := newSimWorld(t, 1, testing.Verbose())
+	defer w.close()
+	w.startProc(0, "")
+	w.startProc(1, "")
+	w.advance(10 * time.Millisecond)
+	w.advance(simLease) // every copy a lease old: no write waits for a young one
+	w.read(1, 0)
+	w.read(1, 0) // an L1 copy, served under the lease
+	for n := range simNodes {
+		w.st.Evict(n, "r:hb:"+w.procs[1].id)
+	}
+	for range 3 { // a collecting round comes every third renewal
+		w.procs[0].h.Renew()
+	}
+	w.write(0, 0)
+	w.read(1, 0)
+	if w.failure != "" {
+		t.Fatal(w.failure)
+	}
+}

@@ -7,13 +7,17 @@
 // # Members and the registry
 //
 // Every node of memcached keeps a copy of the registry (RegistryKey): a
-// random incarnation, chosen when the copy is created, and one line per
-// member: id, peer address, a counter that each renewal moves, the
-// member's lease duration D, live or revoked. A member (Holder) renews
-// every D/3 by writing itself into every copy (compare-and-swap). It holds
-// its lease, and may serve L1 without asking memcached, only while its
-// last round that every copy took began less than D minus a margin (D/10)
-// ago by its own monotonic clock.
+// random incarnation, chosen when the copy is created, a count of the
+// members others took out of it (removals), and one line per member: id,
+// peer address, the member's lease duration D, live or revoked. A member
+// (Holder) renews every D/3 on every node: it reads the copy, checks that
+// it is listed live, and sets its own heartbeat key, which expires 3 D
+// later. The copy is written only when it changes (a member joins or
+// rejoins, is revoked, or is taken out), so what renewals write grows
+// with the number of members, not its square. A member holds its lease,
+// and may serve L1 without asking memcached, only while its last round
+// that every node took began less than D minus a margin (D/10) ago by its
+// own monotonic clock.
 //
 // # Movers
 //
@@ -24,11 +28,11 @@
 // groups, so that none of its entries naming them is served unchecked
 // again. A member that does not acknowledge within the timeout is revoked
 // (its entry marked R by compare-and-swap), and the mover waits until the
-// leases it could still hold have ended: D after the registry was read if
-// the member had not renewed since (its last renewal began before the
-// read), else D after the revocation (a renewal in flight at the
-// revocation fails its compare-and-swap). Only durations on the mover's
-// own monotonic clock are used; no two machines' clocks are compared.
+// leases it could still hold have ended: D after the revocation (a renewal
+// in flight at the revocation began before it, and what it extends ends
+// within D), or D after the registry was read if it was revoked already.
+// Only durations on the mover's own monotonic clock are used; no two
+// machines' clocks are compared.
 //
 // Order matters: the moves come first, then the registry read. A member
 // that registers after the read checks its entries in memcached before it
@@ -43,9 +47,11 @@
 // member to renew, listing only those that renewed since, while the
 // others still hold leases from the lost copy for up to D. A mover
 // therefore trusts a copy as complete only once it has known that copy
-// (its incarnation) for D, by its own reads or its own member's renewals
-// (Notifier.firstSaw); until then it also waits until the copy is D old,
-// when every lease from before it has ended. A node that is down turns
+// (its incarnation and removals) for D, by its own reads or its own
+// member's renewals (Notifier.firstSaw); until then it also waits until
+// the copy is D old, when every lease from before it has ended. Removals
+// count for the same reason: a member taken out while it still held a
+// lease (its heartbeat evicted) is listed nowhere until its next renewal. A node that is down turns
 // leases off (every L1 hit is checked in memcached, as without leases),
 // but stops no write. No copy answering at all is an error: the write
 // answers "pending" and the durable invalidator retries.
@@ -70,9 +76,11 @@
 // checked before is checked in memcached once more before it is served
 // unchecked.
 //
-// A member whose entry has not changed for three of its durations, as seen
-// by another member, has surely no lease: it is removed (a crashed proxy
-// costs writes a lease duration each for at most that long). A revoked
+// A member whose heartbeat on a node is gone is taken out of that node's
+// copy by the next member that collects (every third round): a crashed
+// proxy costs writes a lease duration each for about 3 D, and a live one
+// whose heartbeat was evicted renews itself back in (its lease lost, its
+// entries checked again). A revoked
 // member rejoins at once the first time, then after a backoff that doubles
 // up to 64 D, so that one whose peer listener movers cannot reach does not
 // cost every write a lease duration.

@@ -54,12 +54,10 @@ type Holder struct {
 	seed       maphash.Seed
 
 	// The renewal loop's own state.
-	known   []uint64 // per copy: the incarnation it last wrote
-	written []uint64 // per copy: the counter it last wrote (0: not there)
-	counter uint64
-	seen    []map[string]sighting // per copy: the other members as last seen (gc)
-	backoff time.Duration         // before rejoining after the next revocation
-	since   time.Time             // when the lease was last regained
+	known   []sightedCopy // per copy: the (incarnation, removals) it last read or wrote
+	rounds  uint64
+	backoff time.Duration // before rejoining after the next revocation
+	since   time.Time     // when the lease was last regained
 
 	mu      sync.Mutex
 	knownAt []time.Time // per copy: when known was first read or written (for movers: Notifier.firstSaw)
@@ -71,17 +69,16 @@ type Holder struct {
 	m holderMetrics
 }
 
-// sighting is another member's entry as this member last saw it change.
-type sighting struct {
-	counter uint64
-	revoked bool
-	since   time.Time
+// sightedCopy identifies a copy's state as movers count its age: its
+// incarnation and how many members others took out of it.
+type sightedCopy struct {
+	incarnation, removals uint64
 }
 
-// gcAfter: a member whose entry has not changed for this many of its
-// durations, as seen by another member, has no lease (its last renewal
-// landed before the first sighting, and expired one duration later) and
-// is removed.
+// gcAfter: a member's heartbeat expires this many of its durations after
+// its last renewal; a member whose heartbeat is gone from a node is taken
+// out of that node's copy by the next member that collects (every gcAfter
+// rounds), and the copy's removals move (registry.go).
 const gcAfter = 3
 
 // maxBackoff bounds the wait before rejoining after repeated revocations,
@@ -118,12 +115,8 @@ func NewHolder(cfg HolderConfig, nodes Nodes, log *zap.Logger, set *metrics.Set,
 	c := clock.Or(cfg.Clock)
 	h := &Holder{cfg: cfg, nodes: nodes, log: log, clock: c, base: c.Now(), margin: cfg.Duration / 10,
 		buckets: make([]atomic.Uint64, 1<<bucketBits), seed: maphash.MakeSeed(),
-		known: make([]uint64, n), written: make([]uint64, n), seen: make([]map[string]sighting, n),
-		knownAt: make([]time.Time, n),
+		known: make([]sightedCopy, n), knownAt: make([]time.Time, n),
 		changed: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	for i := range h.seen {
-		h.seen[i] = map[string]sighting{}
-	}
 	h.seq.Store(1)
 	h.floor.Store(1)
 	h.m = holderMetrics{
@@ -299,16 +292,16 @@ func (h *Holder) ServeInvalidate(ctx *fasthttp.RequestCtx) {
 	ctx.SetBodyString("ok\n")
 }
 
-// sawCopy is when this member first read or wrote node n's copy with
-// incarnation inc (false if its last renewal of n found another one). A
-// nil Holder has seen nothing.
-func (h *Holder) sawCopy(n int, inc uint64) (time.Time, bool) {
+// sawCopy is when this member first read or wrote node n's copy in state
+// c (false if its last renewal of n found another one). A nil Holder has
+// seen nothing.
+func (h *Holder) sawCopy(n int, c sightedCopy) (time.Time, bool) {
 	if h == nil {
 		return time.Time{}, false
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if n >= len(h.known) || h.known[n] != inc {
+	if n >= len(h.known) || h.known[n] != c {
 		return time.Time{}, false
 	}
 	return h.knownAt[n], true
@@ -406,10 +399,10 @@ func (h *Holder) Leave() {
 func (h *Holder) round() {
 	start := h.now()
 	continuous := start < h.validUntil.Load()
-	h.counter++
+	h.rounds++
 	allOK, lost := true, false
 	for n := range h.known {
-		l, err := h.renewCopy(n, h.counter)
+		l, err := h.renewCopy(n, h.rounds%gcAfter == 0)
 		lost = lost || l
 		if err != nil {
 			allOK = false
@@ -444,10 +437,13 @@ func (h *Holder) round() {
 
 var errBackingOff = errors.New("lease: revoked; waiting before rejoining")
 
-// renewCopy writes this member, with counter, into node n's copy. lost
-// says the copy shows that movers may have passed this member by.
-func (h *Holder) renewCopy(n int, counter uint64) (lost bool, err error) {
-	self := member{id: h.cfg.ID, addr: h.cfg.Advertise, counter: counter, duration: h.cfg.Duration}
+// renewCopy renews this member on node n: it checks that node n's copy
+// lists it live and sets its heartbeat there; the copy itself is written
+// only when it must change (this member joins or rejoins, or, with gc,
+// others whose heartbeats are gone are taken out). lost says the copy
+// shows that movers may have passed this member by.
+func (h *Holder) renewCopy(n int, gc bool) (lost bool, err error) {
+	self := member{id: h.cfg.ID, addr: h.cfg.Advertise, duration: h.cfg.Duration}
 	for range casAttempts {
 		readAt := h.clock.Now()
 		reg, it, state, err := readCopy(h.nodes, n)
@@ -469,53 +465,63 @@ func (h *Holder) renewCopy(n int, counter uint64) (lost bool, err error) {
 			if err != nil {
 				return true, err
 			}
-			h.setKnown(n, fresh.incarnation, readAt)
-			h.written[n] = counter
-			clear(h.seen[n])
-			return true, nil
+			h.setKnown(n, sightedCopy{fresh.incarnation, 0}, readAt)
+			return true, h.heartbeat(n)
 		}
-		lost = reg.incarnation != h.known[n]
-		i := reg.find(h.cfg.ID)
-		switch {
+		lost = reg.incarnation != h.known[n].incarnation
+		changed := false
+		switch i := reg.find(h.cfg.ID); {
 		case i < 0:
-			lost = true
+			lost, changed = true, true
+			reg.members = append(reg.members, self)
 		case reg.members[i].revoked:
 			lost = true
 			if err := h.mayRejoin(); err != nil {
 				return true, err
 			}
-		case reg.members[i].counter != h.written[n]:
-			lost = true
+			reg.members[i], changed = self, true
 		}
-		h.collect(n, &reg)
-		if i = reg.find(h.cfg.ID); i < 0 {
-			reg.members = append(reg.members, self)
-		} else {
-			reg.members[i] = self
+		if gc {
+			removed, err := h.collect(n, &reg)
+			if err != nil {
+				return lost, err
+			}
+			if removed > 0 {
+				reg.removals++
+				changed = true
+			}
 		}
-		it.Value = reg.bytes()
-		err = h.nodes.NodeCompareAndSwap(n, it)
-		if errors.Is(err, store.ErrNotStored) || errors.Is(err, store.ErrCASConflict) {
-			continue
+		if changed {
+			it.Value = reg.bytes()
+			err = h.nodes.NodeCompareAndSwap(n, it)
+			if errors.Is(err, store.ErrNotStored) || errors.Is(err, store.ErrCASConflict) {
+				continue
+			}
+			if err != nil {
+				return lost, err
+			}
 		}
-		if err != nil {
-			return lost, err
-		}
-		h.setKnown(n, reg.incarnation, readAt)
-		h.written[n] = counter
-		return lost, nil
+		h.setKnown(n, sightedCopy{reg.incarnation, reg.removals}, readAt)
+		return lost, h.heartbeat(n)
 	}
 	return false, errContended
 }
 
-// setKnown records that node n's copy has incarnation inc, read (or
-// created) at at: when it is new to this member, at is when movers in this
-// process count it from (sawCopy).
-func (h *Holder) setKnown(n int, inc uint64, at time.Time) {
+// heartbeat sets this member's heartbeat on node n, expiring gcAfter
+// durations from now (memcached counts whole seconds: rounded up).
+func (h *Holder) heartbeat(n int) error {
+	ttl := int32((gcAfter*h.cfg.Duration + time.Second - 1) / time.Second)
+	return h.nodes.NodeSet(n, &store.Item{Key: heartbeatKey(h.cfg.ID), Value: []byte{'1'}, Expiration: ttl})
+}
+
+// setKnown records that node n's copy is in state c, read (or created) at
+// at: when it is new to this member, at is when movers in this process
+// count it from (sawCopy).
+func (h *Holder) setKnown(n int, c sightedCopy, at time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.known[n] != inc {
-		h.known[n], h.knownAt[n] = inc, at
+	if h.known[n] != c {
+		h.known[n], h.knownAt[n] = c, at
 	}
 }
 
@@ -533,38 +539,28 @@ func (h *Holder) mayRejoin() error {
 	return nil
 }
 
-// collect removes from reg the other members whose entries have not
-// changed for gcAfter of their durations since this member first saw
-// them so: their leases ended long ago.
-func (h *Holder) collect(n int, reg *registry) {
-	now := h.clock.Now()
-	seen := h.seen[n]
+// collect takes out of reg the other members whose heartbeat on node n is
+// gone (expired: they stopped renewing gcAfter durations ago; or evicted:
+// they are back at their next renewal, and the removal makes movers wait
+// until every lease from before it has ended), and reports how many.
+func (h *Holder) collect(n int, reg *registry) (int, error) {
 	kept := reg.members[:0]
-	present := make(map[string]bool, len(reg.members))
+	removed := 0
 	for _, m := range reg.members {
-		present[m.id] = true
-		if m.id == h.cfg.ID {
-			kept = append(kept, m)
-			continue
-		}
-		s, ok := seen[m.id]
-		if !ok || s.counter != m.counter || s.revoked != m.revoked {
-			seen[m.id] = sighting{counter: m.counter, revoked: m.revoked, since: now}
-			kept = append(kept, m)
-			continue
-		}
-		if now.Sub(s.since) > gcAfter*m.duration {
-			delete(seen, m.id)
-			continue
+		if m.id != h.cfg.ID {
+			_, err := h.nodes.NodeGet(n, heartbeatKey(m.id))
+			if errors.Is(err, store.ErrCacheMiss) {
+				removed++
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
 		}
 		kept = append(kept, m)
 	}
 	reg.members = kept
-	for id := range seen {
-		if !present[id] {
-			delete(seen, id)
-		}
-	}
+	return removed, nil
 }
 
 // Renew runs one renewal round now, as Start's loop does every D/3: the

@@ -120,21 +120,21 @@ func newNotifier(st *store.Store, secret string) *Notifier {
 }
 
 func TestRegistryRoundTrip(t *testing.T) {
-	r := registry{incarnation: 42, members: []member{
-		{id: "a1", addr: "10.0.0.1:8082", counter: 7, duration: time.Second},
-		{id: "b2", addr: "[::1]:9", counter: 1, duration: 1500 * time.Millisecond, revoked: true},
+	r := registry{incarnation: 42, removals: 3, members: []member{
+		{id: "a1", addr: "10.0.0.1:8082", duration: time.Second},
+		{id: "b2", addr: "[::1]:9", duration: 1500 * time.Millisecond, revoked: true},
 	}}
 	got, err := parseRegistry(r.bytes())
 	if err != nil || !reflect.DeepEqual(got, r) {
 		t.Fatalf("round trip: %+v, %v; want %+v", got, err, r)
 	}
-	for _, bad := range []string{"", "leases 1 0\n", "leases 2 5\n", "leases 1 5\na b 1 1000\n", "leases 1 5\na b x 1000 L\n",
-		"leases 1 5\na b 1 0 L\n", "leases 1 5\na b 1 1000 X\n", "garbage"} {
+	for _, bad := range []string{"", "leases 2 0 0\n", "leases 2 5\n", "leases 1 5\na b 1 1000 L\n", "leases 2 5 0\na b 1000\n",
+		"leases 2 5 0\na b x L\n", "leases 2 5 0\na b 0 L\n", "leases 2 5 0\na b 1000 X\n", "leases 2 5 x\n", "garbage"} {
 		if _, err := parseRegistry([]byte(bad)); err == nil {
 			t.Errorf("%q parsed", bad)
 		}
 	}
-	if _, err := parseRegistry([]byte("leases 1 5\n")); err != nil {
+	if _, err := parseRegistry([]byte("leases 2 5 0\n")); err != nil {
 		t.Errorf("empty registry: %v", err)
 	}
 }

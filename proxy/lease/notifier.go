@@ -55,10 +55,10 @@ type Notifier struct {
 	wait                                               *metrics.PrometheusHistogram
 }
 
-// sighted is a copy's incarnation and when it was first read.
+// sighted is a copy's state and when it was first read.
 type sighted struct {
-	incarnation uint64
-	at          time.Time
+	copy sightedCopy
+	at   time.Time
 }
 
 // ErrRegistryUnavailable is returned by Notify when no copy of the
@@ -227,7 +227,7 @@ func (n *Notifier) readRegistry() (members []located, trusted time.Time, state c
 		switch r.state {
 		case copyOK:
 			state = copyOK
-			t := n.firstSaw(i, r.reg.incarnation).Add(n.cfg.Duration)
+			t := n.firstSaw(i, sightedCopy{r.reg.incarnation, r.reg.removals}).Add(n.cfg.Duration)
 			if trusted.IsZero() || t.Before(trusted) {
 				trusted = t
 			}
@@ -251,19 +251,19 @@ func (n *Notifier) readRegistry() (members []located, trusted time.Time, state c
 	return members, trusted, state, nil
 }
 
-// firstSaw is when this process first saw node i's copy with incarnation
-// inc: by this mover's reads, or by its own member's renewals, whichever
-// was first.
-func (n *Notifier) firstSaw(i int, inc uint64) time.Time {
+// firstSaw is when this process first saw node i's copy in state c: by
+// this mover's reads, or by its own member's renewals, whichever was
+// first.
+func (n *Notifier) firstSaw(i int, c sightedCopy) time.Time {
 	now := n.clock.Now()
 	n.mu.Lock()
 	s, ok := n.saw[i]
-	if !ok || s.incarnation != inc {
-		s = sighted{inc, now}
+	if !ok || s.copy != c {
+		s = sighted{c, now}
 		n.saw[i] = s
 	}
 	n.mu.Unlock()
-	if t, ok := n.cfg.Self.sawCopy(i, inc); ok && t.Before(s.at) {
+	if t, ok := n.cfg.Self.sawCopy(i, c); ok && t.Before(s.at) {
 		return t
 	}
 	return s.at
@@ -271,10 +271,13 @@ func (n *Notifier) firstSaw(i int, inc uint64) time.Time {
 
 // revoke marks m revoked in the copy it was read from, and returns when
 // every lease m could hold has ended. read is when the registry was read.
+// Members renew without writing the copy (registry.go), so a revocation
+// does not fail a renewal in flight: a lease it extends began before the
+// revocation, and ends within a duration of it.
 func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
 	if m.revoked {
-		// Revoked before the read: its renewals since fail, and what it
-		// held then ends within its duration.
+		// Revoked before the read: renewals that began after it fail, and
+		// what it held then ends within its duration.
 		n.revocations.Inc()
 		return read.Add(m.duration), nil
 	}
@@ -291,13 +294,9 @@ func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
 		if i < 0 {
 			return seen.Add(m.duration), nil // gone (left, or collected): at most one more duration
 		}
-		cur := reg.members[i]
-		d := max(m.duration, cur.duration)
-		if cur.revoked {
-			if cur.counter == m.counter {
-				return read.Add(d), nil
-			}
-			return seen.Add(d), nil
+		d := max(m.duration, reg.members[i].duration)
+		if reg.members[i].revoked {
+			return seen.Add(d), nil // revoked by another mover since the read
 		}
 		reg.members[i].revoked = true
 		it.Value = reg.bytes()
@@ -310,10 +309,6 @@ func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
 		}
 		n.revocations.Inc()
 		n.log.Warn("lease holder did not acknowledge an invalidation: revoked", zap.String("member", m.id), zap.String("addr", m.addr))
-		if cur.counter == m.counter {
-			// Not renewed since the read: its last renewal began before it.
-			return read.Add(d), nil
-		}
 		return n.clock.Now().Add(d), nil
 	}
 	return time.Time{}, errContended

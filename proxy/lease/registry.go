@@ -17,6 +17,7 @@ type Nodes interface {
 	Nodes() int
 	NodeGet(n int, key string) (*store.Item, error)
 	NodeAdd(n int, it *store.Item) error
+	NodeSet(n int, it *store.Item) error
 	NodeCompareAndSwap(n int, it *store.Item) error
 }
 
@@ -25,30 +26,38 @@ type Nodes interface {
 // entries, groups and fill leases.
 const RegistryKey = "r:leases"
 
+// heartbeatKey is a member's heartbeat on each node: set by every renewal
+// with an expiry of gcAfter durations, so that a member that stopped
+// renewing is seen gone without its line being rewritten at every renewal
+// (registry traffic grows with the number of members, not its square).
+func heartbeatKey(id string) string { return "r:hb:" + id }
+
 // registry is one copy's value:
 //
-//	leases 1 <incarnation>
-//	<id> <addr> <counter> <duration ms> <L|R>    one line per member
+//	leases 2 <incarnation> <removals>
+//	<id> <addr> <duration ms> <L|R>    one line per member
 //
 // The incarnation is random, chosen when the copy is created: a member
 // that finds another one knows the copy was lost since it last wrote it.
-// L is a live member, R one that a mover revoked (a tombstone, kept until
-// it has not changed for gcAfter of its durations, so that a mover that
-// read the member before the revocation can still tell what happened).
+// removals counts the members taken out of this copy by others (their
+// heartbeats gone): a mover counts a copy's age from when it first saw its
+// (incarnation, removals), because a member taken out while it still held
+// a lease is listed nowhere until it renews (Notifier.readRegistry). L is a
+// live member, R one that a mover revoked.
 type registry struct {
 	incarnation uint64
+	removals    uint64
 	members     []member
 }
 
 type member struct {
 	id       string
 	addr     string // host:port of its peer listener
-	counter  uint64 // moves by one per renewal
 	duration time.Duration
 	revoked  bool
 }
 
-const registryMagic = "leases 1 "
+const registryMagic = "leases 2 "
 
 var errGarbled = errors.New("lease registry: garbled copy")
 
@@ -64,16 +73,16 @@ func (r *registry) find(id string) int {
 }
 
 func (r *registry) bytes() []byte {
-	b := make([]byte, 0, 32+64*len(r.members))
+	b := make([]byte, 0, 48+56*len(r.members))
 	b = append(b, registryMagic...)
 	b = strconv.AppendUint(b, r.incarnation, 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, r.removals, 10)
 	b = append(b, '\n')
 	for _, m := range r.members {
 		b = append(b, m.id...)
 		b = append(b, ' ')
 		b = append(b, m.addr...)
-		b = append(b, ' ')
-		b = strconv.AppendUint(b, m.counter, 10)
 		b = append(b, ' ')
 		b = strconv.AppendInt(b, m.duration.Milliseconds(), 10)
 		if m.revoked {
@@ -90,28 +99,32 @@ func (r *registry) bytes() []byte {
 func parseRegistry(b []byte) (registry, error) {
 	var r registry
 	line, rest, _ := bytes.Cut(b, []byte{'\n'})
-	inc, ok := bytes.CutPrefix(line, []byte(registryMagic))
+	head, ok := bytes.CutPrefix(line, []byte(registryMagic))
 	if !ok {
 		return r, errGarbled
 	}
-	v, err := strconv.ParseUint(string(inc), 10, 64)
-	if err != nil || v == 0 {
+	h := bytes.Fields(head)
+	if len(h) != 2 {
 		return r, errGarbled
 	}
-	r.incarnation = v
+	inc, err1 := strconv.ParseUint(string(h[0]), 10, 64)
+	rem, err2 := strconv.ParseUint(string(h[1]), 10, 64)
+	if err1 != nil || err2 != nil || inc == 0 {
+		return r, errGarbled
+	}
+	r.incarnation, r.removals = inc, rem
 	for len(rest) > 0 {
 		line, rest, _ = bytes.Cut(rest, []byte{'\n'})
 		f := bytes.Fields(line)
-		if len(f) != 5 || !validToken(f[0]) || !validToken(f[1]) || (string(f[4]) != "L" && string(f[4]) != "R") {
+		if len(f) != 4 || !validToken(f[0]) || !validToken(f[1]) || (string(f[3]) != "L" && string(f[3]) != "R") {
 			return registry{}, errGarbled
 		}
-		c, err1 := strconv.ParseUint(string(f[2]), 10, 64)
-		ms, err2 := strconv.ParseInt(string(f[3]), 10, 64)
-		if err1 != nil || err2 != nil || ms <= 0 {
+		ms, err := strconv.ParseInt(string(f[2]), 10, 64)
+		if err != nil || ms <= 0 {
 			return registry{}, errGarbled
 		}
-		r.members = append(r.members, member{id: string(f[0]), addr: string(f[1]), counter: c,
-			duration: time.Duration(ms) * time.Millisecond, revoked: f[4][0] == 'R'})
+		r.members = append(r.members, member{id: string(f[0]), addr: string(f[1]),
+			duration: time.Duration(ms) * time.Millisecond, revoked: f[3][0] == 'R'})
 	}
 	return r, nil
 }

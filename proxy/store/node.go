@@ -26,6 +26,11 @@ func (s *Store) NodeAdd(n int, it *memcache.Item) error {
 	return s.doNode("add", n, func(c *memcache.Client) error { return c.Add(it) })
 }
 
+// NodeSet stores it on node n.
+func (s *Store) NodeSet(n int, it *memcache.Item) error {
+	return s.doNode("set", n, func(c *memcache.Client) error { return c.Set(it) })
+}
+
 // NodeCompareAndSwap replaces it on node n if it has not changed since it
 // was read there (memcache.ErrCASConflict; memcache.ErrNotStored when gone).
 func (s *Store) NodeCompareAndSwap(n int, it *memcache.Item) error {

@@ -187,6 +187,17 @@ func (s *Store) NodeAdd(n int, it *store.Item) error {
 	return s.do("NodeAdd", it.Key, func() error { return s.add(n, it) })
 }
 
+// NodeSet stores it on node n (its expiry is ignored, as every item's).
+func (s *Store) NodeSet(n int, it *store.Item) error {
+	return s.do("NodeSet", it.Key, func() error {
+		if s.nodes[n].down {
+			return store.ErrUnavailable
+		}
+		s.put(&s.nodes[n], it)
+		return nil
+	})
+}
+
 // NodeCompareAndSwap replaces it on node n if it has not changed since it
 // was read (store.ErrCASConflict; store.ErrNotStored when it is gone).
 func (s *Store) NodeCompareAndSwap(n int, it *store.Item) error {
