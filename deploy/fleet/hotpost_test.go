@@ -151,6 +151,12 @@ func (h *hotpostStack) startProxies(t *testing.T, n int, leases bool) []*proxy.P
 			t.Fatal(err)
 		}
 		ps = append(ps, p)
+		// Renewals every D/3 from each start: spread them over that
+		// period, as in a fleet whose proxies started at different
+		// times (started together, they would all renew within a few
+		// milliseconds of each other and hide the window between the
+		// first renewal after a flush_all and the last).
+		time.Sleep(cfg.LeaseDuration / 3 / time.Duration(n))
 	}
 	return ps
 }
