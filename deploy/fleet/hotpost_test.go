@@ -66,7 +66,7 @@ func TestHotPost(t *testing.T) {
 	for _, n := range counts {
 		rows = append(rows, h.run(t, n)...)
 	}
-	fmt.Printf("\n| proxies | flush_all every 2 s | reads | stale (Cache-Status) | stale past pending bound | writes | pending | write p50 / p99 | registry to memcached, idle | registry renewals/s | young-copy waits |\n|---|---|---|---|---|---|---|---|---|---|---|\n%s\n",
+	fmt.Printf("\n| proxies | flush_all every 2 s | reads | stale (Cache-Status) | stale past pending bound | writes | pending | write p50 / p99 | registry to memcached, idle | registry renewals/s | young-copy waits | holders revoked |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n%s\n",
 		strings.Join(rows, "\n"))
 }
 
@@ -80,6 +80,7 @@ type hotpostStack struct {
 	proxyCfg  proxy.Config
 	bound     time.Duration // pending's bound (PROTOCOL.md)
 	log       *zap.Logger
+	invSet    *metrics.Set // the invalidator's metrics
 }
 
 func startHotpostStack(t *testing.T) *hotpostStack {
@@ -127,7 +128,8 @@ func startHotpostStack(t *testing.T) *hotpostStack {
 		t.Fatal(err)
 	}
 	icfg.MySQLDSN, icfg.Memcached, icfg.PeerSecret = db.DSN("edgecache"), h.pool, h.proxyCfg.PeerSecret
-	inv, err := invalidator.StartBackground(icfg, h.log.Named("invalidator"), metrics.NewSet())
+	h.invSet = metrics.NewSet()
+	inv, err := invalidator.StartBackground(icfg, h.log.Named("invalidator"), h.invSet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,9 +201,9 @@ func (h *hotpostStack) run(t *testing.T, n int) []string {
 	var rows []string
 	for _, flush := range []bool{false, true} {
 		r := post.load(t, flush)
-		rows = append(rows, fmt.Sprintf("| %d | %s | %d | %s | %d | %d | %d | %.1f / %.1f ms | %s | %.1f | %d |",
+		rows = append(rows, fmt.Sprintf("| %d | %s | %d | %s | %d | %d | %d | %.1f / %.1f ms | %s | %.1f | %d | %d |",
 			n, map[bool]string{false: "no", true: "yes"}[flush], r.reads, r.staleText(), r.stalePending,
-			r.writes, r.pending, ms(pct(r.writeLat, 0.50)), ms(pct(r.writeLat, 0.99)), registry, r.renewalsPerSec, r.youngWaits))
+			r.writes, r.pending, ms(pct(r.writeLat, 0.50)), ms(pct(r.writeLat, 0.99)), registry, r.renewalsPerSec, r.youngWaits, r.revoked))
 		for _, e := range r.examples {
 			t.Logf("%d proxies, flush %v: %s", n, flush, e)
 		}
@@ -366,6 +368,7 @@ type hotpostResult struct {
 	examples, errorExamples     []string
 	renewalsPerSec              float64
 	youngWaits                  int
+	revoked                     int // holders that did not acknowledge a mover in time
 }
 
 func (r *hotpostResult) staleText() string {
@@ -384,7 +387,7 @@ func (r *hotpostResult) staleText() string {
 // -hotpost.for.
 func (p *hotpost) load(t *testing.T, flush bool) *hotpostResult {
 	r := &hotpostResult{staleBy: map[string]int{}}
-	renewals0, young0 := p.leaseCounters(t)
+	c0 := p.leaseCounters(t)
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), *hotpostFor)
 	defer cancel()
@@ -452,9 +455,10 @@ func (p *hotpost) load(t *testing.T, flush bool) *hotpostResult {
 		})
 	}
 	wg.Wait()
-	renewals1, young1 := p.leaseCounters(t)
-	r.renewalsPerSec = (renewals1 - renewals0) / hotpostFor.Seconds()
-	r.youngWaits = int(young1 - young0)
+	c1 := p.leaseCounters(t)
+	r.renewalsPerSec = (c1["edgecache_proxy_lease_renewals_total"] - c0["edgecache_proxy_lease_renewals_total"]) / hotpostFor.Seconds()
+	r.youngWaits = int(c1["young"] - c0["young"])
+	r.revoked = int(c1["revoked"] - c0["revoked"])
 	return r
 }
 
@@ -526,30 +530,37 @@ func (r *hotpostResult) failed(status int, body []byte) {
 	}
 }
 
-// leaseCounters sums every proxy's renewals and young-copy waits.
-func (p *hotpost) leaseCounters(t *testing.T) (renewals, youngWaits float64) {
+// leaseCounters sums the lease counters of every proxy and the
+// invalidator: renewals, young-copy waits and revocations by movers (the
+// last two over every mover).
+func (p *hotpost) leaseCounters(t *testing.T) map[string]float64 {
+	var text strings.Builder
 	for _, px := range p.ps {
 		resp, err := p.client.Get("http://" + px.AdminAddr() + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(resp.Body)
+		io.Copy(&text, resp.Body)
 		resp.Body.Close()
-		for _, l := range strings.Split(string(b), "\n") {
-			f := strings.Fields(l)
-			if len(f) != 2 {
-				continue
-			}
-			v, _ := strconv.ParseFloat(f[1], 64)
-			switch f[0] {
-			case "edgecache_proxy_lease_renewals_total":
-				renewals += v
-			case "edgecache_proxy_lease_registry_young_waits_total":
-				youngWaits += v
-			}
+	}
+	p.h.invSet.WritePrometheus(&text)
+	c := map[string]float64{}
+	for _, l := range strings.Split(text.String(), "\n") {
+		f := strings.Fields(l)
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch name := f[0]; {
+		case name == "edgecache_proxy_lease_renewals_total":
+			c[name] += v
+		case strings.HasSuffix(name, "_lease_registry_young_waits_total"):
+			c["young"] += v
+		case strings.HasSuffix(name, `_lease_notifications_total{result="revoked"}`):
+			c["revoked"] += v
 		}
 	}
-	return renewals, youngWaits
+	return c
 }
 
 func pct(d []time.Duration, q float64) time.Duration {
