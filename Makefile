@@ -1,4 +1,4 @@
-# edgecache: make run · make test · make build · make lint · make bench · make fleet · make drills · make fuzz · make simulate · make deps
+# edgecache: make run · make test · make build · make lint · make bench · make fleet · make drills · make hotpost · make fuzz · make simulate · make deps
 GO      ?= go
 # The one-box stack keeps its data here (git-ignored); make bench uses its
 # own folder below it, so its data never mixes with make run's.
@@ -7,7 +7,7 @@ RUN_DIR ?= .run
 RUN_FLAGS ?=
 CMDS    := ./origin/cmd/origin ./proxy/cmd/proxy ./proxy/cmd/invalidator ./bench/cmd/bench ./deploy/cmd/onebox ./deploy/cmd/fleet
 
-.PHONY: build run fleet drills test lint bench deps fuzz simulate
+.PHONY: build run fleet drills hotpost test lint bench deps fuzz simulate
 
 # One go build for every command: each package is compiled once.
 build:
@@ -30,6 +30,14 @@ fleet: deps build
 DRILLS ?= all
 drills: deps build
 	bin/fleet -dir $(RUN_DIR)/drills -listen 127.0.0.1:0 -stats 127.0.0.1:0 -drills $(DRILLS)
+
+# The fleet-scale check of read-after-write (proxy/PROTOCOL.md "Measured on
+# live processes"): HOTPOST proxies reading one post, 20 writes/s,
+# flush_all every 2 s; HOTPOST_TIME per load phase.
+HOTPOST      ?= 1,8
+HOTPOST_TIME ?= 30s
+hotpost: deps
+	$(GO) test -count=1 -timeout 0 -run '^TestHotPost$$' ./deploy/fleet/ -v -hotpost $(HOTPOST) -hotpost.for $(HOTPOST_TIME)
 
 test: deps lint
 	$(GO) test -race -count=1 -timeout 12m ./...

@@ -36,8 +36,12 @@ type Load struct {
 }
 
 // PendingBound is how long after a "pending" acknowledgement a read may
-// still show the older version.
-const PendingBound = time.Second
+// still show the older version: proxy/PROTOCOL.md's bound with the
+// defaults, INVALIDATOR_POLL_INTERVAL + INVALIDATOR_PEER_TIMEOUT +
+// INVALIDATOR_LEASE_DURATION. The protocol counts it from the later of the
+// answer and the moment memcached was whole again; the drills count from
+// the answer, which is stricter.
+const PendingBound = 1210 * time.Millisecond
 
 type loadPost struct {
 	id, user int64
@@ -45,6 +49,7 @@ type loadPost struct {
 	acked    atomic.Int64 // highest version acknowledged without "pending"
 	mu       sync.Mutex
 	pending  []pendingAck
+	ackedAt  map[int64]time.Time // when each version was acknowledged, for the stale examples
 }
 
 type pendingAck struct {
@@ -61,6 +66,10 @@ type LoadStats struct {
 	Slow           int            // requests that took over 2 s
 	Errors         map[string]int // by status code, or "transport"
 	StaleExamples  []string
+	// PendingLatest is the latest a read still showed a version older than
+	// a "pending" acknowledgement, after that acknowledgement (within
+	// PendingBound, or it is stale).
+	PendingLatest  time.Duration
 	MaxLatency     time.Duration
 	WriteLatencies []time.Duration // of writes answered 200
 }
@@ -87,7 +96,7 @@ func NewLoad(ctx context.Context, front string, n int) (*Load, error) {
 		if err := l.call(ctx, "POST", fmt.Sprintf("/v1/users/%d/posts", u.ID), u.Token, `{"body":"drill post"}`, http.StatusCreated, &p); err != nil {
 			return nil, err
 		}
-		lp := &loadPost{id: p.ID, user: u.ID, token: u.Token}
+		lp := &loadPost{id: p.ID, user: u.ID, token: u.Token, ackedAt: map[int64]time.Time{}}
 		lp.acked.Store(p.Version)
 		l.posts = append(l.posts, lp)
 	}
@@ -195,7 +204,8 @@ func (l *Load) timed(s *LoadStats, took time.Duration) {
 func (l *Load) read() {
 	p := l.posts[rand.IntN(len(l.posts))]
 	list := rand.IntN(2) == 0
-	want := p.want(time.Now())
+	start := time.Now()
+	want := p.want(start)
 	path := fmt.Sprintf("/v1/posts/%d", p.id)
 	if list {
 		path = fmt.Sprintf("/v1/users/%d/posts", p.user)
@@ -207,14 +217,50 @@ func (l *Load) read() {
 		return
 	}
 	got, ok := versionIn(b, p.id, list)
+	if late := p.pendingLate(got, start); ok && late > 0 {
+		l.count(func(s *LoadStats) { s.PendingLatest = max(s.PendingLatest, late) })
+	}
 	if ok && got < want {
 		l.count(func(s *LoadStats) {
 			s.Stale++
 			if len(s.StaleExamples) < 5 {
-				s.StaleExamples = append(s.StaleExamples, fmt.Sprintf("%s: version %d after %d was acknowledged (Cache-Status %q)", path, got, want, h.Get("Cache-Status")))
+				s.StaleExamples = append(s.StaleExamples, fmt.Sprintf("%s: version %d after %d was acknowledged (%s; read at %s, Cache-Status %q, Age %q)",
+					path, got, want, p.ackText(want, start), start.Format("15:04:05.000"), h.Get("Cache-Status"), h.Get("Age")))
 			}
 		})
 	}
+}
+
+// pendingLate is how long before read a "pending" acknowledgement of a
+// version newer than got came, 0 if none did.
+func (p *loadPost) pendingLate(got int64, read time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var late time.Duration
+	for _, a := range p.pending {
+		if a.version > got && a.at.Before(read) {
+			late = max(late, read.Sub(a.at))
+		}
+	}
+	return late
+}
+
+// ackText says how and when version v was acknowledged, as seen from a
+// read sent at read.
+func (p *loadPost) ackText(v int64, read time.Time) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	kind := "without pending"
+	for _, a := range p.pending {
+		if a.version == v {
+			kind = "pending"
+		}
+	}
+	at, ok := p.ackedAt[v]
+	if !ok {
+		return kind
+	}
+	return fmt.Sprintf("%s, at %s, %s before the read", kind, at.Format("15:04:05.000"), read.Sub(at).Round(time.Millisecond))
 }
 
 // versionIn finds post id's version in a post or list body.
@@ -268,6 +314,7 @@ func (l *Load) WriteEachBySQL(ctx context.Context, f *Fleet) error {
 		}
 		p.mu.Lock()
 		p.pending = append(p.pending, pendingAck{v, time.Now()})
+		p.ackedAt[v] = time.Now()
 		p.mu.Unlock()
 		l.count(func(s *LoadStats) { s.Writes++; s.Acked++; s.Pending++ })
 	}
@@ -288,6 +335,9 @@ func (l *Load) writeVia(base string, p *loadPost) {
 		return
 	}
 	pending := h.Get("Edgecache-Invalidation") == "pending"
+	p.mu.Lock()
+	p.ackedAt[v.Version] = time.Now()
+	p.mu.Unlock()
 	l.count(func(s *LoadStats) {
 		s.Acked++
 		s.WriteLatencies = append(s.WriteLatencies, took)

@@ -115,7 +115,11 @@ func runDrills(opts fleet.Options, names string) (ok bool, err error) {
 	for _, d := range list {
 		fmt.Printf("drill %s: %s\n", d.Name, d.What)
 		r := f.RunDrill(ctx, d)
-		fmt.Printf("  %s: %d reads, %d writes, %d stale, %d lost, errors %s\n", r.Took.Round(time.Second), r.Stats.Reads, r.Stats.Writes, r.Stats.Stale, r.Stats.Lost, r.Stats.ErrorsText())
+		fmt.Printf("  %s: %d reads, %d writes, %d stale, %d lost, errors %s", r.Took.Round(time.Second), r.Stats.Reads, r.Stats.Writes, r.Stats.Stale, r.Stats.Lost, r.Stats.ErrorsText())
+		if r.Stats.PendingLatest > 0 {
+			fmt.Printf("; a version older than a pending answer read %s after it", r.Stats.PendingLatest.Round(time.Millisecond))
+		}
+		fmt.Println()
 		results = append(results, r)
 		ok = ok && r.Passed()
 	}
