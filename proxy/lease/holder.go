@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"hash/maphash"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,7 +79,8 @@ type sightedCopy struct {
 // gcAfter: a member's heartbeat expires this many of its durations after
 // its last renewal; a member whose heartbeat is gone from a node is taken
 // out of that node's copy by the next member that collects (every gcAfter
-// rounds), and the copy's removals move (registry.go).
+// rounds, one member in as many as the copy lists), and the copy's
+// removals move (registry.go).
 const gcAfter = 3
 
 // maxBackoff bounds the wait before rejoining after repeated revocations,
@@ -481,7 +483,9 @@ func (h *Holder) renewCopy(n int, gc bool) (lost bool, err error) {
 			}
 			reg.members[i], changed = self, true
 		}
-		if gc {
+		if gc && rand.IntN(len(reg.members)) == 0 {
+			// One collector per period on average, not every member: the
+			// heartbeat reads stay linear in the number of members.
 			removed, err := h.collect(n, &reg)
 			if err != nil {
 				return lost, err
