@@ -88,7 +88,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `env:"PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"after the drain delay, the longest wait for in-flight requests and background refreshes"`
 	LogLevel        string        `env:"PROXY_LOG_LEVEL" envDefault:"info" help:"level of the application log (JSON on stderr): debug, info, warn or error"`
 	AccessLog       string        `env:"PROXY_ACCESS_LOG" envDefault:"stdout" help:"where the access log (one JSON line per request, never sampled) goes: stdout, stderr, off, or a file path (containing a /, appended to)"`
-	TrustXFF        bool          `env:"PROXY_TRUST_FORWARDED" envDefault:"false" help:"keep the client's X-Forwarded-For/-Proto (set true behind a load balancer that sets them)"`
+	TrustXFF        bool          `env:"PROXY_TRUST_FORWARDED" envDefault:"false" help:"keep the client's X-Forwarded-For/-Proto in what is forwarded to the origin, whatever the TCP peer (set true behind a load balancer that sets them); PROXY_TRUSTED_PROXIES does so for its peers only"`
+	TrustedProxies  []string      `env:"PROXY_TRUSTED_PROXIES" envDefault:"" help:"comma-separated networks (CIDR) of the load balancers in front: when the TCP peer is inside them, the client (access log, per-client budgets) is the rightmost X-Forwarded-For address outside them, and the client's X-Forwarded-For/-Proto are forwarded; empty trusts nobody: the client is the TCP peer"`
 }
 
 // Validate reports every invalid setting at once, one "VARIABLE: problem"
@@ -289,6 +290,9 @@ func (c Config) checkHTTP(bad func(name, format string, args ...any)) {
 		if !strings.HasPrefix(p, "/") {
 			bad("PROXY_PUBLIC_PATHS", "want path prefixes starting with /, got %q", p)
 		}
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		bad("PROXY_TRUSTED_PROXIES", "%v", err)
 	}
 	if _, err := parseQueryAllow(c.QueryAllow); err != nil {
 		bad("PROXY_QUERY_ALLOW", "%v", err)

@@ -44,6 +44,7 @@ type Proxy struct {
 	stopAccess func() error   // flushes the access log (and closes its file)
 	public     [][]byte       // PROXY_PUBLIC_PATHS
 	query      queryRules     // PROXY_QUERY_ALLOW
+	trusted    trustedProxies // PROXY_TRUSTED_PROXIES
 
 	flights  singleflight.Group
 	groupsOf groupMemory
@@ -115,6 +116,7 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 		p.public = append(p.public, []byte(prefix))
 	}
 	p.query, _ = parseQueryAllow(cfg.QueryAllow) // valid: checked by Validate
+	p.trusted, _ = parseTrustedProxies(cfg.TrustedProxies)
 	p.groupsOf.init(cfg.GroupMemoryBytes)
 	p.consistency = newConsistency(cfg, m.set)
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)
