@@ -42,6 +42,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	case ctx.IsConnect():
 		p.errorJSON(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported")
 		outcome = outcomeError
+	case p.overBudget(ctx, p.writeBudget, budgetWrite, "writes"):
+		if ctx.Request.Header.ContentLength() != 0 {
+			ctx.SetConnectionClose() // its body is left unread
+		}
+		outcome = outcomeError
 	default:
 		outcome, latency = p.write(ctx), p.m.writeDuration
 	}

@@ -46,6 +46,8 @@ type Proxy struct {
 	query      queryRules     // PROXY_QUERY_ALLOW
 	trusted    trustedProxies // PROXY_TRUSTED_PROXIES
 
+	missBudget, writeBudget *clientBudget // per client; nil when off (budget.go)
+
 	flights  singleflight.Group
 	groupsOf groupMemory
 	l1       *lru.Cache[*l1Entry] // this process's copies of valid entries, by primary cache key
@@ -117,6 +119,8 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 	}
 	p.query, _ = parseQueryAllow(cfg.QueryAllow) // valid: checked by Validate
 	p.trusted, _ = parseTrustedProxies(cfg.TrustedProxies)
+	p.missBudget = newClientBudget(cfg.ClientMissRate, cfg.ClientMissBurst)
+	p.writeBudget = newClientBudget(cfg.ClientWriteRate, cfg.ClientWriteBurst)
 	p.groupsOf.init(cfg.GroupMemoryBytes)
 	p.consistency = newConsistency(cfg, m.set)
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)

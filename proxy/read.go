@@ -48,6 +48,9 @@ type txn struct {
 func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 	t := txn{ctx: ctx, now: now}
 	if !p.recv(&t) {
+		if p.overBudget(ctx, p.missBudget, budgetMiss, "misses") {
+			return outcomeError
+		}
 		return p.authorized(&t)
 	}
 	kb := primaryKeys.Get().(*[]byte)
@@ -74,6 +77,9 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 	case cachepolicy.GatewayTimeout:
 		p.errorJSON(ctx, fasthttp.StatusGatewayTimeout, "only_if_cached", "not in cache (only-if-cached)")
 		p.setCacheStatus(ctx, cachepolicy.CacheStatus{Detail: "only-if-cached"})
+		return outcomeError
+	}
+	if p.overBudget(ctx, p.missBudget, budgetMiss, "misses") {
 		return outcomeError
 	}
 	if d.Fwd == cachepolicy.FwdMiss && t.fwd != cachepolicy.FwdNone {
