@@ -8,7 +8,8 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 )
 
-// Group is a group's value in memcached: "incarnation epoch origin".
+// Group is a group's value in memcached: "incarnation epoch origin", and
+// "incarnation epoch origin hard" after a soft purge.
 type Group struct {
 	// Incarnation is random, chosen when the key is created: an entry
 	// recorded against a lost and re-created key never validates again.
@@ -20,6 +21,15 @@ type Group struct {
 	// re-created, or the group has no versions: URL groups). A response
 	// below it came from a lagging replica.
 	Origin uint64
+	// Hard is the epoch that the group's last hard move (every move but a
+	// soft purge: writes, the durable invalidator, purges) reached. An
+	// entry recorded at an epoch before Epoch but not before Hard was only
+	// soft-purged since: stale, never invalidated. Written only when below
+	// Epoch, as a fourth field: every value a hard move leaves is the three
+	// fields that code older than soft purges reads, and such code takes
+	// a four-field value for garbage, which it replaces with a new
+	// incarnation — a hard purge, never a missed one.
+	Hard uint64
 }
 
 // Validates reports whether an entry that recorded (incarnation, epoch)
@@ -28,19 +38,31 @@ func (g Group) Validates(incarnation, epoch uint64) bool {
 	return g.Incarnation == incarnation && g.Epoch <= epoch
 }
 
+// SoftPurged reports whether an entry that recorded (incarnation, epoch)
+// for this group, and is no longer current by it, was only soft-purged
+// since: no hard move came after its record.
+func (g Group) SoftPurged(incarnation, epoch uint64) bool {
+	return g.Incarnation == incarnation && g.Epoch > epoch && g.Hard <= epoch
+}
+
 // Bytes is the group's value as memcached holds it.
 func (g Group) Bytes() []byte {
 	b := strconv.AppendUint(make([]byte, 0, 60), g.Incarnation, 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, g.Epoch, 10)
 	b = append(b, ' ')
-	return strconv.AppendUint(b, g.Origin, 10)
+	b = strconv.AppendUint(b, g.Origin, 10)
+	if g.Hard > 0 && g.Hard < g.Epoch {
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, g.Hard, 10)
+	}
+	return b
 }
 
 // ParseGroup reads a group value; ok is false for anything malformed
 // (which callers treat as unknown: never current).
 func ParseGroup(b []byte) (g Group, ok bool) {
-	var f [3]uint64
+	var f [4]uint64
 	n := 0
 	start := 0
 	for i := 0; i <= len(b); i++ {
@@ -58,21 +80,33 @@ func ParseGroup(b []byte) (g Group, ok bool) {
 		n++
 		start = i + 1
 	}
-	if n != len(f) || f[0] == 0 || f[1] == 0 {
+	switch {
+	case n < 3 || f[0] == 0 || f[1] == 0:
+		return Group{}, false
+	case n == 3:
+		return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Hard: f[1]}, true
+	case f[3] == 0 || f[3] >= f[1]: // Bytes writes a fourth field only below the epoch
 		return Group{}, false
 	}
-	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2]}, true
+	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Hard: f[3]}, true
 }
 
 // NewGroup is the value of a group key created now (or found garbled).
 func NewGroup(origin uint64) Group {
-	return Group{Incarnation: rand.Uint64() | 1, Epoch: 1, Origin: origin}
+	return Group{Incarnation: rand.Uint64() | 1, Epoch: 1, Origin: origin, Hard: 1}
 }
 
 // Next is the group's value after a move that reported origin version
 // origin: the next epoch, the newest origin version.
 func (g Group) Next(origin uint64) Group {
-	return Group{Incarnation: g.Incarnation, Epoch: g.Epoch + 1, Origin: max(g.Origin, origin)}
+	return Group{Incarnation: g.Incarnation, Epoch: g.Epoch + 1, Origin: max(g.Origin, origin), Hard: g.Epoch + 1}
+}
+
+// SoftNext is the group's value after a soft purge: the next epoch, and
+// the last hard move's epoch kept.
+func (g Group) SoftNext() Group {
+	g.Epoch++
+	return g
 }
 
 // kv is the single-key memcached operations the group operations need:
@@ -98,6 +132,20 @@ var ErrContended = errors.New("group value: too many concurrent updates")
 // move moves group key forward: epoch+1 (or a new incarnation if the key is
 // missing or garbage), and origin version max(current, origin).
 func move(s kv, key string, origin uint64) error {
+	return update(s, key, func(cur Group) Group { return cur.Next(origin) }, origin)
+}
+
+// softPurge moves group key forward as a soft purge: epoch+1, the last
+// hard move's epoch kept. A key missing or garbage gets a new incarnation,
+// as a hard move gives it: nothing recorded can be kept stale then.
+func softPurge(s kv, key string) error {
+	return update(s, key, Group.SoftNext, 0)
+}
+
+// update replaces group key's value by next of it, by compare-and-swap: a
+// concurrent move is never lost, whichever kind each is. A missing or
+// garbled key gets a new incarnation with origin version origin.
+func update(s kv, key string, next func(Group) Group, origin uint64) error {
 	for range casAttempts {
 		it, err := s.get(key)
 		if errors.Is(err, memcache.ErrCacheMiss) {
@@ -110,11 +158,11 @@ func move(s kv, key string, origin uint64) error {
 		if err != nil {
 			return err
 		}
-		next := NewGroup(origin)
+		g := NewGroup(origin)
 		if cur, ok := ParseGroup(it.Value); ok {
-			next = cur.Next(origin)
+			g = next(cur)
 		}
-		it.Value = next.Bytes()
+		it.Value = g.Bytes()
 		err = s.cas(it)
 		if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrNotStored) {
 			continue

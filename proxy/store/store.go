@@ -322,7 +322,22 @@ func (s *Store) Move(name string, origin uint64) error {
 	return err
 }
 
+// SoftPurge moves group name forward as a soft purge (Group.Hard: the
+// entries recorded against it become stale, not invalid), in both its
+// places as Move does. Only the admin purge uses it; nothing is queued
+// when it fails.
+func (s *Store) SoftPurge(name string) error {
+	_, err := s.update(name, func(c kv, key string) error { return softPurge(c, key) })
+	return err
+}
+
 func (s *Store) move(name string, origin uint64) (failed []string, err error) {
+	return s.update(name, func(c kv, key string) error { return move(c, key, origin) })
+}
+
+// update applies op to group name's value in both its places, each retried
+// once at once on a new connection (see Move).
+func (s *Store) update(name string, op func(c kv, key string) error) (failed []string, err error) {
 	keys := []string{GroupKey(name)}
 	if s.ring.Len() > 1 {
 		keys = append(keys, second(keys[0]))
@@ -330,7 +345,7 @@ func (s *Store) move(name string, origin uint64) (failed []string, err error) {
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup
 	for i, k := range keys {
-		wg.Go(func() { errs[i] = s.moveOne(k, origin) })
+		wg.Go(func() { errs[i] = s.updateOne(k, op) })
 	}
 	wg.Wait()
 	for i, e := range errs {
@@ -343,8 +358,8 @@ func (s *Store) move(name string, origin uint64) (failed []string, err error) {
 	return failed, err
 }
 
-func (s *Store) moveOne(key string, origin uint64) error {
-	err := move(s, key, origin)
+func (s *Store) updateOne(key string, op func(c kv, key string) error) error {
+	err := op(s, key)
 	if err == nil || !nodeFailed(err) || !s.ring.Up(s.ring.Node(key)) {
 		return err // a node marked down is tried again by Run, not here
 	}
@@ -352,7 +367,7 @@ func (s *Store) moveOne(key string, origin uint64) error {
 	c := memcache.New(s.NodeAddr(s.ring.Node(key)))
 	c.Timeout = s.timeout
 	defer c.Close()
-	return move(rawKV{c}, key, origin)
+	return op(rawKV{c}, key)
 }
 
 func (s *Store) countMove(err error) {
