@@ -16,13 +16,13 @@ import (
 // the group at it, as the origin's writes do. While gated, a GET tells
 // entered and waits for release.
 type softItem struct {
-	group    string
-	v        atomic.Int64
-	gated    atomic.Bool
-	entered  chan struct{}
-	release  chan struct{}
-	gets     atomic.Int64
-	opened   sync.Once
+	group   string
+	v       atomic.Int64
+	gated   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+	gets    atomic.Int64
+	opened  sync.Once
 }
 
 // open lets gated GETs through, now and from then on.
