@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"hash/maphash"
 	"math"
 	"net/netip"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 // full.
 type clientBudget struct {
 	rate, burst float64
+	seed        maphash.Seed // spreads clients over the shards, unpredictably
 	shards      [budgetShards]budgetShard
 }
 
@@ -52,7 +54,7 @@ func newClientBudget(rate float64, burst int) *clientBudget {
 	if rate <= 0 {
 		return nil
 	}
-	b := &clientBudget{rate: rate, burst: float64(burst)}
+	b := &clientBudget{rate: rate, burst: float64(burst), seed: maphash.MakeSeed()}
 	for i := range b.shards {
 		b.shards[i].buckets = make(map[netip.Addr]*bucket)
 	}
@@ -60,9 +62,15 @@ func newClientBudget(rate float64, burst int) *clientBudget {
 }
 
 // take spends one of client's tokens at now. When there is none it
-// reports false and how long until there is one.
+// reports false and how long until there is one. An IPv6 client is its
+// /64: one subscriber's or host's network, where it picks addresses at
+// will.
 func (b *clientBudget) take(client netip.Addr, now time.Time) (bool, time.Duration) {
-	s := &b.shards[shardOf(client)]
+	if client.Is6() {
+		net, _ := client.Prefix(64)
+		client = net.Addr()
+	}
+	s := &b.shards[maphash.Comparable(b.seed, client)%budgetShards]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := s.buckets[client]
@@ -106,13 +114,6 @@ func (s *budgetShard) evict(b *clientBudget, now time.Time) {
 		}
 	}
 	delete(s.buckets, victim)
-}
-
-// shardOf spreads addresses over the shards by their last bytes (the
-// host part of most networks).
-func shardOf(a netip.Addr) int {
-	b := a.As16()
-	return int(b[15]^b[14]*7) % budgetShards
 }
 
 // overBudget spends one of the request's client's tokens in budget (nil:

@@ -96,3 +96,19 @@ func TestClientBudgetIsBounded(t *testing.T) {
 		t.Fatalf("the busy client's bucket was forgotten: ok %v, wait %s", ok, wait)
 	}
 }
+
+// An IPv6 client is its /64: picking other addresses in it spends the
+// same budget.
+func TestClientBudgetOfIPv6IsPerSlash64(t *testing.T) {
+	b := newClientBudget(0.001, 2)
+	now := time.Unix(1_000_000, 0)
+	for i, a := range []string{"2001:db8:1:2::1", "2001:db8:1:2:ffff::7", "2001:db8:1:2::99"} {
+		ok, _ := b.take(netip.MustParseAddr(a), now)
+		if want := i < 2; ok != want {
+			t.Fatalf("%s: ok %v, want %v", a, ok, want)
+		}
+	}
+	if ok, _ := b.take(netip.MustParseAddr("2001:db8:1:3::1"), now); !ok {
+		t.Fatal("another /64 shares the budget")
+	}
+}
