@@ -133,3 +133,25 @@ func TestWriteAfterSoftPurgeIsNotServedStale(t *testing.T) {
 		}
 	}
 }
+
+// A soft purge through one proxy reaches another's L1 copy served under
+// its invalidation lease: that proxy serves it stale and refreshes it,
+// never as fresh.
+func TestSoftPurgeReachesLeaseHolders(t *testing.T) {
+	run := runID()
+	item := newSoftItem("soft/" + run)
+	o := newScripted(t)
+	path := "/soft/" + run
+	o.handle(path, item.serve)
+	node := leaseNode(t)
+	cfg := leaseConfig(node, o.url())
+	cfg.AdminToken = "s3cret"
+	purger, holder := startProxy(t, cfg), startProxy(t, cfg)
+	warmL1(t, holder, path)
+	if r := adminDo(t, purger, "POST", "/purge?group="+item.group+"&soft=1", "s3cret"); r.StatusCode() != 200 {
+		t.Fatalf("soft purge: %d %s", r.StatusCode(), r.Body())
+	}
+	if r := get(t, holder, path); string(r.Body()) != "v1" || !strings.Contains(cacheStatus(r), "detail=soft-purged") {
+		t.Fatalf("the lease holder after the soft purge: %s %q, want the stale v1 marked soft-purged", r.Body(), cacheStatus(r))
+	}
+}
