@@ -139,6 +139,7 @@ func (c *Comparison) addServers(runs []*Result) {
 	c.row(runs, "proxy CPU", "cores", func(r *Result) (float64, bool) { return r.Derived.ProxyCores, r.Derived.ProxyCores > 0 })
 	c.row(runs, "origin CPU", "cores", func(r *Result) (float64, bool) { return r.Derived.OriginCores, r.Derived.OriginCores > 0 })
 	c.row(runs, "client CPU", "cores", always(func(r *Result) float64 { return r.Client.Cores }))
+	c.row(runs, "client CPU per request", "µs", always(func(r *Result) float64 { return r.Client.MicrosPerRequest }))
 }
 
 // fmtValue prints a figure compactly.

@@ -31,6 +31,9 @@ type ClientCPU struct {
 	SysSeconds  float64 `json:"sys_seconds"`
 	// Cores is the average number of cores the bench kept busy.
 	Cores float64 `json:"cores"`
+	// MicrosPerRequest is the bench's CPU time (user + system) per request
+	// it sent: what the harness costs the machine it shares with the target.
+	MicrosPerRequest float64 `json:"micros_per_request"`
 	// Usable is the number of cores the bench could use (GOMAXPROCS); NumCPU
 	// is the machine's, which the target shares on one box.
 	Usable int `json:"usable"`
@@ -60,7 +63,7 @@ func loadAverage() float64 {
 // for CPU: more runnable tasks than the target and generator account for.
 func busyMachine(load float64, numCPU int) bool { return numCPU > 0 && load > 1.5*float64(numCPU) }
 
-func (c cpuTimes) since(before cpuTimes, wall time.Duration) ClientCPU {
+func (c cpuTimes) since(before cpuTimes, wall time.Duration, requests int64) ClientCPU {
 	out := ClientCPU{
 		UserSeconds: (c.user - before.user).Seconds(),
 		SysSeconds:  (c.sys - before.sys).Seconds(),
@@ -70,6 +73,9 @@ func (c cpuTimes) since(before cpuTimes, wall time.Duration) ClientCPU {
 	}
 	if wall > 0 {
 		out.Cores = (out.UserSeconds + out.SysSeconds) / wall.Seconds()
+	}
+	if requests > 0 {
+		out.MicrosPerRequest = (out.UserSeconds + out.SysSeconds) * 1e6 / float64(requests)
 	}
 	return out
 }

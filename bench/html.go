@@ -94,8 +94,8 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 {{range .Sweeps}}
 <h2>Sweep “{{.Name}}” against {{join .Config.Run.Targets ", "}}</h2>
 <p>Latency counts from each request's due time; the service time (send → answer) and the wait in the generator (due → sent) tell a target that slowed from a generator that did.</p>
-<table><tr><th>scheduled/s</th><th>answered/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>service p99</th><th>wait p99</th><th>errors</th><th>stale reads</th><th>hit ratio</th><th>proxy cores</th><th>origin cores</th><th>client cores</th><th>load average</th><th>verdict</th></tr>
-{{range .Steps}}<tr><td>{{value .Rate}}</td><td>{{value .Throughput}}</td><td>{{ms .P50}}</td><td>{{ms .P99}}</td><td>{{ms .P999}}</td><td>{{ms .ServiceP99}}</td><td>{{ms .WaitP99}}</td><td>{{.Errors}}</td><td{{if .Stale}} class="stale"{{end}}>{{.Stale}}</td><td>{{if .HitRatio}}{{pct .HitRatio}}{{else}}-{{end}}</td><td>{{value .Derived.ProxyCores}}</td><td>{{value .Derived.OriginCores}}</td><td>{{value .ClientCPU}}</td><td>{{value .Load}}</td><td>{{.Verdict}}</td></tr>
+<table><tr><th>scheduled/s</th><th>answered/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>service p99</th><th>wait p99</th><th>errors</th><th>stale reads</th><th>hit ratio</th><th>proxy cores</th><th>origin cores</th><th>client cores</th><th>client µs/request</th><th>load average</th><th>verdict</th></tr>
+{{range .Steps}}<tr><td>{{value .Rate}}</td><td>{{value .Throughput}}</td><td>{{ms .P50}}</td><td>{{ms .P99}}</td><td>{{ms .P999}}</td><td>{{ms .ServiceP99}}</td><td>{{ms .WaitP99}}</td><td>{{.Errors}}</td><td{{if .Stale}} class="stale"{{end}}>{{.Stale}}</td><td>{{if .HitRatio}}{{pct .HitRatio}}{{else}}-{{end}}</td><td>{{value .Derived.ProxyCores}}</td><td>{{value .Derived.OriginCores}}</td><td>{{value .ClientCPU}}</td><td>{{value .ClientMicros}}</td><td>{{value .Load}}</td><td>{{.Verdict}}</td></tr>
 {{end}}</table>
 <p>{{.Summary}}</p>
 {{end}}

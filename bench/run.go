@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -148,7 +147,7 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 	after := scrapeAll(cfg.Metrics, cfg.Timeout)
 
 	res := assemble(st, recs, start, end, scheduled)
-	res.Client = cpuAfter.since(cpuBefore, end.Sub(start))
+	res.Client = cpuAfter.since(cpuBefore, end.Sub(start), res.Requests)
 	res.Metrics = metricsReports(cfg.Metrics, before, after, end.Sub(start))
 	res.derive()
 	st.acks.lowerBounds(seed)
@@ -275,6 +274,7 @@ type worker struct {
 	rec  *recorder
 	req  *fasthttp.Request
 	resp *fasthttp.Response
+	page []listedPost // the last list page read, reused
 }
 
 func newWorker(st *runState, rec *recorder) *worker {
@@ -296,21 +296,6 @@ func (w *worker) notSent(j job, ctx context.Context) {
 	now := time.Now()
 	w.rec.record(&result{op: j.op, scheduled: j.at, sent: now, done: now, errKind: why, check: -1})
 }
-
-// Answers the bench reads; only the fields it checks.
-type (
-	postAnswer struct {
-		ID      int64 `json:"id"`
-		Version int64 `json:"version"`
-	}
-	userAnswer struct {
-		ID        int64  `json:"id"`
-		PostCount *int64 `json:"post_count"`
-	}
-	listAnswer struct {
-		Posts []listedPost `json:"posts"`
-	}
-)
 
 // do sends one request, judges the answer and records it.
 func (w *worker) do(j job) {
@@ -377,49 +362,49 @@ func (w *worker) judge(j job, seq int64, res *result) string {
 	body := w.resp.Body()
 	switch j.op {
 	case opPost, opBust:
-		var p postAnswer
-		if json.Unmarshal(body, &p) != nil || p.Version <= 0 {
+		p, ok := parsePost(body)
+		if !ok || p.version <= 0 {
 			return "bad answer: post without version"
 		}
 		res.check = checkItem
 		id := st.seed.Posts[j.key].ID
 		var want int64
-		if res.stale, want = st.acks.staleItem(seq, id, p.Version); res.stale {
-			res.staleWhy = fmt.Sprintf("GET %s showed version %d, version %d was acknowledged before it was sent", postPath(id), p.Version, want)
+		if res.stale, want = st.acks.staleItem(seq, id, p.version); res.stale {
+			res.staleWhy = fmt.Sprintf("GET %s showed version %d, version %d was acknowledged before it was sent", postPath(id), p.version, want)
 		}
 	case opMissing: // a 404 has nothing to check
 	case opList:
-		var l listAnswer
-		if json.Unmarshal(body, &l) != nil {
+		var ok bool
+		if w.page, ok = parseList(body, w.page[:0]); !ok {
 			return "bad answer: list"
 		}
 		res.check = checkList
 		var why string
-		if res.stale, why = st.acks.staleList(seq, j.key, l.Posts, st.cfg.ListLimit); res.stale {
+		if res.stale, why = st.acks.staleList(seq, j.key, w.page, st.cfg.ListLimit); res.stale {
 			res.staleWhy = "GET " + userPostsPath(st.seed.Users[j.key].ID) + ": " + why
 		}
 	case opProfile:
-		var u userAnswer
-		if json.Unmarshal(body, &u) != nil || u.PostCount == nil {
+		u, ok := parsePost(body)
+		if !ok || u.postCount < 0 {
 			return "bad answer: user without post_count"
 		}
 		res.check = checkProfile
 		var want int64
-		if res.stale, want = st.acks.staleProfile(seq, j.key, *u.PostCount); res.stale {
-			res.staleWhy = fmt.Sprintf("GET %s showed post_count %d, creates acknowledged before it was sent imply %d", userPath(st.seed.Users[j.key].ID), *u.PostCount, want)
+		if res.stale, want = st.acks.staleProfile(seq, j.key, u.postCount); res.stale {
+			res.staleWhy = fmt.Sprintf("GET %s showed post_count %d, creates acknowledged before it was sent imply %d", userPath(st.seed.Users[j.key].ID), u.postCount, want)
 		}
 	case opEdit:
-		var p postAnswer
-		if json.Unmarshal(body, &p) != nil || p.Version <= 0 {
+		p, ok := parsePost(body)
+		if !ok || p.version <= 0 {
 			return "bad answer: edited post without version"
 		}
-		st.acks.edited(st.seed.Posts[j.key].ID, p.Version)
+		st.acks.edited(st.seed.Posts[j.key].ID, p.version)
 	case opCreate:
-		var p postAnswer
-		if json.Unmarshal(body, &p) != nil || p.ID <= 0 || p.Version <= 0 {
+		p, ok := parsePost(body)
+		if !ok || p.id <= 0 || p.version <= 0 {
 			return "bad answer: new post without id or version"
 		}
-		st.acks.createdBy(j.key, p.ID, p.Version)
+		st.acks.createdBy(j.key, p.id, p.version)
 	}
 	return ""
 }

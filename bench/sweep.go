@@ -98,9 +98,11 @@ type SweepStep struct {
 	HitRatio   float64 `json:"hit_ratio"` // of the step; 0 for a target that is not a cache
 	Derived    Derived `json:"derived"`   // the service figures of the step (CPU, offload)
 	ClientCPU  float64 `json:"client_cores"`
-	Load       float64 `json:"load_average"` // the machine's, at the end of the step
-	Within     bool    `json:"within_objective"`
-	Why        string  `json:"why,omitempty"` // what missed the objective
+	// ClientMicros is the generator's CPU per request of the step.
+	ClientMicros float64 `json:"client_micros_per_request"`
+	Load         float64 `json:"load_average"` // the machine's, at the end of the step
+	Within       bool    `json:"within_objective"`
+	Why          string  `json:"why,omitempty"` // what missed the objective
 	// Missed lists earlier attempts at this rate that missed the objective
 	// (SweepConfig.Retries), what each missed by.
 	Missed []string `json:"missed,omitempty"`
@@ -230,7 +232,7 @@ func judgeStep(cfg SweepConfig, r *Result) SweepStep {
 		P50: r.All.Latency.P50, P99: r.All.Latency.P99, P999: r.All.Latency.P999,
 		ServiceP99: r.Service.P99, WaitP99: r.Wait.P99,
 		Stale: r.Derived.StaleReads, HitRatio: r.Cache.HitRatio, Derived: r.Derived, ClientCPU: r.Client.Cores,
-		Load: r.Client.LoadAverage,
+		ClientMicros: r.Client.MicrosPerRequest, Load: r.Client.LoadAverage,
 	}
 	var why []string
 	if p99 := time.Duration(st.P99 * float64(time.Millisecond)); p99 > cfg.P99 {
@@ -281,14 +283,14 @@ func (s *SweepResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "sweep %q against %s: open-loop steps of %s, objective %s\n", s.Name(), strings.Join(s.Config.Run.Targets, ", "),
 		s.Config.Step, s.Objective())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scheduled/s\tanswered/s\tp50\tp99\tp99.9\tservice p99\twait p99\terrors\tstale\thit ratio\tproxy cores\torigin cores\tclient cores\tload avg\tverdict\t")
+	fmt.Fprintln(tw, "scheduled/s\tanswered/s\tp50\tp99\tp99.9\tservice p99\twait p99\terrors\tstale\thit ratio\tproxy cores\torigin cores\tclient cores\tclient µs/req\tload avg\tverdict\t")
 	for _, st := range s.Steps {
 		hit := "-"
 		if st.HitRatio > 0 {
 			hit = fmt.Sprintf("%.1f%%", 100*st.HitRatio)
 		}
-		fmt.Fprintf(tw, "%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t\n", st.Rate, st.Throughput, fmtMs(st.P50), fmtMs(st.P99), fmtMs(st.P999),
-			fmtMs(st.ServiceP99), fmtMs(st.WaitP99), st.Errors, st.Stale, hit, st.Derived.ProxyCores, st.Derived.OriginCores, st.ClientCPU, st.Load, verdict(st))
+		fmt.Fprintf(tw, "%.0f\t%.0f\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%.2f\t%.2f\t%.2f\t%.0f\t%.1f\t%s\t\n", st.Rate, st.Throughput, fmtMs(st.P50), fmtMs(st.P99), fmtMs(st.P999),
+			fmtMs(st.ServiceP99), fmtMs(st.WaitP99), st.Errors, st.Stale, hit, st.Derived.ProxyCores, st.Derived.OriginCores, st.ClientCPU, st.ClientMicros, st.Load, verdict(st))
 	}
 	tw.Flush()
 	fmt.Fprintln(w, s.Summary())

@@ -32,8 +32,8 @@ func (r *Result) WriteText(w io.Writer) {
 	r.writeLatencies(w)
 	r.writeCorrectness(w)
 	r.writeServers(w)
-	fmt.Fprintf(w, "client CPU: %.2fs user + %.2fs system = %.2f cores busy of %d usable (machine: %d)\n",
-		r.Client.UserSeconds, r.Client.SysSeconds, r.Client.Cores, r.Client.Usable, r.Client.NumCPU)
+	fmt.Fprintf(w, "client CPU: %.2fs user + %.2fs system = %.2f cores busy of %d usable (machine: %d), %.0f µs per request\n",
+		r.Client.UserSeconds, r.Client.SysSeconds, r.Client.Cores, r.Client.Usable, r.Client.NumCPU, r.Client.MicrosPerRequest)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", warn)
 	}

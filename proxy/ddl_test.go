@@ -8,10 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
-	"go.uber.org/zap"
-
-	"edgecache/deploy/envconfig"
 	"edgecache/proxy/invalidator"
 )
 
@@ -87,21 +83,7 @@ func TestSchemaChangesTypedIntoTheDatabaseReachEveryProxy(t *testing.T) {
 // With leases, proxies serve L1 copies without asking memcached; after the
 // invalidator has flushed and waited a lease duration, none does.
 func TestTruncateReachesL1(t *testing.T) {
-	base := realStack(t)
-	withoutDurableInvalidator(t)
-	node := leaseNode(t)
-	ps := []*Proxy{startProxy(t, leaseConfig(node, base)), startProxy(t, leaseConfig(node, base))}
-	icfg, err := envconfig.Load[invalidator.Config]()
-	if err != nil {
-		t.Fatal(err)
-	}
-	icfg.MySQLDSN, icfg.Memcached, icfg.PeerSecret = dbPrimary.DSN("edgecache"), []string{node.Addr}, testPeerSecret
-	icfg.LockName = fmt.Sprintf("edgecache.invalidator.ddl.%d", time.Now().UnixNano())
-	inv, err := invalidator.StartBackground(icfg, zap.NewNop(), metrics.NewSet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inv.Stop()
+	ps, inv := leaseStack(t, "ddl")
 	db := primaryDB(t)
 	waitSchemaRecorded(t, inv, db)
 

@@ -42,21 +42,7 @@ func TestZeroStaleReadsUnderConcurrencyWithLeases(t *testing.T) {
 // reaches the proxies' L1 too: the durable invalidator moves its groups
 // and tells the lease holders before it deletes the log rows.
 func TestWritesThatBypassTheEdgeReachL1(t *testing.T) {
-	base := realStack(t)
-	withoutDurableInvalidator(t)
-	node := leaseNode(t)
-	ps := []*Proxy{startProxy(t, leaseConfig(node, base)), startProxy(t, leaseConfig(node, base))}
-	icfg, err := envconfig.Load[invalidator.Config]()
-	if err != nil {
-		t.Fatal(err)
-	}
-	icfg.MySQLDSN, icfg.Memcached, icfg.PeerSecret = dbPrimary.DSN("edgecache"), []string{node.Addr}, testPeerSecret
-	icfg.LockName = fmt.Sprintf("edgecache.invalidator.bypass.%d", time.Now().UnixNano())
-	inv, err := invalidator.StartBackground(icfg, zap.NewNop(), metrics.NewSet())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inv.Stop()
+	ps, inv := leaseStack(t, "bypass")
 	db, err := sql.Open("mysql", dbPrimary.DSN("edgecache"))
 	if err != nil {
 		t.Fatal(err)
@@ -102,4 +88,28 @@ func TestWritesThatBypassTheEdgeReachL1(t *testing.T) {
 			t.Fatalf("proxy %d: STALE %q (Cache-Status %q) after the invalidator applied the update", i, pp.Body, cacheStatus(r))
 		}
 	}
+}
+
+// leaseStack is a real stack whose two proxies hold invalidation leases
+// over a memcached node of their own, with a durable invalidator that
+// tells them (the shared one is stopped: it would apply the log to the
+// shared node only).
+func leaseStack(t *testing.T, lock string) ([]*Proxy, *invalidator.Background) {
+	t.Helper()
+	base := realStack(t)
+	withoutDurableInvalidator(t)
+	node := leaseNode(t)
+	ps := []*Proxy{startProxy(t, leaseConfig(node, base)), startProxy(t, leaseConfig(node, base))}
+	icfg, err := envconfig.Load[invalidator.Config]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	icfg.MySQLDSN, icfg.Memcached, icfg.PeerSecret = dbPrimary.DSN("edgecache"), []string{node.Addr}, testPeerSecret
+	icfg.LockName = fmt.Sprintf("edgecache.invalidator.%s.%d", lock, time.Now().UnixNano())
+	inv, err := invalidator.StartBackground(icfg, zap.NewNop(), metrics.NewSet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(inv.Stop)
+	return ps, inv
 }

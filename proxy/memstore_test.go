@@ -222,3 +222,47 @@ func TestMemstoreFailedMoveIsQueuedAndTheWritePending(t *testing.T) {
 	st.SetDown(down, false)
 	wantBody(t, p, path, "item v2", "STALE after the node came back")
 }
+
+// A fill that goes to the primary (a group it remembered for the key was
+// lost) reads the groups its answer names but it did not remember after
+// its fetch. If, in between, a write moved one of them and the value was
+// then lost and created again without a version (a purge, another fill's
+// snapshot), the value read has no version to show that the answer is
+// older than the write: the entry must not be stored.
+func TestMemstoreVersionlessGroupReadAfterTheFetchIsNotTrusted(t *testing.T) {
+	var v atomic.Int64
+	v.Store(1)
+	o := newScripted(t)
+	o.handle("/c/item", func(ctx *fasthttp.RequestCtx) {
+		n := strconv.FormatInt(v.Load(), 10)
+		if !ctx.IsGet() {
+			n = strconv.FormatInt(v.Add(1), 10)
+		} else {
+			ctx.Response.Header.Set("Cache-Control", "public, s-maxage=600")
+			ctx.SetBodyString("item v" + n)
+		}
+		ctx.Response.Header.Set(hdrGroups, "post/a="+n+" post/b="+n)
+	})
+	o.handle("/c/other", func(ctx *fasthttp.RequestCtx) { // a write elsewhere that changes post/b
+		ctx.Response.Header.Set(hdrGroups, "post/b="+strconv.FormatInt(v.Add(1), 10))
+	})
+	st := memstore.New(1)
+	p1, p2 := memProxy(t, st, o.url()), memProxy(t, st, o.url())
+	const path, pk = "/c/item", "http://edge.test/c/item"
+	// p1 remembers only post/a for the key (the origin's groups for a URL
+	// change), and post/a is unknown: its fill goes to the primary.
+	p1.groupsOf.set(pk, []string{store.GroupKey(store.URLGroup(pk)), store.GroupKey("post/a")})
+	gb := store.GroupKey("post/b")
+	var w *fasthttp.Response
+	beforeOnce(st, "GetMulti", gb, func() {
+		w = do(t, p2, "PUT", "/c/other", nil, "{}")     // moves post/b to version 2
+		st.Delete(gb)                                   // lost
+		if err := p2.purgeGroup("post/b", false); err != nil { // created again, version unknown
+			t.Fatal(err)
+		}
+	})
+	wantBody(t, p1, path, "item v1", "the fill the write raced") // its answer, rightly
+	acknowledged(t, w)
+	wantBody(t, p1, path, "item v2", "STALE after the write was acknowledged")
+	wantBody(t, p2, path, "item v2", "STALE after the write was acknowledged")
+}

@@ -203,7 +203,9 @@ func (p *Proxy) lookupMemcached(t *txn) {
 	switch {
 	case p.current(&t.ent, t.items):
 		t.hasEnt = true
-		p.keepL1(string(t.primary), t.ekey, &t.ent, checked)
+		if p.cfg.L1Bytes > 0 { // else not even the key's string
+			p.keepL1(string(t.primary), t.ekey, &t.ent, checked)
+		}
 	case p.softPurged(&t.ent, t.items):
 		t.hasEnt, t.softPurged = true, true // not kept in L1: it is to be refreshed
 	}
@@ -278,6 +280,9 @@ type answer struct {
 // read that found it current, or 0 (a fill: the first hit checks it). e
 // must not be changed afterwards: the copy shares its slices.
 func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
+	if p.cfg.L1Bytes == 0 {
+		return // L1 off: the copy would be dropped at once
+	}
 	c := &l1Entry{ent: *e, keys: make([]string, 1, 1+len(e.Groups)), buckets: make([]uint32, 0, len(e.Groups))}
 	c.keys[0] = ekey
 	for _, g := range e.Groups {

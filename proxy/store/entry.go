@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 
 	"edgecache/cachepolicy"
 )
@@ -119,7 +120,8 @@ func DecodeEntry(b []byte, e *Entry) error {
 	e.Meta = m
 	r := entryReader{b: b, i: 2 + n}
 	ng := r.uvarint(MaxEntryGroups)
-	e.Groups = e.Groups[:0]
+	// Sized once: the counts are bounded (MaxEntryGroups, maxEntryHeaders).
+	e.Groups = slices.Grow(e.Groups[:0], int(ng))
 	for k := uint64(0); k < ng && !r.bad; k++ {
 		key := r.bytes()
 		inc := r.uvarint(1<<64 - 1)
@@ -132,7 +134,7 @@ func DecodeEntry(b []byte, e *Entry) error {
 		e.Variants = append(e.Variants, r.bytes())
 	}
 	nh := r.uvarint(maxEntryHeaders)
-	e.Headers = e.Headers[:0]
+	e.Headers = slices.Grow(e.Headers[:0], int(nh))
 	for k := uint64(0); k < nh && !r.bad; k++ {
 		name := r.bytes()
 		e.Headers = append(e.Headers, Field{Name: name, Value: r.bytes()})

@@ -8,8 +8,9 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 )
 
-// Group is a group's value in memcached: "incarnation epoch origin", and
-// "incarnation epoch origin hard" after a soft purge.
+// Group is a group's value in memcached: "incarnation epoch origin", then
+// " moved" when a move carried a version, and " moved hard" after a soft
+// purge.
 type Group struct {
 	// Incarnation is random, chosen when the key is created: an entry
 	// recorded against a lost and re-created key never validates again.
@@ -21,13 +22,19 @@ type Group struct {
 	// re-created, or the group has no versions: URL groups). A response
 	// below it came from a lagging replica.
 	Origin uint64
+	// Moved is the newest origin version a move carried (0: none). A move
+	// for version v comes after v's commit, so once Moved >= v every entry
+	// that could predate v is invalid: the durable path need not move the
+	// group again for v (CatchUp), which would only send its readers to
+	// the origin a second time. A fill's Learn raises Origin, never Moved.
+	Moved uint64
 	// Hard is the epoch that the group's last hard move (every move but a
-	// soft purge: writes, the durable invalidator, purges) reached. An
-	// entry recorded at an epoch before Epoch but not before Hard was only
-	// soft-purged since: stale, never invalidated. Written only when below
-	// Epoch, as a fourth field: every value a hard move leaves is the three
-	// fields that code older than soft purges reads, and such code takes
-	// a four-field value for garbage, which it replaces with a new
+	// soft purge: writes, the durable invalidator, hard purges) reached.
+	// An entry recorded at an epoch before Epoch but not before Hard was
+	// only soft-purged since: stale, never invalidated. Written only when
+	// below Epoch, as a fifth field: every value a hard move leaves is
+	// what code older than soft purges reads, and such code takes a
+	// five-field value for garbage, which it replaces with a new
 	// incarnation — a hard purge, never a missed one.
 	Hard uint64
 }
@@ -45,14 +52,21 @@ func (g Group) SoftPurged(incarnation, epoch uint64) bool {
 	return g.Incarnation == incarnation && g.Epoch > epoch && g.Hard <= epoch
 }
 
-// Bytes is the group's value as memcached holds it.
+// Bytes is the group's value as memcached holds it: "incarnation epoch
+// origin", " moved" when a move carried a version or a soft purge came
+// after the last hard move, and then " hard".
 func (g Group) Bytes() []byte {
-	b := strconv.AppendUint(make([]byte, 0, 60), g.Incarnation, 10)
+	b := strconv.AppendUint(make([]byte, 0, 80), g.Incarnation, 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, g.Epoch, 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, g.Origin, 10)
-	if g.Hard > 0 && g.Hard < g.Epoch {
+	soft := g.Hard > 0 && g.Hard < g.Epoch
+	if g.Moved > 0 || soft {
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, g.Moved, 10)
+	}
+	if soft {
 		b = append(b, ' ')
 		b = strconv.AppendUint(b, g.Hard, 10)
 	}
@@ -62,7 +76,7 @@ func (g Group) Bytes() []byte {
 // ParseGroup reads a group value; ok is false for anything malformed
 // (which callers treat as unknown: never current).
 func ParseGroup(b []byte) (g Group, ok bool) {
-	var f [4]uint64
+	var f [5]uint64
 	n := 0
 	start := 0
 	for i := 0; i <= len(b); i++ {
@@ -83,12 +97,12 @@ func ParseGroup(b []byte) (g Group, ok bool) {
 	switch {
 	case n < 3 || f[0] == 0 || f[1] == 0:
 		return Group{}, false
-	case n == 3:
-		return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Hard: f[1]}, true
-	case f[3] == 0 || f[3] >= f[1]: // Bytes writes a fourth field only below the epoch
+	case n < 5:
+		return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Moved: f[3], Hard: f[1]}, true
+	case f[4] == 0 || f[4] >= f[1]: // Bytes writes a fifth field only below the epoch
 		return Group{}, false
 	}
-	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Hard: f[3]}, true
+	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Moved: f[3], Hard: f[4]}, true
 }
 
 // NewGroup is the value of a group key created now (or found garbled).
@@ -99,7 +113,7 @@ func NewGroup(origin uint64) Group {
 // Next is the group's value after a move that reported origin version
 // origin: the next epoch, the newest origin version.
 func (g Group) Next(origin uint64) Group {
-	return Group{Incarnation: g.Incarnation, Epoch: g.Epoch + 1, Origin: max(g.Origin, origin), Hard: g.Epoch + 1}
+	return Group{Incarnation: g.Incarnation, Epoch: g.Epoch + 1, Origin: max(g.Origin, origin), Moved: max(g.Moved, origin), Hard: g.Epoch + 1}
 }
 
 // SoftNext is the group's value after a soft purge: the next epoch, and
@@ -108,6 +122,10 @@ func (g Group) SoftNext() Group {
 	g.Epoch++
 	return g
 }
+
+// MovedFor reports whether a move for origin version origin has been made
+// already: the durable path's CatchUp leaves such a group as it is.
+func (g Group) MovedFor(origin uint64) bool { return origin > 0 && g.Moved >= origin }
 
 // kv is the single-key memcached operations the group operations need:
 // the Store's (with health tracking) or a node's own client (replay).
@@ -130,26 +148,34 @@ const casAttempts = 16
 var ErrContended = errors.New("group value: too many concurrent updates")
 
 // move moves group key forward: epoch+1 (or a new incarnation if the key is
-// missing or garbage), and origin version max(current, origin).
-func move(s kv, key string, origin uint64) error {
-	return update(s, key, func(cur Group) Group { return cur.Next(origin) }, origin)
+// missing or garbage), and origin version max(current, origin). With
+// catchUp (the durable path), a group already moved for origin is left as
+// it is (Group.Moved).
+func move(s kv, key string, origin uint64, catchUp bool) error {
+	return update(s, key, origin, func(cur Group) (Group, bool) {
+		if catchUp && cur.MovedFor(origin) {
+			return cur, false
+		}
+		return cur.Next(origin), true
+	})
 }
 
 // softPurge moves group key forward as a soft purge: epoch+1, the last
 // hard move's epoch kept. A key missing or garbage gets a new incarnation,
 // as a hard move gives it: nothing recorded can be kept stale then.
 func softPurge(s kv, key string) error {
-	return update(s, key, Group.SoftNext, 0)
+	return update(s, key, 0, func(cur Group) (Group, bool) { return cur.SoftNext(), true })
 }
 
-// update replaces group key's value by next of it, by compare-and-swap: a
-// concurrent move is never lost, whichever kind each is. A missing or
-// garbled key gets a new incarnation with origin version origin.
-func update(s kv, key string, next func(Group) Group, origin uint64) error {
+// update replaces group key's value by next of it (unless next says
+// false), by compare-and-swap: a concurrent move is never lost, whichever
+// kind each is. A missing key is created moved for origin, a garbled one
+// gets a new incarnation.
+func update(s kv, key string, origin uint64, next func(Group) (Group, bool)) error {
 	for range casAttempts {
 		it, err := s.get(key)
 		if errors.Is(err, memcache.ErrCacheMiss) {
-			err = s.add(&memcache.Item{Key: key, Value: NewGroup(origin).Bytes()})
+			err = s.add(&memcache.Item{Key: key, Value: NewGroup(0).Next(origin).Bytes()})
 			if errors.Is(err, memcache.ErrNotStored) {
 				continue // created meanwhile: move that one
 			}
@@ -160,7 +186,10 @@ func update(s kv, key string, next func(Group) Group, origin uint64) error {
 		}
 		g := NewGroup(origin)
 		if cur, ok := ParseGroup(it.Value); ok {
-			g = next(cur)
+			var change bool
+			if g, change = next(cur); !change {
+				return nil
+			}
 		}
 		it.Value = g.Bytes()
 		err = s.cas(it)

@@ -76,6 +76,10 @@ func (b *lookups) round() {
 	}
 	b.mu.Unlock()
 
+	if len(batch) == 1 {
+		b.alone(batch[0])
+		return
+	}
 	seen := make(map[string]struct{}, 2*len(batch))
 	keys := make([]string, 0, 2*len(batch))
 	for _, r := range batch {
@@ -106,6 +110,27 @@ func (b *lookups) round() {
 		close(r.done)
 	}
 
+	b.next()
+}
+
+// alone is a round of one request: its keys are read as they are, and the
+// map GetMulti made is handed over, not copied (4 allocations fewer for a
+// request that nothing shared the round trip with).
+func (b *lookups) alone(r *lookup) {
+	items, unavailable := b.s.GetMulti(r.keys)
+	b.s.m.roundTrips.Inc()
+	b.s.m.lookups.Add(1)
+	if items == nil {
+		items = make(map[string]*memcache.Item, len(r.keys)+1)
+	}
+	r.items, r.unavailable = items, len(unavailable) > 0
+	close(r.done)
+	b.next()
+}
+
+// next ends the round: the next one runs in another goroutine if requests
+// are pending.
+func (b *lookups) next() {
 	b.mu.Lock()
 	if len(b.pending) == 0 {
 		b.running = false

@@ -127,7 +127,7 @@ func (s *Store) recover(n int) error {
 		return nil
 	}
 	for k, v := range moves {
-		if err := move(rawKV{p}, k, v); err != nil {
+		if err := move(rawKV{p}, k, v, false); err != nil {
 			return requeue(err)
 		}
 		s.m.replayed.Inc()

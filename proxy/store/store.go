@@ -315,10 +315,13 @@ func (s *Store) Learn(key string, origin uint64) error { return learn(placedKV{s
 // to the replica while the first node is down still sees the move. Each
 // place that fails is retried once at once on a new connection: one broken
 // pooled connection or a short stall must not leave a write's
-// invalidation undone. It does not queue (MoveOrQueue does); failed
-// reports the places that could not be moved.
+// invalidation undone. It does not queue (MoveOrQueue does).
+//
+// Move is the durable invalidator's: a place already moved for origin by
+// the write's own synchronous path is left as it is (Group.Moved), so that
+// its readers go to the origin once per write, not twice.
 func (s *Store) Move(name string, origin uint64) error {
-	_, err := s.move(name, origin)
+	_, err := s.move(name, origin, true)
 	return err
 }
 
@@ -331,8 +334,10 @@ func (s *Store) SoftPurge(name string) error {
 	return err
 }
 
-func (s *Store) move(name string, origin uint64) (failed []string, err error) {
-	return s.update(name, func(c kv, key string) error { return move(c, key, origin) })
+// move moves both places of group name; failed reports the places that
+// could not be moved. catchUp: see Move.
+func (s *Store) move(name string, origin uint64, catchUp bool) (failed []string, err error) {
+	return s.update(name, func(c kv, key string) error { return move(c, key, origin, catchUp) })
 }
 
 // update applies op to group name's value in both its places, each retried
@@ -383,7 +388,7 @@ func (s *Store) countMove(err error) {
 // whether or not the node was ever marked down. The error says the write's
 // answer must carry "Edgecache-Invalidation: pending".
 func (s *Store) MoveOrQueue(name string, origin uint64) error {
-	failed, err := s.move(name, origin)
+	failed, err := s.move(name, origin, false)
 	for _, key := range failed {
 		s.missed.add(s.ring.Node(key), key, origin)
 	}

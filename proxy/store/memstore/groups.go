@@ -65,13 +65,19 @@ func (s *Store) MoveOrQueue(name string, origin uint64) error {
 
 // Move moves group name forward, as store.Store's Move does for the
 // durable invalidator: a node that is down fails it, and nothing is queued
-// (the log row stays, and the invalidator tries again).
+// (the log row stays, and the invalidator tries again); a group already
+// moved for origin is left as it is.
 func (s *Store) Move(name string, origin uint64) error {
 	key := store.GroupKey(name)
 	return s.do("Move", key, func() error {
 		nd := &s.nodes[s.NodeOf(key)]
 		if nd.down {
 			return store.ErrUnavailable
+		}
+		if it, ok := nd.items[key]; ok {
+			if cur, ok := store.ParseGroup(it.Value); ok && cur.MovedFor(origin) {
+				return nil // moved for this version already, by the write itself
+			}
 		}
 		s.move(nd, key, origin)
 		return nil
@@ -101,7 +107,7 @@ func (s *Store) SoftPurge(name string) error {
 // move leaves the next epoch under key, or a new incarnation if the key is
 // missing or garbled.
 func (s *Store) move(nd *node, key string, origin uint64) {
-	g := store.NewGroup(origin)
+	g := store.NewGroup(0).Next(origin)
 	if it, ok := nd.items[key]; ok {
 		if cur, ok := store.ParseGroup(it.Value); ok {
 			g = cur.Next(origin)
