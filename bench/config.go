@@ -45,7 +45,15 @@ type ReadMix struct {
 	Post    float64 `json:"post"`
 	List    float64 `json:"list"`
 	Profile float64 `json:"profile"`
+	// The attacks of issue 20 beside the normal mix: a post with a random
+	// query string (a new cache key each time, unless the edge drops the
+	// parameter), and posts that do not exist, in increasing ids (a scan).
+	Bust    float64 `json:"bust,omitempty"`
+	Missing float64 `json:"missing,omitempty"`
 }
+
+// sum is the weights' total.
+func (m ReadMix) sum() float64 { return m.Post + m.List + m.Profile + m.Bust + m.Missing }
 
 // WriteMix weighs the write kinds against each other.
 type WriteMix struct {
@@ -98,8 +106,8 @@ func (c RunConfig) Validate() error {
 	check(c.Drain >= 0, "-drain must be ≥ 0")
 	check(c.Warmup >= 0, "-warmup must be ≥ 0")
 	check(c.Reads >= 0 && c.Writes >= 0 && c.Reads+c.Writes > 0, "-mix: reads:writes, not both 0")
-	check(c.ReadMix.Post >= 0 && c.ReadMix.List >= 0 && c.ReadMix.Profile >= 0 &&
-		(c.Reads == 0 || c.ReadMix.Post+c.ReadMix.List+c.ReadMix.Profile > 0), "-read-mix: weights ≥ 0, not all 0")
+	check(c.ReadMix.Post >= 0 && c.ReadMix.List >= 0 && c.ReadMix.Profile >= 0 && c.ReadMix.Bust >= 0 && c.ReadMix.Missing >= 0 &&
+		(c.Reads == 0 || c.ReadMix.sum() > 0), "-read-mix: weights ≥ 0, not all 0")
 	check(c.WriteMix.Edit >= 0 && c.WriteMix.Create >= 0 &&
 		(c.Writes == 0 || c.WriteMix.Edit+c.WriteMix.Create > 0), "-write-mix: weights ≥ 0, not all 0")
 	check(c.BodyBytes >= 64 && c.BodyBytes <= 1024, "-body-bytes must be in [64, 1024]")
@@ -148,7 +156,11 @@ func ParseWeights(s string, names ...string) (map[string]float64, error) {
 
 // String forms for -h defaults and the report.
 func (m ReadMix) String() string {
-	return fmt.Sprintf("post=%g,list=%g,profile=%g", m.Post, m.List, m.Profile)
+	s := fmt.Sprintf("post=%g,list=%g,profile=%g", m.Post, m.List, m.Profile)
+	if m.Bust > 0 || m.Missing > 0 {
+		s += fmt.Sprintf(",bust=%g,missing=%g", m.Bust, m.Missing)
+	}
+	return s
 }
 
 func (m WriteMix) String() string {

@@ -93,7 +93,7 @@ func TestGeneratorRepeatable(t *testing.T) {
 func TestGeneratorMix(t *testing.T) {
 	cfg := DefaultRunConfig()
 	cfg.Reads, cfg.Writes = 100, 1
-	cfg.ReadMix = ReadMix{Post: 70, List: 20, Profile: 10}
+	cfg.ReadMix = ReadMix{Post: 60, List: 20, Profile: 10, Bust: 6, Missing: 4}
 	cfg.WriteMix = WriteMix{Edit: 1, Create: 1}
 	g, err := newGenerator(cfg, 0, rankPermutation(1, 100), rankPermutation(2, 10))
 	if err != nil {
@@ -105,7 +105,8 @@ func TestGeneratorMix(t *testing.T) {
 		op, _ := g.next()
 		counts[op]++
 	}
-	want := [numOps]float64{opPost: 0.7 * 100 / 101, opList: 0.2 * 100 / 101, opProfile: 0.1 * 100 / 101, opEdit: 0.5 / 101, opCreate: 0.5 / 101}
+	want := [numOps]float64{opPost: 0.6 * 100 / 101, opList: 0.2 * 100 / 101, opProfile: 0.1 * 100 / 101,
+		opBust: 0.06 * 100 / 101, opMissing: 0.04 * 100 / 101, opEdit: 0.5 / 101, opCreate: 0.5 / 101}
 	for op, w := range want {
 		got := float64(counts[op]) / draws
 		if tol := 5 * math.Sqrt(w*(1-w)/draws); math.Abs(got-w) > tol {

@@ -13,14 +13,16 @@ const (
 	opPost    = iota // GET /v1/posts/{id}
 	opList           // GET /v1/users/{id}/posts?limit=…
 	opProfile        // GET /v1/users/{id}
+	opBust           // GET /v1/posts/{id}?cb={random}: a cache-busting query string
+	opMissing        // GET /v1/posts/{id} of a post that does not exist: an id scan
 	opEdit           // PUT /v1/posts/{id}
 	opCreate         // POST /v1/users/{id}/posts
 	numOps
 )
 
-var opNames = [numOps]string{"post", "list", "profile", "edit", "create"}
+var opNames = [numOps]string{"post", "list", "profile", "bust", "missing", "edit", "create"}
 
-func isRead(op int) bool { return op <= opProfile }
+func isRead(op int) bool { return op <= opMissing }
 
 // Latencies are recorded in microseconds, from 1 µs to 10 minutes, to three
 // significant digits (0.1% resolution).

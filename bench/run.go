@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,11 +44,13 @@ func newGenerator(cfg RunConfig, stream uint64, postPerm, userPerm []int32) (*ge
 	total := float64(cfg.Reads + cfg.Writes)
 	readShare, writeShare := float64(cfg.Reads)/total, float64(cfg.Writes)/total
 	rm, wm := cfg.ReadMix, cfg.WriteMix
-	rsum, wsum := max(rm.Post+rm.List+rm.Profile, 1e-300), max(wm.Edit+wm.Create, 1e-300)
+	rsum, wsum := max(rm.sum(), 1e-300), max(wm.Edit+wm.Create, 1e-300)
 	weights := [numOps]float64{
 		opPost:    readShare * rm.Post / rsum,
 		opList:    readShare * rm.List / rsum,
 		opProfile: readShare * rm.Profile / rsum,
+		opBust:    readShare * rm.Bust / rsum,
+		opMissing: readShare * rm.Missing / rsum,
 		opEdit:    writeShare * wm.Edit / wsum,
 		opCreate:  writeShare * wm.Create / wsum,
 	}
@@ -72,12 +75,17 @@ func (g *generator) next() (op, key int) {
 		}
 	}
 	switch op {
-	case opPost, opEdit:
+	case opPost, opEdit, opBust:
 		return op, g.posts.next()
+	case opMissing:
+		return op, 0 // the id comes from the run's scan (worker.do)
 	default:
 		return op, g.users.next()
 	}
 }
+
+// missingPostBase is where the id scan of missing posts starts.
+const missingPostBase = 1 << 40
 
 // runState is what the workers of one run share.
 type runState struct {
@@ -88,6 +96,7 @@ type runState struct {
 	tl      *timeline
 	retries atomic.Int64
 	bodies  atomic.Int64 // numbers write bodies so they differ
+	scan    atomic.Int64 // the id scan of missing posts: the next offset
 	started atomic.Int64 // closed loop: requests started, for -requests
 }
 
@@ -301,6 +310,13 @@ func (w *worker) do(j job) {
 		t.prepare(w.req, "GET", userPostsPath(st.seed.Users[j.key].ID)+"?limit="+itoa(int64(st.cfg.ListLimit)), "", nil)
 	case opProfile:
 		t.prepare(w.req, "GET", userPath(st.seed.Users[j.key].ID), "", nil)
+	case opBust:
+		t.prepare(w.req, "GET", postPath(st.seed.Posts[j.key].ID)+"?cb="+strconv.FormatUint(rand.Uint64(), 36), "", nil)
+	case opMissing:
+		// Far above every seeded or created id: each request a post
+		// never read before, as a crawler over deleted posts.
+		t.prepare(w.req, "GET", postPath(missingPostBase+st.scan.Add(1)), "", nil)
+		want = 404
 	case opEdit:
 		p := st.seed.Posts[j.key]
 		t.prepare(w.req, "PUT", postPath(p.ID), st.seed.Users[p.User].Token, w.body())
@@ -345,7 +361,7 @@ func (w *worker) judge(j job, seq int64, res *result) string {
 	st := w.st
 	body := w.resp.Body()
 	switch j.op {
-	case opPost:
+	case opPost, opBust:
 		p, ok := parsePost(body)
 		if !ok || p.version <= 0 {
 			return "bad answer: post without version"
@@ -356,6 +372,7 @@ func (w *worker) judge(j job, seq int64, res *result) string {
 		if res.stale, want = st.acks.staleItem(seq, id, p.version); res.stale {
 			res.staleWhy = fmt.Sprintf("GET %s showed version %d, version %d was acknowledged before it was sent", postPath(id), p.version, want)
 		}
+	case opMissing: // a 404 has nothing to check
 	case opList:
 		var ok bool
 		if w.page, ok = parseList(body, w.page[:0]); !ok {

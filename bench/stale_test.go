@@ -142,3 +142,22 @@ func checkErrors(t *testing.T, what string, r *Result) {
 		t.Logf("%s: %d of %d requests failed under load: %+v", what, r.Errors, r.Requests, r.ErrorKinds)
 	}
 }
+
+// The attack reads against the real origin: a post with a random query
+// string is a post like any other (checked for staleness), and the id
+// scan of missing posts gets 404s, none of them an error.
+func TestBustAndMissingReads(t *testing.T) {
+	seed := seedOrigin(t, 5, 20)
+	cfg := testRunConfig("attacks", []string{originURL}, 400)
+	cfg.ReadMix = ReadMix{Post: 40, Bust: 30, Missing: 30}
+	res, err := Run(context.Background(), cfg, seed, testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkErrors(t, "attacks", res)
+	for _, op := range []int{opBust, opMissing} {
+		if s := res.Ops[op]; s.Op != opNames[op] || s.Count == 0 || s.Errors != 0 {
+			t.Errorf("%s: %+v, want some requests and no errors", opNames[op], s)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http/pprof"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -186,7 +187,8 @@ type dependency struct {
 
 // purge moves the URL group of ?url= (an absolute URL as clients request
 // it) or the group ?group= forward: every proxy stops serving what was
-// stored under it.
+// stored under it; with ?soft=1, every proxy serves it as stale while one
+// refresh per key runs (invalidate.go, purgeURL).
 func (p *Proxy) purge(ctx *fasthttp.RequestCtx) {
 	if !ctx.IsPost() {
 		p.errorJSON(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "use POST")
@@ -203,6 +205,15 @@ func (p *Proxy) purge(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	args := ctx.QueryArgs()
+	var soft bool
+	switch s := string(args.Peek("soft")); s {
+	case "", "0", "false":
+	case "1", "true":
+		soft = true
+	default:
+		p.errorJSON(ctx, fasthttp.StatusBadRequest, "bad_soft", "soft must be 1, true, 0 or false")
+		return
+	}
 	var err error
 	switch {
 	case args.Has("url"):
@@ -213,14 +224,14 @@ func (p *Proxy) purge(ctx *fasthttp.RequestCtx) {
 		}
 		q := p.query.keep(nil, []byte(u.Path), []byte(u.RawQuery))
 		key := cachepolicy.AppendKey(nil, []byte(u.Scheme), []byte(u.Host), []byte(u.EscapedPath()), q)
-		err = p.purgeURL(string(key))
+		err = p.purgeURL(string(key), soft)
 	case args.Has("group"):
 		g := args.Peek("group")
 		if len(g) == 0 || len(g) > maxGroupName {
 			p.errorJSON(ctx, fasthttp.StatusBadRequest, "bad_group", "group must be 1 to 200 bytes")
 			return
 		}
-		err = p.purgeGroup(string(g))
+		err = p.purgeGroup(string(g), soft)
 	default:
 		p.errorJSON(ctx, fasthttp.StatusBadRequest, "missing_target", "give url= or group=")
 		return
@@ -231,5 +242,5 @@ func (p *Proxy) purge(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"purged":true}` + "\n")
+	ctx.SetBodyString(`{"purged":true,"soft":` + strconv.FormatBool(soft) + "}\n")
 }

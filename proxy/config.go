@@ -84,11 +84,16 @@ type Config struct {
 	PublicPaths []string `env:"PROXY_PUBLIC_PATHS" envDefault:"/v1/" help:"comma-separated path prefixes the client listener forwards (each starts with /); any other path is answered 404 not_found without asking the origin, so its /metrics, /healthz and /readyz stay private"`
 	AdminToken  string   `env:"PROXY_ADMIN_TOKEN" envDefault:"" help:"bearer token for POST /purge on the admin listener; empty disables purge (403)"`
 
-	DrainDelay      time.Duration `env:"PROXY_DRAIN_DELAY" envDefault:"5s" help:"after SIGTERM, /readyz fails this long before the listener closes (load balancer notices)"`
-	ShutdownTimeout time.Duration `env:"PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"after the drain delay, the longest wait for in-flight requests and background refreshes"`
-	LogLevel        string        `env:"PROXY_LOG_LEVEL" envDefault:"info" help:"level of the application log (JSON on stderr): debug, info, warn or error"`
-	AccessLog       string        `env:"PROXY_ACCESS_LOG" envDefault:"stdout" help:"where the access log (one JSON line per request, never sampled) goes: stdout, stderr, off, or a file path (containing a /, appended to)"`
-	TrustXFF        bool          `env:"PROXY_TRUST_FORWARDED" envDefault:"false" help:"keep the client's X-Forwarded-For/-Proto (set true behind a load balancer that sets them)"`
+	DrainDelay       time.Duration `env:"PROXY_DRAIN_DELAY" envDefault:"5s" help:"after SIGTERM, /readyz fails this long before the listener closes (load balancer notices)"`
+	ShutdownTimeout  time.Duration `env:"PROXY_SHUTDOWN_TIMEOUT" envDefault:"30s" help:"after the drain delay, the longest wait for in-flight requests and background refreshes"`
+	LogLevel         string        `env:"PROXY_LOG_LEVEL" envDefault:"info" help:"level of the application log (JSON on stderr): debug, info, warn or error"`
+	AccessLog        string        `env:"PROXY_ACCESS_LOG" envDefault:"stdout" help:"where the access log (one JSON line per request, never sampled) goes: stdout, stderr, off, or a file path (containing a /, appended to)"`
+	TrustXFF         bool          `env:"PROXY_TRUST_FORWARDED" envDefault:"false" help:"keep the client's X-Forwarded-For/-Proto in what is forwarded to the origin, whatever the TCP peer (set true behind a load balancer that sets them); PROXY_TRUSTED_PROXIES does so for its peers only"`
+	ClientMissRate   float64       `env:"PROXY_CLIENT_MISS_RATE" envDefault:"0" help:"per-client budget of reads that go to the origin (misses, revalidations, requests with Authorization), a second, per proxy (a token bucket per client address, see PROXY_TRUSTED_PROXIES); beyond it 429 too_many_requests with Retry-After; hits are never limited; 0 turns it off"`
+	ClientMissBurst  int           `env:"PROXY_CLIENT_MISS_BURST" envDefault:"100" help:"how many misses a client may make at once before PROXY_CLIENT_MISS_RATE applies"`
+	ClientWriteRate  float64       `env:"PROXY_CLIENT_WRITE_RATE" envDefault:"0" help:"per-client budget of writes (any method but GET and HEAD) a second, per proxy, as PROXY_CLIENT_MISS_RATE; 0 turns it off"`
+	ClientWriteBurst int           `env:"PROXY_CLIENT_WRITE_BURST" envDefault:"20" help:"how many writes a client may make at once before PROXY_CLIENT_WRITE_RATE applies"`
+	TrustedProxies   []string      `env:"PROXY_TRUSTED_PROXIES" envDefault:"" help:"comma-separated networks (CIDR) of the load balancers in front: when the TCP peer is inside them, the client (access log, per-client budgets) is the rightmost X-Forwarded-For address outside them, and the client's X-Forwarded-For/-Proto are forwarded; empty trusts nobody: the client is the TCP peer"`
 }
 
 // Validate reports every invalid setting at once, one "VARIABLE: problem"
@@ -289,6 +294,21 @@ func (c Config) checkHTTP(bad func(name, format string, args ...any)) {
 		if !strings.HasPrefix(p, "/") {
 			bad("PROXY_PUBLIC_PATHS", "want path prefixes starting with /, got %q", p)
 		}
+	}
+	rates := map[string]float64{"PROXY_CLIENT_MISS_RATE": c.ClientMissRate, "PROXY_CLIENT_WRITE_RATE": c.ClientWriteRate}
+	for _, name := range slices.Sorted(maps.Keys(rates)) {
+		if rate := rates[name]; !(rate >= 0) || math.IsInf(rate, 1) {
+			bad(name, "want requests a second >= 0 (0: off), got %v", rate)
+		}
+	}
+	if c.ClientMissBurst < 1 {
+		bad("PROXY_CLIENT_MISS_BURST", "must be >= 1, got %d", c.ClientMissBurst)
+	}
+	if c.ClientWriteBurst < 1 {
+		bad("PROXY_CLIENT_WRITE_BURST", "must be >= 1, got %d", c.ClientWriteBurst)
+	}
+	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
+		bad("PROXY_TRUSTED_PROXIES", "%v", err)
 	}
 	if _, err := parseQueryAllow(c.QueryAllow); err != nil {
 		bad("PROXY_QUERY_ALLOW", "%v", err)

@@ -59,7 +59,10 @@
 // fill that could have read older data recorded an epoch that is now behind,
 // on every proxy at once. A lost group key comes back with a new random
 // incarnation, so nothing recorded against the old one validates; no clock
-// is involved anywhere.
+// is involved anywhere. An operator's soft purge (admin POST /purge?soft=1)
+// moves the epoch but not the group's last hard epoch (store.Group.Hard):
+// entries recorded since that hard move are served stale while one
+// refresh runs. Writes and the durable invalidator only ever move hard.
 //
 // Two paths move groups. The synchronous one (this package) serves the
 // writer's own read-after-write: a failed move is retried at once on a new

@@ -42,6 +42,11 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	case ctx.IsConnect():
 		p.errorJSON(ctx, fasthttp.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported")
 		outcome = outcomeError
+	case p.overBudget(ctx, p.writeBudget, budgetWrite, "writes"):
+		if ctx.Request.Header.ContentLength() != 0 {
+			ctx.SetConnectionClose() // its body is left unread
+		}
+		outcome = outcomeError
 	default:
 		outcome, latency = p.write(ctx), p.m.writeDuration
 	}
@@ -53,7 +58,7 @@ func (p *Proxy) serve(ctx *fasthttp.RequestCtx) {
 	if p.access != nil {
 		err := p.access.Write(&accesslog.Request{Time: end, Method: ctx.Method(), URI: ctx.RequestURI(),
 			Status: ctx.Response.StatusCode(), Outcome: outcome, Bytes: len(ctx.Response.Body()),
-			Duration: end.Sub(start), Client: ctx.RemoteIP()})
+			Duration: end.Sub(start), Client: p.trusted.clientAddr(ctx)})
 		if err != nil {
 			p.m.accessLogErrors.Inc()
 		}
@@ -190,13 +195,14 @@ func (p *Proxy) originRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, f
 	req.Header.SetHostBytes(in.Host())
 	req.UseHostHeader = true
 	conn := in.Peek("Connection")
-	var xff, xfp, via []byte
+	var xff [][]byte
+	var xfp, via []byte
 	for k, v := range in.All() {
 		switch {
 		case !p.rules.Forward(k, conn):
 			continue
 		case cachepolicy.EqualFold(k, "X-Forwarded-For"):
-			xff = v
+			xff = append(xff, v) // every line: one list (RFC 9110 §5.3)
 			continue
 		case cachepolicy.EqualFold(k, "X-Forwarded-Proto"):
 			xfp = v
@@ -213,14 +219,15 @@ func (p *Proxy) originRequest(ctx *fasthttp.RequestCtx, req *fasthttp.Request, f
 		}
 		req.Header.AddBytesKV(k, v)
 	}
-	ip := ctx.RemoteIP().String()
-	if p.cfg.TrustXFF && len(xff) > 0 {
-		req.Header.Set("X-Forwarded-For", string(xff)+", "+ip)
+	peer := peerAddr(ctx)
+	trust := p.cfg.TrustXFF || p.trusted.contains(peer)
+	if trust && len(xff) > 0 {
+		req.Header.Set("X-Forwarded-For", string(bytes.Join(xff, []byte(", ")))+", "+peer.String())
 	} else {
-		req.Header.Set("X-Forwarded-For", ip)
+		req.Header.Set("X-Forwarded-For", peer.String())
 	}
 	switch {
-	case p.cfg.TrustXFF && len(xfp) > 0:
+	case trust && len(xfp) > 0:
 		req.Header.SetBytesV("X-Forwarded-Proto", xfp)
 	case ctx.IsTLS():
 		req.Header.Set("X-Forwarded-Proto", "https")

@@ -118,13 +118,29 @@ func (p *Proxy) moveURL(primary string) error {
 	return nil
 }
 
-// purgeURL and purgeGroup serve the admin listener's POST /purge.
-func (p *Proxy) purgeURL(primary string) error {
+// purgeURL and purgeGroup serve the admin listener's POST /purge. A soft
+// purge (soft) moves the group as store.Store.SoftPurge does: its entries
+// become stale, served while one refresh per key runs, instead of invalid.
+// It is the operator's tool only: no write uses it, because a write's
+// answer promises that nothing older is served (proxy/PROTOCOL.md). The
+// lease holders are told either way, so that no L1 copy is served as
+// fresh after the purge.
+func (p *Proxy) purgeURL(primary string, soft bool) error {
 	p.m.purges.Inc()
-	return errors.Join(p.moveURL(primary), p.notify([]string{store.GroupKey(store.URLGroup(primary))}))
+	if !soft {
+		return errors.Join(p.moveURL(primary), p.notify([]string{store.GroupKey(store.URLGroup(primary))}))
+	}
+	p.flights.Forget(primary)
+	return errors.Join(p.store.SoftPurge(store.URLGroup(primary)), p.notify([]string{store.GroupKey(store.URLGroup(primary))}))
 }
 
-func (p *Proxy) purgeGroup(name string) error {
+func (p *Proxy) purgeGroup(name string, soft bool) error {
 	p.m.purges.Inc()
-	return errors.Join(p.store.MoveOrQueue(name, 0), p.notify([]string{store.GroupKey(name)}))
+	var err error
+	if soft {
+		err = p.store.SoftPurge(name)
+	} else {
+		err = p.store.MoveOrQueue(name, 0)
+	}
+	return errors.Join(err, p.notify([]string{store.GroupKey(name)}))
 }

@@ -255,9 +255,9 @@ func TestMemstoreVersionlessGroupReadAfterTheFetchIsNotTrusted(t *testing.T) {
 	gb := store.GroupKey("post/b")
 	var w *fasthttp.Response
 	beforeOnce(st, "GetMulti", gb, func() {
-		w = do(t, p2, "PUT", "/c/other", nil, "{}")     // moves post/b to version 2
-		st.Delete(gb)                                   // lost
-		if err := p2.purgeGroup("post/b"); err != nil { // created again, version unknown
+		w = do(t, p2, "PUT", "/c/other", nil, "{}")            // moves post/b to version 2
+		st.Delete(gb)                                          // lost
+		if err := p2.purgeGroup("post/b", false); err != nil { // created again, version unknown
 			t.Fatal(err)
 		}
 	})

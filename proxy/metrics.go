@@ -31,6 +31,8 @@ type metricSet struct {
 	writesPending       map[string]*metrics.Counter // by reason: origin-failed, origin-5xx, memcached
 
 	l1Hits *metrics.Counter
+
+	clientLimited map[string]*metrics.Counter // 429s of the per-client budgets, by kind: miss, write
 }
 
 // Request outcomes, also used in the access log.
@@ -61,6 +63,10 @@ func newMetricSet(cacheName string) *metricSet {
 		originRequests: map[string]*metrics.Counter{},
 		originRetries:  map[string]*metrics.Counter{},
 		writesPending:  map[string]*metrics.Counter{},
+		clientLimited:  map[string]*metrics.Counter{},
+	}
+	for _, k := range []string{budgetMiss, budgetWrite} {
+		m.clientLimited[k] = s.NewCounter(`edgecache_proxy_client_limited_total{kind="` + k + `"}`)
 	}
 	for _, o := range []string{outcomeHit, outcomeStale, outcomeRevalidated, outcomeMiss, outcomeCollapsed, outcomePass, outcomeWrite, outcomeError} {
 		m.requests[o] = s.NewCounter(`edgecache_proxy_requests_total{outcome="` + o + `"}`)

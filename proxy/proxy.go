@@ -44,6 +44,9 @@ type Proxy struct {
 	stopAccess func() error   // flushes the access log (and closes its file)
 	public     [][]byte       // PROXY_PUBLIC_PATHS
 	query      queryRules     // PROXY_QUERY_ALLOW
+	trusted    trustedProxies // PROXY_TRUSTED_PROXIES
+
+	missBudget, writeBudget *clientBudget // per client; nil when off (budget.go)
 
 	flights  singleflight.Group
 	groupsOf groupMemory
@@ -115,6 +118,9 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 		p.public = append(p.public, []byte(prefix))
 	}
 	p.query, _ = parseQueryAllow(cfg.QueryAllow) // valid: checked by Validate
+	p.trusted, _ = parseTrustedProxies(cfg.TrustedProxies)
+	p.missBudget = newClientBudget(cfg.ClientMissRate, cfg.ClientMissBurst)
+	p.writeBudget = newClientBudget(cfg.ClientWriteRate, cfg.ClientWriteBurst)
 	p.groupsOf.init(cfg.GroupMemoryBytes)
 	p.consistency = newConsistency(cfg, m.set)
 	p.l1 = lru.New[*l1Entry](cfg.L1Bytes)

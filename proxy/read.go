@@ -35,6 +35,7 @@ type txn struct {
 	ent         entry
 	hasEnt      bool
 	l1          *l1Entry        // the process's copy the entry came from, if it did
+	softPurged  bool            // the entry was soft-purged since it was stored: stale until refreshed
 	fwd         cachepolicy.Fwd // why a miss goes forward: uri-miss, vary-miss, miss
 	detail      string
 	// variants are the secondary keys of the responses the URL's entry
@@ -48,6 +49,9 @@ type txn struct {
 func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 	t := txn{ctx: ctx, now: now}
 	if !p.recv(&t) {
+		if p.overBudget(ctx, p.missBudget, budgetMiss, "misses") {
+			return outcomeError
+		}
 		return p.authorized(&t)
 	}
 	kb := primaryKeys.Get().(*[]byte)
@@ -65,6 +69,9 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 		meta = &t.ent.Meta
 	}
 	d := cachepolicy.Decide(&t.creq, meta, t.now)
+	if t.softPurged && d.Action == cachepolicy.Serve {
+		d.Action = cachepolicy.ServeStale // stale allowed until refreshed: the operator's soft purge
+	}
 	switch d.Action {
 	case cachepolicy.Serve:
 		return p.hit(&t, d)
@@ -74,6 +81,9 @@ func (p *Proxy) read(ctx *fasthttp.RequestCtx, now time.Time) string {
 	case cachepolicy.GatewayTimeout:
 		p.errorJSON(ctx, fasthttp.StatusGatewayTimeout, "only_if_cached", "not in cache (only-if-cached)")
 		p.setCacheStatus(ctx, cachepolicy.CacheStatus{Detail: "only-if-cached"})
+		return outcomeError
+	}
+	if p.overBudget(ctx, p.missBudget, budgetMiss, "misses") {
 		return outcomeError
 	}
 	if d.Fwd == cachepolicy.FwdMiss && t.fwd != cachepolicy.FwdNone {
@@ -190,11 +200,14 @@ func (p *Proxy) lookupMemcached(t *txn) {
 	if p.fetchGroups(&t.ent, t.items, t.primary) {
 		t.unavailable = true
 	}
-	if p.current(&t.ent, t.items) {
+	switch {
+	case p.current(&t.ent, t.items):
 		t.hasEnt = true
 		if p.cfg.L1Bytes > 0 { // else not even the key's string
 			p.keepL1(string(t.primary), t.ekey, &t.ent, checked)
 		}
+	case p.softPurged(&t.ent, t.items):
+		t.hasEnt, t.softPurged = true, true // not kept in L1: it is to be refreshed
 	}
 }
 
@@ -352,6 +365,24 @@ func (p *Proxy) current(e *entry, items map[string]*store.Item) bool {
 	return true
 }
 
+// softPurged reports whether e, no longer current, was only soft-purged
+// since its groups were recorded: each group has the incarnation e recorded
+// and no hard move (a write, the durable invalidator, a hard purge) since
+// (store.Group.Hard).
+func (p *Proxy) softPurged(e *entry, items map[string]*store.Item) bool {
+	for _, g := range e.Groups {
+		it := items[string(g.Key)]
+		if it == nil {
+			return false
+		}
+		cur, ok := store.ParseGroup(it.Value)
+		if !ok || !(cur.Validates(g.Incarnation, g.Epoch) || cur.SoftPurged(g.Incarnation, g.Epoch)) {
+			return false
+		}
+	}
+	return true
+}
+
 func (p *Proxy) varyMatches(e *entry, h *fasthttp.RequestHeader) bool {
 	if len(e.Meta.Vary) == 0 {
 		return true
@@ -365,6 +396,9 @@ func (p *Proxy) varyMatches(e *entry, h *fasthttp.RequestHeader) bool {
 // stale-while-revalidate / max-stale).
 func (p *Proxy) hit(t *txn, d cachepolicy.Decision) string {
 	cs := cachepolicy.CacheStatus{Cache: p.cfg.CacheName, Hit: true, TTL: d.TTL, HasTTL: true}
+	if t.softPurged {
+		cs.Detail = "soft-purged"
+	}
 	p.deliver(t.ctx, &t.ent, t.l1, d.Age, &cs)
 	p.sampleHit(t, d.Age)
 	if d.Action == cachepolicy.ServeStale {

@@ -20,6 +20,9 @@ locals {
     region           = var.region
     peer_secret_arn  = aws_secretsmanager_secret.peer_secret.arn
     lease_duration   = var.lease_duration
+    # The ALB's addresses are in the VPC: the client is the X-Forwarded-For
+    # address it reports (access log, per-client budgets).
+    trusted_proxies = var.vpc_cidr
   })
 }
 

@@ -827,6 +827,7 @@ func TestUserData(t *testing.T) {
 				`(?m)^PROXY_ORIGINS=http://internal-origin\.example:8081$`,
 				`(?m)^PROXY_MEMCACHED=m1\.example:11211,m2\.example:11211,m3\.example:11211$`,
 				`(?m)^PROXY_TRUST_FORWARDED=true$`,
+				`(?m)^PROXY_TRUSTED_PROXIES=10\.\d+\.0\.0/16$`,
 				`(?m)^PROXY_LISTEN=0\.0\.0\.0:8080$`,
 				`(?m)^PROXY_ADMIN_LISTEN=0\.0\.0\.0:8082$`,
 				`(?m)^PROXY_DRAIN_DELAY=\d+s$`,

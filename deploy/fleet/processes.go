@@ -130,8 +130,10 @@ func (f *Fleet) startProxy(z *Zone, listen, admin string) error {
 	cfg.Origins = f.origins
 	cfg.Memcached = f.pool
 	cfg.PeerAdvertise = z.adminRelay.Addr()
-	// HAProxy sets X-Forwarded-For (option forwardfor).
+	// HAProxy sets X-Forwarded-For (option forwardfor), from loopback:
+	// the client is the address it reports.
 	cfg.TrustXFF = true
+	cfg.TrustedProxies = []string{"127.0.0.0/8"}
 	p, err := proxy.Start(cfg, f.log.Named("proxy-"+z.Name))
 	if err != nil {
 		return fmt.Errorf("proxy %s: %w", z.Name, err)

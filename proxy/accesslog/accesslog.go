@@ -14,7 +14,6 @@ package accesslog
 
 import (
 	"io"
-	"net"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -32,7 +31,7 @@ type Request struct {
 	Outcome  string // the proxy's own word (hit, miss, ...): written unescaped
 	Bytes    int    // body bytes sent
 	Duration time.Duration
-	Client   net.IP
+	Client   netip.Addr // the client as the proxy trusts it (its TCP peer, or from X-Forwarded-For)
 }
 
 // Log writes lines to w, which should be buffered (a write per line is a
@@ -131,13 +130,12 @@ func appendSeconds(b []byte, d time.Duration) []byte {
 	return append(b, digits[:n]...)
 }
 
-// appendIP appends ip as net.IP.String writes it, without its allocation.
-func appendIP(b []byte, ip net.IP) []byte {
-	a, ok := netip.AddrFromSlice(ip)
-	if !ok {
-		return append(b, ip.String()...) // "<nil>" or "?" and hex: never on a TCP peer
+// appendIP appends a as its String writes it, without its allocation.
+func appendIP(b []byte, a netip.Addr) []byte {
+	if !a.IsValid() {
+		return append(b, a.String()...) // "invalid IP": never on a TCP peer
 	}
-	return a.Unmap().AppendTo(b)
+	return a.AppendTo(b)
 }
 
 const hex = "0123456789abcdef"

@@ -2,7 +2,7 @@ package accesslog
 
 import (
 	"bytes"
-	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -39,15 +39,15 @@ func TestLinesAreZapsLines(t *testing.T) {
 	at := time.Date(2026, 12, 2, 18, 6, 2, 272_999_999, time.UTC)
 	cases := []Request{
 		{Time: at, Method: []byte("GET"), URI: []byte("/v1/posts/1"), Status: 200, Outcome: "hit", Bytes: 1152,
-			Duration: 6322 * time.Nanosecond, Client: net.IPv4(127, 0, 0, 1)},
+			Duration: 6322 * time.Nanosecond, Client: netip.AddrFrom4([4]byte{127, 0, 0, 1})},
 		{Time: at.In(time.FixedZone("CET", 3600)), Method: []byte("PUT"), URI: []byte("/a?b=\"c\"\\d\n\r\t\x01\x7f"),
-			Status: 504, Outcome: "error", Duration: 2 * time.Second, Client: net.ParseIP("2001:db8::1")},
+			Status: 504, Outcome: "error", Duration: 2 * time.Second, Client: netip.MustParseAddr("2001:db8::1")},
 		{Time: at.Add(-at.Sub(at.Truncate(time.Second))), Method: []byte("GET"), URI: []byte("/é\xff\xfe/日本"),
-			Status: 0, Outcome: "miss", Bytes: -1, Duration: 1500 * time.Millisecond, Client: net.IP{10, 0, 0, 7}},
-		{Time: at, URI: nil, Duration: 0, Client: nil},
-		{Time: at, Duration: -3 * time.Millisecond, Client: net.IP{1, 2, 3}},
-		{Time: at, Duration: 1e15 + 1, Client: net.ParseIP("::ffff:192.0.2.1")},
-		{Time: at, Duration: 999_999_999_999_999, Client: net.IPv6zero},
+			Status: 0, Outcome: "miss", Bytes: -1, Duration: 1500 * time.Millisecond, Client: netip.AddrFrom4([4]byte{10, 0, 0, 7})},
+		{Time: at, URI: nil, Duration: 0, Client: netip.Addr{}},
+		{Time: at, Duration: -3 * time.Millisecond, Client: netip.MustParseAddr("fe80::1%eth0")},
+		{Time: at, Duration: 1e15 + 1, Client: netip.MustParseAddr("::ffff:192.0.2.1")},
+		{Time: at, Duration: 999_999_999_999_999, Client: netip.IPv6Unspecified()},
 	}
 	for i, r := range cases {
 		if got, want := line(&r), zapLine(t, &r); got != want {
@@ -71,7 +71,7 @@ func TestTimeStampFollowsTheClock(t *testing.T) {
 func TestWriteAllocatesNothing(t *testing.T) {
 	l := New(discard{})
 	r := Request{Time: time.Now(), Method: []byte("GET"), URI: []byte("/v1/posts/1"), Status: 200, Outcome: "hit",
-		Bytes: 1152, Duration: 6322, Client: net.IPv4(127, 0, 0, 1)}
+		Bytes: 1152, Duration: 6322, Client: netip.AddrFrom4([4]byte{127, 0, 0, 1})}
 	l.Write(&r) // the second's stamp
 	if n := testing.AllocsPerRun(1000, func() { l.Write(&r) }); n != 0 {
 		t.Fatalf("%v allocations per line", n)
@@ -87,7 +87,8 @@ func FuzzLinesAreZapsLines(f *testing.F) {
 	f.Add([]byte("\x00"), []byte("/\"\\\xff"), -1, 0, int64(-1), []byte{}, int64(0))
 	f.Fuzz(func(t *testing.T, method, uri []byte, status, n int, d int64, ip []byte, unixNano int64) {
 		r := Request{Time: time.Unix(0, unixNano), Method: method, URI: uri, Status: status, Outcome: "hit",
-			Bytes: n, Duration: time.Duration(d), Client: ip}
+			Bytes: n, Duration: time.Duration(d)}
+		r.Client, _ = netip.AddrFromSlice(ip)
 		if got, want := line(&r), zapLine(t, &r); got != want {
 			t.Fatalf("\n got %s\nwant %s", got, want)
 		}
@@ -97,7 +98,7 @@ func FuzzLinesAreZapsLines(f *testing.F) {
 func BenchmarkWrite(b *testing.B) {
 	l := New(discard{})
 	r := Request{Time: time.Now(), Method: []byte("GET"), URI: []byte("/v1/posts/1"), Status: 200, Outcome: "hit",
-		Bytes: 1152, Duration: 6322, Client: net.IPv4(127, 0, 0, 1)}
+		Bytes: 1152, Duration: 6322, Client: netip.AddrFrom4([4]byte{127, 0, 0, 1})}
 	b.ReportAllocs()
 	for b.Loop() {
 		l.Write(&r)
@@ -107,7 +108,7 @@ func BenchmarkWrite(b *testing.B) {
 // BenchmarkZap is what a line cost before: zap's logger on the same sink.
 func BenchmarkZap(b *testing.B) {
 	log := zap.New(zapcore.NewCore(Encoder(), zapcore.AddSync(discard{}), zapcore.InfoLevel)).Named("access")
-	ip := net.IPv4(127, 0, 0, 1)
+	ip := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	b.ReportAllocs()
 	for b.Loop() {
 		log.Info("request", zap.ByteString("method", []byte("GET")), zap.ByteString("uri", []byte("/v1/posts/1")),

@@ -8,7 +8,9 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 )
 
-// Group is a group's value in memcached: "incarnation epoch origin".
+// Group is a group's value in memcached: "incarnation epoch origin", then
+// " moved" when a move carried a version, and " moved hard" after a soft
+// purge.
 type Group struct {
 	// Incarnation is random, chosen when the key is created: an entry
 	// recorded against a lost and re-created key never validates again.
@@ -26,6 +28,15 @@ type Group struct {
 	// group again for v (CatchUp), which would only send its readers to
 	// the origin a second time. A fill's Learn raises Origin, never Moved.
 	Moved uint64
+	// Hard is the epoch that the group's last hard move (every move but a
+	// soft purge: writes, the durable invalidator, hard purges) reached.
+	// An entry recorded at an epoch before Epoch but not before Hard was
+	// only soft-purged since: stale, never invalidated. Written only when
+	// below Epoch, as a fifth field: every value a hard move leaves is
+	// what code older than soft purges reads, and such code takes a
+	// five-field value for garbage, which it replaces with a new
+	// incarnation — a hard purge, never a missed one.
+	Hard uint64
 }
 
 // Validates reports whether an entry that recorded (incarnation, epoch)
@@ -34,17 +45,30 @@ func (g Group) Validates(incarnation, epoch uint64) bool {
 	return g.Incarnation == incarnation && g.Epoch <= epoch
 }
 
+// SoftPurged reports whether an entry that recorded (incarnation, epoch)
+// for this group, and is no longer current by it, was only soft-purged
+// since: no hard move came after its record.
+func (g Group) SoftPurged(incarnation, epoch uint64) bool {
+	return g.Incarnation == incarnation && g.Epoch > epoch && g.Hard <= epoch
+}
+
 // Bytes is the group's value as memcached holds it: "incarnation epoch
-// origin", and " moved" when a move carried a version.
+// origin", " moved" when a move carried a version or a soft purge came
+// after the last hard move, and then " hard".
 func (g Group) Bytes() []byte {
 	b := strconv.AppendUint(make([]byte, 0, 80), g.Incarnation, 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, g.Epoch, 10)
 	b = append(b, ' ')
 	b = strconv.AppendUint(b, g.Origin, 10)
-	if g.Moved > 0 {
+	soft := g.Hard > 0 && g.Hard < g.Epoch
+	if g.Moved > 0 || soft {
 		b = append(b, ' ')
 		b = strconv.AppendUint(b, g.Moved, 10)
+	}
+	if soft {
+		b = append(b, ' ')
+		b = strconv.AppendUint(b, g.Hard, 10)
 	}
 	return b
 }
@@ -52,7 +76,7 @@ func (g Group) Bytes() []byte {
 // ParseGroup reads a group value; ok is false for anything malformed
 // (which callers treat as unknown: never current).
 func ParseGroup(b []byte) (g Group, ok bool) {
-	var f [4]uint64
+	var f [5]uint64
 	n := 0
 	start := 0
 	for i := 0; i <= len(b); i++ {
@@ -70,21 +94,33 @@ func ParseGroup(b []byte) (g Group, ok bool) {
 		n++
 		start = i + 1
 	}
-	if n < 3 || f[0] == 0 || f[1] == 0 {
+	switch {
+	case n < 3 || f[0] == 0 || f[1] == 0:
+		return Group{}, false
+	case n < 5:
+		return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Moved: f[3], Hard: f[1]}, true
+	case f[4] == 0 || f[4] >= f[1]: // Bytes writes a fifth field only below the epoch
 		return Group{}, false
 	}
-	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Moved: f[3]}, true
+	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Moved: f[3], Hard: f[4]}, true
 }
 
 // NewGroup is the value of a group key created now (or found garbled).
 func NewGroup(origin uint64) Group {
-	return Group{Incarnation: rand.Uint64() | 1, Epoch: 1, Origin: origin}
+	return Group{Incarnation: rand.Uint64() | 1, Epoch: 1, Origin: origin, Hard: 1}
 }
 
 // Next is the group's value after a move that reported origin version
 // origin: the next epoch, the newest origin version.
 func (g Group) Next(origin uint64) Group {
-	return Group{Incarnation: g.Incarnation, Epoch: g.Epoch + 1, Origin: max(g.Origin, origin), Moved: max(g.Moved, origin)}
+	return Group{Incarnation: g.Incarnation, Epoch: g.Epoch + 1, Origin: max(g.Origin, origin), Moved: max(g.Moved, origin), Hard: g.Epoch + 1}
+}
+
+// SoftNext is the group's value after a soft purge: the next epoch, and
+// the last hard move's epoch kept.
+func (g Group) SoftNext() Group {
+	g.Epoch++
+	return g
 }
 
 // MovedFor reports whether a move for origin version origin has been made
@@ -116,6 +152,26 @@ var ErrContended = errors.New("group value: too many concurrent updates")
 // catchUp (the durable path), a group already moved for origin is left as
 // it is (Group.Moved).
 func move(s kv, key string, origin uint64, catchUp bool) error {
+	return update(s, key, origin, func(cur Group) (Group, bool) {
+		if catchUp && cur.MovedFor(origin) {
+			return cur, false
+		}
+		return cur.Next(origin), true
+	})
+}
+
+// softPurge moves group key forward as a soft purge: epoch+1, the last
+// hard move's epoch kept. A key missing or garbage gets a new incarnation,
+// as a hard move gives it: nothing recorded can be kept stale then.
+func softPurge(s kv, key string) error {
+	return update(s, key, 0, func(cur Group) (Group, bool) { return cur.SoftNext(), true })
+}
+
+// update replaces group key's value by next of it (unless next says
+// false), by compare-and-swap: a concurrent move is never lost, whichever
+// kind each is. A missing key is created moved for origin, a garbled one
+// gets a new incarnation.
+func update(s kv, key string, origin uint64, next func(Group) (Group, bool)) error {
 	for range casAttempts {
 		it, err := s.get(key)
 		if errors.Is(err, memcache.ErrCacheMiss) {
@@ -128,13 +184,14 @@ func move(s kv, key string, origin uint64, catchUp bool) error {
 		if err != nil {
 			return err
 		}
-		next := NewGroup(origin)
-		if cur, ok := ParseGroup(it.Value); ok && catchUp && cur.MovedFor(origin) {
-			return nil
-		} else if ok {
-			next = cur.Next(origin)
+		g := NewGroup(origin)
+		if cur, ok := ParseGroup(it.Value); ok {
+			var change bool
+			if g, change = next(cur); !change {
+				return nil
+			}
 		}
-		it.Value = next.Bytes()
+		it.Value = g.Bytes()
 		err = s.cas(it)
 		if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrNotStored) {
 			continue

@@ -325,9 +325,24 @@ func (s *Store) Move(name string, origin uint64) error {
 	return err
 }
 
+// SoftPurge moves group name forward as a soft purge (Group.Hard: the
+// entries recorded against it become stale, not invalid), in both its
+// places as Move does. Only the admin purge uses it; nothing is queued
+// when it fails.
+func (s *Store) SoftPurge(name string) error {
+	_, err := s.update(name, func(c kv, key string) error { return softPurge(c, key) })
+	return err
+}
+
 // move moves both places of group name; failed reports the places that
 // could not be moved. catchUp: see Move.
 func (s *Store) move(name string, origin uint64, catchUp bool) (failed []string, err error) {
+	return s.update(name, func(c kv, key string) error { return move(c, key, origin, catchUp) })
+}
+
+// update applies op to group name's value in both its places, each retried
+// once at once on a new connection (see Move).
+func (s *Store) update(name string, op func(c kv, key string) error) (failed []string, err error) {
 	keys := []string{GroupKey(name)}
 	if s.ring.Len() > 1 {
 		keys = append(keys, second(keys[0]))
@@ -335,7 +350,7 @@ func (s *Store) move(name string, origin uint64, catchUp bool) (failed []string,
 	errs := make([]error, len(keys))
 	var wg sync.WaitGroup
 	for i, k := range keys {
-		wg.Go(func() { errs[i] = s.moveOne(k, origin, catchUp) })
+		wg.Go(func() { errs[i] = s.updateOne(k, op) })
 	}
 	wg.Wait()
 	for i, e := range errs {
@@ -348,8 +363,8 @@ func (s *Store) move(name string, origin uint64, catchUp bool) (failed []string,
 	return failed, err
 }
 
-func (s *Store) moveOne(key string, origin uint64, catchUp bool) error {
-	err := move(s, key, origin, catchUp)
+func (s *Store) updateOne(key string, op func(c kv, key string) error) error {
+	err := op(s, key)
 	if err == nil || !nodeFailed(err) || !s.ring.Up(s.ring.Node(key)) {
 		return err // a node marked down is tried again by Run, not here
 	}
@@ -357,7 +372,7 @@ func (s *Store) moveOne(key string, origin uint64, catchUp bool) error {
 	c := memcache.New(s.NodeAddr(s.ring.Node(key)))
 	c.Timeout = s.timeout
 	defer c.Close()
-	return move(rawKV{c}, key, origin, catchUp)
+	return op(rawKV{c}, key)
 }
 
 func (s *Store) countMove(err error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,15 +165,35 @@ func TestParseGroup(t *testing.T) {
 		"1 1 0": true, "18446744073709551615 3 9": true, "1 2 9 9": true,
 		"": false, "1 1": false, "0 1 0": false, "1 0 0": false, "1 1 0 0 0": false, "1  1 0": false,
 		" 1 1 0": false, "1 1 0 ": false, "a 1 0": false, "1 1 -1": false,
+		"1 3 0 0 2": true, "1 3 9 9 2": true, "1 3 0 0 3": false, "1 3 0 0 4": false, "1 3 0 0 2 1": false,
 	} {
 		if _, got := ParseGroup([]byte(in)); got != ok {
 			t.Errorf("ParseGroup(%q) ok = %v, want %v", in, got, ok)
 		}
 	}
-	for _, g := range []Group{{Incarnation: 5, Epoch: 7, Origin: 9}, {Incarnation: 5, Epoch: 7, Origin: 9, Moved: 8}} {
+	for _, g := range []Group{{Incarnation: 5, Epoch: 7, Origin: 9, Hard: 7}, {Incarnation: 5, Epoch: 7, Origin: 9, Moved: 8, Hard: 7},
+		{Incarnation: 5, Epoch: 7, Origin: 9, Hard: 4}, {Incarnation: 5, Epoch: 7, Origin: 9, Moved: 8, Hard: 4}} {
 		if back, ok := ParseGroup(g.Bytes()); !ok || back != g {
 			t.Fatalf("round trip: %+v -> %q -> %+v", g, g.Bytes(), back)
 		}
+	}
+}
+
+// A soft purge leaves what it found stale, not invalid; a hard move after
+// it invalidates everything recorded before, and writes no fifth field:
+// what code older than soft purges reads.
+func TestSoftPurgeAndHardMoves(t *testing.T) {
+	g := NewGroup(0).Next(3) // epoch 2, hard
+	soft := g.SoftNext().SoftNext()
+	if soft.Validates(g.Incarnation, 2) || !soft.SoftPurged(g.Incarnation, 2) || soft.SoftPurged(g.Incarnation, 1) {
+		t.Fatalf("after two soft purges %+v: an entry recorded at epoch 2 must be soft-purged, at epoch 1 invalid", soft)
+	}
+	hard := soft.Next(0)
+	if hard.SoftPurged(g.Incarnation, 2) || hard.SoftPurged(g.Incarnation, 4) || !hard.Validates(g.Incarnation, 5) {
+		t.Fatalf("after a hard move %+v: nothing recorded before it may be served", hard)
+	}
+	if got := string(hard.Bytes()); strings.Count(got, " ") > 3 {
+		t.Fatalf("a hard move wrote %q, want at most four fields", got)
 	}
 }
 

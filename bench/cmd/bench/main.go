@@ -146,7 +146,7 @@ func addWorkloadFlags(fs *flag.FlagSet, d *bench.RunConfig) workloadFlags {
 	fs.DurationVar(&d.Drain, "drain", d.Drain, "after the schedule ends, how long queued requests may still be sent; the rest count as not sent")
 	fs.DurationVar(&d.Warmup, "warmup", d.Warmup, "the start of the run left out of the steady-state hit ratio (at most half the run)")
 	w.mix = fs.String("mix", "100:1", "reads:writes")
-	w.readMix = fs.String("read-mix", d.ReadMix.String(), "weights of the read kinds: a post, a user's first page of posts, a user's profile")
+	w.readMix = fs.String("read-mix", d.ReadMix.String(), "weights of the read kinds: a post, a user's first page of posts, a user's profile; and attacks: bust (a post with a random query string), missing (an id scan of posts that do not exist, 404)")
 	w.writes = fs.String("write-mix", d.WriteMix.String(), "weights of the write kinds: edit a post (PUT, owner's token), create a post (POST)")
 	fs.IntVar(&d.BodyBytes, "body-bytes", d.BodyBytes, "body size of seeded, edited and new posts")
 	fs.IntVar(&d.ListLimit, "list-limit", d.ListLimit, "?limit= of list reads")
@@ -172,11 +172,11 @@ func (w workloadFlags) apply() error {
 	if d.Reads, d.Writes, err = bench.ParseMix(*w.mix); err != nil {
 		return err
 	}
-	rw, err := bench.ParseWeights(*w.readMix, "post", "list", "profile")
+	rw, err := bench.ParseWeights(*w.readMix, "post", "list", "profile", "bust", "missing")
 	if err != nil {
 		return err
 	}
-	d.ReadMix = bench.ReadMix{Post: rw["post"], List: rw["list"], Profile: rw["profile"]}
+	d.ReadMix = bench.ReadMix{Post: rw["post"], List: rw["list"], Profile: rw["profile"], Bust: rw["bust"], Missing: rw["missing"]}
 	ww, err := bench.ParseWeights(*w.writes, "edit", "create")
 	if err != nil {
 		return err

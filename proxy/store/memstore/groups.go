@@ -84,6 +84,26 @@ func (s *Store) Move(name string, origin uint64) error {
 	})
 }
 
+// SoftPurge moves group name forward as a soft purge, as store.Store's
+// does: a node that is down fails it, nothing is queued.
+func (s *Store) SoftPurge(name string) error {
+	key := store.GroupKey(name)
+	return s.do("SoftPurge", key, func() error {
+		nd := &s.nodes[s.NodeOf(key)]
+		if nd.down {
+			return store.ErrUnavailable
+		}
+		g := store.NewGroup(0)
+		if it, ok := nd.items[key]; ok {
+			if cur, ok := store.ParseGroup(it.Value); ok {
+				g = cur.SoftNext()
+			}
+		}
+		s.put(nd, &store.Item{Key: key, Value: g.Bytes()})
+		return nil
+	})
+}
+
 // move leaves the next epoch under key, or a new incarnation if the key is
 // missing or garbled.
 func (s *Store) move(nd *node, key string, origin uint64) {
