@@ -107,7 +107,9 @@ func TestWritesToASlowOrBusyOriginFailCleanlyAndAreNeverRetried(t *testing.T) {
 		}
 	}()
 	cfg := testConfig(o.url())
-	cfg.OriginTimeout = 300 * time.Millisecond
+	// A write has a deadline of its own: were it the reads' (an hour
+	// here), this write would hang until the test times out.
+	cfg.OriginTimeout, cfg.OriginWriteTimeout = time.Hour, 300*time.Millisecond
 	cfg.OriginMaxConns = 1
 	cfg.OriginMaxConnWait = 50 * time.Millisecond
 	p := startProxy(t, cfg)

@@ -123,7 +123,7 @@ func memConfig(origins ...string) Config {
 	cfg.DrainDelay = 0
 	cfg.LeaseTTL = 5 * time.Second
 	cfg.CoalesceWait = 20 * time.Second
-	cfg.OriginTimeout = 20 * time.Second
+	cfg.OriginTimeout, cfg.OriginWriteTimeout = 20*time.Second, 20*time.Second
 	cfg.MemcachedTimeout = 3 * time.Second // the test machine is shared and busy
 	// Consistency checks send requests of their own to the origin, which
 	// tests counting origin requests would see: on in the tests of them.

@@ -38,7 +38,7 @@ func (p *Proxy) write(ctx *fasthttp.RequestCtx) string {
 	}
 	p.originRequest(ctx, req, false)
 	req.SetBodyRaw(body)
-	err := p.origins.do(req, resp, false, time.Now().Add(p.cfg.OriginTimeout))
+	err := p.origins.do(req, resp, false, time.Now().Add(p.cfg.OriginWriteTimeout))
 	if errors.Is(err, errOriginOverloaded) { // not sent: nothing to invalidate
 		p.originFailed(ctx, err)
 		return outcomeError
