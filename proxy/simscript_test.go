@@ -11,18 +11,33 @@ import (
 // The simulator's counterexamples, kept as scripts over its world: each
 // failed before its fix (PROTOCOL.md, "Counterexamples").
 
+// twoHolders is a world of two proxies holding leases, where proxy 1
+// serves resource r from its L1 copy under its lease. The caller closes it
+// and checks w.failure.
+func twoHolders(t *testing.T, r int) *simWorld {
+	w := newSimWorld(t, 1, testing.Verbose())
+	w.startProc(0, "")
+	w.startProc(1, "")
+	w.advance(10 * time.Millisecond)
+	w.read(1, r)
+	w.read(1, r) // an L1 copy, served under the lease
+	return w
+}
+
+func (w *simWorld) mustHold(t *testing.T) {
+	t.Helper()
+	if w.failure != "" {
+		t.Fatal(w.failure)
+	}
+}
+
 // Every copy of the lease registry lost (flush_all) and re-created by one
 // member's renewal: a write through that member read a copy listing only
 // itself, told nobody and waited for nothing, while the other member
 // still served its L1 copy under the lease it got through the lost copies.
 func TestSimRegistryRecreatedWhileAHolderServes(t *testing.T) {
-	w := newSimWorld(t, 1, testing.Verbose())
+	w := twoHolders(t, 0)
 	defer w.close()
-	w.startProc(0, "")
-	w.startProc(1, "")
-	w.advance(10 * time.Millisecond)
-	w.read(1, 0)
-	w.read(1, 0) // an L1 copy, served under the lease
 	w.advance(simLease / 3)
 	for n := range simNodes {
 		w.st.Flush(n)
@@ -30,29 +45,20 @@ func TestSimRegistryRecreatedWhileAHolderServes(t *testing.T) {
 	w.procs[0].h.Renew() // re-creates every copy, listing only itself
 	w.write(0, 0)
 	w.read(1, 0)
-	if w.failure != "" {
-		t.Fatal(w.failure)
-	}
+	w.mustHold(t)
 }
 
 // A process restarted on another member's advertised address: a write's
 // notification for the member reached the new process, which acknowledged
 // it, while the member kept serving its L1 copy.
 func TestSimNotificationForAnotherMember(t *testing.T) {
-	w := newSimWorld(t, 1, testing.Verbose())
+	w := twoHolders(t, 0)
 	defer w.close()
-	w.startProc(0, "")
-	w.startProc(1, "")
-	w.advance(10 * time.Millisecond)
-	w.read(1, 0)
-	w.read(1, 0)
 	w.startProc(2, w.procs[1].addr) // listens where member 1 is registered
 	w.advance(simLease / 3)
 	w.write(0, 0)
 	w.read(1, 0)
-	if w.failure != "" {
-		t.Fatal(w.failure)
-	}
+	w.mustHold(t)
 }
 
 // A write answered "pending" (the list group's node down), its writer
@@ -60,13 +66,8 @@ func TestSimNotificationForAnotherMember(t *testing.T) {
 // within the bound once the node is back, not up to
 // INVALIDATOR_RETRY_MAX later, while every proxy reads the old list.
 func TestSimPendingWriteOfAKilledWriter(t *testing.T) {
-	w := newSimWorld(t, 1, testing.Verbose())
+	w := twoHolders(t, -1)
 	defer w.close()
-	w.startProc(0, "")
-	w.startProc(1, "")
-	w.advance(10 * time.Millisecond)
-	w.read(1, -1)
-	w.read(1, -1)
 	node := w.st.NodeOf(store.GroupKey("list"))
 	lk := store.GroupKey("list")
 	moved := 0 // the invalidator's attempts to move the list group
@@ -89,9 +90,7 @@ func TestSimPendingWriteOfAKilledWriter(t *testing.T) {
 	w.setDown(node, false)
 	w.advance(simBound)
 	w.read(1, -1)
-	if w.failure != "" {
-		t.Fatal(w.failure)
-	}
+	w.mustHold(t)
 }
 
 // A live member's heartbeats evicted, and another member's collection
@@ -99,14 +98,9 @@ func TestSimPendingWriteOfAKilledWriter(t *testing.T) {
 // L1 copies under its lease, listed nowhere. A write must not pass it by:
 // the copies' removals moved, so movers wait until they are a lease old.
 func TestSimMemberCollectedWhileItHoldsALease(t *testing.T) {
-	w := newSimWorld(t, 1, testing.Verbose())
+	w := twoHolders(t, 0)
 	defer w.close()
-	w.startProc(0, "")
-	w.startProc(1, "")
-	w.advance(10 * time.Millisecond)
 	w.advance(simLease) // every copy a lease old: no write waits for a young one
-	w.read(1, 0)
-	w.read(1, 0) // an L1 copy, served under the lease
 	for n := range simNodes {
 		w.st.Evict(n, "r:hb:"+w.procs[1].id)
 	}
@@ -128,7 +122,5 @@ func TestSimMemberCollectedWhileItHoldsALease(t *testing.T) {
 	}
 	w.write(0, 0)
 	w.read(1, 0)
-	if w.failure != "" {
-		t.Fatal(w.failure)
-	}
+	w.mustHold(t)
 }
