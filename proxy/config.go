@@ -39,7 +39,7 @@ type Config struct {
 
 	OriginConnectTimeout time.Duration `env:"PROXY_ORIGIN_CONNECT_TIMEOUT" envDefault:"1s" help:"origin: TCP connect timeout"`
 	OriginTimeout        time.Duration `env:"PROXY_ORIGIN_TIMEOUT" envDefault:"5s" help:"origin: whole-request deadline of a read (504 beyond): its attempts together"`
-	OriginWriteTimeout   time.Duration `env:"PROXY_ORIGIN_WRITE_TIMEOUT" envDefault:"3s" help:"origin: deadline of a write's one attempt (504 and Edgecache-Invalidation: pending beyond); the origin's own database deadline is 1s (ORIGIN_QUERY_TIMEOUT), so a write past 3s is one the origin is not answering"`
+	OriginWriteTimeout   time.Duration `env:"PROXY_ORIGIN_WRITE_TIMEOUT" envDefault:"2500ms" help:"origin: deadline of a write's one attempt (504 and Edgecache-Invalidation: pending beyond); the origin's own database deadline is 1s (ORIGIN_QUERY_TIMEOUT), so a write past it is one the origin is not answering"`
 	OriginReadTimeout    time.Duration `env:"PROXY_ORIGIN_READ_TIMEOUT" envDefault:"2s" help:"origin: deadline of one read attempt (GET/HEAD: miss, revalidation, pass); a read that failed is tried once more on another origin"`
 	OriginMaxConns       int           `env:"PROXY_ORIGIN_MAX_CONNS" envDefault:"512" help:"origin: connections per origin"`
 	OriginConcurrencyMin int           `env:"PROXY_ORIGIN_CONCURRENCY_MIN" envDefault:"16" help:"origin: the adaptive limit on this proxy's requests in flight to the origins (Gradient2: it shrinks when their latency rises above its long-term average) never goes below this"`
