@@ -171,6 +171,8 @@ func TestConfigValidate(t *testing.T) {
 		"PROXY_CONSISTENCY_SAMPLE":       func(c *Config) { c.ConsistencySample = 1.5 },
 		"PROXY_CONSISTENCY_MAX_RATE":     func(c *Config) { c.ConsistencyMaxRate = 0 },
 		"PROXY_CONSISTENCY_BOUND":        func(c *Config) { c.ConsistencyBound = 0 },
+		"PROXY_ORIGIN_WRITE_TIMEOUT":     func(c *Config) { c.OriginWriteTimeout = 0 },
+		"PROXY_PEER_NETWORKS":            func(c *Config) { c.PeerNetworks = []string{"10.0.0.0"} },
 	} {
 		c := good
 		mutate(&c)
