@@ -91,7 +91,6 @@ type simProc struct {
 
 type simWorld struct {
 	t     testing.TB
-	seed  uint64
 	rng   *rand.Rand
 	clock *simClock
 	st    *memstore.Store
@@ -149,7 +148,7 @@ func simulate(t testing.TB, seed uint64, steps int, verbose bool) string {
 }
 
 func newSimWorld(t testing.TB, seed uint64, verbose bool) *simWorld {
-	w := &simWorld{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), st: memstore.New(simNodes),
+	w := &simWorld{t: t, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), st: memstore.New(simNodes),
 		db: &simDB{}, link: &simLink{at: map[string]*lease.Holder{}, lose: map[string]bool{}, late: map[string]bool{}},
 		acked: map[int][]simAck{}, entries: map[string]int{}, verbose: verbose}
 	w.clock = &simClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), w: w}

@@ -290,14 +290,12 @@ func sendMemcached(addr, cmd, end string) ([]string, error) {
 
 // hotpost is the one post every proxy reads, and what was acknowledged.
 type hotpost struct {
-	h       *hotpostStack
-	ps      []*proxy.Proxy
-	client  *http.Client
-	path    string
-	token   string
-	acked   atomic.Int64 // highest version acknowledged without "pending"
-	mu      sync.Mutex
-	pending []pendingAck
+	h      *hotpostStack
+	ps     []*proxy.Proxy
+	client *http.Client
+	path   string
+	token  string
+	ackLog
 }
 
 func newHotpost(t *testing.T, h *hotpostStack, ps []*proxy.Proxy) *hotpost {
@@ -343,20 +341,6 @@ func (p *hotpost) do(px *proxy.Proxy, method, path, token, body string) (int, ht
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, resp.Header, b, time.Since(start)
-}
-
-// want is the oldest version a read sent at now may show, and whether it
-// comes from a pending acknowledgement past its bound.
-func (p *hotpost) want(now time.Time) (v int64, fromPending bool) {
-	v = p.acked.Load()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, a := range p.pending {
-		if a.at.Add(p.h.bound).Before(now) && a.version > v {
-			v, fromPending = a.version, true
-		}
-	}
-	return v, fromPending
 }
 
 type hotpostResult struct {
@@ -464,7 +448,7 @@ func (p *hotpost) load(t *testing.T, flush bool) *hotpostResult {
 
 func (p *hotpost) read(r *hotpostResult, px *proxy.Proxy, lastFlush *atomic.Int64) {
 	start := time.Now()
-	want, fromPending := p.want(start)
+	want, fromPending := p.want(start, p.h.bound)
 	st, hd, b, _ := p.do(px, "GET", p.path, "", "")
 	var got struct{ Version int64 }
 	ok := st == http.StatusOK && json.Unmarshal(b, &got) == nil
@@ -508,18 +492,7 @@ func (p *hotpost) write(r *hotpostResult, px *proxy.Proxy) {
 		r.pending++
 	}
 	r.mu.Unlock()
-	if pending {
-		p.mu.Lock()
-		p.pending = append(p.pending, pendingAck{v.Version, time.Now()})
-		p.mu.Unlock()
-		return
-	}
-	for {
-		cur := p.acked.Load()
-		if v.Version <= cur || p.acked.CompareAndSwap(cur, v.Version) {
-			return
-		}
-	}
+	p.record(v.Version, pending)
 }
 
 // failed counts a failed request; r.mu is held.

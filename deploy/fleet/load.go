@@ -44,17 +44,54 @@ type Load struct {
 const PendingBound = 1210 * time.Millisecond
 
 type loadPost struct {
+	ackLog
 	id, user int64
 	token    string
-	acked    atomic.Int64 // highest version acknowledged without "pending"
-	mu       sync.Mutex
-	pending  []pendingAck
-	ackedAt  map[int64]time.Time // when each version was acknowledged, for the stale examples
+	ackedAt  map[int64]time.Time // when each version was acknowledged, for the stale examples (under mu)
+}
+
+// ackLog is one post's acknowledged writes: the highest version answered
+// without "pending", and the "pending" ones with when they were answered.
+type ackLog struct {
+	acked   atomic.Int64
+	mu      sync.Mutex
+	pending []pendingAck
 }
 
 type pendingAck struct {
 	version int64
 	at      time.Time
+}
+
+// record notes version v acknowledged now, "pending" or not.
+func (a *ackLog) record(v int64, pending bool) {
+	if pending {
+		a.mu.Lock()
+		a.pending = append(a.pending, pendingAck{v, time.Now()})
+		a.mu.Unlock()
+		return
+	}
+	for {
+		cur := a.acked.Load()
+		if v <= cur || a.acked.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// want is the oldest version a read sent at now may show, where a
+// "pending" acknowledgement counts once bound has passed since it, and
+// whether it is such a one.
+func (a *ackLog) want(now time.Time, bound time.Duration) (v int64, fromPending bool) {
+	v = a.acked.Load()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.pending {
+		if p.at.Add(bound).Before(now) && p.version > v {
+			v, fromPending = p.version, true
+		}
+	}
+	return v, fromPending
 }
 
 // LoadStats is what a run of Load saw.
@@ -146,19 +183,6 @@ func (l *Load) Run(ctx context.Context, readsPerSec, writesPerSec int) {
 	wg.Wait()
 }
 
-// want is the oldest version a read sent now may show.
-func (p *loadPost) want(now time.Time) int64 {
-	w := p.acked.Load()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, a := range p.pending {
-		if a.at.Add(PendingBound).Before(now) && a.version > w {
-			w = a.version
-		}
-	}
-	return w
-}
-
 func (l *Load) do(method, url, token, body string) (int, http.Header, []byte, time.Duration) {
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
 	req.Host = strings.TrimPrefix(l.front, "http://") // one cache key, whichever proxy is asked
@@ -205,7 +229,7 @@ func (l *Load) read() {
 	p := l.posts[rand.IntN(len(l.posts))]
 	list := rand.IntN(2) == 0
 	start := time.Now()
-	want := p.want(start)
+	want, _ := p.want(start, PendingBound)
 	path := fmt.Sprintf("/v1/posts/%d", p.id)
 	if list {
 		path = fmt.Sprintf("/v1/users/%d/posts", p.user)
@@ -345,18 +369,7 @@ func (l *Load) writeVia(base string, p *loadPost) {
 			s.Pending++
 		}
 	})
-	if pending {
-		p.mu.Lock()
-		p.pending = append(p.pending, pendingAck{v.Version, time.Now()})
-		p.mu.Unlock()
-		return
-	}
-	for {
-		cur := p.acked.Load()
-		if v.Version <= cur || p.acked.CompareAndSwap(cur, v.Version) {
-			return
-		}
-	}
+	p.record(v.Version, pending)
 }
 
 // Sweep reads every post and list through each of the given proxies
@@ -366,7 +379,7 @@ func (l *Load) Sweep(proxies []string) {
 	now := time.Now().Add(PendingBound + time.Second) // every pending ack is due
 	for _, addr := range proxies {
 		for _, p := range l.posts {
-			want := p.want(now)
+			want, _ := p.want(now, PendingBound)
 			for _, list := range []bool{false, true} {
 				path := fmt.Sprintf("/v1/posts/%d", p.id)
 				if list {
@@ -397,7 +410,7 @@ func (l *Load) Sweep(proxies []string) {
 // versions are the posts' current versions in the primary.
 func (l *Load) CheckLost(versions map[int64]int64) {
 	for _, p := range l.posts {
-		if versions[p.id] < p.want(time.Now().Add(24*time.Hour)) {
+		if want, _ := p.want(time.Now().Add(24*time.Hour), PendingBound); versions[p.id] < want {
 			l.count(func(s *LoadStats) { s.Lost++ })
 		}
 	}

@@ -55,13 +55,13 @@ type Holder struct {
 	seed       maphash.Seed
 
 	// The renewal loop's own state.
-	known   []sightedCopy // per copy: the (incarnation, removals) it last read or wrote
 	rounds  uint64
 	backoff time.Duration // before rejoining after the next revocation
 	since   time.Time     // when the lease was last regained
 
 	mu      sync.Mutex
-	knownAt []time.Time // per copy: when known was first read or written (for movers: Notifier.firstSaw)
+	known   []sightedCopy // per copy: its state as the renewal loop (the only writer, which reads it unlocked) last read or wrote it
+	knownAt []time.Time   // per copy: when known was first read or written (for movers: Notifier.firstSaw)
 	changed chan struct{}
 	paused  chan struct{} // non-nil while renewals are paused (Pause)
 	stop    chan struct{}

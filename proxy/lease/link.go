@@ -27,7 +27,7 @@ type Message struct {
 }
 
 // Link carries a message to its member and returns nil only once the
-// member acknowledged it. The HTTP link (NewHTTPLink) is the production
+// member acknowledged it. The HTTP link (newHTTPLink) is the production
 // one; the fault simulator has its own.
 type Link interface {
 	Send(m Message, deadline time.Time) error
@@ -110,9 +110,9 @@ type httpLink struct {
 	networks []netip.Prefix
 }
 
-// NewHTTPLink is the production link: signed POSTs to members' peer
+// newHTTPLink is the production link: signed POSTs to members' peer
 // listeners inside networks, each answered within timeout.
-func NewHTTPLink(secret string, networks []netip.Prefix, timeout time.Duration) Link {
+func newHTTPLink(secret string, networks []netip.Prefix, timeout time.Duration) Link {
 	return &httpLink{secret: secret, networks: networks, client: &fasthttp.Client{
 		ReadTimeout: timeout, WriteTimeout: timeout, MaxIdleConnDuration: 30 * time.Second,
 		NoDefaultUserAgentHeader: true, MaxConnsPerHost: 16, MaxConnWaitTimeout: timeout,

@@ -28,7 +28,7 @@ type NotifierConfig struct {
 	// Self is this process's own member, told in-process (may be nil).
 	Self *Holder
 	// Link carries the messages to members (nil: signed HTTP posts to
-	// members inside Networks, NewHTTPLink).
+	// members inside Networks).
 	Link Link
 	// Networks are where members may be (nil: PrivateNetworks).
 	Networks []netip.Prefix
@@ -73,7 +73,7 @@ func NewNotifier(cfg NotifierConfig, nodes Nodes, log *zap.Logger, set *metrics.
 		cfg.Networks = PrivateNetworks
 	}
 	if cfg.Link == nil {
-		cfg.Link = NewHTTPLink(cfg.Secret, cfg.Networks, cfg.Timeout)
+		cfg.Link = newHTTPLink(cfg.Secret, cfg.Networks, cfg.Timeout)
 	}
 	return &Notifier{cfg: cfg, nodes: nodes, log: log, clock: clock.Or(cfg.Clock),
 		peers: map[[2]string]*peer{}, saw: map[int]sighted{},
@@ -100,9 +100,9 @@ type located struct {
 //
 // A member that does not acknowledge within Timeout is revoked in the
 // registry (its later renewals then fail), and Notify waits until every
-// lease it could still hold has ended: D after the registry was read if it
-// has not renewed since, else D after the revocation. Only durations on
-// this process's monotonic clock are compared, never two machines' clocks.
+// lease it could still hold has ended: D after the revocation (revoke).
+// Only durations on this process's monotonic clock are compared, never two
+// machines' clocks.
 //
 // A copy lists every holder only once it is older than any lease: a copy
 // lost and re-created (eviction, flush_all, a restarted node) lists only
