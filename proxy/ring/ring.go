@@ -66,12 +66,25 @@ func hashString(s string) uint64 {
 
 // Node returns the index of the node that owns key, whether or not it is
 // up. A key "1~k" names k's second choice (with one node, the same node).
-func (r *Ring) Node(key string) int {
+func (r *Ring) Node(key string) int { return pick(r.nhash, key) }
+
+// Pick is the index in nodes of the node that owns key, as Node has it for
+// a ring over nodes, computed without building one: package membership
+// asks it of the sets of past generations.
+func Pick(nodes []string, key string) int {
+	nhash := make([]uint64, len(nodes))
+	for i, n := range nodes {
+		nhash[i] = hashString(n)
+	}
+	return pick(nhash, key)
+}
+
+func pick(nhash []uint64, key string) int {
 	second := len(key) > 2 && key[0] == '1' && key[1] == '~'
 	if second {
 		key = key[2:]
 	}
-	first, next := r.choices(key)
+	first, next := choices(nhash, key)
 	if second && next >= 0 {
 		return next
 	}
@@ -81,12 +94,12 @@ func (r *Ring) Node(key string) int {
 // choices ranks the nodes for key by rendezvous weight and returns the
 // first two (next is -1 with one node). The weight is go-rendezvous's, so
 // that keys stayed where they were when the ring stopped using it.
-func (r *Ring) choices(key string) (first, next int) {
+func choices(nhash []uint64, key string) (first, next int) {
 	kh := hashString(key)
 	first, next = 0, -1
-	best, second := weight(kh, r.nhash[0]), uint64(0)
-	for i := 1; i < len(r.nhash); i++ {
-		w := weight(kh, r.nhash[i])
+	best, second := weight(kh, nhash[0]), uint64(0)
+	for i := 1; i < len(nhash); i++ {
+		w := weight(kh, nhash[i])
 		switch {
 		case w > best:
 			next, second = first, best
