@@ -25,6 +25,9 @@ func TestValidateNamesEveryBadVariable(t *testing.T) {
 	cfg.MemcachedTimeout = 0
 	cfg.MemcachedMaxIdleConns = 0
 	cfg.MemcachedProbeInterval = -time.Second
+	cfg.MemcachedCheckInterval = 0
+	cfg.MemcachedEjectAfter = 0
+	cfg.MemcachedView = 1500 * time.Microsecond
 	cfg.PollInterval = 0
 	cfg.DDLInterval = 0
 	cfg.Batch = maxBatch + 1
