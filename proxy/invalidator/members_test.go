@@ -342,6 +342,9 @@ func TestDeciderEjectsAStoppedNodeAndTakesItBack(t *testing.T) {
 		t.Fatalf("settled on %v, want %v", g.Read, []string{a, b})
 	}
 	wantDocEverywhere(t, l, cfg.MemcachedView, []string{a, b})
+	du.clock.advance(cfg.MemcachedView)
+	du.round(t)
+	wantNewest(t, l, 4, "settled") // not taken back while it does not answer
 	_, metrics := get(t, &running{Invalidator: du.inv}, "/metrics")
 	for _, line := range []string{
 		"edgecache_invalidator_memcached_ejections_total 1",
