@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
 	"edgecache/proxy/invalidator"
+	"edgecache/proxy/store"
 )
 
 // The durable invalidator of the real stack, applying the primary's
@@ -131,9 +133,19 @@ func TestPartitionedWriterThatDiesLosesNoInvalidation(t *testing.T) {
 	}
 	defer rl.Kill()
 	wcfg := testConfig(realOriginURL)
-	wcfg.Memcached = []string{rl.Addr()} // the same node, seen through a path that can be cut
 	wcfg.MemcachedTimeout = 200 * time.Millisecond
-	writer := startProxy(t, wcfg)
+	// The same node under its own name (the membership document's), reached
+	// through a path that can be cut.
+	st, err := store.New(store.Config{Nodes: wcfg.Memcached, Timeout: wcfg.MemcachedTimeout, MaxIdleConns: 8,
+		ProbeInterval: wcfg.MemcachedProbeInterval,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, rl.Addr())
+		}}, zap.NewNop(), metrics.NewSet(), "writer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writer := startProxyOver(t, wcfg, st)
 	reader := startProxy(t, testConfig(realOriginURL))
 	u := createUser(t, reader)
 	post := createPost(t, reader, u, "before the partition")

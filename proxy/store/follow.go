@@ -241,9 +241,11 @@ func (s *Store) addNode(node string) (int, error) {
 	p := memcache.New(node)
 	p.Timeout = s.timeout
 	p.MaxIdleConns = 1
+	p.DialContext = s.dial
 	c := memcache.New(node)
 	c.Timeout = s.timeout
 	c.MaxIdleConns = s.maxIdle
+	c.DialContext = s.dial
 	s.probes[i], s.nodes[i] = p, c
 	return s.ring.Add(node) // publishes index i, after its clients
 }
