@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -294,6 +295,20 @@ func TestDeciderAddsANodeInThreeGenerations(t *testing.T) {
 		st.Phase != "settled" || !slices.Equal(st.Read, addrs) || len(st.Nodes) != 3 {
 		t.Errorf("status: %d %s", code, body)
 	}
+
+	// A node that does not answer is not taken in.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	if code, _, body := command(t, du.inv, "POST", "/memcached/add?node="+dead); code != http.StatusOK {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	du.clock.advance(cfg.MemcachedView)
+	du.round(t)
+	wantNewest(t, l, 4, "settled")
 }
 
 // A node that stops answering is taken out in three generations once it
