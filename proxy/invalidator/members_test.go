@@ -43,7 +43,7 @@ var membershipDDL = func() []string {
 }()
 
 // newMembershipLog is a test database with the membership tables too.
-func newMembershipLog(t *testing.T) *testLog {
+func newMembershipLog(t testing.TB) *testLog {
 	t.Helper()
 	l := newTestLog(t)
 	for _, ddl := range membershipDDL {
@@ -76,7 +76,7 @@ func (c *fakeClock) advance(d time.Duration) {
 
 // startNodes starts n private memcached nodes; addrs are their addresses,
 // sorted as the document sorts them.
-func startNodes(t *testing.T, n int) (nodes map[string]*localstack.Memcached, addrs []string) {
+func startNodes(t testing.TB, n int) (nodes map[string]*localstack.Memcached, addrs []string) {
 	t.Helper()
 	nodes = map[string]*localstack.Memcached{}
 	for range n {
@@ -101,7 +101,7 @@ type deciderUnderTest struct {
 	clock *fakeClock
 }
 
-func newDeciderUnderTest(t *testing.T, l *testLog, cfg Config, c *fakeClock) *deciderUnderTest {
+func newDeciderUnderTest(t testing.TB, l *testLog, cfg Config, c *fakeClock) *deciderUnderTest {
 	t.Helper()
 	inv, err := New(cfg, newRecorder(), testLogger(t))
 	if err != nil {
@@ -117,7 +117,7 @@ func newDeciderUnderTest(t *testing.T, l *testLog, cfg Config, c *fakeClock) *de
 	return &deciderUnderTest{inv: inv, d: newDecider(inv), s: s, clock: c}
 }
 
-func membershipConfig(t *testing.T, l *testLog, seeds []string) Config {
+func membershipConfig(t testing.TB, l *testLog, seeds []string) Config {
 	cfg := testConfig(t, l)
 	cfg.Memcached = seeds
 	cfg.MemcachedTimeout = 100 * time.Millisecond
@@ -541,4 +541,17 @@ func TestLeaderStepsDownOnAnotherDecider(t *testing.T) {
 		return err == nil
 	})
 	wantDocEverywhere(t, l, cfg.MemcachedView, addrs)
+}
+
+// BenchmarkDeciderRound is one round with nothing to change over three
+// nodes: two reads on the session, a version and a set per node.
+func BenchmarkDeciderRound(b *testing.B) {
+	_, addrs := startNodes(b, 3)
+	l := newMembershipLog(b)
+	du := newDeciderUnderTest(b, l, membershipConfig(b, l, addrs), &fakeClock{now: time.Unix(1000, 0)})
+	for b.Loop() {
+		if err := du.d.round(du.s); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
