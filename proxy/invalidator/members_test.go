@@ -541,6 +541,11 @@ func TestLeaderStepsDownOnAnotherDecider(t *testing.T) {
 		return err == nil
 	})
 	wantDocEverywhere(t, l, cfg.MemcachedView, addrs)
+	pollUntil(t, "the leader's status shows its probe of the node", func() bool {
+		code, st, _ := command(t, inv.Invalidator, "GET", "/memcached")
+		return code == http.StatusOK && st.Leading && st.Generation == 1 &&
+			reflect.DeepEqual(st.Nodes, []nodeHealth{{Node: addrs[0], Up: true, Member: true}})
+	})
 }
 
 // BenchmarkDeciderRound is one round with nothing to change over three
