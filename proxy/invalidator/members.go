@@ -33,12 +33,12 @@ var errAnotherDecider = errors.New("memcached membership: another decider publis
 // leadership. Its clients are its own, one per node: it must reach nodes
 // the store does not use yet (joining) or no longer uses (ejected).
 type decider struct {
-	inv       *Invalidator
-	clients   map[string]*memcache.Client
-	published time.Time            // the newest generation's publication, or the start of this term
-	failing   map[string]time.Time // node: since when it fails its probe
-	upGauges  map[string]string    // node: its node_up gauge's name, registered
-	dbFailing bool                 // rounds are failing: logged once per change
+	inv           *Invalidator
+	clients       map[string]*memcache.Client
+	published     time.Time            // the newest generation's publication, or the start of this term
+	failing       map[string]time.Time // node: since when it fails its probe
+	upGauges      map[string]string    // node: its node_up gauge's name, registered
+	roundsFailing bool                 // logged once per change
 }
 
 func newDecider(inv *Invalidator) *decider {
@@ -48,8 +48,9 @@ func newDecider(inv *Invalidator) *decider {
 
 // run does a round every MemcachedCheckInterval until ctx is done, or until
 // another decider is found (then it returns errAnotherDecider). A round
-// that fails (the database refused, memcached did not answer) is logged and
-// the next one tries again.
+// that fails (the database refused or is gone) is logged and the next one
+// tries again; a lost session ends the term through the apply loop and
+// the lock check.
 func (d *decider) run(ctx context.Context, s *session) error {
 	defer d.stop()
 	for {
@@ -66,11 +67,11 @@ func (d *decider) run(ctx context.Context, s *session) error {
 
 func (d *decider) report(err error) {
 	switch {
-	case err != nil && !d.dbFailing:
-		d.dbFailing = true
+	case err != nil && !d.roundsFailing:
+		d.roundsFailing = true
 		d.inv.log.Warn("memcached membership: round failing; retrying every check interval", zap.Error(err))
-	case err == nil && d.dbFailing:
-		d.dbFailing = false
+	case err == nil && d.roundsFailing:
+		d.roundsFailing = false
 		d.inv.log.Info("memcached membership: rounds succeed again")
 	}
 }
@@ -94,7 +95,7 @@ func (d *decider) round(s *session) error {
 	if err != nil {
 		return err
 	}
-	desired, _, err := s.desired(cfg.Memcached)
+	desired, err := s.desired(cfg.Memcached)
 	if err != nil {
 		return err
 	}
@@ -361,8 +362,8 @@ func readGenerations(ctx context.Context, q querier, n int) ([]membership.Gen, e
 }
 
 // readDesired is memcached_desired's nodes, or the seeds when it has no
-// row (stored says which).
-func readDesired(ctx context.Context, q querier, seeds []string, forUpdate bool) (nodes []string, stored bool, err error) {
+// row.
+func readDesired(ctx context.Context, q querier, seeds []string, forUpdate bool) ([]string, error) {
 	query := "SELECT nodes FROM memcached_desired WHERE id = 1"
 	if forUpdate {
 		query += " FOR UPDATE"
@@ -370,17 +371,17 @@ func readDesired(ctx context.Context, q querier, seeds []string, forUpdate bool)
 	var list string
 	switch err := q.QueryRowContext(ctx, query).Scan(&list); {
 	case errors.Is(err, sql.ErrNoRows):
-		return union(seeds, nil), false, nil
+		return union(seeds, nil), nil
 	case err != nil:
-		return nil, false, err
+		return nil, err
 	}
-	nodes = strings.Split(list, ",")
+	nodes := strings.Split(list, ",")
 	for _, n := range nodes {
 		if err := checkNode(n); err != nil {
-			return nil, false, fmt.Errorf("memcached_desired: %w", err)
+			return nil, fmt.Errorf("memcached_desired: %w", err)
 		}
 	}
-	return union(nodes, nil), true, nil
+	return union(nodes, nil), nil
 }
 
 func (s *session) generations(n int) ([]membership.Gen, error) {
@@ -391,7 +392,7 @@ func (s *session) generations(n int) ([]membership.Gen, error) {
 	return readGenerations(ctx, s.conn, n)
 }
 
-func (s *session) desired(seeds []string) ([]string, bool, error) {
+func (s *session) desired(seeds []string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)

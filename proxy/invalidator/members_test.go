@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -42,7 +43,7 @@ var membershipDDL = func() []string {
 }()
 
 // newMembershipLog is a test database with the membership tables too.
-func newMembershipLog(t *testing.T) *testLog {
+func newMembershipLog(t testing.TB) *testLog {
 	t.Helper()
 	l := newTestLog(t)
 	for _, ddl := range membershipDDL {
@@ -75,7 +76,7 @@ func (c *fakeClock) advance(d time.Duration) {
 
 // startNodes starts n private memcached nodes; addrs are their addresses,
 // sorted as the document sorts them.
-func startNodes(t *testing.T, n int) (nodes map[string]*localstack.Memcached, addrs []string) {
+func startNodes(t testing.TB, n int) (nodes map[string]*localstack.Memcached, addrs []string) {
 	t.Helper()
 	nodes = map[string]*localstack.Memcached{}
 	for range n {
@@ -100,7 +101,7 @@ type deciderUnderTest struct {
 	clock *fakeClock
 }
 
-func newDeciderUnderTest(t *testing.T, l *testLog, cfg Config, c *fakeClock) *deciderUnderTest {
+func newDeciderUnderTest(t testing.TB, l *testLog, cfg Config, c *fakeClock) *deciderUnderTest {
 	t.Helper()
 	inv, err := New(cfg, newRecorder(), testLogger(t))
 	if err != nil {
@@ -116,7 +117,7 @@ func newDeciderUnderTest(t *testing.T, l *testLog, cfg Config, c *fakeClock) *de
 	return &deciderUnderTest{inv: inv, d: newDecider(inv), s: s, clock: c}
 }
 
-func membershipConfig(t *testing.T, l *testLog, seeds []string) Config {
+func membershipConfig(t testing.TB, l *testLog, seeds []string) Config {
 	cfg := testConfig(t, l)
 	cfg.Memcached = seeds
 	cfg.MemcachedTimeout = 100 * time.Millisecond
@@ -294,6 +295,20 @@ func TestDeciderAddsANodeInThreeGenerations(t *testing.T) {
 		st.Phase != "settled" || !slices.Equal(st.Read, addrs) || len(st.Nodes) != 3 {
 		t.Errorf("status: %d %s", code, body)
 	}
+
+	// A node that does not answer is not taken in.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	if code, _, body := command(t, du.inv, "POST", "/memcached/add?node="+dead); code != http.StatusOK {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	du.clock.advance(cfg.MemcachedView)
+	du.round(t)
+	wantNewest(t, l, 4, "settled")
 }
 
 // A node that stops answering is taken out in three generations once it
@@ -526,4 +541,22 @@ func TestLeaderStepsDownOnAnotherDecider(t *testing.T) {
 		return err == nil
 	})
 	wantDocEverywhere(t, l, cfg.MemcachedView, addrs)
+	pollUntil(t, "the leader's status shows its probe of the node", func() bool {
+		code, st, _ := command(t, inv.Invalidator, "GET", "/memcached")
+		return code == http.StatusOK && st.Leading && st.Generation == 1 &&
+			reflect.DeepEqual(st.Nodes, []nodeHealth{{Node: addrs[0], Up: true, Member: true}})
+	})
+}
+
+// BenchmarkDeciderRound is one round with nothing to change over three
+// nodes: two reads on the session, a version and a set per node.
+func BenchmarkDeciderRound(b *testing.B) {
+	_, addrs := startNodes(b, 3)
+	l := newMembershipLog(b)
+	du := newDeciderUnderTest(b, l, membershipConfig(b, l, addrs), &fakeClock{now: time.Unix(1000, 0)})
+	for b.Loop() {
+		if err := du.d.round(du.s); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
