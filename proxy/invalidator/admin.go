@@ -174,6 +174,10 @@ func (inv *Invalidator) memcachedCommand(add, remove, params string) http.Handle
 			}
 			*p.to = q.Get(p.name)
 		}
+		if inv.cfg.MemcachedDiscovery != "" {
+			adminError(w, http.StatusConflict, "discovery", "the nodes come from ElastiCache auto discovery (INVALIDATOR_MEMCACHED_DISCOVERY): change the cluster instead")
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), inv.cfg.SessionTimeout)
 		defer cancel()
 		err := inv.changeDesired(ctx, func(nodes []string) ([]string, error) {

@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 
+	"edgecache/proxy/discovery"
 	"edgecache/proxy/membership"
 )
 
@@ -39,6 +40,7 @@ type decider struct {
 	failing       map[string]time.Time // node: since when it fails its probe
 	upGauges      map[string]string    // node: its node_up gauge's name, registered
 	roundsFailing bool                 // logged once per change
+	discovered    []string             // ElastiCache's node list, as last read
 }
 
 func newDecider(inv *Invalidator) *decider {
@@ -95,7 +97,7 @@ func (d *decider) round(s *session) error {
 	if err != nil {
 		return err
 	}
-	desired, err := s.desired(cfg.Memcached)
+	desired, err := d.desired(s)
 	if err != nil {
 		return err
 	}
@@ -130,6 +132,28 @@ func (d *decider) round(s *session) error {
 	d.inv.m.memcachedGeneration.Set(float64(doc.Current().N))
 	d.recordHealth(union(desired, doc.Current().Nodes()), doc.Current(), up, now)
 	return nil
+}
+
+// desired is the nodes memcached should have: ElastiCache's node list
+// when discovery is on (the last one read while the configuration
+// endpoint does not answer: no answer is not an empty cluster), else
+// memcached_desired's, else the seeds.
+func (d *decider) desired(s *session) ([]string, error) {
+	cfg := d.inv.cfg
+	if cfg.MemcachedDiscovery == "" {
+		return s.desired(cfg.Memcached)
+	}
+	_, nodes, err := discovery.Nodes(context.Background(), cfg.MemcachedDiscovery, cfg.MemcachedTimeout)
+	switch {
+	case err == nil && len(nodes) > 0:
+		d.discovered = nodes
+	case d.discovered == nil:
+		d.inv.log.Warn("memcached discovery failed: the seeds stand in", zap.String("endpoint", cfg.MemcachedDiscovery), zap.Error(err))
+		return cfg.Memcached, nil
+	default:
+		d.inv.log.Warn("memcached discovery failed: the last node list stands", zap.String("endpoint", cfg.MemcachedDiscovery), zap.Error(err))
+	}
+	return d.discovered, nil
 }
 
 // target is where the read set should be: the desired nodes, without those

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -558,5 +559,72 @@ func BenchmarkDeciderRound(b *testing.B) {
 		if err := du.d.round(du.s); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// configEndpoint stands in for an ElastiCache configuration endpoint (the
+// one stand-in: there is no ElastiCache here): it answers "config get
+// cluster" with the nodes it is given at the time.
+func configEndpoint(t *testing.T, nodes func() []string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for version := 1; ; version++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 64)
+			c.Read(buf)
+			var list []string
+			for _, n := range nodes() {
+				host, port, _ := net.SplitHostPort(n)
+				list = append(list, host+"|"+host+"|"+port)
+			}
+			data := fmt.Sprintf("%d\n%s\n", version, strings.Join(list, " "))
+			fmt.Fprintf(c, "CONFIG cluster 0 %d\r\n%s\r\nEND\r\n", len(data), data)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// With discovery on, the cluster's node list is the desired membership,
+// the operators' commands are refused, and a configuration endpoint that
+// stops answering changes nothing.
+func TestDeciderFollowsDiscovery(t *testing.T) {
+	_, addrs := startNodes(t, 2)
+	a, b := addrs[0], addrs[1]
+	var mu sync.Mutex
+	cluster := []string{a}
+	endpoint := configEndpoint(t, func() []string { mu.Lock(); defer mu.Unlock(); return cluster })
+	l := newMembershipLog(t)
+	cfg := membershipConfig(t, l, []string{a})
+	cfg.MemcachedDiscovery = endpoint
+	du := newDeciderUnderTest(t, l, cfg, &fakeClock{now: time.Unix(1000, 0)})
+	du.round(t)
+	wantNewest(t, l, 1, "settled")
+	if code, _, body := command(t, du.inv, "POST", "/memcached/add?node="+b); code != http.StatusConflict || !strings.Contains(body, "discovery") {
+		t.Fatalf("a command with discovery on: %d %s", code, body)
+	}
+	mu.Lock()
+	cluster = []string{a, b} // the cluster grew
+	mu.Unlock()
+	for range 3 {
+		du.clock.advance(cfg.MemcachedView)
+		du.round(t)
+	}
+	if g := wantNewest(t, l, 4, "settled"); !slices.Equal(g.Read, []string{a, b}) {
+		t.Fatalf("settled on %v, want the discovered %v", g.Read, []string{a, b})
+	}
+	du.inv.cfg.MemcachedDiscovery = "127.0.0.1:1" // the endpoint no longer answers
+	du.clock.advance(cfg.MemcachedView)
+	du.round(t)
+	if g := wantNewest(t, l, 4, "settled"); !slices.Equal(g.Read, []string{a, b}) {
+		t.Fatalf("an endpoint that does not answer changed the membership to %v", g.Read)
 	}
 }
