@@ -41,6 +41,7 @@ func durableInvalidator(t *testing.T) *invalidator.Background {
 	}
 	cfg.MySQLDSN, cfg.Memcached = dbPrimary.DSN("edgecache"), []string{memcachedAddr()}
 	cfg.AdminListen = "127.0.0.1:0"
+	forgetMembership(t)
 	if durable, err = invalidator.StartBackground(cfg, zap.NewNop(), metrics.NewSet()); err != nil {
 		t.Fatal("invalidator:", err)
 	}
@@ -52,6 +53,22 @@ func durableInvalidator(t *testing.T) *invalidator.Background {
 	stackStops = append(stackStops, func() { withoutDurableInvalidator(nil) })
 	stackMu.Unlock()
 	return durable
+}
+
+// forgetMembership empties the database's memcached membership before a
+// test starts an invalidator over its own nodes: the tests share one
+// database, and a decider would otherwise move the membership from the
+// last test's nodes to its own, three generations and a view time each.
+// (A node keeping a document keeps its generation: the decider starts
+// from that.)
+func forgetMembership(t *testing.T) {
+	t.Helper()
+	db := primaryDB(t)
+	for _, table := range []string{"memcached_generations", "memcached_desired"} {
+		if _, err := db.Exec("DELETE FROM edgecache." + table); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // withoutDurableInvalidator stops the shared invalidator, for a test that

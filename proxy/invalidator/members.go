@@ -106,7 +106,14 @@ func (d *decider) round(s *session) error {
 	if len(gens) == 0 {
 		// The first decider ever: the seeds are what every follower uses
 		// in static mode, so they are the first generation as they are.
+		// Unless the nodes hold a document already (the tables were
+		// emptied, or the database restored from before them): followers
+		// are at its generation and would never adopt a lower one, so it
+		// is where this decider starts, and it changes from there.
 		first := membership.Settled(1, cfg.Memcached)
+		if found, ok := d.found(cfg.Memcached); ok {
+			first = found
+		}
 		if err := d.publish(s, first, now); err != nil {
 			return err
 		}
@@ -220,6 +227,21 @@ func (d *decider) publish(s *session, g membership.Gen, now time.Time) error {
 	d.inv.log.Info("memcached membership: generation published", zap.Uint64("generation", g.N),
 		zap.String("phase", g.Phase()), zap.Strings("read", g.Read), zap.String("line", g.Line()))
 	return nil
+}
+
+// found is the newest generation a document on nodes shows.
+func (d *decider) found(nodes []string) (membership.Gen, bool) {
+	var newest membership.Gen
+	for _, n := range nodes {
+		it, err := d.client(n).Get(membership.Key)
+		if err != nil {
+			continue
+		}
+		if doc, err := membership.Parse(it.Value); err == nil && doc.Current().N > newest.N {
+			newest = doc.Current()
+		}
+	}
+	return newest, newest.N > 0
 }
 
 // probe asks every node for its version, at once, and records since when

@@ -628,3 +628,30 @@ func TestDeciderFollowsDiscovery(t *testing.T) {
 		t.Fatalf("an endpoint that does not answer changed the membership to %v", g.Read)
 	}
 }
+
+// The membership tables emptied while the nodes keep a document: the
+// decider goes on from the document's generation (followers never adopt a
+// lower one) and changes to the seeds from there, in three generations.
+func TestDeciderStartsFromADocumentTheTablesForgot(t *testing.T) {
+	_, addrs := startNodes(t, 2)
+	a, b := addrs[0], addrs[1]
+	old := membership.Doc{View: 2 * time.Second, Gens: []membership.Gen{membership.Settled(7, []string{a, b})}}
+	putDoc(t, a, old)
+	l := newMembershipLog(t)
+	cfg := membershipConfig(t, l, []string{a})
+	du := newDeciderUnderTest(t, l, cfg, &fakeClock{now: time.Unix(1000, 0)})
+	du.round(t)
+	if g := wantNewest(t, l, 7, "settled"); !slices.Equal(g.Read, []string{a, b}) {
+		t.Fatalf("started from %v, want the document's %v", g.Read, []string{a, b})
+	}
+	du.clock.advance(cfg.MemcachedView)
+	du.round(t)
+	wantNewest(t, l, 8, "dual-write")
+}
+
+func putDoc(t *testing.T, node string, d membership.Doc) {
+	t.Helper()
+	if err := memcache.New(node).Set(&memcache.Item{Key: membership.Key, Value: d.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
+}
