@@ -612,26 +612,42 @@ func (p *Proxy) beatEvery() time.Duration { return 10 * p.cfg.LeasePoll }
 
 // beat rewrites the lease key with a new value every beatEvery while the
 // fill runs (a fetch longer than that), so that waiters can tell a live
-// holder from an orphaned lease; stop ends it.
+// holder from an orphaned lease; stop ends it. Waiters that give up
+// (PROXY_COALESCE_WAIT) before a takeover could come need no beats.
 func (p *Proxy) beat(lkey string) (stop func()) {
-	var mu sync.Mutex
-	stopped := false
-	var t *time.Timer
-	t = time.AfterFunc(p.beatEvery(), func() {
-		mu.Lock()
-		defer mu.Unlock()
-		if stopped {
-			return
-		}
-		p.store.Set(&store.Item{Key: lkey, Value: leaseValue(), Expiration: int32(p.cfg.LeaseTTL / time.Second)})
-		t.Reset(p.beatEvery())
-	})
-	return func() {
-		mu.Lock()
-		defer mu.Unlock()
-		stopped = true
-		t.Stop()
+	if orphanAfter*p.beatEvery() >= p.cfg.CoalesceWait {
+		return func() {}
 	}
+	b := &beating{p: p, lkey: lkey}
+	b.mu.Lock()
+	b.t = time.AfterFunc(p.beatEvery(), b.beat)
+	b.mu.Unlock()
+	return b.stop
+}
+
+type beating struct {
+	p       *Proxy
+	lkey    string
+	mu      sync.Mutex
+	t       *time.Timer
+	stopped bool
+}
+
+func (b *beating) beat() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return
+	}
+	b.p.store.Set(&store.Item{Key: b.lkey, Value: leaseValue(), Expiration: int32(b.p.cfg.LeaseTTL / time.Second)})
+	b.t.Reset(b.p.beatEvery())
+}
+
+func (b *beating) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.stopped = true
+	b.t.Stop()
 }
 
 // leaseValue is a fill lease's value: new at every beat and takeover.

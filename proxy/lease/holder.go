@@ -62,6 +62,7 @@ type Holder struct {
 	mu      sync.Mutex
 	known   []sightedCopy // per copy: its state as the renewal loop (the only writer, which reads it unlocked) last read or wrote it
 	knownAt []time.Time   // per copy: when known was first read or written (for movers: Notifier.firstSaw)
+	copies  copies        // the copies as last read (readCopy)
 	changed chan struct{}
 	paused  chan struct{} // non-nil while renewals are paused (Pause)
 	stop    chan struct{}
@@ -378,14 +379,13 @@ func (h *Holder) Leave() {
 	h.validUntil.Store(0)
 	for n := range h.nodes.Nodes() {
 		for range casAttempts {
-			reg, it, state, _ := readCopy(h.nodes, n)
+			reg, it, state, _ := readCopy(h.nodes, &h.copies, n)
 			i := reg.find(h.cfg.ID)
 			if state != copyOK || i < 0 {
 				break
 			}
 			reg.members = append(reg.members[:i], reg.members[i+1:]...)
-			it.Value = reg.bytes()
-			if err := h.nodes.NodeCompareAndSwap(n, it); !errors.Is(err, store.ErrCASConflict) {
+			if err := h.nodes.NodeCompareAndSwap(n, written(it, reg)); !errors.Is(err, store.ErrCASConflict) {
 				break
 			}
 		}
@@ -448,7 +448,7 @@ func (h *Holder) renewCopy(n int, gc bool) (lost bool, err error) {
 	self := member{id: h.cfg.ID, addr: h.cfg.Advertise, duration: h.cfg.Duration}
 	for range casAttempts {
 		readAt := h.clock.Now()
-		reg, it, state, err := readCopy(h.nodes, n)
+		reg, it, state, err := readCopy(h.nodes, &h.copies, n)
 		switch state {
 		case copyAbsent:
 			return false, nil
@@ -458,10 +458,9 @@ func (h *Holder) renewCopy(n int, gc bool) (lost bool, err error) {
 			fresh := newRegistry()
 			fresh.members = []member{self}
 			if it == nil {
-				err = h.nodes.NodeAdd(n, &store.Item{Key: RegistryKey, Value: fresh.bytes()})
+				err = h.nodes.NodeAdd(n, written(&store.Item{Key: RegistryKey}, fresh))
 			} else { // garbage: replace it
-				it.Value = fresh.bytes()
-				err = h.nodes.NodeCompareAndSwap(n, it)
+				err = h.nodes.NodeCompareAndSwap(n, written(it, fresh))
 			}
 			if errors.Is(err, store.ErrNotStored) || errors.Is(err, store.ErrCASConflict) {
 				continue
@@ -498,8 +497,7 @@ func (h *Holder) renewCopy(n int, gc bool) (lost bool, err error) {
 			}
 		}
 		if changed {
-			it.Value = reg.bytes()
-			err = h.nodes.NodeCompareAndSwap(n, it)
+			err = h.nodes.NodeCompareAndSwap(n, written(it, reg))
 			if errors.Is(err, store.ErrNotStored) || errors.Is(err, store.ErrCASConflict) {
 				continue
 			}

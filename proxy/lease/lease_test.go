@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,7 +285,7 @@ func TestDeadMemberIsCollected(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		ch := a.Changed()
-		reg, _, state, err := readCopy(st, 0)
+		reg, _, state, err := readCopy(st, nil, 0)
 		if err != nil || state != copyOK {
 			t.Fatal(state, err)
 		}
@@ -337,5 +338,64 @@ func TestServeInvalidateChecksSignatureAndMember(t *testing.T) {
 	}
 	if !validSignature(r.Header.Peek(hdrAck), testSecret, []byte("ack"), []byte("x"), []byte("n1")) {
 		t.Fatalf("acknowledgement %q is not signed for the nonce", r.Header.Peek(hdrAck))
+	}
+}
+
+// readsOfCopies counts the whole reads of registry copies: what grows with
+// the members (a version read costs a few bytes whatever the copy's size).
+type readsOfCopies struct {
+	*store.Store
+	whole atomic.Int64
+}
+
+func (r *readsOfCopies) NodeGet(n int, key string) (*store.Item, error) {
+	if key == RegistryKey {
+		r.whole.Add(1)
+	}
+	return r.Store.NodeGet(n, key)
+}
+
+// A copy that did not change is not read again, by renewals or by movers:
+// registry traffic grows with the members, not with their square. A copy
+// that changed is read whole at once.
+func TestUnchangedCopyIsNotReadAgain(t *testing.T) {
+	_, st := newStore(t)
+	counted := &readsOfCopies{Store: st}
+	for i := range 5 {
+		startMember(t, st, fmt.Sprint("other-", i), false)
+	}
+	h, err := NewHolder(HolderConfig{ID: "counted", Advertise: "127.0.0.1:1", Duration: testDuration, Secret: testSecret}, counted, zap.NewNop(), metrics.NewSet(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.round()
+	h.round()
+	before := counted.whole.Load()
+	for range 10 {
+		h.round()
+	}
+	if got := counted.whole.Load() - before; got != 0 {
+		t.Fatalf("%d whole reads of an unchanged copy in 10 renewals, want 0", got)
+	}
+	n := NewNotifier(NotifierConfig{Secret: testSecret, Duration: testDuration, Timeout: testTimeout}, counted, zap.NewNop(), metrics.NewSet(), "test")
+	n.readRegistry()
+	before = counted.whole.Load()
+	for range 10 {
+		if _, _, state, err := n.readRegistry(); state != copyOK || err != nil {
+			t.Fatalf("registry read: %v %v", state, err)
+		}
+	}
+	if got := counted.whole.Load() - before; got != 0 {
+		t.Fatalf("%d whole reads of an unchanged copy by 10 movers' reads, want 0", got)
+	}
+	// A member joins: the copy changes, and the next read sees it whole.
+	waitHeld(t, startMember(t, st, "joiner", false).Holder)
+	members, _, _, _ := n.readRegistry()
+	found := false
+	for _, m := range members {
+		found = found || m.id == "joiner"
+	}
+	if !found {
+		t.Fatal("a member that joined is missing from the copy as read after its join")
 	}
 }

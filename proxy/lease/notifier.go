@@ -45,9 +45,10 @@ type Notifier struct {
 	log   *zap.Logger
 	clock clock.Clock
 
-	mu    sync.Mutex
-	peers map[[2]string]*peer // by member id and address
-	saw   map[int]sighted     // per node: the copy's incarnation, and when this mover first read it
+	mu     sync.Mutex
+	peers  map[[2]string]*peer // by member id and address
+	saw    map[int]sighted     // per node: the copy's incarnation, and when this mover first read it
+	copies copies              // the copies as last read (readCopy)
 
 	warned atomic.Int64 // unix seconds of the last warning that this mover has no secret
 
@@ -215,7 +216,7 @@ func (n *Notifier) readRegistry() (members []located, trusted time.Time, state c
 	var wg sync.WaitGroup
 	for i := range res {
 		wg.Go(func() {
-			reg, _, state, err := readCopy(n.nodes, i)
+			reg, _, state, err := readCopy(n.nodes, &n.copies, i)
 			res[i] = result{reg, state, err}
 		})
 	}
@@ -283,7 +284,7 @@ func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
 		return read.Add(m.duration), nil
 	}
 	for range casAttempts {
-		reg, it, state, err := readCopy(n.nodes, m.copy)
+		reg, it, state, err := readCopy(n.nodes, &n.copies, m.copy)
 		seen := n.clock.Now()
 		switch state {
 		case copyFailed:
@@ -300,8 +301,7 @@ func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
 			return seen.Add(d), nil // revoked by another mover since the read
 		}
 		reg.members[i].revoked = true
-		it.Value = reg.bytes()
-		err = n.nodes.NodeCompareAndSwap(m.copy, it)
+		err = n.nodes.NodeCompareAndSwap(m.copy, written(it, reg))
 		if err != nil {
 			if isConflict(err) {
 				continue

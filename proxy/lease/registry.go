@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"edgecache/proxy/store"
@@ -16,6 +18,7 @@ import (
 type Nodes interface {
 	Nodes() int
 	NodeGet(n int, key string) (*store.Item, error)
+	NodeVersion(n int, key string) (store.Version, error)
 	NodeAdd(n int, it *store.Item) error
 	NodeSet(n int, it *store.Item) error
 	NodeCompareAndSwap(n int, it *store.Item) error
@@ -153,9 +156,51 @@ const (
 	copyAbsent           // the node is not a member of the memcached generation this process follows: no copy is kept there
 )
 
-// readCopy reads node n's copy.
-func readCopy(nodes Nodes, n int) (registry, *store.Item, copyState, error) {
+// copies keeps, per node, the copy last read there, so that a copy that
+// has not changed since is not read again: its version (a few bytes) says
+// so. Every renewal and every mover reads every copy, and a copy grows
+// with the members, so reading them whole made the fleet's registry
+// traffic grow with the square of the proxies.
+type copies struct {
+	mu   sync.Mutex
+	last map[int]sawCopy
+}
+
+type sawCopy struct {
+	v  store.Version
+	it store.Item
+}
+
+// readCopy reads node n's copy: the one kept in c if its version is still
+// the node's (c may be nil: read it whole).
+func readCopy(nodes Nodes, c *copies, n int) (registry, *store.Item, copyState, error) {
+	if c != nil {
+		c.mu.Lock()
+		saw, ok := c.last[n]
+		c.mu.Unlock()
+		if ok {
+			v, err := nodes.NodeVersion(n, RegistryKey)
+			if err == nil && v == saw.v {
+				it := saw.it
+				it.Value = slices.Clone(saw.it.Value) // callers change it
+				r, err := parseRegistry(it.Value)
+				if err == nil {
+					return r, &it, copyOK, nil
+				}
+			}
+		}
+	}
 	it, err := nodes.NodeGet(n, RegistryKey)
+	if err == nil && c != nil {
+		c.mu.Lock()
+		if c.last == nil {
+			c.last = make(map[int]sawCopy)
+		}
+		saw := sawCopy{v: store.Version{CAS: it.CasID, Flags: it.Flags, Size: len(it.Value)}, it: *it}
+		saw.it.Value = slices.Clone(it.Value)
+		c.last[n] = saw
+		c.mu.Unlock()
+	}
 	if errors.Is(err, store.ErrCacheMiss) {
 		return registry{}, nil, copyLost, nil
 	}
@@ -170,6 +215,14 @@ func readCopy(nodes Nodes, n int) (registry, *store.Item, copyState, error) {
 		return registry{}, it, copyLost, nil
 	}
 	return r, it, copyOK, nil
+}
+
+// written makes it the next value of a copy: flags drawn at random, so
+// that a copy written after its node restarted (memcached's CAS uniques
+// start again) does not look like one kept from before (copies).
+func written(it *store.Item, r registry) *store.Item {
+	it.Value, it.Flags = r.bytes(), rand.Uint32()
+	return it
 }
 
 // casAttempts bounds the compare-and-swap attempts of one update of a copy.

@@ -1,8 +1,14 @@
 package store
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -53,6 +59,109 @@ func (s *Store) doNode(op string, n int, f func(*memcache.Client) error) error {
 		return errors.Join(ErrUnavailable, err)
 	}
 	return err
+}
+
+// Version is how a node holds a key now, without its value: a reader that
+// kept the item of the same CAS unique, flags and size has it still
+// (memcached gives every change a new CAS unique; flags a writer sets at
+// random cover the unique counter restarting with the node).
+type Version struct {
+	CAS   uint64
+	Flags uint32
+	Size  int
+}
+
+// NodeVersion reads key's Version on node n (memcache.ErrCacheMiss when it
+// is not there) with a meta get, which memcached 1.6 answers in a few
+// bytes whatever the value's size: package lease checks the registry
+// copies so, and reads a copy only when it changed.
+func (s *Store) NodeVersion(n int, key string) (v Version, err error) {
+	err = s.doNode("get", n, func(*memcache.Client) error { // counted as the get it is
+		v, err = s.metas[n].version(s, n, key)
+		return err
+	})
+	return v, err
+}
+
+// metaConn is one connection to a node for meta gets, which gomemcache
+// does not speak.
+type metaConn struct {
+	mu sync.Mutex
+	c  net.Conn
+	r  *bufio.Reader
+}
+
+func (m *metaConn) version(s *Store, n int, key string) (Version, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, err := m.ask(s, n, key)
+	if err != nil && !errors.Is(err, memcache.ErrCacheMiss) && m.c != nil {
+		m.c.Close() // a broken or desynchronised connection: a new one next time
+		m.c = nil
+	}
+	return v, err
+}
+
+func (m *metaConn) ask(s *Store, n int, key string) (Version, error) {
+	if m.c == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		dial := s.dial
+		if dial == nil {
+			var d net.Dialer
+			dial = d.DialContext
+		}
+		c, err := dial(ctx, "tcp", s.NodeAddr(n))
+		if err != nil {
+			return Version{}, err
+		}
+		m.c, m.r = c, bufio.NewReaderSize(c, 256)
+	}
+	m.c.SetDeadline(time.Now().Add(s.timeout))
+	if _, err := m.c.Write([]byte("mg " + key + " c f s\r\n")); err != nil {
+		return Version{}, err
+	}
+	line, err := m.r.ReadString('\n')
+	if err != nil {
+		return Version{}, err
+	}
+	return parseVersion(strings.TrimRight(line, "\r\n"))
+}
+
+// parseVersion reads a meta get's answer: "HD c<cas> f<flags> s<size>", or
+// "EN" for a miss.
+func parseVersion(line string) (Version, error) {
+	if line == "EN" {
+		return Version{}, memcache.ErrCacheMiss
+	}
+	f := strings.Fields(line)
+	if len(f) != 4 || f[0] != "HD" {
+		return Version{}, fmt.Errorf("memcached: unexpected meta get answer %q", line)
+	}
+	var v Version
+	for _, tok := range f[1:] {
+		if len(tok) < 2 {
+			return Version{}, fmt.Errorf("memcached: unexpected meta get answer %q", line)
+		}
+		x, err := strconv.ParseUint(tok[1:], 10, 64)
+		if err != nil {
+			return Version{}, fmt.Errorf("memcached: unexpected meta get answer %q", line)
+		}
+		switch tok[0] {
+		case 'c':
+			v.CAS = x
+		case 'f':
+			if x > 1<<32-1 {
+				return Version{}, fmt.Errorf("memcached: unexpected meta get answer %q", line)
+			}
+			v.Flags = uint32(x)
+		case 's':
+			v.Size = int(min(x, 1<<31))
+		default:
+			return Version{}, fmt.Errorf("memcached: unexpected meta get answer %q", line)
+		}
+	}
+	return v, nil
 }
 
 // FlushAll empties every node, marked down or not: every group value is

@@ -278,3 +278,28 @@ func TestDeadNodeFallsBackToReplicasAndSecondPlaces(t *testing.T) {
 		t.Fatalf("%d moves queued for the dead node, want the 1 it missed", s.missed.count())
 	}
 }
+
+func FuzzParseVersion(f *testing.F) {
+	f.Add("HD c12 f7 s40")
+	f.Add("EN")
+	f.Add("HD c1 f4294967296 s1")
+	f.Fuzz(func(t *testing.T, line string) {
+		v, err := parseVersion(line)
+		if err == nil && line == "EN" {
+			t.Fatal("a miss read as a version")
+		}
+		_ = v
+	})
+}
+
+func TestParseVersion(t *testing.T) {
+	v, err := parseVersion("HD c12 f7 s40")
+	if err != nil || v != (Version{CAS: 12, Flags: 7, Size: 40}) {
+		t.Fatalf("%+v %v", v, err)
+	}
+	for _, bad := range []string{"", "HD", "HD c1 f2", "VA 3 c1 f2 s3", "HD c1 f4294967296 s1", "HD cx f1 s1", "HD c1 f1 s1 t1", "HD c f1 s1"} {
+		if _, err := parseVersion(bad); err == nil {
+			t.Errorf("parseVersion(%q) accepted", bad)
+		}
+	}
+}

@@ -185,6 +185,18 @@ func (s *Store) NodeGet(n int, key string) (it *store.Item, err error) {
 	return it, err
 }
 
+// NodeVersion is key's CAS id, flags and size on node n.
+func (s *Store) NodeVersion(n int, key string) (v store.Version, err error) {
+	err = s.do("NodeVersion", key, func() error {
+		it, err := s.get(n, key)
+		if err == nil {
+			v = store.Version{CAS: it.CasID, Flags: it.Flags, Size: len(it.Value)}
+		}
+		return err
+	})
+	return v, err
+}
+
 // NodeAdd stores it on node n if its key is free there (store.ErrNotStored if not).
 func (s *Store) NodeAdd(n int, it *store.Item) error {
 	return s.do("NodeAdd", it.Key, func() error { return s.add(n, it) })
