@@ -14,7 +14,10 @@
 // it is listed live, and sets its own heartbeat key, which expires 3 D
 // later. The copy is written only when it changes (a member joins or
 // rejoins, is revoked, or is taken out), so what renewals write grows
-// with the number of members, not its square. A member holds its lease,
+// with the number of members, not its square; and a copy that has not
+// changed since a member or mover last read it is read as its version
+// only (CAS unique, flags and size, a memcached meta get), so neither does
+// what they read. A member holds its lease,
 // and may serve L1 without asking memcached, only while its last round
 // that every node took began less than D minus a margin (D/10) ago by its
 // own monotonic clock.
