@@ -87,6 +87,10 @@ type Zone struct {
 	// Invalidator runs beside the origin (zones a and b): one leads, the
 	// other stands by.
 	Invalidator *invalidator.Background
+	// The invalidator's admin listener (membership commands, metrics).
+	invalidatorAdmin     *http.Server
+	invalidatorAdminAddr string
+	memcachedAddr        string // kept after the node is killed with its zone
 }
 
 // ProxyAddr and AdminAddr are the zone's proxy listeners (also after it
@@ -112,6 +116,10 @@ type Fleet struct {
 	zones     map[string]*Zone
 	http      *http.Client
 
+	memcachedMB   int
+	spares        map[string]*localstack.Memcached // by address
+	sparesStarted int                              // names their folders
+
 	mu       sync.Mutex // guards the zones' services and Replica
 	stopOnce sync.Once
 }
@@ -123,7 +131,8 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	f = &Fleet{log: log, zones: make(map[string]*Zone), http: &http.Client{Timeout: 5 * time.Second}}
+	f = &Fleet{log: log, zones: make(map[string]*Zone), http: &http.Client{Timeout: 5 * time.Second},
+		spares: make(map[string]*localstack.Memcached)}
 	defer func() {
 		if err != nil {
 			f.Stop()
@@ -143,6 +152,7 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	if opts.MemcachedMB == 0 {
 		opts.MemcachedMB = 64
 	}
+	f.memcachedMB = opts.MemcachedMB
 	if f.proxyCfg.PeerSecret == "" {
 		// Leases on, as in production: one made-up secret for the
 		// proxies and the invalidators.
@@ -160,7 +170,7 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	for _, name := range Zones {
 		f.zones[name] = &Zone{Name: name}
 	}
-	if err = f.startStorage(ctx, opts.MemcachedMB); err != nil {
+	if err = f.startStorage(ctx); err != nil {
 		return f, err
 	}
 	if err = f.startServices(); err != nil {
@@ -306,10 +316,7 @@ func (f *Fleet) Stop() {
 		}
 		wg.Wait()
 		for _, z := range f.zones {
-			if inv := z.Invalidator; inv != nil {
-				wg.Go(inv.Stop)
-				z.Invalidator = nil
-			}
+			wg.Go(z.stopInvalidator)
 			if o := z.Origin; o != nil {
 				wg.Go(func() {
 					ctx, cancel := context.WithTimeout(context.Background(), f.originCfg.ShutdownTimeout)
@@ -330,6 +337,11 @@ func (f *Fleet) Stop() {
 				z.Memcached.Stop()
 				z.Memcached = nil
 			}
+		}
+		for addr, m := range f.spares {
+			m.Resume() // a stopped process ends on SIGTERM only once continued
+			m.Stop()
+			delete(f.spares, addr)
 		}
 		if f.Replica != nil {
 			f.Replica.Stop()
