@@ -83,10 +83,13 @@ func (p *Proxy) writeCacheStats(w io.Writer) {
 	metrics.WriteGaugeUint64(w, "edgecache_proxy_l1_entries", uint64(p.l1.Len()))
 	metrics.WriteCounterUint64(w, "edgecache_proxy_l1_evictions_total", p.l1.Evictions())
 	for n := 0; n < p.store.Nodes(); n++ {
+		if !p.store.NodeMember(n) {
+			continue
+		}
 		metrics.WriteGaugeUint64(w, `edgecache_proxy_memcached_up{node="`+p.store.NodeAddr(n)+`"}`, b2u(p.store.NodeUp(n)))
 	}
 	for n := 0; n < p.store.Nodes(); n++ {
-		if !p.store.NodeUp(n) {
+		if !p.store.NodeMember(n) || !p.store.NodeUp(n) {
 			continue
 		}
 		st, err := p.store.NodeStats(n)
@@ -133,6 +136,9 @@ func (p *Proxy) readiness() readiness {
 	r := readiness{Degraded: []dependency{}}
 	memcachedUp := 0
 	for n := 0; n < p.store.Nodes(); n++ {
+		if !p.store.NodeMember(n) {
+			continue
+		}
 		if p.store.NodeUp(n) {
 			memcachedUp++
 			continue

@@ -37,6 +37,7 @@ type storage interface {
 // and the loop that replays what a node missed.
 type storageNodes interface {
 	lease.Nodes
+	NodeMember(n int) bool
 	NodeUp(n int) bool
 	NodeAddr(n int) string
 	NodeStats(n int) (map[string]uint64, error)

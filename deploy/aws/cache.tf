@@ -7,11 +7,20 @@
 # spread over the zones (cross-az) so that losing a zone loses only that
 # zone's share of the keys.
 #
-# PROXY_MEMCACHED lists the node endpoints in node-id order (0001, 0002, ...),
-# the same on every proxy: the proxy's rendezvous hashing needs one list
-# fleet-wide. A replaced node keeps its endpoint name. Adding a node moves
-# only the keys the new node wins (1/N); every proxy must be restarted with
-# the new list (an instance refresh, which a launch template change starts).
+# Membership follows the cluster, not the launch templates. The invalidator
+# gets the cluster's configuration endpoint as INVALIDATOR_MEMCACHED_DISCOVERY
+# and its leader (the decider) asks it which nodes the cluster has (ElastiCache
+# auto discovery, proxy/discovery); when the list changes, it moves every
+# proxy to the new one generation by generation (dual-write, dual-read,
+# settled: proxy/membership), with no restart. PROXY_MEMCACHED and
+# INVALIDATOR_MEMCACHED list the node endpoints as seeds: where a process
+# first reads the membership document. Nodes are named by DNS name on both
+# sides, so the first discovered list is the seeds' list and moves no key,
+# and a replaced node (same name, new IP) stays the same member, emptied.
+# Adding a node moves only the keys the new node wins (1/N). Removing one
+# takes its keys away at once: a node failure until the change settles.
+# The seeds change with memcached_nodes, which starts an instance refresh;
+# it is harmless, as a running process follows the document, not its seeds.
 
 resource "aws_elasticache_subnet_group" "memcached" {
   name       = "${var.name}-memcached"

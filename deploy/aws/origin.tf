@@ -26,8 +26,10 @@ locals {
     stop_timeout      = local.origin_stop_timeout
     extra_env         = var.origin_extra_env
     memcached         = join(",", [for n in aws_elasticache_cluster.memcached.cache_nodes : "${n.address}:${n.port}"])
-    peer_secret_arn   = aws_secretsmanager_secret.peer_secret.arn
-    lease_duration    = var.lease_duration
+    # The decider takes the desired nodes from the cluster (cache.tf).
+    memcached_discovery = aws_elasticache_cluster.memcached.configuration_endpoint
+    peer_secret_arn     = aws_secretsmanager_secret.peer_secret.arn
+    lease_duration      = var.lease_duration
   })
 }
 

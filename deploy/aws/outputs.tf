@@ -14,12 +14,12 @@ output "origin_url" {
 }
 
 output "memcached_endpoints" {
-  description = "PROXY_MEMCACHED as the proxies get it: the node endpoints in node-id order."
+  description = "PROXY_MEMCACHED as the proxies get it: the node endpoints in node-id order, the seeds of the membership."
   value       = [for n in aws_elasticache_cluster.memcached.cache_nodes : "${n.address}:${n.port}"]
 }
 
 output "memcached_configuration_endpoint" {
-  description = "The cluster's configuration endpoint (auto discovery; the proxy takes the node list instead)."
+  description = "INVALIDATOR_MEMCACHED_DISCOVERY as the invalidators get it: the cluster's configuration endpoint, where the decider learns the node list (auto discovery)."
   value       = aws_elasticache_cluster.memcached.configuration_endpoint
 }
 

@@ -92,7 +92,7 @@ resource "aws_autoscaling_group" "proxy" {
     version = aws_launch_template.proxy.latest_version
   }
 
-  # A new launch template version (new AMI, new memcached node list, new
+  # A new launch template version (new AMI, new memcached seeds, new
   # settings) replaces the instances a few at a time. Each one leaves the
   # target group first (deregistration delay), then gets SIGTERM.
   instance_refresh {

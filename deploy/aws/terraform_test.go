@@ -34,6 +34,7 @@ import (
 
 	"edgecache/origin"
 	"edgecache/proxy"
+	"edgecache/proxy/invalidator"
 )
 
 // ---- loading --------------------------------------------------------------
@@ -252,6 +253,20 @@ func envDefault(t *testing.T, cfg any, name string) string {
 	}
 	t.Fatalf("%s has no field for %s", typ, name)
 	return ""
+}
+
+// settings is every variable the services read: their Config struct tags.
+func settings() map[string]bool {
+	names := map[string]bool{}
+	for _, cfg := range []any{proxy.Config{}, origin.Config{}, invalidator.Config{}} {
+		typ := reflect.TypeOf(cfg)
+		for i := range typ.NumField() {
+			if name := typ.Field(i).Tag.Get("env"); name != "" {
+				names[name] = true
+			}
+		}
+	}
+	return names
 }
 
 func durationDefault(t *testing.T, cfg any, name string) time.Duration {
@@ -650,8 +665,15 @@ func TestMemcached(t *testing.T) {
 		t.Errorf("port = %v", got)
 	}
 	m.wantRef(t, c, "preferred_availability_zones", "local.azs")
-	if got := m.text(m.templateArgs(t, "proxy_user_data")["memcached"]); !strings.Contains(got, "aws_elasticache_cluster.memcached.cache_nodes") {
-		t.Errorf("proxy user_data memcached = %s, want the node endpoints", got)
+	// The node endpoints are the seeds on both sides; the invalidator's
+	// decider follows the cluster through its configuration endpoint.
+	for _, local := range []string{"proxy_user_data", "origin_user_data"} {
+		if got := m.text(m.templateArgs(t, local)["memcached"]); !strings.Contains(got, "aws_elasticache_cluster.memcached.cache_nodes") {
+			t.Errorf("%s memcached = %s, want the node endpoints", local, got)
+		}
+	}
+	if got := m.text(m.templateArgs(t, "origin_user_data")["memcached_discovery"]); got != "aws_elasticache_cluster.memcached.configuration_endpoint" {
+		t.Errorf("origin_user_data memcached_discovery = %q, want the cluster's configuration endpoint", got)
 	}
 }
 
@@ -805,12 +827,13 @@ func templateFiles(t *testing.T) []string {
 // template; other arguments are evaluated from variable defaults, or get a
 // placeholder.
 var fixtures = map[string]cty.Value{
-	"origins":           cty.StringVal("http://internal-origin.example:8081"),
-	"memcached":         cty.StringVal("m1.example:11211,m2.example:11211,m3.example:11211"),
-	"secret_arn":        cty.StringVal("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"),
-	"peer_secret_arn":   cty.StringVal("arn:aws:secretsmanager:us-east-1:123456789012:secret:peer-AbCdEf"),
-	"primary_endpoint":  cty.StringVal("primary.example:3306"),
-	"replica_endpoints": cty.ListVal([]cty.Value{cty.StringVal("replica-1.example:3306"), cty.StringVal("replica-2.example:3306")}),
+	"origins":             cty.StringVal("http://internal-origin.example:8081"),
+	"memcached":           cty.StringVal("m1.example:11211,m2.example:11211,m3.example:11211"),
+	"memcached_discovery": cty.StringVal("edgecache-memcached.x1y2z3.cfg.use1.cache.amazonaws.com:11211"),
+	"secret_arn":          cty.StringVal("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"),
+	"peer_secret_arn":     cty.StringVal("arn:aws:secretsmanager:us-east-1:123456789012:secret:peer-AbCdEf"),
+	"primary_endpoint":    cty.StringVal("primary.example:3306"),
+	"replica_endpoints":   cty.ListVal([]cty.Value{cty.StringVal("replica-1.example:3306"), cty.StringVal("replica-2.example:3306")}),
 }
 
 func TestUserData(t *testing.T) {
@@ -859,15 +882,17 @@ func TestUserData(t *testing.T) {
 				// The durable invalidator beside every origin.
 				`(?m)^INVALIDATOR_MYSQL_DSN=\$PRIMARY_DSN$`,
 				`(?m)^INVALIDATOR_MEMCACHED=m1\.example:11211,m2\.example:11211,m3\.example:11211$`,
+				`(?m)^INVALIDATOR_MEMCACHED_DISCOVERY=edgecache-memcached\.x1y2z3\.cfg\.use1\.cache\.amazonaws\.com:11211$`,
 				`(?m)^ExecStart=/usr/local/bin/invalidator$`,
 				`systemctl enable --now edgecache-origin.service edgecache-invalidator.service`,
 				`(?m)^INVALIDATOR_PEER_SECRET=\$PEER_SECRET$`,
 				`(?m)^INVALIDATOR_LEASE_DURATION=1s$`,
 			},
-			map[string]string{"peer_secret_arn": "aws_secretsmanager_secret.peer_secret.arn", "lease_duration": "var.lease_duration", "memcached": "aws_elasticache_cluster.memcached", "primary_endpoint": "aws_db_instance.primary.endpoint", "replica_endpoints": "aws_db_instance.replica[*].endpoint", "secret_arn": "aws_secretsmanager_secret.db_password.arn", "dsn_options": "var.db_dsn_options", "stop_timeout": "local.origin_stop_timeout"},
+			map[string]string{"peer_secret_arn": "aws_secretsmanager_secret.peer_secret.arn", "lease_duration": "var.lease_duration", "memcached": "aws_elasticache_cluster.memcached", "memcached_discovery": "aws_elasticache_cluster.memcached.configuration_endpoint", "primary_endpoint": "aws_db_instance.primary.endpoint", "replica_endpoints": "aws_db_instance.replica[*].endpoint", "secret_arn": "aws_secretsmanager_secret.db_password.arn", "dsn_options": "var.db_dsn_options", "stop_timeout": "local.origin_stop_timeout"},
 		},
 	}
 	used := map[string]bool{}
+	known := settings()
 	for _, c := range cases {
 		t.Run(c.launchTemplate, func(t *testing.T) {
 			lt := m.resource(t, "aws_launch_template", c.launchTemplate)
@@ -937,6 +962,13 @@ func TestUserData(t *testing.T) {
 			for _, re := range want {
 				if !regexp.MustCompile(re).MatchString(script) {
 					t.Errorf("rendered %s does not match %s", path, re)
+				}
+			}
+			// Every variable the script sets is one a service reads: a
+			// misspelt name would be ignored, its setting left at the default.
+			for _, set := range regexp.MustCompile(`(?m)^((?:PROXY|ORIGIN|INVALIDATOR)_[A-Z0-9_]+)=`).FindAllStringSubmatch(script, -1) {
+				if name := set[1]; name != c.envPrefix+"EXTRA_TEST" && !known[name] {
+					t.Errorf("rendered %s sets %s, which no service reads", path, name)
 				}
 			}
 			if strings.Contains(script, "placeholder-") {

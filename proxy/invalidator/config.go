@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ type Config struct {
 	MemcachedTimeout       time.Duration `env:"INVALIDATOR_MEMCACHED_TIMEOUT" envDefault:"250ms" help:"memcached: dial and per-operation timeout"`
 	MemcachedMaxIdleConns  int           `env:"INVALIDATOR_MEMCACHED_MAX_IDLE_CONNS" envDefault:"64" help:"memcached: idle connections kept per node; at least INVALIDATOR_MOVE_CONCURRENCY, or moves dial per operation"`
 	MemcachedProbeInterval time.Duration `env:"INVALIDATOR_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
+	MemcachedDiscovery     string        `env:"INVALIDATOR_MEMCACHED_DISCOVERY" envDefault:"" help:"memcached: an ElastiCache for Memcached configuration endpoint host:port (auto discovery); when set, the leading invalidator takes the nodes memcached should have from the cluster's node list instead of memcached_desired, INVALIDATOR_MEMCACHED staying the seeds; empty: off"`
 
 	PollInterval    time.Duration `env:"INVALIDATOR_POLL_INTERVAL" envDefault:"10ms" help:"how often the leader reads invalidation_log when it has caught up; bounds the commit-to-memcached delay"`
 	Batch           int           `env:"INVALIDATOR_BATCH" envDefault:"1000" help:"most log rows read, moved and deleted per round; a full batch is followed at once by the next"`
@@ -71,6 +73,11 @@ func (c Config) Validate() error {
 	for _, m := range c.Memcached {
 		if _, _, err := net.SplitHostPort(m); err != nil {
 			bad("INVALIDATOR_MEMCACHED", "want host:port, got %q", m)
+		}
+	}
+	if c.MemcachedDiscovery != "" {
+		if err := checkEndpoint(c.MemcachedDiscovery); err != nil {
+			bad("INVALIDATOR_MEMCACHED_DISCOVERY", "%v", err)
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.AdminListen); err != nil {
@@ -131,4 +138,17 @@ func (c Config) Validate() error {
 		bad("INVALIDATOR_LOG_LEVEL", "want debug, info, warn or error, got %q", c.LogLevel)
 	}
 	return errors.Join(errs...)
+}
+
+// checkEndpoint says whether addr is a host:port one can dial: a host and a
+// port from 1 to 65535 (a configuration endpoint has both).
+func checkEndpoint(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return fmt.Errorf("want host:port, got %q", addr)
+	}
+	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
+		return fmt.Errorf("want a port from 1 to 65535, got %q", addr)
+	}
+	return nil
 }

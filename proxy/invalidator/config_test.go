@@ -25,6 +25,7 @@ func TestValidateNamesEveryBadVariable(t *testing.T) {
 	cfg.MemcachedTimeout = 0
 	cfg.MemcachedMaxIdleConns = 0
 	cfg.MemcachedProbeInterval = -time.Second
+	cfg.MemcachedDiscovery = "no-port"
 	cfg.PollInterval = 0
 	cfg.DDLInterval = 0
 	cfg.Batch = maxBatch + 1
@@ -75,6 +76,34 @@ func TestSessionTimeoutMustCoverPingsAndRetries(t *testing.T) {
 		}
 		if err != nil && !strings.Contains(err.Error(), "INVALIDATOR_SESSION_TIMEOUT:") {
 			t.Errorf("error does not name INVALIDATOR_SESSION_TIMEOUT: %v", err)
+		}
+	}
+}
+
+// The discovery endpoint is off when empty, and otherwise something one can
+// dial: a host and a port.
+func TestMemcachedDiscoveryMustBeAnEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		ok       bool
+	}{
+		{"", true},
+		{"edge.x1y2z3.cfg.use1.cache.amazonaws.com:11211", true},
+		{"[::1]:11211", true},
+		{"edge.x1y2z3.cfg.use1.cache.amazonaws.com", false},
+		{":11211", false},
+		{"cfg.example:0", false},
+		{"cfg.example:99999", false},
+		{"cfg.example:memcache", false},
+	} {
+		cfg := defaultConfig(t)
+		cfg.MemcachedDiscovery = tc.endpoint
+		err := cfg.Validate()
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: err %v, want ok=%v", tc.endpoint, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "INVALIDATOR_MEMCACHED_DISCOVERY:") {
+			t.Errorf("error does not name INVALIDATOR_MEMCACHED_DISCOVERY: %v", err)
 		}
 	}
 }

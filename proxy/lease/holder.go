@@ -113,7 +113,7 @@ func NewHolder(cfg HolderConfig, nodes Nodes, log *zap.Logger, set *metrics.Set,
 	case cfg.Secret == "":
 		return nil, errors.New("lease: no secret: leases are off")
 	}
-	n := nodes.Nodes()
+	n := store.MaxNodes // node indexes only grow (a followed memcached generation adds nodes)
 	c := clock.Or(cfg.Clock)
 	h := &Holder{cfg: cfg, nodes: nodes, log: log, clock: c, base: c.Now(), margin: cfg.Duration / 10,
 		buckets: make([]atomic.Uint64, 1<<bucketBits), seed: maphash.MakeSeed(),
@@ -376,7 +376,7 @@ func (h *Holder) Leave() {
 	close(h.stop)
 	<-h.done
 	h.validUntil.Store(0)
-	for n := range h.known {
+	for n := range h.nodes.Nodes() {
 		for range casAttempts {
 			reg, it, state, _ := readCopy(h.nodes, n)
 			i := reg.find(h.cfg.ID)
@@ -403,7 +403,7 @@ func (h *Holder) round() {
 	continuous := start < h.validUntil.Load()
 	h.rounds++
 	allOK, lost := true, false
-	for n := range h.known {
+	for n := range h.nodes.Nodes() {
 		l, err := h.renewCopy(n, h.rounds%gcAfter == 0)
 		lost = lost || l
 		if err != nil {
@@ -450,6 +450,8 @@ func (h *Holder) renewCopy(n int, gc bool) (lost bool, err error) {
 		readAt := h.clock.Now()
 		reg, it, state, err := readCopy(h.nodes, n)
 		switch state {
+		case copyAbsent:
+			return false, nil
 		case copyFailed:
 			return false, err
 		case copyLost:

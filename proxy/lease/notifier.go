@@ -241,6 +241,7 @@ func (n *Notifier) readRegistry() (members []located, trusted time.Time, state c
 			if state == copyFailed {
 				state = copyLost
 			}
+		case copyAbsent:
 		default:
 			errs = append(errs, r.err)
 		}
@@ -287,7 +288,7 @@ func (n *Notifier) revoke(m located, read time.Time) (time.Time, error) {
 		switch state {
 		case copyFailed:
 			return time.Time{}, err
-		case copyLost:
+		case copyLost, copyAbsent:
 			return seen.Add(max(m.duration, n.cfg.Duration)), nil
 		}
 		i := reg.find(m.id)

@@ -150,6 +150,7 @@ const (
 	copyOK     copyState = iota
 	copyLost             // missing or garbled: whoever held a lease through it will see so
 	copyFailed           // the node did not answer: nothing is known
+	copyAbsent           // the node is not a member of the memcached generation this process follows: no copy is kept there
 )
 
 // readCopy reads node n's copy.
@@ -157,6 +158,9 @@ func readCopy(nodes Nodes, n int) (registry, *store.Item, copyState, error) {
 	it, err := nodes.NodeGet(n, RegistryKey)
 	if errors.Is(err, store.ErrCacheMiss) {
 		return registry{}, nil, copyLost, nil
+	}
+	if errors.Is(err, store.ErrNotMember) {
+		return registry{}, nil, copyAbsent, nil
 	}
 	if err != nil {
 		return registry{}, nil, copyFailed, err

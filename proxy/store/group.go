@@ -129,17 +129,28 @@ func (g Group) MovedFor(origin uint64) bool { return origin > 0 && g.Moved >= or
 
 // kv is the single-key memcached operations the group operations need:
 // the Store's (with health tracking) or a node's own client (replay).
+// stamp is the generation a value written now carries in its flags; kept
+// says whether a value read may be trusted (follow.go).
 type kv interface {
 	get(key string) (*memcache.Item, error)
 	add(it *memcache.Item) error
 	cas(it *memcache.Item) error
+	stamp() uint32
+	kept(it *memcache.Item) bool
 }
 
-type rawKV struct{ c *memcache.Client }
+// rawKV is a node's own client: a move replayed or retried there. A move
+// needs no trust in the value it moves (its epoch passes every entry's).
+type rawKV struct {
+	c   *memcache.Client
+	gen uint32
+}
 
 func (r rawKV) get(key string) (*memcache.Item, error) { return r.c.Get(key) }
 func (r rawKV) add(it *memcache.Item) error            { return r.c.Add(it) }
 func (r rawKV) cas(it *memcache.Item) error            { return r.c.CompareAndSwap(it) }
+func (r rawKV) stamp() uint32                          { return r.gen }
+func (r rawKV) kept(*memcache.Item) bool               { return true }
 
 const casAttempts = 16
 
@@ -175,7 +186,7 @@ func update(s kv, key string, origin uint64, next func(Group) (Group, bool)) err
 	for range casAttempts {
 		it, err := s.get(key)
 		if errors.Is(err, memcache.ErrCacheMiss) {
-			err = s.add(&memcache.Item{Key: key, Value: NewGroup(0).Next(origin).Bytes()})
+			err = s.add(&memcache.Item{Key: key, Value: NewGroup(0).Next(origin).Bytes(), Flags: s.stamp()})
 			if errors.Is(err, memcache.ErrNotStored) {
 				continue // created meanwhile: move that one
 			}
@@ -191,7 +202,7 @@ func update(s kv, key string, origin uint64, next func(Group) (Group, bool)) err
 				return nil
 			}
 		}
-		it.Value = g.Bytes()
+		it.Value, it.Flags = g.Bytes(), s.stamp()
 		err = s.cas(it)
 		if errors.Is(err, memcache.ErrCASConflict) || errors.Is(err, memcache.ErrNotStored) {
 			continue
@@ -208,7 +219,7 @@ func update(s kv, key string, origin uint64, next func(Group) (Group, bool)) err
 func ensure(s kv, key string, origin uint64) (Group, bool, error) {
 	for range casAttempts {
 		g := NewGroup(origin)
-		err := s.add(&memcache.Item{Key: key, Value: g.Bytes()})
+		err := s.add(&memcache.Item{Key: key, Value: g.Bytes(), Flags: s.stamp()})
 		if !errors.Is(err, memcache.ErrNotStored) {
 			return g, err == nil, err
 		}
@@ -219,11 +230,12 @@ func ensure(s kv, key string, origin uint64) (Group, bool, error) {
 		if err != nil {
 			return Group{}, false, err
 		}
-		if cur, ok := ParseGroup(it.Value); ok {
+		if cur, ok := ParseGroup(it.Value); ok && s.kept(it) {
 			return cur, false, nil
 		}
-		// Garbage under our key: replace it with a new incarnation.
-		it.Value = g.Bytes()
+		// Garbage under our key, or a value no longer kept where it is:
+		// replace it with a new incarnation.
+		it.Value, it.Flags = g.Bytes(), s.stamp()
 		if err := s.cas(it); err == nil {
 			return g, true, nil
 		}
@@ -243,7 +255,7 @@ func learn(s kv, key string, origin uint64) error {
 			return err
 		}
 		cur, ok := ParseGroup(it.Value)
-		if !ok || cur.Origin >= origin {
+		if !ok || cur.Origin >= origin || !s.kept(it) {
 			return nil
 		}
 		cur.Origin = origin

@@ -4,6 +4,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/ring"
 )
 
 // memcached keys. User input never reaches the memcached protocol raw:
@@ -37,6 +38,10 @@ func URLGroup(primary string) string { return "url:" + primary }
 // Item is a memcached item (key, value, expiry, CAS id): gomemcache's, named
 // here so that the store's users need not import the client library.
 type Item = memcache.Item
+
+// MaxNodes bounds the memcached nodes one process ever knows; node indexes
+// run below it.
+const MaxNodes = ring.MaxNodes
 
 // The protocol answers the store's users tell apart.
 var (

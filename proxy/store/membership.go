@@ -87,9 +87,9 @@ func newNodeID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// membership is the generation this process follows and which of its nodes
+// stamped is the generation this process follows and which of its nodes
 // are members of it.
-type membership struct {
+type stamped struct {
 	mu       sync.Mutex
 	gen      uint64   // 0: not joined yet
 	members  []string // the ids of generation gen
@@ -108,9 +108,9 @@ type stampRead struct {
 }
 
 func (s *Store) readStamps() []stampRead {
-	reads := make([]stampRead, len(s.probes))
+	reads := make([]stampRead, s.ring.Len()) // static: every node is a configured one
 	var wg sync.WaitGroup
-	for n, p := range s.probes {
+	for n, p := range s.probes[:len(reads)] {
 		wg.Go(func() {
 			it, err := p.Get(stampKey)
 			switch {
@@ -314,8 +314,12 @@ func (s *Store) applyMembers(member []bool) {
 	s.m.generation.Set(float64(mb.gen))
 }
 
-// isMember reports whether node n may be used.
+// isMember reports whether node n may be used (a followed generation
+// decides that instead: follow.go).
 func (s *Store) isMember(n int) bool {
+	if s.follows() {
+		return true
+	}
 	s.membership.mu.Lock()
 	defer s.membership.mu.Unlock()
 	return s.membership.member[n] && !s.membership.outdated

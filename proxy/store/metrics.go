@@ -17,6 +17,7 @@ type storeMetrics struct {
 	lookups      *metrics.Counter // lookups they carried
 	generation   *metrics.Gauge   // the membership generation followed (membership.go)
 	outdated     *metrics.Gauge   // 1 once a newer membership with other nodes was found
+	viewExpired  *metrics.Gauge   // 1 while the followed generation is not confirmed
 	joinFlushes  *metrics.Counter // nodes flushed before joining a membership
 }
 
@@ -43,6 +44,7 @@ func newStoreMetrics(s *metrics.Set, prefix string) *storeMetrics {
 	m.lookups = s.NewCounter(prefix + `_lookups_total`)
 	m.generation = s.NewGauge(prefix+`_memcached_membership_generation`, nil)
 	m.outdated = s.NewGauge(prefix+`_memcached_membership_outdated`, nil)
+	m.viewExpired = s.NewGauge(prefix+`_memcached_membership_view_expired`, nil)
 	m.joinFlushes = s.NewCounter(prefix + `_memcached_membership_flushes_total`)
 	return m
 }

@@ -80,9 +80,12 @@ func (s *Store) Run(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
-		s.checkMembership()
+		s.follow()
+		if !s.follows() {
+			s.checkMembership()
+		}
 		for n := 0; n < s.ring.Len(); n++ {
-			if s.ring.Up(n) && !s.missed.has(n) {
+			if !s.inView(n) || (s.ring.Up(n) && !s.missed.has(n)) {
 				continue
 			}
 			if err := s.recover(n); err != nil {
@@ -127,7 +130,7 @@ func (s *Store) recover(n int) error {
 		return nil
 	}
 	for k, v := range moves {
-		if err := move(rawKV{p}, k, v, false); err != nil {
+		if err := move(rawKV{p, s.stamp()}, k, v, false); err != nil {
 			return requeue(err)
 		}
 		s.m.replayed.Inc()

@@ -38,7 +38,10 @@ func (s *Store) NodeCompareAndSwap(n int, it *memcache.Item) error {
 }
 
 func (s *Store) doNode(op string, n int, f func(*memcache.Client) error) error {
-	if !s.ring.Up(n) {
+	if v := s.view.Load(); v != nil && v.union&(1<<n) == 0 {
+		return ErrNotMember
+	}
+	if !s.up(n) {
 		s.m.skipped.Inc()
 		return ErrUnavailable
 	}
@@ -61,10 +64,36 @@ func (s *Store) doNode(op string, n int, f func(*memcache.Client) error) error {
 // the others are flushed all the same.
 func (s *Store) FlushAll() error {
 	var errs []error
-	for n, p := range s.probes {
-		if err := p.FlushAll(); err != nil {
+	for n := range s.ring.Len() {
+		if v := s.view.Load(); v != nil && v.union&(1<<n) == 0 {
+			continue // not a member: flushed before it joins again
+		}
+		if err := s.probes[n].FlushAll(); err != nil {
 			errs = append(errs, fmt.Errorf("memcached %s: flush_all: %w", s.NodeAddr(n), err))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// nodeKV runs the group operations on one node (a move's place), with
+// health tracking.
+type nodeKV struct {
+	s *Store
+	n int
+}
+
+func (k nodeKV) get(key string) (it *memcache.Item, err error) {
+	err = k.s.doNode("get", k.n, func(c *memcache.Client) error { it, err = c.Get(key); return err })
+	return it, err
+}
+
+func (k nodeKV) add(it *memcache.Item) error {
+	return k.s.doNode("add", k.n, func(c *memcache.Client) error { return c.Add(it) })
+}
+
+func (k nodeKV) cas(it *memcache.Item) error {
+	return k.s.doNode("cas", k.n, func(c *memcache.Client) error { return c.CompareAndSwap(it) })
+}
+
+func (k nodeKV) stamp() uint32               { return k.s.stamp() }
+func (k nodeKV) kept(it *memcache.Item) bool { return k.s.kept(k.n, it) }

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"math/bits"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,17 +35,24 @@ type Config struct {
 type Store struct {
 	ring    *ring.Ring
 	mc      *memcache.Client
-	probes  []*memcache.Client // one small client per node: probes, replay, flush
-	nodes   []*memcache.Client // one client per node for node-targeted operations (node.go)
+	probes  [ring.MaxNodes]*memcache.Client // one small client per node: probes, replay, flush
+	nodes   [ring.MaxNodes]*memcache.Client // one client per node for node-targeted operations and moves
 	log     *zap.Logger
 	m       *storeMetrics
 	timeout time.Duration
+	maxIdle int
 	every   time.Duration
+	seeds   uint64 // mask of the configured nodes
 
-	fails      []atomic.Int32 // per node: consecutive network failures
+	fails      [ring.MaxNodes]atomic.Int32 // per node: consecutive network failures
 	missed     missedMoves
 	lookups    lookups
-	membership membership
+	membership stamped // static: no document (membership.go)
+
+	addMu   sync.Mutex // serialises addNode
+	view    atomic.Pointer[view]
+	expired atomic.Bool
+	f       following
 }
 
 // failuresToMarkDown consecutive network failures mark a node down: one
@@ -54,41 +63,64 @@ const failuresToMarkDown = 3
 // New builds the pool. Its metrics are registered in set, named
 // prefix_memcached_... (prefix "edgecache_proxy" for the proxy).
 func New(cfg Config, log *zap.Logger, set *metrics.Set, prefix string) (*Store, error) {
-	r, err := ring.New(cfg.Nodes)
-	if err != nil {
-		return nil, err
+	if len(cfg.Nodes) == 0 {
+		return nil, errors.New("memcached: no nodes")
 	}
+	r := new(ring.Ring)
 	mc := memcache.NewFromSelector(r)
 	mc.Timeout = cfg.Timeout
 	mc.MaxIdleConns = cfg.MaxIdleConns
 	s := &Store{ring: r, mc: mc, log: log, m: newStoreMetrics(set, prefix), timeout: cfg.Timeout,
-		every: cfg.ProbeInterval, fails: make([]atomic.Int32, r.Len())}
-	s.missed.init(r.Len())
+		maxIdle: cfg.MaxIdleConns, every: cfg.ProbeInterval}
+	for _, node := range cfg.Nodes {
+		if _, known := r.Index(node); known {
+			return nil, errors.New("memcached: duplicate node " + node)
+		}
+		n, err := s.addNode(node)
+		if err != nil {
+			return nil, err
+		}
+		s.seeds |= 1 << n
+	}
+	r.SetRead(s.seeds)
+	s.missed.init(ring.MaxNodes)
 	s.lookups.s = s
 	set.NewGauge(prefix+"_invalidations_pending", func() float64 { return float64(s.missed.count()) })
-	for _, addr := range cfg.Nodes {
-		p := memcache.New(addr)
-		p.Timeout = cfg.Timeout
-		p.MaxIdleConns = 1
-		s.probes = append(s.probes, p)
-		c := memcache.New(addr)
-		c.Timeout = cfg.Timeout
-		c.MaxIdleConns = 8
-		s.nodes = append(s.nodes, c)
+	s.membership.ids, s.membership.member = make([]string, ring.MaxNodes), make([]bool, ring.MaxNodes)
+	// A configured node may hold an old document (it left the membership
+	// since): the first generation adopted lists nodes that know newer.
+	for range 3 {
+		before := s.stamp()
+		if s.follow(); s.stamp() == before {
+			break
+		}
 	}
-	s.membership.ids, s.membership.member = make([]string, r.Len()), make([]bool, r.Len())
-	s.checkMembership()
+	if !s.follows() {
+		s.checkMembership()
+	}
 	return s, nil
 }
 
-// Nodes is the number of memcached nodes.
+// Nodes is the number of memcached nodes this process knows: the
+// configured ones and every one a followed generation had. Node indexes
+// run below it and never change.
 func (s *Store) Nodes() int { return s.ring.Len() }
 
 // NodeOf is the node that holds key.
 func (s *Store) NodeOf(key string) int { return s.ring.Node(key) }
 
-// NodeUp reports whether node n is in use (not marked down).
-func (s *Store) NodeUp(n int) bool { return s.ring.Up(n) }
+// NodeUp reports whether node n is in use (not marked down, a member).
+func (s *Store) NodeUp(n int) bool { return s.up(n) }
+
+// NodeMember reports whether node n is one the followed generation has
+// (every configured node when none is followed): the others are neither
+// used nor reported.
+func (s *Store) NodeMember(n int) bool {
+	v := s.view.Load()
+	return v == nil || v.union&(1<<n) != 0
+}
+
+func (s *Store) up(n int) bool { return s.ring.Up(n) && s.inView(n) }
 
 // NodeAddr is node n's host:port.
 func (s *Store) NodeAddr(n int) string { return s.ring.Addr(n).String() }
@@ -132,7 +164,7 @@ func (s *Store) observe(op string, node int, start time.Time, err error) {
 func (s *Store) GetMulti(keys []string) (items map[string]*memcache.Item, unavailable []string) {
 	asked := keys
 	var orig map[string]string // placed key -> key asked for, when they differ
-	if s.ring.Len() > 1 {
+	if s.ring.Readers() > 1 {
 		for i, k := range keys {
 			if p := s.placed(k); p != k {
 				if orig == nil {
@@ -163,9 +195,6 @@ func (s *Store) GetMulti(keys []string) (items map[string]*memcache.Item, unavai
 }
 
 func (s *Store) getMultiPlaced(keys []string) (items map[string]*memcache.Item, unavailable []string) {
-	if s.ring.Len() == 1 {
-		return s.getMultiNode(0, keys)
-	}
 	byNode := make(map[int][]string, 2)
 	for _, k := range keys {
 		n := s.ring.Node(k)
@@ -209,17 +238,17 @@ func second(key string) string { return "1~" + key }
 // that falls back to it still sees every move a write made before its
 // answer left (see Move).
 func (s *Store) placed(key string) string {
-	if s.ring.Len() == 1 || s.ring.Up(s.ring.Node(key)) {
+	if s.ring.Readers() == 1 || s.up(s.ring.Node(key)) {
 		return key
 	}
-	if alt := second(key); s.ring.Up(s.ring.Node(alt)) {
+	if alt := second(key); s.up(s.ring.Node(alt)) {
 		return alt
 	}
 	return key
 }
 
 func (s *Store) getMultiNode(node int, keys []string) (map[string]*memcache.Item, []string) {
-	if !s.ring.Up(node) {
+	if !s.up(node) {
 		s.m.skipped.Inc()
 		return nil, keys
 	}
@@ -228,6 +257,11 @@ func (s *Store) getMultiNode(node int, keys []string) (map[string]*memcache.Item
 	s.observe("get", node, start, err)
 	if err != nil {
 		return nil, keys
+	}
+	for k, it := range items {
+		if !s.kept(node, it) {
+			delete(items, k) // read as missing: Ensure replaces it
+		}
 	}
 	return items, nil
 }
@@ -239,7 +273,7 @@ var ErrUnavailable = errors.New("memcached node unavailable")
 // do runs one single-key operation with health tracking.
 func (s *Store) do(op, key string, f func() error) error {
 	node := s.ring.Node(key)
-	if !s.ring.Up(node) {
+	if !s.up(node) {
 		s.m.skipped.Inc()
 		return ErrUnavailable
 	}
@@ -271,6 +305,8 @@ type placedKV struct{ s *Store }
 func (p placedKV) get(key string) (*memcache.Item, error) { return p.s.get(p.s.placed(key)) }
 func (p placedKV) add(it *memcache.Item) error            { return p.s.add(p.s.placedItem(it)) }
 func (p placedKV) cas(it *memcache.Item) error            { return p.s.cas(it) } // it came from get: placed
+func (p placedKV) stamp() uint32                          { return p.s.stamp() }
+func (p placedKV) kept(it *memcache.Item) bool            { return p.s.kept(p.s.ring.Node(it.Key), it) }
 
 func (s *Store) placedItem(it *memcache.Item) *memcache.Item {
 	if p := s.placed(it.Key); p != it.Key {
@@ -336,26 +372,23 @@ func (s *Store) SoftPurge(name string) error {
 
 // move moves both places of group name; failed reports the places that
 // could not be moved. catchUp: see Move.
-func (s *Store) move(name string, origin uint64, catchUp bool) (failed []string, err error) {
+func (s *Store) move(name string, origin uint64, catchUp bool) (failed []place, err error) {
 	return s.update(name, func(c kv, key string) error { return move(c, key, origin, catchUp) })
 }
 
 // update applies op to group name's value in both its places, each retried
 // once at once on a new connection (see Move).
-func (s *Store) update(name string, op func(c kv, key string) error) (failed []string, err error) {
-	keys := []string{GroupKey(name)}
-	if s.ring.Len() > 1 {
-		keys = append(keys, second(keys[0]))
-	}
-	errs := make([]error, len(keys))
+func (s *Store) update(name string, op func(c kv, key string) error) (failed []place, err error) {
+	places := s.places(GroupKey(name))
+	errs := make([]error, len(places))
 	var wg sync.WaitGroup
-	for i, k := range keys {
-		wg.Go(func() { errs[i] = s.updateOne(k, op) })
+	for i, p := range places {
+		wg.Go(func() { errs[i] = s.updateOne(p, op) })
 	}
 	wg.Wait()
 	for i, e := range errs {
 		if e != nil {
-			failed = append(failed, keys[i])
+			failed = append(failed, places[i])
 		}
 	}
 	err = errors.Join(errs...)
@@ -363,16 +396,45 @@ func (s *Store) update(name string, op func(c kv, key string) error) (failed []s
 	return failed, err
 }
 
-func (s *Store) updateOne(key string, op func(c kv, key string) error) error {
-	err := op(s, key)
-	if err == nil || !nodeFailed(err) || !s.ring.Up(s.ring.Node(key)) {
+// place is a group key as placed ("1~" for its second place) on a node.
+type place struct {
+	key  string
+	node int
+}
+
+// places is every place a move of group key goes to: its own node and its
+// second place, in every write set of the followed generation (only the
+// read set's without one).
+func (s *Store) places(key string) []place {
+	writes := []uint64{s.ring.Read()}
+	if v := s.view.Load(); v != nil {
+		writes = v.writes
+	}
+	var out []place
+	for _, m := range writes {
+		for _, k := range []string{key, second(key)} {
+			p := place{k, s.ring.NodeIn(k, m)}
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+			if bits.OnesCount64(m) == 1 {
+				break // one node: no second place
+			}
+		}
+	}
+	return out
+}
+
+func (s *Store) updateOne(p place, op func(c kv, key string) error) error {
+	err := op(nodeKV{s, p.node}, p.key)
+	if err == nil || !nodeFailed(err) || !s.up(p.node) {
 		return err // a node marked down is tried again by Run, not here
 	}
 	s.m.moveRetries.Inc()
-	c := memcache.New(s.NodeAddr(s.ring.Node(key)))
+	c := memcache.New(s.NodeAddr(p.node))
 	c.Timeout = s.timeout
 	defer c.Close()
-	return op(rawKV{c}, key)
+	return op(rawKV{c, s.stamp()}, p.key)
 }
 
 func (s *Store) countMove(err error) {
@@ -389,8 +451,8 @@ func (s *Store) countMove(err error) {
 // answer must carry "Edgecache-Invalidation: pending".
 func (s *Store) MoveOrQueue(name string, origin uint64) error {
 	failed, err := s.move(name, origin, false)
-	for _, key := range failed {
-		s.missed.add(s.ring.Node(key), key, origin)
+	for _, p := range failed {
+		s.missed.add(p.node, p.key, origin)
 	}
 	return err
 }

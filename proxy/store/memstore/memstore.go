@@ -78,6 +78,9 @@ func (s *Store) NodeOf(key string) int {
 }
 
 // NodeUp reports whether node n is up.
+// NodeMember reports true: membership never changes here.
+func (s *Store) NodeMember(int) bool { return true }
+
 func (s *Store) NodeUp(n int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,0 +1,256 @@
+package store
+
+import (
+	"errors"
+	"math/bits"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"go.uber.org/zap"
+
+	"edgecache/proxy/membership"
+	"edgecache/proxy/ring"
+)
+
+// Following the membership document (package membership): once any node
+// holds one, the nodes this process uses are the newest generation's, not
+// its configured list (which is then only where to look first). Every
+// probe interval, Run reads the document from every node of the current
+// generation and from the configured ones, and adopts the newest
+// generation found. A generation is trusted for the document's view time
+// after a read that found it still newest; past that, this process uses no
+// node (reads go to the origin, writes answer "pending") until a read
+// confirms it: the decider publishes the next generation only once every
+// process has either seen the one before or stopped trusting its own.
+//
+// Group values carry, in their flags, the generation that last wrote them;
+// one that the document does not show kept where it is read (Kept) is
+// treated as garbage: replaced by a new incarnation, so that no entry
+// recorded against it validates.
+
+// view is one adopted generation, in the ring's node indexes.
+type view struct {
+	gen    uint64
+	writes []uint64 // masks of the write sets
+	union  uint64   // every node of the generation
+	hist   []histGen
+	oldest uint64 // the oldest generation the document remembers
+	doc    membership.Doc
+}
+
+type histGen struct {
+	n      uint64
+	writes []uint64
+}
+
+// following is the state of following the document.
+type following struct {
+	mu        sync.Mutex
+	confirmed time.Time // when the last read that found the view newest began
+}
+
+// ErrNotMember is returned by node operations on a node the current
+// generation does not have (package lease skips its copy).
+var ErrNotMember = errors.New("memcached node is not a member of the current generation")
+
+// follows reports whether this process follows a document.
+func (s *Store) follows() bool { return s.view.Load() != nil }
+
+// stamp is the generation a group value written now is stamped with.
+func (s *Store) stamp() uint32 {
+	if v := s.view.Load(); v != nil {
+		return uint32(v.gen)
+	}
+	return 0
+}
+
+// inView reports whether node n may be used now: static membership says so
+// by marking it down; a followed generation by having it, while trusted.
+func (s *Store) inView(n int) bool {
+	v := s.view.Load()
+	return v == nil || (!s.expired.Load() && v.union&(1<<n) != 0)
+}
+
+// kept reports whether the group value it, found on node n under its key
+// as placed, may be trusted (see above). Anything else is not a group
+// value: kept.
+func (s *Store) kept(n int, it *memcache.Item) bool {
+	v := s.view.Load()
+	if v == nil || uint64(it.Flags) >= v.gen || !isGroupKey(it.Key) {
+		return true
+	}
+	since := uint64(it.Flags)
+	if since+1 < v.oldest {
+		return false
+	}
+	for _, g := range v.hist {
+		if g.n <= since {
+			break
+		}
+		if !slices.ContainsFunc(g.writes, func(m uint64) bool { return s.ring.NodeIn(it.Key, m) == n }) {
+			return false
+		}
+	}
+	return true
+}
+
+func isGroupKey(key string) bool {
+	return strings.HasPrefix(key, "g:") || strings.HasPrefix(key, "1~g:")
+}
+
+// follow reads the document from every node of the current generation and
+// the configured ones, and adopts or confirms the newest generation.
+func (s *Store) follow() {
+	start := time.Now()
+	var ask []int
+	for n := range s.ring.Len() {
+		if s.seeds&(1<<n) != 0 || (s.follows() && s.view.Load().union&(1<<n) != 0) {
+			ask = append(ask, n)
+		}
+	}
+	docs := make([]membership.Doc, len(ask))
+	var wg sync.WaitGroup
+	for i, n := range ask {
+		wg.Go(func() {
+			it, err := s.probes[n].Get(membership.Key)
+			if err != nil {
+				return
+			}
+			d, err := membership.Parse(it.Value)
+			if err != nil {
+				s.log.Warn("memcached membership document unreadable", zap.String("node", s.NodeAddr(n)), zap.Error(err))
+				return
+			}
+			docs[i] = d
+		})
+	}
+	wg.Wait()
+	var newest membership.Doc
+	for _, d := range docs {
+		if len(d.Gens) > 0 && (len(newest.Gens) == 0 || d.Current().N > newest.Current().N) {
+			newest = d
+		}
+	}
+	v := s.view.Load()
+	switch {
+	case len(newest.Gens) == 0:
+	case v == nil || newest.Current().N > v.gen:
+		if err := s.adopt(newest); err != nil {
+			s.log.Error("memcached membership document not followed", zap.Error(err))
+			break
+		}
+		s.confirm(start)
+	case newest.Current().N == v.gen:
+		s.confirm(start)
+	}
+	if v := s.view.Load(); v != nil {
+		s.f.mu.Lock()
+		stale := time.Since(s.f.confirmed) > v.doc.View
+		s.f.mu.Unlock()
+		if s.expired.Swap(stale) != stale {
+			s.m.viewExpired.Set(b2f(stale))
+			if stale {
+				s.log.Error("memcached membership not confirmed for the view time: memcached unused until it is",
+					zap.Uint64("generation", v.gen), zap.Duration("view", v.doc.View))
+			} else {
+				s.log.Info("memcached membership confirmed again", zap.Uint64("generation", v.gen))
+			}
+		}
+	}
+}
+
+func (s *Store) confirm(at time.Time) {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if at.After(s.f.confirmed) {
+		s.f.confirmed = at
+	}
+}
+
+// adopt makes d's newest generation this process's view.
+func (s *Store) adopt(d membership.Doc) error {
+	cur := d.Current()
+	for _, node := range cur.Nodes() {
+		if _, err := s.addNode(node); err != nil {
+			return err
+		}
+	}
+	v := &view{gen: cur.N, doc: d, oldest: d.Gens[len(d.Gens)-1].N}
+	for _, g := range d.Gens {
+		h := histGen{n: g.N}
+		for _, set := range g.Write {
+			m, ok := s.maskOf(set)
+			if !ok {
+				// A node this process never had: only the newest
+				// generation's are added. Nothing older can be shown kept.
+				v.oldest = g.N + 1
+				break
+			}
+			h.writes = append(h.writes, m)
+		}
+		if v.oldest > g.N {
+			break
+		}
+		v.hist = append(v.hist, h)
+	}
+	v.writes = v.hist[0].writes
+	for _, m := range v.writes {
+		v.union |= m
+	}
+	read, _ := s.maskOf(cur.Read)
+	old := s.view.Load()
+	s.view.Store(v)
+	s.ring.SetRead(read)
+	if old != nil {
+		for m := old.union &^ v.union; m != 0; m &= m - 1 {
+			s.missed.take(bits.TrailingZeros64(m)) // nobody reads it any more; it is flushed before it joins again
+		}
+	}
+	s.m.generation.Set(float64(cur.N))
+	s.log.Info("memcached membership: following generation", zap.Uint64("generation", cur.N),
+		zap.String("phase", cur.Phase()), zap.Strings("read", cur.Read))
+	return nil
+}
+
+func (s *Store) maskOf(set []string) (uint64, bool) {
+	var m uint64
+	for _, node := range set {
+		i, ok := s.ring.Index(node)
+		if !ok {
+			return 0, false
+		}
+		m |= 1 << i
+	}
+	return m, true
+}
+
+// addNode makes node known, with its clients, and returns its index.
+func (s *Store) addNode(node string) (int, error) {
+	s.addMu.Lock()
+	defer s.addMu.Unlock()
+	if i, ok := s.ring.Index(node); ok {
+		return i, nil
+	}
+	i := s.ring.Len()
+	if i == ring.MaxNodes {
+		return 0, errors.New("memcached: more than 64 nodes")
+	}
+	p := memcache.New(node)
+	p.Timeout = s.timeout
+	p.MaxIdleConns = 1
+	c := memcache.New(node)
+	c.Timeout = s.timeout
+	c.MaxIdleConns = s.maxIdle
+	s.probes[i], s.nodes[i] = p, c
+	return s.ring.Add(node) // publishes index i, after its clients
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
