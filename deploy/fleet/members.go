@@ -70,8 +70,8 @@ func (f *Fleet) MemcachedAddr(zone string) (string, error) {
 // of the membership, what operators asked for, and (from the leader) each
 // node's health.
 type MemcachedState struct {
-	Generation uint64          `json:"generation"`
-	Phase      string          `json:"phase"` // settled, dual-write or dual-read
+	Generation uint64          `json:"generation"` // 0: no decider has run yet
+	Phase      string          `json:"phase"`      // settled, dual-write or dual-read; none before generation 1
 	Read       []string        `json:"read"`
 	Write      [][]string      `json:"write"`
 	Desired    []string        `json:"desired"`
@@ -103,6 +103,9 @@ func sorted(s []string) []string {
 func (s MemcachedState) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "generation %d, %s (answered by the %s)\n", s.Generation, s.Phase, map[bool]string{true: "leader", false: "standby"}[s.Leading])
+	if s.Generation == 0 {
+		b.WriteString("  no generation yet: no decider has run; the processes use their seeds\n")
+	}
 	fmt.Fprintf(&b, "  read    %s\n", strings.Join(s.Read, " "))
 	for _, w := range s.Write {
 		fmt.Fprintf(&b, "  write   %s\n", strings.Join(w, " "))
@@ -147,8 +150,8 @@ func parseMemcachedAnswer(status int, body []byte) (MemcachedState, error) {
 	if err := json.Unmarshal(body, &s); err != nil {
 		return MemcachedState{}, fmt.Errorf("membership answer: %w", err)
 	}
-	if s.Generation == 0 || len(s.Read) == 0 || len(s.Write) == 0 {
-		return MemcachedState{}, fmt.Errorf("membership answer without a generation: %s", body)
+	if s.Generation > 0 && (len(s.Read) == 0 || len(s.Write) == 0) {
+		return MemcachedState{}, fmt.Errorf("membership answer: generation %d without read or write sets", s.Generation)
 	}
 	return s, nil
 }

@@ -27,6 +27,10 @@ func TestParseMemcachedAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	none, err := parseMemcachedAnswer(http.StatusOK, []byte(`{"generation":0,"phase":"none","read":[],"write":[],"desired":["a:1"],"nodes":[],"leading":true}`))
+	if err != nil || none.Generation != 0 || none.SettledOn([]string{"a:1"}) {
+		t.Errorf("before generation 1: %+v, %v", none, err)
+	}
 	if !settled.SettledOn([]string{"a:1", "b:2"}) || settled.SettledOn([]string{"a:1"}) {
 		t.Errorf("SettledOn: read %v is {a:1 b:2}: %v, is {a:1}: %v", settled.Read,
 			settled.SettledOn([]string{"a:1", "b:2"}), settled.SettledOn([]string{"a:1"}))
@@ -40,7 +44,7 @@ func TestParseMemcachedAnswer(t *testing.T) {
 		{409, `{"error":"the last node cannot be removed"}`, "409 Conflict: the last node cannot be removed"},
 		{400, `{"error":{"code":"bad_node","message":"want host:port"}}`, "400 Bad Request: bad_node: want host:port"},
 		{404, "404 page not found\n", "404 Not Found: 404 page not found"},
-		{200, `{"generation":0}`, "without a generation"},
+		{200, `{"generation":3,"phase":"settled","read":[],"write":[]}`, "without read or write sets"},
 		{200, `not json`, "membership answer"},
 	} {
 		_, err := parseMemcachedAnswer(c.status, []byte(c.body))
