@@ -32,7 +32,7 @@ type ChangeResult struct {
 	// (or after the drill returned).
 	Buckets []ChangeBucket
 	// LastPending is how long after the change the last write answered
-	// "pending" came; negative: none after it.
+	// "pending" came, up to the end of the buckets; negative: none.
 	LastPending time.Duration
 }
 
@@ -64,7 +64,7 @@ func (l *Load) changeResult(c *memberChange, before, fault time.Time) *ChangeRes
 		s := l.between(t, t.Add(bucket))
 		r.Buckets = append(r.Buckets, ChangeBucket{Pending: s.pending, Reads: s.reads, Hit: hitRatio(s)})
 	}
-	if last := l.lastPending(); last.After(c.asked) {
+	if last := l.lastPending(end); last.After(c.asked) {
 		r.LastPending = last.Sub(c.asked)
 	}
 	return r

@@ -113,13 +113,14 @@ func (l *Load) refetched(from, to time.Time) (n, keys int) {
 	return n, 2 * len(l.posts)
 }
 
-// lastPending is the latest write answered "pending", zero if none.
-func (l *Load) lastPending() time.Time {
+// lastPending is the latest write answered "pending" before to, zero if
+// none.
+func (l *Load) lastPending(to time.Time) time.Time {
 	var last time.Time
 	for _, p := range l.posts {
 		p.mu.Lock()
 		for _, a := range p.pending {
-			if a.at.After(last) {
+			if a.at.After(last) && a.at.Before(to) {
 				last = a.at
 			}
 		}

@@ -58,3 +58,13 @@ func TestOriginRate(t *testing.T) {
 		}
 	}
 }
+
+func TestLastPendingWithinTheChange(t *testing.T) {
+	t0 := time.Now()
+	p := &loadPost{}
+	p.pending = []pendingAck{{1, t0.Add(time.Second)}, {2, t0.Add(3 * time.Second)}, {3, t0.Add(9 * time.Second)}}
+	l := &Load{posts: []*loadPost{p}}
+	if got := l.lastPending(t0.Add(5 * time.Second)); !got.Equal(t0.Add(3 * time.Second)) {
+		t.Errorf("last pending before 5 s: %s after, want 3s (the one at 9 s is the undo's)", got.Sub(t0))
+	}
+}
