@@ -11,8 +11,9 @@
 // reaches each proxy, and each proxy each origin, through a relay that a
 // drill can freeze (as SIGSTOP freezes a process) or cut (as SIGKILL ends
 // one). Fleet's methods are the drills: StopProxy, KillZone, PauseProxy,
-// PauseOrigin, PauseMemcached (and their Resume), StopReplica. Stop ends
-// everything Start started. Everything the fleet writes lives in its run
+// PauseOrigin, PauseMemcached (and their Resume), StopReplica, and the
+// memcached membership commands (members.go) with spare nodes to add.
+// Stop ends everything Start started. Everything the fleet writes lives in its run
 // folder (rundir.go).
 package fleet
 
