@@ -22,14 +22,15 @@ type ChangeResult struct {
 	Settled time.Duration
 	// Moved is the share of keys the change gives another node
 	// (movedShare); Refetched the share of the load's keys refetched from
-	// the origin for no write from the change until drillAfter after it
-	// settled; RefetchedBefore the same in the drillBefore window before
-	// the drill, for scale.
+	// the origin for no write from the change until drillAfter after the
+	// drill returned (it returns once the change settled, the dead-node
+	// drill once its node was dead deadFor); RefetchedBefore the same in
+	// the drillBefore window before the drill, for scale.
 	Moved, Refetched, RefetchedBefore float64
 	// HitBefore is the reads' hit ratio (%) in the drillBefore window.
 	HitBefore float64
-	// Buckets are 5 s each, from the change to drillAfter after it settled
-	// (or after the drill returned).
+	// Buckets are 5 s each, from the change to drillAfter after the drill
+	// returned.
 	Buckets []ChangeBucket
 	// LastPending is how long after the change the last write answered
 	// "pending" came, up to the end of the buckets; negative: none.
@@ -46,14 +47,12 @@ type ChangeBucket struct {
 // bucket is the length of a ChangeBucket.
 const bucket = 5 * time.Second
 
-// changeResult reads the timeline around change c; before and fault bound
-// the window before the drill.
-func (l *Load) changeResult(c *memberChange, before, fault time.Time) *ChangeResult {
-	end := time.Now()
+// changeResult reads the timeline of change c up to end; before and fault
+// bound the window before the drill.
+func (l *Load) changeResult(c *memberChange, before, fault, end time.Time) *ChangeResult {
 	r := &ChangeResult{Moved: c.moved, LastPending: -1}
 	if !c.settled.IsZero() {
 		r.Settled = c.settled.Sub(c.asked)
-		end = c.settled.Add(drillAfter)
 	}
 	n, keys := l.refetched(c.asked, end)
 	r.Refetched = float64(n) / float64(keys)

@@ -194,12 +194,13 @@ func (f *Fleet) RunDrill(ctx context.Context, d Drill) DrillResult {
 	sleep(ctx, drillBefore)
 	fault := origin.take()
 	res.Err = d.Run(ctx, f, l)
-	recovered := origin.take()
+	returned := origin.take()
+	recovered := returned
 	change := l.memberChange()
 	if change != nil && !change.settled.IsZero() {
 		recovered = change.settled
 	}
-	sleep(ctx, time.Until(recovered.Add(drillAfter))) // traffic after recovery
+	sleep(ctx, time.Until(returned.Add(drillAfter))) // traffic after recovery
 	origin.take()
 	if d.Undo != nil {
 		res.Err = errors.Join(res.Err, d.Undo(ctx, f, l))
@@ -211,7 +212,7 @@ func (f *Fleet) RunDrill(ctx context.Context, d Drill) DrillResult {
 	res.OriginDuring = origin.rate(fault, recovered)
 	if change != nil {
 		res.OriginDuring = origin.rate(change.asked, recovered)
-		res.Change = l.changeResult(change, before, fault)
+		res.Change = l.changeResult(change, before, fault, returned.Add(drillAfter))
 	}
 	res.OriginAfter = origin.rate(recovered, recovered.Add(drillAfter))
 	sleep(ctx, PendingBound)
