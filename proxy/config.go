@@ -27,7 +27,7 @@ type Config struct {
 	Listen      string   `env:"PROXY_LISTEN" envDefault:"127.0.0.1:8080" help:"client listener host:port"`
 	AdminListen string   `env:"PROXY_ADMIN_LISTEN" envDefault:"127.0.0.1:8082" help:"admin listener (healthz, readyz, metrics, pprof, purge); keep it private"`
 	Origins     []string `env:"PROXY_ORIGINS" envDefault:"http://127.0.0.1:8081" help:"comma-separated origin base URLs (http://host:port); requests are spread over the healthy ones"`
-	Memcached   []string `env:"PROXY_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port list, shared by every proxy instance"`
+	Memcached   []string `env:"PROXY_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port seed list, the same on every proxy and the invalidator (INVALIDATOR_MEMCACHED): where to read the membership document the leading invalidator publishes, and the nodes used while none exists"`
 
 	HeaderTimeout  time.Duration `env:"PROXY_HEADER_TIMEOUT" envDefault:"5s" help:"client side: time to read a request's head (request line and fields), from its first byte or from the connection's opening (408 beyond; the client timeouts are checked twice a second: they fire up to 0.5 s late)"`
 	ReadTimeout    time.Duration `env:"PROXY_READ_TIMEOUT" envDefault:"30s" help:"client side: time to read a request's body, after its head"`
@@ -55,7 +55,7 @@ type Config struct {
 
 	MemcachedTimeout       time.Duration `env:"PROXY_MEMCACHED_TIMEOUT" envDefault:"250ms" help:"memcached: dial and per-operation timeout; a node that fails 3 times in a row is marked down and probed"`
 	MemcachedMaxIdleConns  int           `env:"PROXY_MEMCACHED_MAX_IDLE_CONNS" envDefault:"512" help:"memcached: idle connections kept per node; size to peak concurrency (gomemcache's default of 2 dials per operation)"`
-	MemcachedProbeInterval time.Duration `env:"PROXY_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
+	MemcachedProbeInterval time.Duration `env:"PROXY_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed and the membership document read; keep it a quarter of INVALIDATOR_MEMCACHED_VIEW or less"`
 
 	L1Bytes          int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; while this proxy holds an invalidation lease a hit there asks nothing of memcached, else it reads only its group versions, batched with other requests; 0 turns L1 off"`
 	GroupMemoryBytes int           `env:"PROXY_GROUP_MEMORY_BYTES" envDefault:"67108864" help:"memory of which groups each cache key's entry uses (a hint that saves a memcached round trip per L2 hit), in bytes, keys included (about 200 bytes a key of the origin's API: 64 MiB holds some 330,000, the former count bound was 200,000 keys); when full it starts over"`

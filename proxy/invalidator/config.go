@@ -3,6 +3,7 @@ package invalidator
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -21,12 +22,16 @@ import (
 // to the default, a zero interval, settings that only work together).
 type Config struct {
 	MySQLDSN  string   `env:"INVALIDATOR_MYSQL_DSN" envDefault:"edgecache@tcp(127.0.0.1:3306)/edgecache?parseTime=true&loc=UTC&interpolateParams=true&timeout=2s&readTimeout=5s&writeTimeout=5s&charset=utf8mb4&collation=utf8mb4_unicode_ci&rejectReadOnly=true" help:"go-sql-driver/mysql DSN of the primary that holds invalidation_log (the lock lives there too: never a replica)"`
-	Memcached []string `env:"INVALIDATOR_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port list, the same list as the proxies' PROXY_MEMCACHED"`
+	Memcached []string `env:"INVALIDATOR_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port seed list, the same as the proxies' PROXY_MEMCACHED: the first leader ever publishes it as membership generation 1, and it is the desired membership until an operator changes that (POST /memcached/add, remove, replace)"`
 
 	MemcachedTimeout       time.Duration `env:"INVALIDATOR_MEMCACHED_TIMEOUT" envDefault:"250ms" help:"memcached: dial and per-operation timeout"`
 	MemcachedMaxIdleConns  int           `env:"INVALIDATOR_MEMCACHED_MAX_IDLE_CONNS" envDefault:"64" help:"memcached: idle connections kept per node; at least INVALIDATOR_MOVE_CONCURRENCY, or moves dial per operation"`
 	MemcachedProbeInterval time.Duration `env:"INVALIDATOR_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
 	MemcachedDiscovery     string        `env:"INVALIDATOR_MEMCACHED_DISCOVERY" envDefault:"" help:"memcached: an ElastiCache for Memcached configuration endpoint host:port (auto discovery); when set, the leading invalidator takes the nodes memcached should have from the cluster's node list instead of memcached_desired, INVALIDATOR_MEMCACHED staying the seeds; empty: off"`
+
+	MemcachedCheckInterval time.Duration `env:"INVALIDATOR_MEMCACHED_CHECK_INTERVAL" envDefault:"1s" help:"memcached membership: how often the leader probes every node, takes the next step of a change and rewrites the membership document"`
+	MemcachedEjectAfter    time.Duration `env:"INVALIDATOR_MEMCACHED_EJECT_AFTER" envDefault:"10s" help:"memcached membership: a node failing its probe this long is taken out of the membership (it is flushed and taken back in once it answers)"`
+	MemcachedView          time.Duration `env:"INVALIDATOR_MEMCACHED_VIEW" envDefault:"2s" help:"memcached membership: how long a follower trusts the generation it last read (written in the document); the leader waits this long between generations"`
 
 	PollInterval    time.Duration `env:"INVALIDATOR_POLL_INTERVAL" envDefault:"10ms" help:"how often the leader reads invalidation_log when it has caught up; bounds the commit-to-memcached delay"`
 	Batch           int           `env:"INVALIDATOR_BATCH" envDefault:"1000" help:"most log rows read, moved and deleted per round; a full batch is followed at once by the next"`
@@ -71,8 +76,8 @@ func (c Config) Validate() error {
 		bad("INVALIDATOR_MEMCACHED", "at least one memcached host:port is needed")
 	}
 	for _, m := range c.Memcached {
-		if _, _, err := net.SplitHostPort(m); err != nil {
-			bad("INVALIDATOR_MEMCACHED", "want host:port, got %q", m)
+		if err := checkNode(m); err != nil {
+			bad("INVALIDATOR_MEMCACHED", "%v", err)
 		}
 	}
 	if c.MemcachedDiscovery != "" {
@@ -89,6 +94,7 @@ func (c Config) Validate() error {
 	}{
 		{"INVALIDATOR_MEMCACHED_TIMEOUT", c.MemcachedTimeout},
 		{"INVALIDATOR_MEMCACHED_PROBE_INTERVAL", c.MemcachedProbeInterval},
+		{"INVALIDATOR_MEMCACHED_CHECK_INTERVAL", c.MemcachedCheckInterval},
 		{"INVALIDATOR_POLL_INTERVAL", c.PollInterval},
 		{"INVALIDATOR_DDL_INTERVAL", c.DDLInterval},
 		{"INVALIDATOR_RETRY_MAX", c.RetryMax},
@@ -101,6 +107,15 @@ func (c Config) Validate() error {
 		if p.d <= 0 {
 			bad(p.name, "must be > 0, got %s", p.d)
 		}
+	}
+	// The document holds the view in whole milliseconds, at most 2^32-1.
+	if c.MemcachedView < time.Millisecond || c.MemcachedView%time.Millisecond != 0 || c.MemcachedView.Milliseconds() > math.MaxUint32 {
+		bad("INVALIDATOR_MEMCACHED_VIEW", "want a whole number of milliseconds, from 1ms to about 49 days, got %s", c.MemcachedView)
+	}
+	// A node is judged by its probes: ejecting it before a second probe
+	// would take it out for one slow answer.
+	if c.MemcachedEjectAfter <= 0 || c.MemcachedEjectAfter < 2*c.MemcachedCheckInterval {
+		bad("INVALIDATOR_MEMCACHED_EJECT_AFTER", "must be > 0 and at least twice INVALIDATOR_MEMCACHED_CHECK_INTERVAL (%s), got %s", c.MemcachedCheckInterval, c.MemcachedEjectAfter)
 	}
 	if strings.ContainsAny(c.PeerSecret, " \t\r\n") {
 		bad("INVALIDATOR_PEER_SECRET", "must not contain spaces or line breaks")

@@ -26,6 +26,9 @@ func TestValidateNamesEveryBadVariable(t *testing.T) {
 	cfg.MemcachedMaxIdleConns = 0
 	cfg.MemcachedProbeInterval = -time.Second
 	cfg.MemcachedDiscovery = "no-port"
+	cfg.MemcachedCheckInterval = 0
+	cfg.MemcachedEjectAfter = 0
+	cfg.MemcachedView = 1500 * time.Microsecond
 	cfg.PollInterval = 0
 	cfg.DDLInterval = 0
 	cfg.Batch = maxBatch + 1

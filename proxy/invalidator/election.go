@@ -52,8 +52,9 @@ func (inv *Invalidator) runSession(ctx context.Context) error {
 	}
 }
 
-// lead applies the log over s, which holds the lock, while checking every
-// PingInterval that it still does. It returns why it stopped leading.
+// lead applies the log over s, which holds the lock, and decides the
+// memcached membership (members.go), while checking every PingInterval
+// that it still holds the lock. It returns why it stopped leading.
 func (inv *Invalidator) lead(parent context.Context, s *session) error {
 	inv.setLeading(true, nil)
 	ctx, cancel := context.WithCancelCause(parent)
@@ -66,6 +67,13 @@ func (inv *Invalidator) lead(parent context.Context, s *session) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { inv.keepAlive(ctx, s, stepDown) })
+	wg.Go(func() {
+		// Two deciders publishing means two leaders: step down, and contend
+		// again on a new session.
+		if err := newDecider(inv).run(ctx, s); errors.Is(err, errAnotherDecider) {
+			stepDown(err)
+		}
+	})
 	err := newApplier(inv).run(ctx, s)
 	if parent.Err() != nil {
 		err = errStopping

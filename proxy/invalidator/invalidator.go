@@ -44,7 +44,9 @@ type Invalidator struct {
 	rows      uint64 // log rows applied (moved and deleted) by this instance
 	schemas   uint64 // schema changes invalidated by this instance
 	schemaBad string // why schema changes may not be invalidated now (leader only); "" when fine
-	changed   chan struct{}
+	// the memcached nodes as the decider's last round saw them (leader only)
+	memcachedHealth []nodeHealth
+	changed         chan struct{}
 }
 
 // New checks cfg and opens the database pool; it does not connect (Run
@@ -57,9 +59,9 @@ func New(cfg Config, mover Mover, log *zap.Logger) (*Invalidator, error) {
 	if err != nil {
 		return nil, err
 	}
-	// One pinned session at a time, and room for its successor while the
-	// old one closes. Nothing else uses the pool.
-	db.SetMaxOpenConns(2)
+	// One pinned session at a time, room for its successor while the old
+	// one closes, and one for the admin's memcached membership commands.
+	db.SetMaxOpenConns(3)
 	inv := newInvalidator(cfg, mover, log, clock.Real)
 	inv.db = db
 	return inv, nil

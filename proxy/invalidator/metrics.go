@@ -29,6 +29,12 @@ type metricSet struct {
 	ddlFlushFailures *metrics.Counter
 	ddlCheckFailures *metrics.Counter // schema checks the server refused
 	triggersMissing  *metrics.Gauge   // watched tables' INSERT, UPDATE or DELETE that writes no log row
+
+	// memcached membership (the leader's decider; node_up gauges are made
+	// per node as it probes them)
+	memcachedGeneration *metrics.Gauge   // the newest generation; 0 on a standby
+	memcachedChanges    *metrics.Counter // generations published
+	memcachedEjections  *metrics.Counter // nodes taken out for failing EjectAfter
 }
 
 // delayBuckets span a healthy delay (a few poll intervals) up to a
@@ -60,5 +66,9 @@ func newMetricSet(leading func() float64) *metricSet {
 		ddlFlushFailures: s.NewCounter(`edgecache_invalidator_ddl_flush_failures_total`),
 		ddlCheckFailures: s.NewCounter(`edgecache_invalidator_ddl_check_failures_total`),
 		triggersMissing:  s.NewGauge(`edgecache_invalidator_log_triggers_missing`, nil),
+
+		memcachedGeneration: s.NewGauge(`edgecache_invalidator_memcached_generation`, nil),
+		memcachedChanges:    s.NewCounter(`edgecache_invalidator_memcached_changes_total`),
+		memcachedEjections:  s.NewCounter(`edgecache_invalidator_memcached_ejections_total`),
 	}
 }

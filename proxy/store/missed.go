@@ -123,7 +123,7 @@ func (s *Store) recover(n int) error {
 		return err
 	}
 	if flush {
-		if err := p.FlushAll(); err != nil {
+		if err := s.flushNode(n); err != nil {
 			return requeue(err)
 		}
 		s.log.Warn("memcached node flushed: too many invalidations were missed", zap.String("node", s.NodeAddr(n)))

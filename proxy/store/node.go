@@ -7,6 +7,7 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 
+	"edgecache/proxy/membership"
 	"edgecache/proxy/ring"
 )
 
@@ -68,7 +69,7 @@ func (s *Store) FlushAll() error {
 		if v := s.view.Load(); v != nil && v.union&(1<<n) == 0 {
 			continue // not a member: flushed before it joins again
 		}
-		if err := s.probes[n].FlushAll(); err != nil {
+		if err := s.flushNode(n); err != nil {
 			errs = append(errs, fmt.Errorf("memcached %s: flush_all: %w", s.NodeAddr(n), err))
 		}
 	}
@@ -97,3 +98,16 @@ func (k nodeKV) cas(it *memcache.Item) error {
 
 func (k nodeKV) stamp() uint32               { return k.s.stamp() }
 func (k nodeKV) kept(it *memcache.Item) bool { return k.s.kept(k.n, it) }
+
+// flushNode empties node n and puts back the membership document this
+// process follows: flushing the cache must not make every process lose
+// its confirmation until the decider's next round.
+func (s *Store) flushNode(n int) error {
+	if err := s.probes[n].FlushAll(); err != nil {
+		return err
+	}
+	if v := s.view.Load(); v != nil {
+		return s.probes[n].Set(&memcache.Item{Key: membership.Key, Value: v.doc.Bytes()})
+	}
+	return nil
+}
