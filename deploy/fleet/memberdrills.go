@@ -11,8 +11,11 @@ package fleet
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
 )
 
 // membershipSettle bounds how long a drill waits for GET /memcached to show
@@ -24,6 +27,10 @@ const membershipSettle = time.Minute
 // bar (nothing answered "pending" 30 s after the node died, the hit ratio
 // back within 30 s) and the time to see it hold.
 const deadFor = 40 * time.Second
+
+// readdedMarker is set on the node memcached-readded takes out: gone once
+// it is back, or it rejoined unflushed.
+const readdedMarker = "drill:readded"
 
 // membershipDrills change zone c's node, or add a spare: zone c runs no
 // origin or invalidator, so only memcached changes.
@@ -65,7 +72,7 @@ var membershipDrills = []Drill{
 			}
 			return f.waitSettled(ctx, l, func(s MemcachedState) bool { return s.SettledOn(f.pool) && nodeUp(s, c) })
 		}},
-	{Name: "memcached-readded", What: "zone c's memcached node removed, every post written while it is out, then added back with its old contents (the decider flushes it first)",
+	{Name: "memcached-readded", What: "zone c's memcached node removed, every post written while it is out, then added back with its old contents (the decider must flush it first: a key set on it while out must be gone)",
 		Run: func(ctx context.Context, f *Fleet, l *Load) error {
 			c, _ := f.MemcachedAddr("c")
 			if _, err := f.RemoveMemcached(ctx, c); err != nil {
@@ -76,8 +83,23 @@ var membershipDrills = []Drill{
 			}
 			l.WriteEach(f.Zone("a").ProxyAddr())
 			sleep(ctx, 2*time.Second) // the load writes more
-			return f.changeMembership(ctx, l, f.pool,
-				func() error { _, err := f.AddMemcached(ctx, c); return err })
+			// The proxies' memory (L1, leases) hides most of what the node
+			// holds from the load: a marker shows whether it was flushed.
+			mc := memcache.New(c)
+			if err := mc.Set(&memcache.Item{Key: readdedMarker, Value: []byte("old contents")}); err != nil {
+				return fmt.Errorf("mark the removed node: %w", err)
+			}
+			if err := f.changeMembership(ctx, l, f.pool,
+				func() error { _, err := f.AddMemcached(ctx, c); return err }); err != nil {
+				return err
+			}
+			switch _, err := mc.Get(readdedMarker); {
+			case err == nil:
+				return errors.New("the node rejoined unflushed: a key set on it while it was out is still there")
+			case !errors.Is(err, memcache.ErrCacheMiss):
+				return fmt.Errorf("read the marker: %w", err)
+			}
+			return nil
 		},
 		Undo: restoreMembership},
 	{Name: "memcached-dead", What: "zone c's memcached node stopped (SIGSTOP) for 40 s, no command: the decider ejects it; continued after (flushed as it rejoins)",
