@@ -106,6 +106,7 @@ func leaseStack(t *testing.T, lock string) ([]*Proxy, *invalidator.Background) {
 	}
 	icfg.MySQLDSN, icfg.Memcached, icfg.PeerSecret = dbPrimary.DSN("edgecache"), []string{node.Addr}, testPeerSecret
 	icfg.LockName = fmt.Sprintf("edgecache.invalidator.%s.%d", lock, time.Now().UnixNano())
+	forgetMembership(t)
 	inv, err := invalidator.StartBackground(icfg, zap.NewNop(), metrics.NewSet())
 	if err != nil {
 		t.Fatal(err)

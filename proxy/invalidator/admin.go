@@ -130,7 +130,7 @@ func (inv *Invalidator) writeMembership(ctx context.Context, w http.ResponseWrit
 	gens, err := readGenerations(ctx, inv.db, 1)
 	var desired []string
 	if err == nil {
-		desired, _, err = readDesired(ctx, inv.db, inv.cfg.Memcached, false)
+		desired, err = readDesired(ctx, inv.db, inv.cfg.Memcached, false)
 	}
 	if err != nil {
 		inv.log.Warn("memcached membership: cannot read it", zap.Error(err))
@@ -173,6 +173,10 @@ func (inv *Invalidator) memcachedCommand(add, remove, params string) http.Handle
 				return
 			}
 			*p.to = q.Get(p.name)
+		}
+		if inv.cfg.MemcachedDiscovery != "" {
+			adminError(w, http.StatusConflict, "discovery", "the nodes come from ElastiCache auto discovery (INVALIDATOR_MEMCACHED_DISCOVERY): change the cluster instead")
+			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), inv.cfg.SessionTimeout)
 		defer cancel()
@@ -233,7 +237,7 @@ func (inv *Invalidator) changeDesired(ctx context.Context, change func(nodes []s
 		strings.Join(union(inv.cfg.Memcached, nil), ",")); err != nil {
 		return err
 	}
-	nodes, _, err := readDesired(ctx, tx, inv.cfg.Memcached, true)
+	nodes, err := readDesired(ctx, tx, inv.cfg.Memcached, true)
 	if err != nil {
 		return err
 	}

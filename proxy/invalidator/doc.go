@@ -89,4 +89,31 @@
 // between the server dropping its session and its next statement. That is
 // safe: each can only move groups (idempotent) and delete rows it moved
 // itself.
+//
+// # Memcached membership
+//
+// The leader is also the one writer of the memcached membership (package
+// membership; members.go). The database holds it: memcached_generations,
+// every generation published, and memcached_desired, the nodes operators
+// asked for (POST /memcached/add, remove, replace on any instance; without
+// a row, INVALIDATOR_MEMCACHED, the seeds). Every
+// INVALIDATOR_MEMCACHED_CHECK_INTERVAL the leader reads both on its locked
+// session, asks every desired or member node for its version, and aims the
+// read set at the desired nodes, minus those failing for
+// INVALIDATOR_MEMCACHED_EJECT_AFTER and minus non-members that do not
+// answer (never at nothing). A change is three generations (dual-write,
+// dual-read, settled: membership.Next), published at least
+// INVALIDATOR_MEMCACHED_VIEW apart, the followers' trust time, counted for a
+// new leader from when it began: every follower has read a generation, or
+// stopped using memcached, before the next one. A node joining is flushed
+// before the generation that brings it in (what it holds was written by no
+// generation that reads it there); a node that cannot be flushed holds
+// the step back. Each round writes the document (the view time and the
+// last membership.Keep generations) to every member that answers, so an
+// evicted or restarted node has it again within a round.
+//
+// The first leader ever publishes the seeds as generation 1. A generation
+// number already taken (duplicate key) means another decider publishes
+// too: the leader steps down and contends again. Its statements run on the
+// locked session, so an old leader whose session is gone publishes nothing.
 package invalidator

@@ -16,6 +16,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"go.uber.org/zap"
 
+	"edgecache/proxy/discovery"
 	"edgecache/proxy/membership"
 )
 
@@ -33,12 +34,13 @@ var errAnotherDecider = errors.New("memcached membership: another decider publis
 // leadership. Its clients are its own, one per node: it must reach nodes
 // the store does not use yet (joining) or no longer uses (ejected).
 type decider struct {
-	inv       *Invalidator
-	clients   map[string]*memcache.Client
-	published time.Time            // the newest generation's publication, or the start of this term
-	failing   map[string]time.Time // node: since when it fails its probe
-	upGauges  map[string]string    // node: its node_up gauge's name, registered
-	dbFailing bool                 // rounds are failing: logged once per change
+	inv           *Invalidator
+	clients       map[string]*memcache.Client
+	published     time.Time            // the newest generation's publication, or the start of this term
+	failing       map[string]time.Time // node: since when it fails its probe
+	upGauges      map[string]string    // node: its node_up gauge's name, registered
+	roundsFailing bool                 // logged once per change
+	discovered    []string             // ElastiCache's node list, as last read
 }
 
 func newDecider(inv *Invalidator) *decider {
@@ -48,8 +50,9 @@ func newDecider(inv *Invalidator) *decider {
 
 // run does a round every MemcachedCheckInterval until ctx is done, or until
 // another decider is found (then it returns errAnotherDecider). A round
-// that fails (the database refused, memcached did not answer) is logged and
-// the next one tries again.
+// that fails (the database refused or is gone) is logged and the next one
+// tries again; a lost session ends the term through the apply loop and
+// the lock check.
 func (d *decider) run(ctx context.Context, s *session) error {
 	defer d.stop()
 	for {
@@ -66,11 +69,11 @@ func (d *decider) run(ctx context.Context, s *session) error {
 
 func (d *decider) report(err error) {
 	switch {
-	case err != nil && !d.dbFailing:
-		d.dbFailing = true
+	case err != nil && !d.roundsFailing:
+		d.roundsFailing = true
 		d.inv.log.Warn("memcached membership: round failing; retrying every check interval", zap.Error(err))
-	case err == nil && d.dbFailing:
-		d.dbFailing = false
+	case err == nil && d.roundsFailing:
+		d.roundsFailing = false
 		d.inv.log.Info("memcached membership: rounds succeed again")
 	}
 }
@@ -94,7 +97,7 @@ func (d *decider) round(s *session) error {
 	if err != nil {
 		return err
 	}
-	desired, _, err := s.desired(cfg.Memcached)
+	desired, err := d.desired(s)
 	if err != nil {
 		return err
 	}
@@ -103,7 +106,14 @@ func (d *decider) round(s *session) error {
 	if len(gens) == 0 {
 		// The first decider ever: the seeds are what every follower uses
 		// in static mode, so they are the first generation as they are.
+		// Unless the nodes hold a document already (the tables were
+		// emptied, or the database restored from before them): followers
+		// are at its generation and would never adopt a lower one, so it
+		// is where this decider starts, and it changes from there.
 		first := membership.Settled(1, cfg.Memcached)
+		if found, ok := d.found(cfg.Memcached); ok {
+			first = found
+		}
 		if err := d.publish(s, first, now); err != nil {
 			return err
 		}
@@ -129,6 +139,28 @@ func (d *decider) round(s *session) error {
 	d.inv.m.memcachedGeneration.Set(float64(doc.Current().N))
 	d.recordHealth(union(desired, doc.Current().Nodes()), doc.Current(), up, now)
 	return nil
+}
+
+// desired is the nodes memcached should have: ElastiCache's node list
+// when discovery is on (the last one read while the configuration
+// endpoint does not answer: no answer is not an empty cluster), else
+// memcached_desired's, else the seeds.
+func (d *decider) desired(s *session) ([]string, error) {
+	cfg := d.inv.cfg
+	if cfg.MemcachedDiscovery == "" {
+		return s.desired(cfg.Memcached)
+	}
+	_, nodes, err := discovery.Nodes(context.Background(), cfg.MemcachedDiscovery, cfg.MemcachedTimeout)
+	switch {
+	case err == nil && len(nodes) > 0:
+		d.discovered = nodes
+	case d.discovered == nil:
+		d.inv.log.Warn("memcached discovery failed: the seeds stand in", zap.String("endpoint", cfg.MemcachedDiscovery), zap.Error(err))
+		return cfg.Memcached, nil
+	default:
+		d.inv.log.Warn("memcached discovery failed: the last node list stands", zap.String("endpoint", cfg.MemcachedDiscovery), zap.Error(err))
+	}
+	return d.discovered, nil
 }
 
 // target is where the read set should be: the desired nodes, without those
@@ -195,6 +227,21 @@ func (d *decider) publish(s *session, g membership.Gen, now time.Time) error {
 	d.inv.log.Info("memcached membership: generation published", zap.Uint64("generation", g.N),
 		zap.String("phase", g.Phase()), zap.Strings("read", g.Read), zap.String("line", g.Line()))
 	return nil
+}
+
+// found is the newest generation a document on nodes shows.
+func (d *decider) found(nodes []string) (membership.Gen, bool) {
+	var newest membership.Gen
+	for _, n := range nodes {
+		it, err := d.client(n).Get(membership.Key)
+		if err != nil {
+			continue
+		}
+		if doc, err := membership.Parse(it.Value); err == nil && doc.Current().N > newest.N {
+			newest = doc.Current()
+		}
+	}
+	return newest, newest.N > 0
 }
 
 // probe asks every node for its version, at once, and records since when
@@ -361,8 +408,8 @@ func readGenerations(ctx context.Context, q querier, n int) ([]membership.Gen, e
 }
 
 // readDesired is memcached_desired's nodes, or the seeds when it has no
-// row (stored says which).
-func readDesired(ctx context.Context, q querier, seeds []string, forUpdate bool) (nodes []string, stored bool, err error) {
+// row.
+func readDesired(ctx context.Context, q querier, seeds []string, forUpdate bool) ([]string, error) {
 	query := "SELECT nodes FROM memcached_desired WHERE id = 1"
 	if forUpdate {
 		query += " FOR UPDATE"
@@ -370,17 +417,17 @@ func readDesired(ctx context.Context, q querier, seeds []string, forUpdate bool)
 	var list string
 	switch err := q.QueryRowContext(ctx, query).Scan(&list); {
 	case errors.Is(err, sql.ErrNoRows):
-		return union(seeds, nil), false, nil
+		return union(seeds, nil), nil
 	case err != nil:
-		return nil, false, err
+		return nil, err
 	}
-	nodes = strings.Split(list, ",")
+	nodes := strings.Split(list, ",")
 	for _, n := range nodes {
 		if err := checkNode(n); err != nil {
-			return nil, false, fmt.Errorf("memcached_desired: %w", err)
+			return nil, fmt.Errorf("memcached_desired: %w", err)
 		}
 	}
-	return union(nodes, nil), true, nil
+	return union(nodes, nil), nil
 }
 
 func (s *session) generations(n int) ([]membership.Gen, error) {
@@ -391,7 +438,7 @@ func (s *session) generations(n int) ([]membership.Gen, error) {
 	return readGenerations(ctx, s.conn, n)
 }
 
-func (s *session) desired(seeds []string) ([]string, bool, error) {
+func (s *session) desired(seeds []string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -42,7 +44,7 @@ var membershipDDL = func() []string {
 }()
 
 // newMembershipLog is a test database with the membership tables too.
-func newMembershipLog(t *testing.T) *testLog {
+func newMembershipLog(t testing.TB) *testLog {
 	t.Helper()
 	l := newTestLog(t)
 	for _, ddl := range membershipDDL {
@@ -75,7 +77,7 @@ func (c *fakeClock) advance(d time.Duration) {
 
 // startNodes starts n private memcached nodes; addrs are their addresses,
 // sorted as the document sorts them.
-func startNodes(t *testing.T, n int) (nodes map[string]*localstack.Memcached, addrs []string) {
+func startNodes(t testing.TB, n int) (nodes map[string]*localstack.Memcached, addrs []string) {
 	t.Helper()
 	nodes = map[string]*localstack.Memcached{}
 	for range n {
@@ -100,7 +102,7 @@ type deciderUnderTest struct {
 	clock *fakeClock
 }
 
-func newDeciderUnderTest(t *testing.T, l *testLog, cfg Config, c *fakeClock) *deciderUnderTest {
+func newDeciderUnderTest(t testing.TB, l *testLog, cfg Config, c *fakeClock) *deciderUnderTest {
 	t.Helper()
 	inv, err := New(cfg, newRecorder(), testLogger(t))
 	if err != nil {
@@ -116,7 +118,7 @@ func newDeciderUnderTest(t *testing.T, l *testLog, cfg Config, c *fakeClock) *de
 	return &deciderUnderTest{inv: inv, d: newDecider(inv), s: s, clock: c}
 }
 
-func membershipConfig(t *testing.T, l *testLog, seeds []string) Config {
+func membershipConfig(t testing.TB, l *testLog, seeds []string) Config {
 	cfg := testConfig(t, l)
 	cfg.Memcached = seeds
 	cfg.MemcachedTimeout = 100 * time.Millisecond
@@ -294,6 +296,20 @@ func TestDeciderAddsANodeInThreeGenerations(t *testing.T) {
 		st.Phase != "settled" || !slices.Equal(st.Read, addrs) || len(st.Nodes) != 3 {
 		t.Errorf("status: %d %s", code, body)
 	}
+
+	// A node that does not answer is not taken in.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	if code, _, body := command(t, du.inv, "POST", "/memcached/add?node="+dead); code != http.StatusOK {
+		t.Fatalf("add: %d %s", code, body)
+	}
+	du.clock.advance(cfg.MemcachedView)
+	du.round(t)
+	wantNewest(t, l, 4, "settled")
 }
 
 // A node that stops answering is taken out in three generations once it
@@ -526,4 +542,116 @@ func TestLeaderStepsDownOnAnotherDecider(t *testing.T) {
 		return err == nil
 	})
 	wantDocEverywhere(t, l, cfg.MemcachedView, addrs)
+	pollUntil(t, "the leader's status shows its probe of the node", func() bool {
+		code, st, _ := command(t, inv.Invalidator, "GET", "/memcached")
+		return code == http.StatusOK && st.Leading && st.Generation == 1 &&
+			reflect.DeepEqual(st.Nodes, []nodeHealth{{Node: addrs[0], Up: true, Member: true}})
+	})
+}
+
+// BenchmarkDeciderRound is one round with nothing to change over three
+// nodes: two reads on the session, a version and a set per node.
+func BenchmarkDeciderRound(b *testing.B) {
+	_, addrs := startNodes(b, 3)
+	l := newMembershipLog(b)
+	du := newDeciderUnderTest(b, l, membershipConfig(b, l, addrs), &fakeClock{now: time.Unix(1000, 0)})
+	for b.Loop() {
+		if err := du.d.round(du.s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// configEndpoint stands in for an ElastiCache configuration endpoint (the
+// one stand-in: there is no ElastiCache here): it answers "config get
+// cluster" with the nodes it is given at the time.
+func configEndpoint(t *testing.T, nodes func() []string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for version := 1; ; version++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 64)
+			c.Read(buf)
+			var list []string
+			for _, n := range nodes() {
+				host, port, _ := net.SplitHostPort(n)
+				list = append(list, host+"|"+host+"|"+port)
+			}
+			data := fmt.Sprintf("%d\n%s\n", version, strings.Join(list, " "))
+			fmt.Fprintf(c, "CONFIG cluster 0 %d\r\n%s\r\nEND\r\n", len(data), data)
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// With discovery on, the cluster's node list is the desired membership,
+// the operators' commands are refused, and a configuration endpoint that
+// stops answering changes nothing.
+func TestDeciderFollowsDiscovery(t *testing.T) {
+	_, addrs := startNodes(t, 2)
+	a, b := addrs[0], addrs[1]
+	var mu sync.Mutex
+	cluster := []string{a}
+	endpoint := configEndpoint(t, func() []string { mu.Lock(); defer mu.Unlock(); return cluster })
+	l := newMembershipLog(t)
+	cfg := membershipConfig(t, l, []string{a})
+	cfg.MemcachedDiscovery = endpoint
+	du := newDeciderUnderTest(t, l, cfg, &fakeClock{now: time.Unix(1000, 0)})
+	du.round(t)
+	wantNewest(t, l, 1, "settled")
+	if code, _, body := command(t, du.inv, "POST", "/memcached/add?node="+b); code != http.StatusConflict || !strings.Contains(body, "discovery") {
+		t.Fatalf("a command with discovery on: %d %s", code, body)
+	}
+	mu.Lock()
+	cluster = []string{a, b} // the cluster grew
+	mu.Unlock()
+	for range 3 {
+		du.clock.advance(cfg.MemcachedView)
+		du.round(t)
+	}
+	if g := wantNewest(t, l, 4, "settled"); !slices.Equal(g.Read, []string{a, b}) {
+		t.Fatalf("settled on %v, want the discovered %v", g.Read, []string{a, b})
+	}
+	du.inv.cfg.MemcachedDiscovery = "127.0.0.1:1" // the endpoint no longer answers
+	du.clock.advance(cfg.MemcachedView)
+	du.round(t)
+	if g := wantNewest(t, l, 4, "settled"); !slices.Equal(g.Read, []string{a, b}) {
+		t.Fatalf("an endpoint that does not answer changed the membership to %v", g.Read)
+	}
+}
+
+// The membership tables emptied while the nodes keep a document: the
+// decider goes on from the document's generation (followers never adopt a
+// lower one) and changes to the seeds from there, in three generations.
+func TestDeciderStartsFromADocumentTheTablesForgot(t *testing.T) {
+	_, addrs := startNodes(t, 2)
+	a, b := addrs[0], addrs[1]
+	old := membership.Doc{View: 2 * time.Second, Gens: []membership.Gen{membership.Settled(7, []string{a, b})}}
+	putDoc(t, a, old)
+	l := newMembershipLog(t)
+	cfg := membershipConfig(t, l, []string{a})
+	du := newDeciderUnderTest(t, l, cfg, &fakeClock{now: time.Unix(1000, 0)})
+	du.round(t)
+	if g := wantNewest(t, l, 7, "settled"); !slices.Equal(g.Read, []string{a, b}) {
+		t.Fatalf("started from %v, want the document's %v", g.Read, []string{a, b})
+	}
+	du.clock.advance(cfg.MemcachedView)
+	du.round(t)
+	wantNewest(t, l, 8, "dual-write")
+}
+
+func putDoc(t *testing.T, node string, d membership.Doc) {
+	t.Helper()
+	if err := memcache.New(node).Set(&memcache.Item{Key: membership.Key, Value: d.Bytes()}); err != nil {
+		t.Fatal(err)
+	}
 }

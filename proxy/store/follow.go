@@ -56,6 +56,10 @@ type following struct {
 // generation does not have (package lease skips its copy).
 var ErrNotMember = errors.New("memcached node is not a member of the current generation")
 
+// Generation is the membership generation this process follows (0: none,
+// the configured nodes are used as they are).
+func (s *Store) Generation() uint64 { return uint64(s.stamp()) }
+
 // follows reports whether this process follows a document.
 func (s *Store) follows() bool { return s.view.Load() != nil }
 
@@ -111,27 +115,38 @@ func (s *Store) follow() {
 			ask = append(ask, n)
 		}
 	}
-	docs := make([]membership.Doc, len(ask))
-	var wg sync.WaitGroup
-	for i, n := range ask {
-		wg.Go(func() {
+	// A node that stalls must not hold the confirmation past the view
+	// time: the answers in by a quarter of it decide.
+	wait := s.timeout
+	if v := s.view.Load(); v != nil {
+		wait = min(wait, v.doc.View/4)
+	}
+	docs := make(chan membership.Doc, len(ask))
+	for _, n := range ask {
+		go func() {
+			var d membership.Doc
+			defer func() { docs <- d }()
 			it, err := s.probes[n].Get(membership.Key)
 			if err != nil {
 				return
 			}
-			d, err := membership.Parse(it.Value)
-			if err != nil {
+			if d, err = membership.Parse(it.Value); err != nil {
 				s.log.Warn("memcached membership document unreadable", zap.String("node", s.NodeAddr(n)), zap.Error(err))
-				return
 			}
-			docs[i] = d
-		})
+		}()
 	}
-	wg.Wait()
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
 	var newest membership.Doc
-	for _, d := range docs {
-		if len(d.Gens) > 0 && (len(newest.Gens) == 0 || d.Current().N > newest.Current().N) {
-			newest = d
+collect:
+	for range ask {
+		select {
+		case d := <-docs:
+			if len(d.Gens) > 0 && (len(newest.Gens) == 0 || d.Current().N > newest.Current().N) {
+				newest = d
+			}
+		case <-timer.C:
+			break collect
 		}
 	}
 	v := s.view.Load()
@@ -241,9 +256,11 @@ func (s *Store) addNode(node string) (int, error) {
 	p := memcache.New(node)
 	p.Timeout = s.timeout
 	p.MaxIdleConns = 1
+	p.DialContext = s.dial
 	c := memcache.New(node)
 	c.Timeout = s.timeout
 	c.MaxIdleConns = s.maxIdle
+	c.DialContext = s.dial
 	s.probes[i], s.nodes[i] = p, c
 	return s.ring.Add(node) // publishes index i, after its clients
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"math/bits"
@@ -26,6 +27,10 @@ type Config struct {
 	Timeout       time.Duration // dial and per-operation deadline
 	MaxIdleConns  int           // idle connections kept per node: size to peak concurrency
 	ProbeInterval time.Duration // how often down nodes and nodes with missed moves are tried
+	// Dial, if set, connects to a node instead of a plain dial: a test
+	// cuts one process's path to a node (through a relay) while the node
+	// keeps its name in the membership document.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 }
 
 // Store is the memcached pool shared by every proxy instance. Keys are
@@ -41,6 +46,7 @@ type Store struct {
 	m       *storeMetrics
 	timeout time.Duration
 	maxIdle int
+	dial    func(ctx context.Context, network, address string) (net.Conn, error)
 	every   time.Duration
 	seeds   uint64 // mask of the configured nodes
 
@@ -70,8 +76,9 @@ func New(cfg Config, log *zap.Logger, set *metrics.Set, prefix string) (*Store, 
 	mc := memcache.NewFromSelector(r)
 	mc.Timeout = cfg.Timeout
 	mc.MaxIdleConns = cfg.MaxIdleConns
+	mc.DialContext = cfg.Dial
 	s := &Store{ring: r, mc: mc, log: log, m: newStoreMetrics(set, prefix), timeout: cfg.Timeout,
-		maxIdle: cfg.MaxIdleConns, every: cfg.ProbeInterval}
+		maxIdle: cfg.MaxIdleConns, every: cfg.ProbeInterval, dial: cfg.Dial}
 	for _, node := range cfg.Nodes {
 		if _, known := r.Index(node); known {
 			return nil, errors.New("memcached: duplicate node " + node)
@@ -433,6 +440,7 @@ func (s *Store) updateOne(p place, op func(c kv, key string) error) error {
 	s.m.moveRetries.Inc()
 	c := memcache.New(s.NodeAddr(p.node))
 	c.Timeout = s.timeout
+	c.DialContext = s.dial
 	defer c.Close()
 	return op(rawKV{c, s.stamp()}, p.key)
 }
