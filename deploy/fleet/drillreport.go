@@ -108,15 +108,27 @@ type originSample struct {
 func (o *originSamples) take() time.Time {
 	cur := o.f.originRequests()
 	now := time.Now()
+	o.add(now, cur)
+	return now
+}
+
+// add notes the reading cur (by zone) taken at now.
+func (o *originSamples) add(now time.Time, cur map[string]float64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	total := 0.0
 	if n := len(o.samples); n > 0 {
 		total = o.samples[n-1].total + originDelta(o.last, cur)
 	}
+	// A proxy that did not answer this time keeps its last reading: its
+	// next one counts from there, not from zero.
+	for zone, v := range o.last {
+		if _, ok := cur[zone]; !ok {
+			cur[zone] = v
+		}
+	}
 	o.last = cur
 	o.samples = append(o.samples, originSample{now, total})
-	return now
 }
 
 // every takes a reading each interval until ctx ends.
@@ -236,13 +248,17 @@ func originDelta(before, after map[string]float64) float64 {
 // originRequests is each running proxy's origin requests so far
 // (edgecache_proxy_origin_requests_total, all results), by zone.
 func (f *Fleet) originRequests() map[string]float64 {
-	out := map[string]float64{}
+	admins := map[string]string{} // read under f.mu: a drill may be restarting a proxy
+	f.mu.Lock()
 	for _, name := range Zones {
-		z := f.Zone(name)
-		if z.Proxy == nil {
-			continue
+		if z := f.zones[name]; z.Proxy != nil {
+			admins[name] = z.adminAddr
 		}
-		resp, err := f.http.Get("http://" + z.AdminAddr() + "/metrics")
+	}
+	f.mu.Unlock()
+	out := map[string]float64{}
+	for name, admin := range admins {
+		resp, err := f.http.Get("http://" + admin + "/metrics")
 		if err != nil {
 			continue
 		}

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -66,5 +67,21 @@ func TestLastPendingWithinTheChange(t *testing.T) {
 	l := &Load{posts: []*loadPost{p}}
 	if got := l.lastPending(t0.Add(5 * time.Second)); !got.Equal(t0.Add(3 * time.Second)) {
 		t.Errorf("last pending before 5 s: %s after, want 3s (the one at 9 s is the undo's)", got.Sub(t0))
+	}
+}
+
+func TestOriginReadings(t *testing.T) {
+	t0 := time.Now()
+	o := &originSamples{}
+	o.add(t0, map[string]float64{"a": 10, "b": 5})
+	o.add(t0.Add(time.Second), map[string]float64{"a": 12}) // b did not answer
+	o.add(t0.Add(2*time.Second), map[string]float64{"a": 13, "b": 7})
+	o.add(t0.Add(3*time.Second), map[string]float64{"a": 14, "b": 1}) // b restarted
+	var got []float64
+	for _, s := range o.samples {
+		got = append(got, s.total)
+	}
+	if want := []float64{0, 2, 5, 7}; !slices.Equal(got, want) {
+		t.Errorf("totals %v, want %v", got, want)
 	}
 }
