@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/valyala/fasthttp"
+
+	"edgecache/proxy/store"
 )
 
 // N concurrent misses for one key, spread over two proxy instances, cause
@@ -125,5 +128,56 @@ func TestAuthorizedFillIsNeverShared(t *testing.T) {
 	defer mu.Unlock()
 	if len(waits) != 1 || waits[0] != "process" {
 		t.Fatalf("waits %q, want only the anonymous request's own flight", waits)
+	}
+}
+
+// A fill lease nobody holds any more (its add reached a memcached that had
+// stalled, after the proxy gave up on it; or its holder died): the first
+// request that waits on it takes it over once it has not beaten for
+// orphanAfter beats, instead of waiting out PROXY_COALESCE_WAIT.
+func TestOrphanedFillLeaseIsTakenOver(t *testing.T) {
+	o := newScripted(t)
+	o.handle("/coalesce/orphan", cacheable(`{"orphan":true}`))
+	cfg := testConfig(o.url())
+	cfg.CoalesceWait = 3 * time.Second
+	p := startProxy(t, cfg)
+	if err := memcache.New(memcachedAddr()).Set(&memcache.Item{Key: store.LeaseKey("http://edge.test/coalesce/orphan"),
+		Value: []byte("1"), Expiration: 60}); err != nil {
+		t.Fatal(err)
+	}
+	r := get(t, p, "/coalesce/orphan")
+	if r.StatusCode() != 200 || string(r.Body()) != `{"orphan":true}` {
+		t.Fatalf("answer %d %q", r.StatusCode(), r.Body())
+	}
+	if got, timeouts := p.m.leaseTakeovers.Get(), p.m.coalesceTimeout.Get(); got != 1 || timeouts != 0 {
+		t.Fatalf("%d takeovers and %d coalescing timeouts, want 1 and 0", got, timeouts)
+	}
+}
+
+const slowPoll = 100 * time.Millisecond
+
+// A live holder whose fetch takes many beats is not taken over: it beats
+// its lease, and the waiter keeps waiting for its entry.
+func TestSlowFillBeatsItsLease(t *testing.T) {
+	o := newScripted(t)
+	arrived := make(chan struct{}, 2)
+	o.handle("/coalesce/slow", func(ctx *fasthttp.RequestCtx) {
+		arrived <- struct{}{}
+		time.Sleep(4 * orphanAfter * slowPoll) // four times what a waiter lets an unbeaten lease live: the time a fetch takes is what is tested
+		cacheable(`{"slow":true}`)(ctx)
+	})
+	cfg := testConfig(o.url())
+	cfg.LeasePoll = slowPoll / 10 // a beat every slowPoll
+	p1, p2 := startProxy(t, cfg), startProxy(t, cfg)
+	first := make(chan *fasthttp.Response, 1)
+	go func() { first <- get(t, p1, "/coalesce/slow") }()
+	<-arrived // p1 holds the lease and fetches
+	r := get(t, p2, "/coalesce/slow")
+	if r.StatusCode() != 200 || !strings.Contains(cacheStatus(r), "collapsed") {
+		t.Fatalf("waiter's answer %d, Cache-Status %q: want the holder's entry", r.StatusCode(), cacheStatus(r))
+	}
+	<-first
+	if got := o.hits("/coalesce/slow"); got != 1 || p2.m.leaseTakeovers.Get() != 0 {
+		t.Fatalf("origin saw %d requests, %d takeovers: a live holder was taken over", got, p2.m.leaseTakeovers.Get())
 	}
 }

@@ -1,8 +1,12 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
+	"math/rand/v2"
 	"runtime/debug"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -134,7 +138,11 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 			return other
 		}
 		if held {
-			defer p.store.Delete(job.lkey)
+			stop := p.beat(job.lkey)
+			defer func() {
+				stop()
+				p.store.Delete(job.lkey)
+			}()
 		}
 	}
 	f := p.snapshot(job)
@@ -239,7 +247,7 @@ type fetchState struct {
 // without this, 64 concurrent misses over 8 proxies fetched twice in a
 // quarter of trials (fleetfill_test.go).
 func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
-	err := p.store.Add(&store.Item{Key: job.lkey, Value: []byte{'1'}, Expiration: int32(p.cfg.LeaseTTL / time.Second)})
+	err := p.store.Add(&store.Item{Key: job.lkey, Value: leaseValue(), Expiration: int32(p.cfg.LeaseTTL / time.Second)})
 	switch {
 	case err == nil:
 		items, _ := p.store.GetMulti(job.keys)
@@ -249,7 +257,8 @@ func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
 		}
 		return true, nil
 	case errors.Is(err, store.ErrNotStored):
-		return false, p.waitForFleetFill(job)
+		other, took := p.waitForFleetFill(job)
+		return took, other
 	}
 	return false, nil // memcached is failing: fill without a lease
 }
@@ -554,27 +563,79 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 // waitForFleetFill waits while another proxy holds the key's lease,
 // polling memcached, and returns its entry once it is stored and valid.
 // It returns nil when the lease goes away without a usable entry or the
-// wait exceeds PROXY_COALESCE_WAIT: the caller then fetches itself.
-func (p *Proxy) waitForFleetFill(job *fillJob) *fillResult {
+// wait exceeds PROXY_COALESCE_WAIT: the caller then fetches itself. took
+// says it took an orphaned lease over: the caller holds it now.
+func (p *Proxy) waitForFleetFill(job *fillJob) (other *fillResult, took bool) {
 	p.m.coalescedFleet.Inc()
 	if h := p.hooks.Load(); h != nil && h.onWait != nil {
 		h.onWait("fleet")
 	}
 	keys := append([]string{job.lkey}, job.keys...)
 	deadline := time.Now().Add(p.cfg.CoalesceWait)
+	var last []byte // the lease's value as last seen, and since when
+	lastAt := time.Now()
 	for time.Now().Before(deadline) {
 		time.Sleep(p.cfg.LeasePoll)
 		items, _ := p.store.GetMulti(keys)
 		if r := p.filledEntry(job, items); r != nil {
-			return r
+			return r, false
 		}
-		if items[job.lkey] == nil {
-			return nil // the other fill finished (or died) without a usable entry
+		l := items[job.lkey]
+		switch {
+		case l == nil:
+			return nil, false // the other fill finished (or died) without a usable entry
+		case !bytes.Equal(l.Value, last):
+			last, lastAt = l.Value, time.Now()
+		case time.Since(lastAt) > orphanAfter*p.beatEvery():
+			// Nobody beats it: its holder is gone, or its add reached a
+			// stalled node after the holder gave up on it. One waiter
+			// takes it over, and the others wait on that one.
+			l.Value = leaseValue()
+			if p.store.CompareAndSwap(l) == nil {
+				p.m.leaseTakeovers.Inc()
+				return nil, true
+			}
+			lastAt = time.Now()
 		}
 	}
 	p.m.coalesceTimeout.Inc()
-	return nil
+	return nil, false
 }
+
+// orphanAfter is how many beats a lease may miss before a waiter takes it
+// over: a holder paused for that long only costs a second fetch.
+const orphanAfter = 3
+
+// beatEvery is how often a fill's holder beats its lease: ten polls of a
+// waiter, so that a beat costs little and a waiter sees one soon.
+func (p *Proxy) beatEvery() time.Duration { return 10 * p.cfg.LeasePoll }
+
+// beat rewrites the lease key with a new value every beatEvery while the
+// fill runs (a fetch longer than that), so that waiters can tell a live
+// holder from an orphaned lease; stop ends it.
+func (p *Proxy) beat(lkey string) (stop func()) {
+	var mu sync.Mutex
+	stopped := false
+	var t *time.Timer
+	t = time.AfterFunc(p.beatEvery(), func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if stopped {
+			return
+		}
+		p.store.Set(&store.Item{Key: lkey, Value: leaseValue(), Expiration: int32(p.cfg.LeaseTTL / time.Second)})
+		t.Reset(p.beatEvery())
+	})
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		stopped = true
+		t.Stop()
+	}
+}
+
+// leaseValue is a fill lease's value: new at every beat and takeover.
+func leaseValue() []byte { return strconv.AppendUint(nil, rand.Uint64(), 36) }
 
 // filledEntry is the result of another proxy's fill for job, found in items
 // (read from memcached after that fill may have stored it): its entry if it

@@ -20,6 +20,7 @@ type metricSet struct {
 	coalescedLocal      *metrics.Counter
 	coalescedFleet      *metrics.Counter
 	coalesceTimeout     *metrics.Counter
+	leaseTakeovers      *metrics.Counter
 	groupUnknown        *metrics.Counter
 	tooLarge            *metrics.Counter
 	stores              *metrics.Counter
@@ -84,6 +85,7 @@ func newMetricSet(cacheName string) *metricSet {
 	m.coalescedLocal = s.NewCounter(`edgecache_proxy_coalesced_waits_total{scope="process"}`)
 	m.coalescedFleet = s.NewCounter(`edgecache_proxy_coalesced_waits_total{scope="fleet"}`)
 	m.coalesceTimeout = s.NewCounter(`edgecache_proxy_coalesce_timeouts_total`)
+	m.leaseTakeovers = s.NewCounter(`edgecache_proxy_fill_lease_takeovers_total`)
 	m.groupUnknown = s.NewCounter(`edgecache_proxy_group_version_unknown_total`)
 	m.tooLarge = s.NewCounter(`edgecache_proxy_too_large_total`)
 	m.stores = s.NewCounter(`edgecache_proxy_stores_total`)

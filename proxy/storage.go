@@ -18,6 +18,10 @@ type storage interface {
 	// GetMulti reads keys now, in a round trip of their own.
 	GetMulti(keys []string) (items map[string]*store.Item, unavailable []string)
 	Add(it *store.Item) error // store.ErrNotStored if the key is taken
+	// CompareAndSwap replaces an item read by Lookup or GetMulti if it
+	// has not changed since (store.ErrCASConflict; store.ErrNotStored
+	// when it is gone).
+	CompareAndSwap(it *store.Item) error
 	Set(it *store.Item) error
 	Delete(key string) error // a missing key is not an error
 	Ensure(key string, origin uint64) (g store.Group, created bool, err error)

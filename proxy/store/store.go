@@ -202,6 +202,9 @@ func (s *Store) GetMulti(keys []string) (items map[string]*memcache.Item, unavai
 }
 
 func (s *Store) getMultiPlaced(keys []string) (items map[string]*memcache.Item, unavailable []string) {
+	if read := s.ring.Read(); bits.OnesCount64(read) == 1 {
+		return s.getMultiNode(bits.TrailingZeros64(read), keys)
+	}
 	byNode := make(map[int][]string, 2)
 	for _, k := range keys {
 		n := s.ring.Node(k)
@@ -329,6 +332,10 @@ func (s *Store) Set(it *memcache.Item) error {
 	it = s.placedItem(it)
 	return s.do("set", it.Key, func() error { return s.mc.Set(it) })
 }
+
+// CompareAndSwap replaces an item read by GetMulti or Lookup if it has not
+// changed since (memcache.ErrCASConflict; memcache.ErrNotStored when gone).
+func (s *Store) CompareAndSwap(it *memcache.Item) error { return s.cas(it) }
 
 // Add stores an item only if its key is free (memcache.ErrNotStored if not).
 func (s *Store) Add(it *memcache.Item) error { return s.add(s.placedItem(it)) }

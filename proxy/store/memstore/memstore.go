@@ -220,6 +220,12 @@ func (s *Store) NodeCompareAndSwap(n int, it *store.Item) error {
 	})
 }
 
+// CompareAndSwap replaces it where its key lives if it has not changed
+// since it was read (store.ErrCASConflict; store.ErrNotStored when gone).
+func (s *Store) CompareAndSwap(it *store.Item) error {
+	return s.NodeCompareAndSwap(s.NodeOf(it.Key), it)
+}
+
 // do runs the hook, then f under the lock.
 func (s *Store) do(op, key string, f func() error) error {
 	s.hook(op, key)
