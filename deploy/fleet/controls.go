@@ -83,10 +83,7 @@ func (f *Fleet) KillZone(zone string) error {
 		})
 		z.Origin = nil
 	}
-	if inv := z.Invalidator; inv != nil {
-		wg.Go(inv.Stop)
-		z.Invalidator = nil
-	}
+	wg.Go(z.stopInvalidator)
 	wg.Wait()
 	if z.Memcached != nil {
 		z.Memcached.Resume() // a stopped process ends on SIGTERM only once continued

@@ -1,14 +1,10 @@
 package fleet
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -16,14 +12,23 @@ import (
 // HAProxy, holds it, and undoes it. RunDrill then checks, after the
 // durable path's bound, every post through every proxy directly, and every
 // acknowledged write against the primary.
+//
+// A membership drill (memberdrills.go) changes the memcached membership in
+// Run, which returns once it settled; Undo, still under load and after the
+// window that measures the fleet after the change, puts the fleet's
+// membership back as it was. Undo runs even when Run failed.
 type Drill struct {
 	Name, What string
 	Run        func(ctx context.Context, f *Fleet, l *Load) error
+	Undo       func(ctx context.Context, f *Fleet, l *Load) error
 }
 
-// Drills are the faults of the invalidation issue, in an order that leaves
-// the fleet whole after each.
-var Drills = []Drill{
+// Drills are every drill: the faults, then the membership changes.
+var Drills = slices.Concat(faultDrills, membershipDrills)
+
+// faultDrills are the faults of the invalidation issue, in an order that
+// leaves the fleet whole after each.
+var faultDrills = []Drill{
 	{"memcached-stall", "zone b's memcached stopped (SIGSTOP) for 0.3 s, 10 times, 0.3 s apart",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			for range 10 {
@@ -37,9 +42,9 @@ var Drills = []Drill{
 				sleep(ctx, 300*time.Millisecond)
 			}
 			return nil
-		}},
+		}, nil},
 	{"memcached-restart", "zone c's memcached restarted empty (every entry and group value on it lost)",
-		func(ctx context.Context, f *Fleet, _ *Load) error { return f.RestartMemcached(ctx, "c") }},
+		func(ctx context.Context, f *Fleet, _ *Load) error { return f.RestartMemcached(ctx, "c") }, nil},
 	{"writer-killed", "zone b's memcached stopped; every post edited through zone a's proxy (moves queued there); zone a's proxy killed; memcached resumed; the proxy started again",
 		func(ctx context.Context, f *Fleet, l *Load) error {
 			if err := f.PauseMemcached("b"); err != nil {
@@ -55,14 +60,14 @@ var Drills = []Drill{
 			}
 			sleep(ctx, time.Second)
 			return f.StartProxy("a")
-		}},
+		}, nil},
 	{"invalidator-failover", "the leading invalidator's database session killed on the server: the standby takes over",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			_, err := f.KillInvalidatorSession(ctx)
 			return err
-		}},
+		}, nil},
 	{"writes-bypass-edge", "every post edited by SQL typed into the primary (no proxy, no origin involved)",
-		func(ctx context.Context, f *Fleet, l *Load) error { return l.WriteEachBySQL(ctx, f) }},
+		func(ctx context.Context, f *Fleet, l *Load) error { return l.WriteEachBySQL(ctx, f) }, nil},
 	{"origin-answers-dropped", "zone a's origin answers lost on the way back for 1 s (requests arrive and commit)",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			if err := f.DropOriginAnswers("a", true); err != nil {
@@ -70,7 +75,7 @@ var Drills = []Drill{
 			}
 			sleep(ctx, time.Second)
 			return f.DropOriginAnswers("a", false)
-		}},
+		}, nil},
 	{"replica-lag", "the replica's SQL thread stopped for 3 s (it lags every write meanwhile)",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			if err := f.StopReplicaSQL(ctx, true); err != nil {
@@ -78,40 +83,40 @@ var Drills = []Drill{
 			}
 			sleep(ctx, 3*time.Second)
 			return f.StopReplicaSQL(ctx, false)
-		}},
+		}, nil},
 	{"primary-restart", "the MariaDB primary restarted (writes fail while it is down)",
-		func(ctx context.Context, f *Fleet, _ *Load) error { return f.RestartPrimary(ctx) }},
+		func(ctx context.Context, f *Fleet, _ *Load) error { return f.RestartPrimary(ctx) }, nil},
 	// The availability drills.
 	{"origin-hung", "zone a's origin frozen for 7 s (its connections accept and answer nothing)",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			return hold(ctx, 7*time.Second, func() error { return f.PauseOrigin("a") }, func() error { return f.ResumeOrigin("a") })
-		}},
+		}, nil},
 	{"origins-hung", "both origins frozen for 7 s",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			return hold(ctx, 7*time.Second,
 				func() error { return errors.Join(f.PauseOrigin("a"), f.PauseOrigin("b")) },
 				func() error { return errors.Join(f.ResumeOrigin("a"), f.ResumeOrigin("b")) })
-		}},
+		}, nil},
 	{"primary-hung", "the MariaDB primary frozen (SIGSTOP) for 3 s",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			return hold(ctx, 3*time.Second, f.PausePrimary, f.ResumeDatabases)
-		}},
+		}, nil},
 	{"replica-hung", "the MariaDB replica frozen (SIGSTOP) for 3 s",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			return hold(ctx, 3*time.Second, f.PauseReplica, f.ResumeDatabases)
-		}},
+		}, nil},
 	{"memcached-killed", "zone c's memcached node killed for 5 s (connections refused), then started again empty",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			return hold(ctx, 5*time.Second, func() error { return f.StopMemcached("c") }, func() error { return f.StartMemcached(ctx, "c") })
-		}},
+		}, nil},
 	{"proxy-frozen", "zone c's proxy frozen for 5 s, as after SIGSTOP",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			return hold(ctx, 5*time.Second, func() error { return f.PauseProxy("c") }, func() error { return f.ResumeProxy("c") })
-		}},
+		}, nil},
 	{"proxy-killed", "zone c's proxy killed, started again after 3 s",
 		func(ctx context.Context, f *Fleet, _ *Load) error {
 			return hold(ctx, 3*time.Second, func() error { return f.KillProxy("c") }, func() error { return f.StartProxy("c") })
-		}},
+		}, nil},
 }
 
 // hold injects a fault, waits d, and undoes it.
@@ -145,9 +150,12 @@ type DrillResult struct {
 	Stats LoadStats
 	Took  time.Duration
 	Err   error // the drill could not inject or undo its fault
-	// OriginBefore and OriginDuring are the proxies' origin requests per
-	// second in the second before the fault and while it ran.
-	OriginBefore, OriginDuring float64
+	// OriginBefore, OriginDuring and OriginAfter are the proxies' origin
+	// requests per second in the drillBefore before the fault, while it
+	// ran (for a membership change: until it settled), and in the
+	// drillAfter after that.
+	OriginBefore, OriginDuring, OriginAfter float64
+	Change                                  *ChangeResult // membership drills only
 }
 
 // Passed reports no stale read and no lost write.
@@ -158,6 +166,13 @@ const (
 	drillReadsPerSec  = 200
 	drillWritesPerSec = 5
 	drillPosts        = 20
+)
+
+// The windows a drill's report measures, before the fault and after it was
+// undone (or the membership change settled).
+const (
+	drillBefore = 3 * time.Second
+	drillAfter  = 3 * time.Second
 )
 
 // RunDrill runs d under load and checks the outcome.
@@ -172,17 +187,34 @@ func (f *Fleet) RunDrill(ctx context.Context, d Drill) DrillResult {
 	lctx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { l.Run(lctx, drillReadsPerSec, drillWritesPerSec); close(done) }()
-	sleep(ctx, time.Second)
-	o0, t0 := f.originRequests(), time.Now()
-	sleep(ctx, time.Second)
-	o1, t1 := f.originRequests(), time.Now()
+	origin := &originSamples{f: f}
+	go origin.every(lctx, 500*time.Millisecond)
+	sleep(ctx, time.Second) // the load settles
+	before := origin.take()
+	sleep(ctx, drillBefore)
+	fault := origin.take()
 	res.Err = d.Run(ctx, f, l)
-	o2, t2 := f.originRequests(), time.Now()
-	res.OriginBefore = originDelta(o0, o1) / t1.Sub(t0).Seconds()
-	res.OriginDuring = originDelta(o1, o2) / t2.Sub(t1).Seconds()
-	sleep(ctx, 2*time.Second) // traffic after recovery
+	returned := origin.take()
+	recovered := returned
+	change := l.memberChange()
+	if change != nil && !change.settled.IsZero() {
+		recovered = change.settled
+	}
+	sleep(ctx, time.Until(returned.Add(drillAfter))) // traffic after recovery
+	origin.take()
+	if d.Undo != nil {
+		res.Err = errors.Join(res.Err, d.Undo(ctx, f, l))
+		sleep(ctx, 2*time.Second)
+	}
 	stop()
 	<-done
+	res.OriginBefore = origin.rate(before, fault)
+	res.OriginDuring = origin.rate(fault, recovered)
+	if change != nil {
+		res.OriginDuring = origin.rate(change.asked, recovered)
+		res.Change = l.changeResult(change, before, fault, returned.Add(drillAfter))
+	}
+	res.OriginAfter = origin.rate(recovered, recovered.Add(drillAfter))
 	sleep(ctx, PendingBound)
 	var proxies []string
 	for _, name := range Zones {
@@ -192,75 +224,10 @@ func (f *Fleet) RunDrill(ctx context.Context, d Drill) DrillResult {
 	}
 	l.Sweep(proxies)
 	if versions, err := f.PostVersions(ctx); err != nil {
-		res.Err = fmt.Errorf("read versions from the primary: %w", err)
+		res.Err = errors.Join(res.Err, fmt.Errorf("read versions from the primary: %w", err))
 	} else {
 		l.CheckLost(versions)
 	}
 	res.Stats, res.Took = l.Stats(), time.Since(start)
 	return res
-}
-
-// WriteDrillTable writes the results as a Markdown table, then the stale
-// examples and errors of any drill that did not pass.
-func WriteDrillTable(w io.Writer, results []DrillResult) {
-	fmt.Fprintln(w, "| drill | reads | writes | acked (pending) | stale reads | lost writes | errors by status | over 2 s | slowest | origin req/s before → during |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
-	for _, r := range results {
-		s := r.Stats
-		fmt.Fprintf(w, "| %s | %d | %d | %d (%d) | %d | %d | %s | %d | %s | %.0f → %.0f |\n", r.Drill.Name, s.Reads, s.Writes,
-			s.Acked, s.Pending, s.Stale, s.Lost, s.ErrorsText(), s.Slow, s.MaxLatency.Round(time.Millisecond), r.OriginBefore, r.OriginDuring)
-	}
-	for _, r := range results {
-		if r.Err != nil {
-			fmt.Fprintf(w, "\n%s: %v\n", r.Drill.Name, r.Err)
-		}
-		for _, e := range r.Stats.StaleExamples {
-			fmt.Fprintf(w, "\n%s: STALE %s\n", r.Drill.Name, e)
-		}
-	}
-}
-
-// originDelta is the origin requests between two readings of
-// originRequests; a proxy whose counter went down was restarted, and counts
-// from zero.
-func originDelta(before, after map[string]float64) float64 {
-	var d float64
-	for zone, v := range after {
-		if b := before[zone]; v >= b {
-			d += v - b
-		} else {
-			d += v
-		}
-	}
-	return d
-}
-
-// originRequests is each running proxy's origin requests so far
-// (edgecache_proxy_origin_requests_total, all results), by zone.
-func (f *Fleet) originRequests() map[string]float64 {
-	out := map[string]float64{}
-	for _, name := range Zones {
-		z := f.Zone(name)
-		if z.Proxy == nil {
-			continue
-		}
-		resp, err := f.http.Get("http://" + z.AdminAddr() + "/metrics")
-		if err != nil {
-			continue
-		}
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			line := sc.Text()
-			if !strings.HasPrefix(line, "edgecache_proxy_origin_requests_total{") {
-				continue
-			}
-			if i := strings.LastIndexByte(line, ' '); i > 0 {
-				if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-					out[name] += v
-				}
-			}
-		}
-		resp.Body.Close()
-	}
-	return out
 }

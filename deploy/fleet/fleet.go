@@ -11,8 +11,9 @@
 // reaches each proxy, and each proxy each origin, through a relay that a
 // drill can freeze (as SIGSTOP freezes a process) or cut (as SIGKILL ends
 // one). Fleet's methods are the drills: StopProxy, KillZone, PauseProxy,
-// PauseOrigin, PauseMemcached (and their Resume), StopReplica. Stop ends
-// everything Start started. Everything the fleet writes lives in its run
+// PauseOrigin, PauseMemcached (and their Resume), StopReplica, and the
+// memcached membership commands (members.go) with spare nodes to add.
+// Stop ends everything Start started. Everything the fleet writes lives in its run
 // folder (rundir.go).
 package fleet
 
@@ -87,6 +88,10 @@ type Zone struct {
 	// Invalidator runs beside the origin (zones a and b): one leads, the
 	// other stands by.
 	Invalidator *invalidator.Background
+	// The invalidator's admin listener (membership commands, metrics).
+	invalidatorAdmin     *http.Server
+	invalidatorAdminAddr string
+	memcachedAddr        string // kept after the node is killed with its zone
 }
 
 // ProxyAddr and AdminAddr are the zone's proxy listeners (also after it
@@ -112,6 +117,10 @@ type Fleet struct {
 	zones     map[string]*Zone
 	http      *http.Client
 
+	memcachedMB   int
+	spares        map[string]*localstack.Memcached // by address
+	sparesStarted int                              // names their folders
+
 	mu       sync.Mutex // guards the zones' services and Replica
 	stopOnce sync.Once
 }
@@ -123,7 +132,8 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	f = &Fleet{log: log, zones: make(map[string]*Zone), http: &http.Client{Timeout: 5 * time.Second}}
+	f = &Fleet{log: log, zones: make(map[string]*Zone), http: &http.Client{Timeout: 5 * time.Second},
+		spares: make(map[string]*localstack.Memcached)}
 	defer func() {
 		if err != nil {
 			f.Stop()
@@ -143,6 +153,7 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	if opts.MemcachedMB == 0 {
 		opts.MemcachedMB = 64
 	}
+	f.memcachedMB = opts.MemcachedMB
 	if f.proxyCfg.PeerSecret == "" {
 		// Leases on, as in production: one made-up secret for the
 		// proxies and the invalidators.
@@ -160,7 +171,7 @@ func Start(ctx context.Context, opts Options) (f *Fleet, err error) {
 	for _, name := range Zones {
 		f.zones[name] = &Zone{Name: name}
 	}
-	if err = f.startStorage(ctx, opts.MemcachedMB); err != nil {
+	if err = f.startStorage(ctx); err != nil {
 		return f, err
 	}
 	if err = f.startServices(); err != nil {
@@ -306,10 +317,7 @@ func (f *Fleet) Stop() {
 		}
 		wg.Wait()
 		for _, z := range f.zones {
-			if inv := z.Invalidator; inv != nil {
-				wg.Go(inv.Stop)
-				z.Invalidator = nil
-			}
+			wg.Go(z.stopInvalidator)
 			if o := z.Origin; o != nil {
 				wg.Go(func() {
 					ctx, cancel := context.WithTimeout(context.Background(), f.originCfg.ShutdownTimeout)
@@ -330,6 +338,11 @@ func (f *Fleet) Stop() {
 				z.Memcached.Stop()
 				z.Memcached = nil
 			}
+		}
+		for addr, m := range f.spares {
+			m.Resume() // a stopped process ends on SIGTERM only once continued
+			m.Stop()
+			delete(f.spares, addr)
 		}
 		if f.Replica != nil {
 			f.Replica.Stop()

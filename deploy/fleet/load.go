@@ -30,9 +30,12 @@ type Load struct {
 	client *http.Client
 	posts  []*loadPost
 
-	mu    sync.Mutex
-	stats LoadStats
-	slow  time.Duration
+	mu      sync.Mutex
+	stats   LoadStats
+	slow    time.Duration
+	start   time.Time    // the timeline's origin (timeline.go)
+	seconds []loadSecond // the timeline
+	change  *memberChange
 }
 
 // PendingBound is how long after a "pending" acknowledgement a read may
@@ -48,6 +51,10 @@ type loadPost struct {
 	id, user int64
 	token    string
 	ackedAt  map[int64]time.Time // when each version was acknowledged, for the stale examples (under mu)
+	// Under mu, to tell refetches that no write explains (timeline.go):
+	inFlight  int         // writes sent, not answered
+	lastWrite time.Time   // when the last one was answered
+	keys      [2]keyState // the post, its author's list
 }
 
 // ackLog is one post's acknowledged writes: the highest version answered
@@ -137,6 +144,7 @@ func NewLoad(ctx context.Context, front string, n int) (*Load, error) {
 		lp.acked.Store(p.Version)
 		l.posts = append(l.posts, lp)
 	}
+	l.start = time.Now()
 	return l, nil
 }
 
@@ -240,6 +248,19 @@ func (l *Load) read() {
 		l.failed(st)
 		return
 	}
+	hit := isHit(h.Get("Cache-Status"))
+	l.count(func(*LoadStats) {
+		sec := l.second(time.Now())
+		sec.reads++
+		if hit {
+			sec.hits++
+		}
+	})
+	key := 0
+	if list {
+		key = 1
+	}
+	p.readAnswered(key, start, hit)
 	got, ok := versionIn(b, p.id, list)
 	if late := p.pendingLate(got, start); ok && late > 0 {
 		l.count(func(s *LoadStats) { s.PendingLatest = max(s.PendingLatest, late) })
@@ -329,7 +350,10 @@ func (l *Load) WriteEachBySQL(ctx context.Context, f *Fleet) error {
 	}
 	defer db.Close()
 	for _, p := range l.posts {
-		if _, err := db.ExecContext(ctx, "UPDATE posts SET body = CONCAT('sql edit ', RAND()) WHERE id = ?", p.id); err != nil {
+		p.writing(true)
+		_, err := db.ExecContext(ctx, "UPDATE posts SET body = CONCAT('sql edit ', RAND()) WHERE id = ?", p.id)
+		p.writing(false)
+		if err != nil {
 			return err
 		}
 		var v int64
@@ -346,8 +370,10 @@ func (l *Load) WriteEachBySQL(ctx context.Context, f *Fleet) error {
 }
 
 func (l *Load) writeVia(base string, p *loadPost) {
+	p.writing(true)
 	st, h, b, took := l.do("PUT", fmt.Sprintf("%s/v1/posts/%d", base, p.id), p.token,
 		fmt.Sprintf(`{"body":"drill edit %d"}`, rand.Int64()))
+	p.writing(false)
 	l.count(func(s *LoadStats) { s.Writes++; l.timed(s, took) })
 	if st != http.StatusOK {
 		l.failed(st)
@@ -367,6 +393,7 @@ func (l *Load) writeVia(base string, p *loadPost) {
 		s.WriteLatencies = append(s.WriteLatencies, took)
 		if pending {
 			s.Pending++
+			l.second(time.Now()).pending++
 		}
 	})
 	p.record(v.Version, pending)

@@ -21,7 +21,7 @@ import (
 
 // startStorage starts the databases and the memcached pool, concurrently,
 // and makes the replica follow the primary.
-func (f *Fleet) startStorage(ctx context.Context, memcachedMB int) error {
+func (f *Fleet) startStorage(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	var mu sync.Mutex // the goroutines below fill f
 	g.Go(func() error {
@@ -40,9 +40,12 @@ func (f *Fleet) startStorage(ctx context.Context, memcachedMB int) error {
 	})
 	for _, name := range Zones {
 		g.Go(func() error {
-			mc, err := localstack.StartMemcachedIn(gctx, filepath.Join(f.dir, "memcached-"+name), memcachedMB)
+			mc, err := localstack.StartMemcachedIn(gctx, filepath.Join(f.dir, "memcached-"+name), f.memcachedMB)
 			mu.Lock()
 			f.zones[name].Memcached = mc
+			if mc != nil {
+				f.zones[name].memcachedAddr = mc.Addr
+			}
 			mu.Unlock()
 			return wrap("memcached "+name, err)
 		})
@@ -120,7 +123,7 @@ func (f *Fleet) startInvalidator(z *Zone) error {
 		return fmt.Errorf("invalidator %s: %w", z.Name, err)
 	}
 	z.Invalidator = b
-	return nil
+	return wrap("invalidator "+z.Name+" admin", z.startInvalidatorAdmin())
 }
 
 // startProxy starts zone z's proxy on the given listen addresses.

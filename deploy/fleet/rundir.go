@@ -27,7 +27,7 @@ const tempPattern = "edgecache-fleet-"
 
 // dataDirs are the run folder's data folders, new at every start.
 func dataDirs() []string {
-	dirs := []string{"primary", "replica"}
+	dirs := []string{"primary", "replica", sparesDir}
 	for _, z := range Zones {
 		dirs = append(dirs, "memcached-"+z)
 	}

@@ -14,6 +14,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -149,6 +150,9 @@ func run(log *zap.Logger, opts fleet.Options) error {
 			fmt.Fprintf(&b, "  origin http://%s", z.Origin.Addr())
 		}
 		fmt.Fprintf(&b, "  memcached %s\n", z.Memcached.Addr)
+		if a := z.InvalidatorAdminAddr(); a != "" {
+			fmt.Fprintf(&b, "  invalidator admin http://%s/memcached\n", a)
+		}
 	}
 	fmt.Fprintf(&b, "  mariadb   primary %s\n            replica %s\n", f.Primary.DSN("edgecache"), f.Replica.DSN("edgecache"))
 	fmt.Fprintf(&b, "  run folder %s (haproxy.cfg, haproxy.log, data)\n", f.Dir())
@@ -177,6 +181,11 @@ const help = `  stop ZONE           drain and stop the zone's proxy (HAProxy mar
   pause-origin ZONE   freeze the zone's origin as SIGSTOP would (a, b); resume-origin ZONE continues it
   stop-replica        stop the MariaDB replica (origins read from the primary)
   status              HAProxy's view of each proxy
+  memcached spare               start an empty memcached node no one knows yet; prints its address
+  memcached add ADDR            add a node to the membership (the invalidators' POST /memcached/add)
+  memcached remove ADDR         remove a node from it
+  memcached replace OLD NEW     put NEW in OLD's place
+  memcached status              the membership: generation, phase, read and write sets, nodes' health
   help                this list
   (zones: a, b, c)`
 
@@ -219,6 +228,11 @@ func console(ctx context.Context, f *fleet.Fleet, in io.Reader, out io.Writer) {
 					fmt.Fprintf(out, "  zone %s: %s (%s)\n", name, states[name].Status, states[name].CheckStatus)
 				}
 			}
+		case "memcached":
+			var text string
+			if text, err = memcachedCommand(ctx, f, words[1:]); err == nil {
+				fmt.Fprintf(out, "  %s\n", strings.ReplaceAll(text, "\n", "\n  "))
+			}
 		case "help":
 			fmt.Fprintln(out, help)
 			continue
@@ -231,4 +245,31 @@ func console(ctx context.Context, f *fleet.Fleet, in io.Reader, out io.Writer) {
 			fmt.Fprintf(out, "  done: %s\n", strings.Join(words, " "))
 		}
 	}
+}
+
+// memcachedCommand runs a console line "memcached ..." (without the first
+// word) and returns what to print.
+func memcachedCommand(ctx context.Context, f *fleet.Fleet, args []string) (string, error) {
+	usage := errors.New("want memcached spare | add ADDR | remove ADDR | replace OLD NEW | status")
+	if len(args) == 0 {
+		return "", usage
+	}
+	var st fleet.MemcachedState
+	var err error
+	switch {
+	case args[0] == "spare" && len(args) == 1:
+		addr, err := f.StartSpareMemcached(ctx)
+		return "spare memcached node " + addr + " (memcached add " + addr + " to use it)", err
+	case args[0] == "status" && len(args) == 1:
+		st, err = f.MemcachedStatus(ctx)
+	case args[0] == "add" && len(args) == 2:
+		st, err = f.AddMemcached(ctx, args[1])
+	case args[0] == "remove" && len(args) == 2:
+		st, err = f.RemoveMemcached(ctx, args[1])
+	case args[0] == "replace" && len(args) == 3:
+		st, err = f.ReplaceMemcached(ctx, args[1], args[2])
+	default:
+		return "", usage
+	}
+	return st.String(), err
 }
