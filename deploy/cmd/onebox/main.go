@@ -27,6 +27,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -251,6 +252,13 @@ func (s *stack) start(ctx context.Context, log *zap.Logger, o options) error {
 	icfg := cfgs.invalidator
 	icfg.MySQLDSN, icfg.Memcached = s.db.DSN("edgecache"), []string{s.mc.Addr}
 	icfg.PeerSecret = secret
+	// This memcached is new at every start (a new port, nothing in it),
+	// while the database is kept: the membership the last start recorded
+	// names a node that is gone. Forget it, so the decider starts at the
+	// new node instead of changing over to it from a dead one.
+	if err := forgetMembership(s.db.DSN("edgecache")); err != nil {
+		return err
+	}
 	inv, err := invalidator.StartBackground(icfg, log.Named("invalidator"), metrics.NewSet())
 	if err != nil {
 		return err
@@ -515,4 +523,20 @@ func shutdown(log *zap.Logger, name string, f func(context.Context) error) {
 	if err := f(ctx); err != nil {
 		log.Warn("shutdown", zap.String("service", name), zap.Error(err))
 	}
+}
+
+// forgetMembership empties the memcached membership tables (origin
+// migration 0004).
+func forgetMembership(dsn string) error {
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, table := range []string{"memcached_generations", "memcached_desired"} {
+		if _, err := db.Exec("DELETE FROM " + table); err != nil {
+			return fmt.Errorf("forgetting the memcached membership: %w", err)
+		}
+	}
+	return nil
 }
