@@ -361,8 +361,8 @@ func (r *readsOfCopies) NodeGet(n int, key string) (*store.Item, error) {
 func TestUnchangedCopyIsNotReadAgain(t *testing.T) {
 	_, st := newStore(t)
 	counted := &readsOfCopies{Store: st}
-	for i := range 5 {
-		startMember(t, st, fmt.Sprint("other-", i), false)
+	for i := range 5 { // joined before the count begins: the copy then stays as it is
+		waitHeld(t, startMember(t, st, fmt.Sprint("other-", i), false).Holder)
 	}
 	h, err := NewHolder(HolderConfig{ID: "counted", Advertise: "127.0.0.1:1", Duration: testDuration, Secret: testSecret}, counted, zap.NewNop(), metrics.NewSet(), "test")
 	if err != nil {
