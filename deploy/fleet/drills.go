@@ -43,6 +43,18 @@ var faultDrills = []Drill{
 			}
 			return nil
 		}, nil},
+	{"memcached-stopped", "zone b's memcached stopped (SIGSTOP) for 3 s, then resumed: reads right after it answers again must not wait out a fill lease its stall left behind",
+		func(ctx context.Context, f *Fleet, _ *Load) error {
+			if err := f.PauseMemcached("b"); err != nil {
+				return err
+			}
+			sleep(ctx, 3*time.Second)
+			if err := f.ResumeMemcached("b"); err != nil {
+				return err
+			}
+			sleep(ctx, 3*time.Second) // the reads of the 3 s after it came back are the ones measured
+			return nil
+		}, nil},
 	{"memcached-restart", "zone c's memcached restarted empty (every entry and group value on it lost)",
 		func(ctx context.Context, f *Fleet, _ *Load) error { return f.RestartMemcached(ctx, "c") }, nil},
 	{"writer-killed", "zone b's memcached stopped; every post edited through zone a's proxy (moves queued there); zone a's proxy killed; memcached resumed; the proxy started again",
