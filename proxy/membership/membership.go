@@ -241,7 +241,11 @@ func (d Doc) Kept(key, node string, since uint64) bool {
 		if g.N <= since {
 			break
 		}
-		if !slices.ContainsFunc(g.Write, func(s []string) bool { return s[ring.Pick(s, key)] == node }) {
+		// A set of one node has no second place: moves there update the
+		// key's own place only.
+		if !slices.ContainsFunc(g.Write, func(s []string) bool {
+			return !(len(s) == 1 && strings.HasPrefix(key, "1~")) && s[ring.Pick(s, key)] == node
+		}) {
 			return false
 		}
 	}

@@ -154,3 +154,26 @@ func TestKeptRefusesWhatTheDocumentNoLongerRemembers(t *testing.T) {
 		t.Fatal("a value of the generation just before the oldest remembered is refused")
 	}
 }
+
+// A set of one node has no second place: a value at a key's second place
+// is not kept across a generation that had one node, whose moves did not
+// touch it (found by proxy/store's TestSimulateMembership, seed 79).
+func TestKeptKnowsAOneNodeSetHasNoSecondPlace(t *testing.T) {
+	d := Doc{View: time.Second, Gens: []Gen{Settled(1, []string{"a:1", "b:1"})}}
+	for _, target := range [][]string{{"a:1"}, {"a:1", "b:1"}} {
+		for {
+			next, ok := Next(d.Current(), target)
+			if !ok {
+				break
+			}
+			d = d.With(next)
+		}
+	}
+	for k := range 200 {
+		key := fmt.Sprint("1~g:", k)
+		at := d.Current().Read[ring.Pick(d.Current().Read, key)]
+		if d.Kept(key, at, 1) {
+			t.Fatalf("%s on %s: a second-place value from before a one-node generation is kept", key, at)
+		}
+	}
+}

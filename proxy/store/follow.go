@@ -94,11 +94,21 @@ func (s *Store) kept(n int, it *memcache.Item) bool {
 		if g.n <= since {
 			break
 		}
-		if !slices.ContainsFunc(g.writes, func(m uint64) bool { return s.ring.NodeIn(it.Key, m) == n }) {
+		if !slices.ContainsFunc(g.writes, func(m uint64) bool { return placedIn(s.ring, it.Key, m) == n }) {
 			return false
 		}
 	}
 	return true
+}
+
+// placedIn is the node that holds key (as placed) in the set mask, as
+// moves see it: a set of one node has no second place (-1), since a move
+// there updates the key's own place only (places).
+func placedIn(r *ring.Ring, key string, mask uint64) int {
+	if bits.OnesCount64(mask) == 1 && strings.HasPrefix(key, "1~") {
+		return -1
+	}
+	return r.NodeIn(key, mask)
 }
 
 func isGroupKey(key string) bool {
