@@ -5,7 +5,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -48,9 +48,16 @@ type histGen struct {
 
 // following is the state of following the document.
 type following struct {
-	mu        sync.Mutex
-	confirmed time.Time // when the last read that found the view newest began
+	base       time.Time    // validUntil counts from it (monotonic)
+	validUntil atomic.Int64 // nanoseconds after base: the view is trusted until then
+	expired    atomic.Bool  // as last reported (metric, log)
 }
+
+// trusted reports whether the followed generation was confirmed less than
+// the view time ago, less a tenth for clock rates (a lease's margin): it
+// is checked at every use, so a process whose follow rounds stall (paused,
+// starved) stops using its view in time all the same.
+func (s *Store) trusted() bool { return time.Since(s.f.base).Nanoseconds() < s.f.validUntil.Load() }
 
 // ErrNotMember is returned by node operations on a node the current
 // generation does not have (package lease skips its copy).
@@ -75,7 +82,7 @@ func (s *Store) stamp() uint32 {
 // by marking it down; a followed generation by having it, while trusted.
 func (s *Store) inView(n int) bool {
 	v := s.view.Load()
-	return v == nil || (!s.expired.Load() && v.union&(1<<n) != 0)
+	return v == nil || (v.union&(1<<n) != 0 && s.trusted())
 }
 
 // kept reports whether the group value it, found on node n under its key
@@ -167,15 +174,13 @@ collect:
 			s.log.Error("memcached membership document not followed", zap.Error(err))
 			break
 		}
-		s.confirm(start)
+		s.confirm(start, newest.View)
 	case newest.Current().N == v.gen:
-		s.confirm(start)
+		s.confirm(start, newest.View)
 	}
 	if v := s.view.Load(); v != nil {
-		s.f.mu.Lock()
-		stale := time.Since(s.f.confirmed) > v.doc.View
-		s.f.mu.Unlock()
-		if s.expired.Swap(stale) != stale {
+		stale := !s.trusted()
+		if s.f.expired.Swap(stale) != stale {
 			s.m.viewExpired.Set(b2f(stale))
 			if stale {
 				s.log.Error("memcached membership not confirmed for the view time: memcached unused until it is",
@@ -187,11 +192,15 @@ collect:
 	}
 }
 
-func (s *Store) confirm(at time.Time) {
-	s.f.mu.Lock()
-	defer s.f.mu.Unlock()
-	if at.After(s.f.confirmed) {
-		s.f.confirmed = at
+// confirm trusts the view for the view time (less a tenth) from at, when
+// a read that found it newest began.
+func (s *Store) confirm(at time.Time, view time.Duration) {
+	until := at.Sub(s.f.base).Nanoseconds() + (view - view/10).Nanoseconds()
+	for {
+		cur := s.f.validUntil.Load()
+		if until <= cur || s.f.validUntil.CompareAndSwap(cur, until) {
+			return
+		}
 	}
 }
 

@@ -56,10 +56,9 @@ type Store struct {
 	lookups    lookups
 	membership stamped // static: no document (membership.go)
 
-	addMu   sync.Mutex // serialises addNode
-	view    atomic.Pointer[view]
-	expired atomic.Bool
-	f       following
+	addMu sync.Mutex // serialises addNode
+	view  atomic.Pointer[view]
+	f     following
 }
 
 // failuresToMarkDown consecutive network failures mark a node down: one
@@ -80,6 +79,7 @@ func New(cfg Config, log *zap.Logger, set *metrics.Set, prefix string) (*Store, 
 	mc.DialContext = cfg.Dial
 	s := &Store{ring: r, mc: mc, log: log, m: newStoreMetrics(set, prefix), timeout: cfg.Timeout,
 		maxIdle: cfg.MaxIdleConns, every: cfg.ProbeInterval, dial: cfg.Dial}
+	s.f.base = time.Now()
 	for _, node := range cfg.Nodes {
 		if _, known := r.Index(node); known {
 			return nil, errors.New("memcached: duplicate node " + node)
