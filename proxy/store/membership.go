@@ -12,6 +12,8 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"go.uber.org/zap"
+
+	"edgecache/proxy/membership"
 )
 
 // Membership: which nodes' contents may be trusted.
@@ -105,21 +107,25 @@ type stampRead struct {
 	st      stamp
 	ok      bool // a stamp that parses
 	reached bool // the node answered
+	doc     bool // the node holds a membership document (follow.go)
 }
 
+// readStamps reads every node's stamp, and whether it holds a membership
+// document: then a decider runs, and stamps must not be acted on.
 func (s *Store) readStamps() []stampRead {
 	reads := make([]stampRead, s.ring.Len()) // static: every node is a configured one
 	var wg sync.WaitGroup
 	for n, p := range s.probes[:len(reads)] {
 		wg.Go(func() {
-			it, err := p.Get(stampKey)
-			switch {
-			case errors.Is(err, memcache.ErrCacheMiss):
-				reads[n].reached = true
-			case err == nil:
-				reads[n].reached = true
+			items, err := p.GetMulti([]string{stampKey, membership.Key})
+			if err != nil {
+				return
+			}
+			reads[n].reached = true
+			if it := items[stampKey]; it != nil {
 				reads[n].st, reads[n].ok = parseStamp(it.Value)
 			}
+			reads[n].doc = items[membership.Key] != nil
 		})
 	}
 	wg.Wait()
@@ -128,9 +134,17 @@ func (s *Store) readStamps() []stampRead {
 
 // checkMembership reads every node's stamp and decides, under the rules
 // above, which nodes this process may use. It flushes and stamps the
-// nodes that need it, and marks down the nodes that are not members.
+// nodes that need it, and marks down the nodes that are not members. A
+// membership document on any node stops it: this process missed it when
+// it looked (follow), and follows it at its next look, with nothing
+// flushed meanwhile.
 func (s *Store) checkMembership() {
 	reads := s.readStamps()
+	for _, r := range reads {
+		if r.doc {
+			return
+		}
+	}
 	mb := &s.membership
 	mb.mu.Lock()
 	defer mb.mu.Unlock()

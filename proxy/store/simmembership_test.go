@@ -152,7 +152,7 @@ func (w *memberWorld) run(steps int) {
 			w.read(p, group)
 		case r < 88:
 			w.procs[p].follow()
-			w.logf("p%d follows: generation %d", p, w.procs[p].view.Load().gen)
+			w.logf("p%d follows: generation %d", p, w.procs[p].Generation())
 		case r < 93:
 			w.change()
 		default:
@@ -202,9 +202,9 @@ func (w *memberWorld) change() {
 		return
 	}
 	for i, p := range w.procs {
-		if p.view.Load().gen < cur.N {
+		if p.Generation() < cur.N {
 			p.follow()
-			w.logf("p%d follows before the next generation: %d", i, p.view.Load().gen)
+			w.logf("p%d follows before the next generation: %d", i, p.Generation())
 		}
 	}
 	for _, n := range next.Nodes() {
@@ -287,12 +287,12 @@ func (w *memberWorld) read(p int, group string) {
 	for _, r := range w.records[group] {
 		if r.acked < w.acked[group] && g.Validates(r.inc, r.epoch) {
 			w.fail("p%d (generation %d) reads %s as %+v: it validates an entry recorded before acknowledged write #%d",
-				p, s.view.Load().gen, group, g, w.acked[group])
+				p, s.Generation(), group, g, w.acked[group])
 		}
 	}
 	w.records[group] = append(w.records[group], record{g.Incarnation, g.Epoch, w.acked[group]})
 	if len(w.records[group]) > 8 {
 		w.records[group] = w.records[group][1:]
 	}
-	w.logf("p%d (generation %d) reads %s: %d %d (at %s)", p, s.view.Load().gen, group, g.Incarnation, g.Epoch, s.placed(key))
+	w.logf("p%d (generation %d) reads %s: %d %d (at %s)", p, s.Generation(), group, g.Incarnation, g.Epoch, s.placed(key))
 }
