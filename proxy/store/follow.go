@@ -78,11 +78,18 @@ func (s *Store) stamp() uint32 {
 	return 0
 }
 
-// inView reports whether node n may be used now: static membership says so
-// by marking it down; a followed generation by having it, while trusted.
+// inView reports whether node n may be used now: a followed generation
+// says so by having it, while trusted; without one, the stamps
+// (membership.go) once a node answered and none held a document, by
+// marking the others down. Until one of the two is known, no node is
+// used: a process whose configured nodes were slow at its start must not
+// read where its own list places keys while the fleet follows a document.
 func (s *Store) inView(n int) bool {
 	v := s.view.Load()
-	return v == nil || (v.union&(1<<n) != 0 && s.trusted())
+	if v == nil {
+		return s.static.Load()
+	}
+	return v.union&(1<<n) != 0 && s.trusted()
 }
 
 // kept reports whether the group value it, found on node n under its key

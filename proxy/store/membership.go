@@ -140,11 +140,17 @@ func (s *Store) readStamps() []stampRead {
 // flushed meanwhile.
 func (s *Store) checkMembership() {
 	reads := s.readStamps()
+	reached := false
 	for _, r := range reads {
 		if r.doc {
 			return
 		}
+		reached = reached || r.reached
 	}
+	if !reached {
+		return // nothing known yet: no node is used (inView)
+	}
+	s.static.Store(true)
 	mb := &s.membership
 	mb.mu.Lock()
 	defer mb.mu.Unlock()

@@ -56,9 +56,10 @@ type Store struct {
 	lookups    lookups
 	membership stamped // static: no document (membership.go)
 
-	addMu sync.Mutex // serialises addNode
-	view  atomic.Pointer[view]
-	f     following
+	addMu  sync.Mutex // serialises addNode
+	view   atomic.Pointer[view]
+	static atomic.Bool // no document anywhere: the configured nodes and their stamps decide
+	f      following
 }
 
 // failuresToMarkDown consecutive network failures mark a node down: one
