@@ -45,6 +45,10 @@ type fillJob struct {
 	// variants: the secondary keys the URL's entry reached at lookup,
 	// which this fill's entry lists (variants.go).
 	variants [][]byte
+	// endLease stops the beat of the fleet fill lease this fill holds
+	// (nil: none, or given back): save gives the lease back in the round
+	// trip that stores the entry.
+	endLease func()
 }
 
 // fillResult is what a fill produced.
@@ -139,9 +143,12 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 		}
 		if held {
 			stop := p.beat(job.lkey)
+			job.endLease = stop
 			defer func() {
 				stop()
-				p.store.Delete(job.lkey)
+				if job.endLease != nil { // save did not give it back
+					p.store.Delete(job.lkey)
+				}
 			}()
 		}
 	}
@@ -247,10 +254,10 @@ type fetchState struct {
 // without this, 64 concurrent misses over 8 proxies fetched twice in a
 // quarter of trials (fleetfill_test.go).
 func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
-	err := p.store.Add(&store.Item{Key: job.lkey, Value: leaseValue(), Expiration: int32(p.cfg.LeaseTTL / time.Second)})
+	lease := &store.Item{Key: job.lkey, Value: leaseValue(), Expiration: int32(p.cfg.LeaseTTL / time.Second)}
+	items, _, err := p.store.AddThenGet(lease, job.keys)
 	switch {
 	case err == nil:
-		items, _ := p.store.GetMulti(job.keys)
 		if r := p.filledEntry(job, items); r != nil {
 			p.store.Delete(job.lkey)
 			return false, r
@@ -539,16 +546,27 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 	if h := p.hooks.Load(); h != nil && h.beforeStore != nil {
 		h.beforeStore(job.path)
 	}
-	if err := p.store.Set(&store.Item{Key: job.ekey, Value: b, Expiration: int32(ttl)}); err != nil {
+	items := []*store.Item{{Key: job.ekey, Value: b, Expiration: int32(ttl)}}
+	if len(e.Meta.Vary) > 0 {
+		items = append(items, &store.Item{Key: store.VariantKey(job.primary, e.VaryKey), Value: b, Expiration: int32(ttl)})
+	}
+	// The lease is given back after the entry is stored, in the same
+	// round trip: a waiter that finds it gone finds the entry. No beat
+	// may write it again after that.
+	var release string
+	if job.endLease != nil {
+		job.endLease()
+		job.endLease, release = nil, job.lkey
+	}
+	errs := p.store.SetThenDelete(items, release)
+	if errs[0] != nil {
 		p.m.storeErrors.Inc()
-		p.log.Info("entry not stored", zap.String("path", job.path), zap.Error(err))
+		p.log.Info("entry not stored", zap.String("path", job.path), zap.Error(errs[0]))
 		return
 	}
-	if len(e.Meta.Vary) > 0 {
-		if err := p.store.Set(&store.Item{Key: store.VariantKey(job.primary, e.VaryKey), Value: b, Expiration: int32(ttl)}); err != nil {
-			p.m.storeErrors.Inc()
-			p.log.Info("variant not stored", zap.String("path", job.path), zap.Error(err))
-		}
+	if len(errs) > 1 && errs[1] != nil {
+		p.m.storeErrors.Inc()
+		p.log.Info("variant not stored", zap.String("path", job.path), zap.Error(errs[1]))
 	}
 	p.m.stores.Inc()
 	res.stored = true

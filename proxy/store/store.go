@@ -53,7 +53,8 @@ type Store struct {
 	fails      [ring.MaxNodes]atomic.Int32 // per node: consecutive network failures
 	missed     missedMoves
 	lookups    lookups
-	membership stamped // static: no document (membership.go)
+	pipes      pipeConns // pipeline.go
+	membership stamped   // static: no document (membership.go)
 
 	addMu   sync.Mutex // serialises addNode
 	view    atomic.Pointer[view]

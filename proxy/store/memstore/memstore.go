@@ -307,3 +307,27 @@ func (s *Store) ForgetMissed() {
 		clear(s.nodes[i].missed)
 	}
 }
+
+// AddThenGet adds it and then, if the add succeeded, reads keys: one after
+// the other, as memcached runs a pipeline's commands (other clients'
+// operations may come between them).
+func (s *Store) AddThenGet(it *store.Item, keys []string) (map[string]*store.Item, []string, error) {
+	if err := s.Add(it); err != nil {
+		return nil, nil, err
+	}
+	items, unavailable := s.GetMulti(keys)
+	return items, unavailable, nil
+}
+
+// SetThenDelete stores items and then deletes del (nothing if ""), one
+// after the other.
+func (s *Store) SetThenDelete(items []*store.Item, del string) []error {
+	errs := make([]error, len(items))
+	for i, it := range items {
+		errs[i] = s.Set(it)
+	}
+	if del != "" {
+		s.Delete(del)
+	}
+	return errs
+}
