@@ -18,7 +18,10 @@ import (
 
 // Pipelines: a fill's commands that go to one node written at once and
 // answered in order, one round trip instead of one per command (a miss's
-// lease and re-read; its entry and the lease given back). Memcached runs
+// lease and re-read; its entry and the lease given back). Reads of several
+// keys on one node (getMultiNode) use the same connections: gomemcache's
+// GetMulti starts a goroutine per node and allocates per item more than
+// a lookup's whole work. Memcached runs
 // one connection's commands in the order they arrive, so each sees what
 // the ones before it did: a get after an add reads after the add took
 // effect. Other connections' commands may come between them, as between
@@ -40,7 +43,7 @@ func (s *Store) AddThenGet(it *Item, keys []string) (items map[string]*Item, una
 		items, unavailable = s.GetMulti(keys)
 		return items, unavailable, nil
 	}
-	err := s.pipeline(n, func(w *bufio.Writer) {
+	err := s.pipeline("pipeline", n, func(w *bufio.Writer) {
 		writeStore(w, "add", it)
 		writeGets(w, placed)
 	}, func(r *bufio.Reader) (err error) {
@@ -106,7 +109,7 @@ func (s *Store) SetThenDelete(items []*Item, del string) (errs []error) {
 		}
 		return errs
 	}
-	err := s.pipeline(n, func(w *bufio.Writer) {
+	err := s.pipeline("pipeline", n, func(w *bufio.Writer) {
 		for _, it := range placed {
 			writeStore(w, "set", it)
 		}
@@ -155,17 +158,17 @@ func (s *Store) placedOn(n int, keys []string) (placed []string, orig map[string
 
 // pipeline sends what write writes to node n and reads the answers with
 // read, in one round trip, with health tracking: it counts as operation
-// "pipeline". read returns an error only when the connection can no
+// op ("pipeline" for several commands). read returns an error only when the connection can no
 // longer be trusted (a network error, an answer out of protocol); each
 // command's own outcome is the caller's.
-func (s *Store) pipeline(n int, write func(*bufio.Writer), read func(*bufio.Reader) error) error {
+func (s *Store) pipeline(op string, n int, write func(*bufio.Writer), read func(*bufio.Reader) error) error {
 	if !s.up(n) {
 		s.m.skipped.Inc()
 		return ErrUnavailable
 	}
 	start := time.Now()
 	err := s.roundTrip(n, write, read)
-	s.observe("pipeline", n, start, err)
+	s.observe(op, n, start, err)
 	if nodeFailed(err) {
 		return errors.Join(ErrUnavailable, err)
 	}
@@ -331,6 +334,7 @@ func serverError(line []byte) (result, err error) {
 // keys asked for.
 func readValues(r *bufio.Reader, keys []string) (map[string]*Item, error) {
 	items := make(map[string]*Item, len(keys)+1)
+	next := 0 // memcached answers in the order asked
 	for {
 		line, err := r.ReadSlice('\n')
 		if err != nil {
@@ -350,10 +354,11 @@ func readValues(r *bufio.Reader, keys []string) (map[string]*Item, error) {
 		if err1 != nil || err2 != nil || err3 != nil || size < 0 {
 			return nil, errProtocol
 		}
-		key := askedKey(keys, f[1])
-		if key == "" {
+		key, at := askedKey(keys, next, f[1])
+		if at < 0 {
 			return nil, errProtocol
 		}
+		next = at + 1
 		v := make([]byte, size+2)
 		if _, err := io.ReadFull(r, v); err != nil {
 			return nil, err
@@ -365,13 +370,14 @@ func readValues(r *bufio.Reader, keys []string) (map[string]*Item, error) {
 	}
 }
 
-// askedKey is the key of keys equal to b ("" if none), so that an item's
-// key is the caller's string rather than a new one.
-func askedKey(keys []string, b []byte) string {
-	for _, k := range keys {
-		if k == string(b) {
-			return k
+// askedKey is the key of keys equal to b and its index (-1 if none), so
+// that an item's key is the caller's string rather than a new one. The
+// search starts at from, where the answer's order puts it.
+func askedKey(keys []string, from int, b []byte) (string, int) {
+	for i := range keys {
+		if k := keys[(from+i)%len(keys)]; k == string(b) {
+			return k, (from + i) % len(keys)
 		}
 	}
-	return ""
+	return "", -1
 }
