@@ -181,13 +181,18 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 		if job.head {
 			return p.headAnswer(job, res, resp, &f, reqTime, respTime)
 		}
-		cresp := p.responseRules(resp)
+		fields := responseFields(resp)
+		cresp := p.fieldRules(resp.StatusCode(), fields)
 		groups, reason := p.storable(job, resp, &cresp)
 		if reason != "" {
 			res.resp, res.detail = resp, reason
 			return res
 		}
-		if p.resolveGroups(job, groups, &f) {
+		gkeys := make([]string, len(groups))
+		for i, g := range groups {
+			gkeys[i] = store.GroupKey(g.name)
+		}
+		if p.resolveGroups(job, groups, gkeys, &f) {
 			if !f.fresh && attempt == 0 {
 				p.m.lagRefetch.Inc()
 				f.fresh = true
@@ -197,15 +202,15 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 			// to this request, store nothing.
 			f.noStore = true
 		}
-		p.learn(job, groups)
+		p.learn(job, groups, gkeys)
 		keys := make([]string, 0, len(groups)+1)
 		keys = append(keys, job.ukey)
-		for _, g := range groups {
-			if k := store.GroupKey(g.name); k != job.ukey {
+		for _, k := range gkeys {
+			if k != job.ukey {
 				keys = append(keys, k)
 			}
 		}
-		ent := p.newEntry(job, resp, &cresp, reqTime, respTime)
+		ent := p.newEntry(job, resp, fields, &cresp, reqTime, respTime)
 		if p.rules.StripSetCookie {
 			res.cookies = setCookies(resp)
 		}
@@ -379,8 +384,8 @@ func (p *Proxy) storable(job *fillJob, resp *fasthttp.Response, cresp *cachepoli
 	return groups, ""
 }
 
-// resolveGroups reads the values of the response's groups that the
-// snapshot lacks, after the fetch, and reports whether the response may
+// resolveGroups reads the values of the response's groups (keys[i] is
+// groups[i]'s memcached key) that the snapshot lacks, after the fetch, and reports whether the response may
 // come from a lagging replica. Reading them after the fetch is safe for
 // groups with known origin versions: a write the response misses either
 // moved the group after this read (the entry fails validation) or before it
@@ -397,11 +402,11 @@ func (p *Proxy) storable(job *fillJob, resp *fasthttp.Response, cresp *cachepoli
 // before the fetch, which the row's creation moves. A group read only after
 // the fetch cannot give that: it is taken now and the fill fetches again
 // (reported as lagging), with the group in the snapshot.
-func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagging bool) {
+func (p *Proxy) resolveGroups(job *fillJob, groups []group, keys []string, f *fetchState) (lagging bool) {
 	var post []string
-	for _, g := range groups {
-		if _, ok := job.snap[store.GroupKey(g.name)]; !ok {
-			post = append(post, store.GroupKey(g.name))
+	for _, k := range keys {
+		if _, ok := job.snap[k]; !ok {
+			post = append(post, k)
 		}
 	}
 	if len(post) > 0 {
@@ -409,8 +414,8 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 		if len(unavailable) > 0 {
 			f.noStore = true
 		}
-		for _, g := range groups {
-			k := store.GroupKey(g.name)
+		for i, g := range groups {
+			k := keys[i]
 			if _, ok := job.snap[k]; ok {
 				continue
 			}
@@ -440,8 +445,8 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 			job.snap[k] = st
 		}
 	}
-	for _, g := range groups {
-		if st, ok := job.snap[store.GroupKey(g.name)]; ok && g.version > 0 && st.Origin > g.version {
+	for i, g := range groups {
+		if st, ok := job.snap[keys[i]]; ok && g.version > 0 && st.Origin > g.version {
 			lagging = true // a replica behind a write the fleet already saw
 		}
 	}
@@ -453,9 +458,9 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 // next fill can tell a lagging replica's answer without asking the primary.
 // The version is committed (a database returned it), so this never claims
 // more than is true; it does not move epochs.
-func (p *Proxy) learn(job *fillJob, groups []group) {
-	for _, g := range groups {
-		k := store.GroupKey(g.name)
+func (p *Proxy) learn(job *fillJob, groups []group, keys []string) {
+	for i, g := range groups {
+		k := keys[i]
 		if st, ok := job.snap[k]; ok && st.Origin < g.version {
 			if err := p.store.Learn(k, g.version); err != nil {
 				p.log.Debug("group version not learned", zap.String("group", g.name), zap.Error(err))
@@ -480,21 +485,16 @@ func (p *Proxy) record(job *fillJob, keys []string, f *fetchState) []recorded {
 	return rec
 }
 
-// responseRules extracts what cachepolicy needs from an origin response.
-func (p *Proxy) responseRules(resp *fasthttp.Response) cachepolicy.Response {
-	return p.fieldRules(resp.StatusCode(), responseFields(resp))
-}
-
-// newEntry builds the entry for a storable response: its fields as
-// storedFields keeps them (Transfer-Encoding, a hop-by-hop field, is not
+// newEntry builds the entry for a storable response: its fields
+// (responseFields) as storedFields keeps them (Transfer-Encoding, a hop-by-hop field, is not
 // among them: the body is stored de-chunked, and answered with a
 // Content-Length).
-func (p *Proxy) newEntry(job *fillJob, resp *fasthttp.Response, cresp *cachepolicy.Response, reqTime, respTime time.Time) *entry {
+func (p *Proxy) newEntry(job *fillJob, resp *fasthttp.Response, fields []field, cresp *cachepolicy.Response, reqTime, respTime time.Time) *entry {
 	e := &entry{Meta: cachepolicy.NewMeta(cresp, reqTime, respTime), Body: resp.Body()}
 	if len(e.Meta.Vary) > 0 {
 		e.VaryKey = cachepolicy.AppendVaryKey(nil, e.Meta.Vary, func(name []byte) []byte { return job.req.Header.PeekBytes(name) })
 	}
-	e.Headers = p.storedFields(responseFields(resp), &cresp.CacheControl, respTime)
+	e.Headers = p.storedFields(fields, &cresp.CacheControl, respTime)
 	return e
 }
 
