@@ -344,8 +344,8 @@ func readValues(r *bufio.Reader, keys []string) (map[string]*Item, error) {
 			return items, nil
 		}
 		// VALUE <key> <flags> <bytes> <cas unique>
-		f := bytes.Fields(line)
-		if len(f) != 5 || string(f[0]) != "VALUE" {
+		var f [5][]byte
+		if fields(line, f[:]) != 5 || string(f[0]) != "VALUE" {
 			return nil, errProtocol
 		}
 		flags, err1 := strconv.ParseUint(string(f[2]), 10, 32)
@@ -368,6 +368,21 @@ func readValues(r *bufio.Reader, keys []string) (map[string]*Item, error) {
 		}
 		items[key] = &Item{Key: key, Value: v[:size:size], Flags: uint32(flags), CasID: cas}
 	}
+}
+
+// fields splits an answer line at spaces into f, without its line end,
+// and returns how many fields it has (len(f)+1 for more than f holds).
+func fields(line []byte, f [][]byte) int {
+	line = bytes.TrimRight(line, "\r\n")
+	n := 0
+	for len(line) > 0 {
+		field, rest, _ := bytes.Cut(line, []byte(" "))
+		if n == len(f) {
+			return n + 1
+		}
+		f[n], n, line = field, n+1, rest
+	}
+	return n
 }
 
 // askedKey is the key of keys equal to b and its index (-1 if none), so
