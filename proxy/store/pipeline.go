@@ -93,12 +93,13 @@ func (s *Store) SetThenDelete(items []*Item, del string) (errs []error) {
 		}
 		one = one && legalKeys(placed[i].Key)
 	}
+	placedDel := del
 	if del != "" {
-		del = s.placed(del)
+		placedDel = s.placed(del)
 		if n == -1 {
-			n = s.ring.Node(del)
+			n = s.ring.Node(placedDel)
 		}
-		one = one && s.ring.Node(del) == n
+		one = one && s.ring.Node(placedDel) == n
 	}
 	if !one || n == -1 {
 		for i, it := range items {
@@ -114,7 +115,7 @@ func (s *Store) SetThenDelete(items []*Item, del string) (errs []error) {
 			writeStore(w, "set", it)
 		}
 		if del != "" {
-			writeDelete(w, del)
+			writeDelete(w, placedDel)
 		}
 	}, func(r *bufio.Reader) (err error) {
 		for i := range placed {
