@@ -260,12 +260,23 @@ type fetchState struct {
 // quarter of trials (fleetfill_test.go).
 func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
 	lease := &store.Item{Key: job.lkey, Value: leaseValue(), Expiration: int32(p.cfg.LeaseTTL / time.Second)}
-	items, _, err := p.store.AddThenGet(lease, job.keys)
+	// The groups the lookup did not find are created in the same round
+	// trip, after the read: the snapshot would create them next.
+	var missing []string
+	for _, k := range job.keys[1:] {
+		if _, ok := job.snap[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	got, err := p.store.AddThenGet(lease, job.keys, missing)
 	switch {
 	case err == nil:
-		if r := p.filledEntry(job, items); r != nil {
+		if r := p.filledEntry(job, got.Items); r != nil {
 			p.store.Delete(job.lkey)
 			return false, r
+		}
+		for k, g := range got.Created {
+			job.snap[k] = g // as snapshot's Ensure would have: created, origin version unknown
 		}
 		return true, nil
 	case errors.Is(err, store.ErrNotStored):

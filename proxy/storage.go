@@ -25,8 +25,9 @@ type storage interface {
 	Set(it *store.Item) error
 	Delete(key string) error // a missing key is not an error
 	// AddThenGet adds it and, if that succeeded, reads keys after the add
-	// took effect (one round trip when they share a node).
-	AddThenGet(it *store.Item, keys []string) (items map[string]*store.Item, unavailable []string, added error)
+	// took effect and creates the groups of create that are missing (one
+	// round trip when they share a node; else it may create none).
+	AddThenGet(it *store.Item, keys, create []string) (got store.Got, added error)
 	// SetThenDelete stores items and then deletes key del (none if ""),
 	// after every set took effect (one round trip when they share a node);
 	// errs[i] is items[i]'s.

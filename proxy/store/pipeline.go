@@ -29,48 +29,82 @@ import (
 // pipelines keep connections of their own.
 
 // AddThenGet adds it (as Add does) and then, if the add succeeded, reads
-// keys (as GetMulti does), in one round trip when it and every key live on
-// one node, else one after the other. The read is always sent after the
-// add took effect. items and unavailable are nil when the add failed.
-func (s *Store) AddThenGet(it *Item, keys []string) (items map[string]*Item, unavailable []string, added error) {
+// keys (as GetMulti does) and creates the group keys of create that are
+// missing (a new incarnation, as Ensure does), in one round trip when they
+// all live on one node, else one after the other (and then creates
+// nothing: the caller ensures them). Each command is sent after the one
+// before it took effect. A pipeline's creates are sent whatever the add's
+// outcome (memcached cannot make them depend on it): a missing group
+// created is what any fill's snapshot does. got is empty when the add
+// failed.
+func (s *Store) AddThenGet(it *Item, keys, create []string) (got Got, added error) {
 	it = s.placedItem(it)
 	n := s.ring.Node(it.Key)
 	placed, orig, one := s.placedOn(n, keys)
-	if !one || !legalKeys(it.Key) || !legalKeys(placed...) {
+	placedCreate, _, oneCreate := s.placedOn(n, create)
+	if !one || !oneCreate || !legalKeys(it.Key) || !legalKeys(placed...) || !legalKeys(placedCreate...) {
 		if added = s.add(it); added != nil {
-			return nil, nil, added
+			return Got{}, added
 		}
-		items, unavailable = s.GetMulti(keys)
-		return items, unavailable, nil
+		got.Items, got.Unavailable = s.GetMulti(keys)
+		return got, nil
 	}
+	groups := make([]Group, len(create))
+	createdErrs := make([]error, len(create))
 	err := s.pipeline("pipeline", n, func(w *bufio.Writer) {
 		writeStore(w, "add", it)
 		writeGets(w, placed)
+		for i, k := range placedCreate {
+			groups[i] = NewGroup(0)
+			writeStore(w, "add", &Item{Key: k, Value: groups[i].Bytes(), Flags: s.stamp()})
+		}
 	}, func(r *bufio.Reader) (err error) {
 		if added, err = readStored(r); err != nil {
 			return err
 		}
-		items, err = readValues(r, placed)
-		return err
+		if got.Items, err = readValues(r, placed); err != nil {
+			return err
+		}
+		for i := range placedCreate {
+			if createdErrs[i], err = readStored(r); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return Got{}, err
 	}
 	if added != nil {
-		return nil, nil, added
+		return Got{}, added
 	}
-	for k, v := range items {
+	for k, v := range got.Items {
 		if !s.kept(n, v) {
-			delete(items, k) // read as missing, as GetMulti does
+			delete(got.Items, k) // read as missing, as GetMulti does
 		}
 	}
 	for p, k := range orig {
-		if v, ok := items[p]; ok {
-			delete(items, p)
-			items[k] = v
+		if v, ok := got.Items[p]; ok {
+			delete(got.Items, p)
+			got.Items[k] = v
 		}
 	}
-	return items, nil, nil
+	for i, k := range create {
+		if createdErrs[i] == nil {
+			if got.Created == nil {
+				got.Created = make(map[string]Group, len(create))
+			}
+			got.Created[k] = groups[i]
+		}
+	}
+	return got, nil
+}
+
+// Got is what AddThenGet read and created.
+type Got struct {
+	Items       map[string]*Item // the keys read, under the keys asked for
+	Unavailable []string         // keys whose node was down or failing
+	Created     map[string]Group // the groups it created, by key asked for
 }
 
 // SetThenDelete stores items (as Set does) and then deletes key del (as

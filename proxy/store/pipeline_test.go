@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"testing"
 
@@ -33,9 +34,27 @@ func pipelinesInOrder(t *testing.T, s *Store, oneNode bool) {
 			t.Fatal(err)
 		}
 		trips := s.Ops("pipeline")
-		items, unavailable, err := s.AddThenGet(&Item{Key: lease, Value: []byte("mine"), Expiration: 60}, []string{lease, other, gone})
+		existing, missing := GroupKey(p+"existing"), GroupKey(p+"missing")
+		before, _, err := s.Ensure(existing, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AddThenGet(&Item{Key: lease, Value: []byte("mine"), Expiration: 60}, []string{lease, other, gone}, []string{existing, missing})
+		items, unavailable := got.Items, got.Unavailable
 		if err != nil || len(unavailable) > 0 {
 			t.Fatalf("AddThenGet: %v, unavailable %v", err, unavailable)
+		}
+		if oneNode {
+			// The missing group is created after the read, the existing one left as it is.
+			if _, ok := got.Created[existing]; ok || len(got.Created) != 1 {
+				t.Fatalf("created %v: want only the missing group", got.Created)
+			}
+			if g, created, err := s.Ensure(missing, 0); err != nil || created || g != got.Created[missing] {
+				t.Fatalf("the group created is not the one memcached holds: %+v created %v (%v), reported %+v", g, created, err, got.Created[missing])
+			}
+			if g, _, _ := s.Ensure(existing, 0); g != before {
+				t.Fatalf("an existing group was replaced: %+v, was %+v", g, before)
+			}
 		}
 		if it := items[lease]; it == nil || string(it.Value) != "mine" {
 			t.Fatalf("the get did not read after the add: %v", it)
@@ -54,17 +73,17 @@ func pipelinesInOrder(t *testing.T, s *Store, oneNode bool) {
 		if err := s.CompareAndSwap(items[other]); err != nil {
 			t.Fatalf("CompareAndSwap of an item read: %v", err)
 		}
-		if items, _, err := s.AddThenGet(&Item{Key: lease, Value: []byte("theirs")}, []string{lease}); !errors.Is(err, ErrNotStored) || items != nil {
-			t.Fatalf("second add: %v, items %v", err, items)
+		if got, err := s.AddThenGet(&Item{Key: lease, Value: []byte("theirs")}, []string{lease}, nil); !errors.Is(err, ErrNotStored) || got.Items != nil {
+			t.Fatalf("second add: %v, items %v", err, got.Items)
 		}
 
 		errs := s.SetThenDelete([]*Item{{Key: p + "entry", Value: []byte("e")}, {Key: p + "variant", Value: []byte("v")}}, lease)
 		if errs[0] != nil || errs[1] != nil {
 			t.Fatalf("SetThenDelete: %v", errs)
 		}
-		got, unavailable := s.GetMulti([]string{lease, p + "entry", p + "variant"})
-		if len(unavailable) > 0 || got[lease] != nil || got[p+"entry"] == nil || string(got[p+"variant"].Value) != "v" {
-			t.Fatalf("after SetThenDelete: %v", got)
+		after, unavailable := s.GetMulti([]string{lease, p + "entry", p + "variant"})
+		if len(unavailable) > 0 || after[lease] != nil || after[p+"entry"] == nil || string(after[p+"variant"].Value) != "v" {
+			t.Fatalf("after SetThenDelete: %v", after)
 		}
 		// A delete after a set of the same key: gone.
 		if errs := s.SetThenDelete([]*Item{{Key: other, Value: []byte("x")}}, other); errs[0] != nil {
@@ -82,11 +101,46 @@ func TestPipelineToAStoppedNode(t *testing.T) {
 	m := startNodes(t, 1)[0]
 	s := storeOver(t, m.Addr)
 	m.Stop()
-	_, _, err := s.AddThenGet(&Item{Key: "lease", Value: []byte("x")}, []string{"entry"})
+	_, err := s.AddThenGet(&Item{Key: "lease", Value: []byte("x")}, []string{"entry"}, []string{GroupKey("g")})
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("AddThenGet on a stopped node: %v", err)
 	}
 	if errs := s.SetThenDelete([]*Item{{Key: "entry", Value: []byte("x")}}, "lease"); !errors.Is(errs[0], ErrUnavailable) {
 		t.Fatalf("SetThenDelete on a stopped node: %v", errs[0])
+	}
+}
+
+// While a key's node is marked down, a pipeline goes to the keys' second
+// places, and answers under the keys asked for: the lease added is read
+// back, and deleted after the entry is stored, on either path (the lease
+// and the entry on one node or not).
+func TestPipelinesUseSecondPlacesWhileANodeIsDown(t *testing.T) {
+	nodes := startNodes(t, 3)
+	s := storeOver(t, nodes[0].Addr, nodes[1].Addr, nodes[2].Addr)
+	var leases, entries []string // leases on node 0, entries anywhere
+	for i := 0; len(leases) < 20; i++ {
+		if k := LeaseKey(fmt.Sprint("http://x/", i)); s.NodeOf(k) == 0 {
+			leases = append(leases, k)
+			entries = append(entries, EntryKey(fmt.Sprint("http://x/", i)))
+		}
+	}
+	nodes[0].Stop()
+	for s.NodeUp(0) { // three failures mark it down
+		s.GetMulti(leases[:1])
+	}
+	for i := range leases {
+		lease, entry := leases[i], entries[i]
+		got, err := s.AddThenGet(&Item{Key: lease, Value: []byte("mine"), Expiration: 60}, []string{lease, entry}, nil)
+		items, unavailable := got.Items, got.Unavailable
+		if err != nil || len(unavailable) > 0 || items[lease] == nil || string(items[lease].Value) != "mine" {
+			t.Fatalf("AddThenGet with the first node down: %v, unavailable %v, items %v", err, unavailable, items)
+		}
+		if errs := s.SetThenDelete([]*Item{{Key: entry, Value: []byte("e")}}, lease); errs[0] != nil {
+			t.Fatalf("SetThenDelete with the first node down: %v", errs[0])
+		}
+		after, _ := s.GetMulti([]string{lease, entry})
+		if after[lease] != nil || after[entry] == nil {
+			t.Fatalf("after SetThenDelete with the first node down: lease %v, entry %v", after[lease], after[entry])
+		}
 	}
 }

@@ -308,15 +308,25 @@ func (s *Store) ForgetMissed() {
 	}
 }
 
-// AddThenGet adds it and then, if the add succeeded, reads keys: one after
-// the other, as memcached runs a pipeline's commands (other clients'
-// operations may come between them).
-func (s *Store) AddThenGet(it *store.Item, keys []string) (map[string]*store.Item, []string, error) {
+// AddThenGet adds it and then, if the add succeeded, reads keys and
+// creates the groups of create that are missing: one after the other, as
+// memcached runs a pipeline's commands (other clients' operations may
+// come between them).
+func (s *Store) AddThenGet(it *store.Item, keys, create []string) (store.Got, error) {
 	if err := s.Add(it); err != nil {
-		return nil, nil, err
+		return store.Got{}, err
 	}
-	items, unavailable := s.GetMulti(keys)
-	return items, unavailable, nil
+	var got store.Got
+	got.Items, got.Unavailable = s.GetMulti(keys)
+	for _, k := range create {
+		if g, created, err := s.Ensure(k, 0); err == nil && created {
+			if got.Created == nil {
+				got.Created = map[string]store.Group{}
+			}
+			got.Created[k] = g
+		}
+	}
+	return got, nil
 }
 
 // SetThenDelete stores items and then deletes del (nothing if ""), one
