@@ -646,6 +646,11 @@ func (p *Proxy) beat(lkey string) (stop func()) {
 	var mu sync.Mutex
 	stopped := false
 	var t *time.Timer
+	// Held until t is set: on a busy machine the first beat can come
+	// before AfterFunc's caller stores its result (the simulator found
+	// t.Reset on a nil timer).
+	mu.Lock()
+	defer mu.Unlock()
 	t = time.AfterFunc(p.beatEvery(), func() {
 		mu.Lock()
 		defer mu.Unlock()
