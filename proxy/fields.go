@@ -90,9 +90,19 @@ var (
 // §3.1 lets a cache discard them).
 func responseFields(resp *fasthttp.Response) []field {
 	resp.Header.SetNoDefaultContentType(true)
+	size := 0
+	for k, v := range resp.Header.All() {
+		size += len(k) + len(v)
+	}
+	// One buffer for every name and value: a fill copies a response's
+	// fields, and two allocations per field were most of its own.
+	buf := make([]byte, 0, size)
 	fields := make([]field, 0, resp.Header.Len())
 	for k, v := range resp.Header.All() {
-		fields = append(fields, field{Name: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
+		n := len(buf)
+		buf = append(buf, k...)
+		buf = append(buf, v...)
+		fields = append(fields, field{Name: buf[n : n+len(k) : n+len(k)], Value: buf[n+len(k) : len(buf) : len(buf)]})
 	}
 	return fields
 }

@@ -45,6 +45,10 @@ type fillJob struct {
 	// variants: the secondary keys the URL's entry reached at lookup,
 	// which this fill's entry lists (variants.go).
 	variants [][]byte
+	// endLease stops the beat of the fleet fill lease this fill holds
+	// (nil: none, or given back): save gives the lease back in the round
+	// trip that stores the entry.
+	endLease func()
 }
 
 // fillResult is what a fill produced.
@@ -139,9 +143,12 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 		}
 		if held {
 			stop := p.beat(job.lkey)
+			job.endLease = stop
 			defer func() {
 				stop()
-				p.store.Delete(job.lkey)
+				if job.endLease != nil { // save did not give it back
+					p.store.Delete(job.lkey)
+				}
 			}()
 		}
 	}
@@ -174,13 +181,18 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 		if job.head {
 			return p.headAnswer(job, res, resp, &f, reqTime, respTime)
 		}
-		cresp := p.responseRules(resp)
+		fields := responseFields(resp)
+		cresp := p.fieldRules(resp.StatusCode(), fields)
 		groups, reason := p.storable(job, resp, &cresp)
 		if reason != "" {
 			res.resp, res.detail = resp, reason
 			return res
 		}
-		if p.resolveGroups(job, groups, &f) {
+		gkeys := make([]string, len(groups))
+		for i, g := range groups {
+			gkeys[i] = store.GroupKey(g.name)
+		}
+		if p.resolveGroups(job, groups, gkeys, &f) {
 			if !f.fresh && attempt == 0 {
 				p.m.lagRefetch.Inc()
 				f.fresh = true
@@ -190,15 +202,15 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 			// to this request, store nothing.
 			f.noStore = true
 		}
-		p.learn(job, groups)
+		p.learn(job, groups, gkeys)
 		keys := make([]string, 0, len(groups)+1)
 		keys = append(keys, job.ukey)
-		for _, g := range groups {
-			if k := store.GroupKey(g.name); k != job.ukey {
+		for _, k := range gkeys {
+			if k != job.ukey {
 				keys = append(keys, k)
 			}
 		}
-		ent := p.newEntry(job, resp, &cresp, reqTime, respTime)
+		ent := p.newEntry(job, resp, fields, &cresp, reqTime, respTime)
 		if p.rules.StripSetCookie {
 			res.cookies = setCookies(resp)
 		}
@@ -247,13 +259,24 @@ type fetchState struct {
 // without this, 64 concurrent misses over 8 proxies fetched twice in a
 // quarter of trials (fleetfill_test.go).
 func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
-	err := p.store.Add(&store.Item{Key: job.lkey, Value: leaseValue(), Expiration: int32(p.cfg.LeaseTTL / time.Second)})
+	lease := &store.Item{Key: job.lkey, Value: leaseValue(), Expiration: int32(p.cfg.LeaseTTL / time.Second)}
+	// The groups the lookup did not find are created in the same round
+	// trip, after the read: the snapshot would create them next.
+	var missing []string
+	for _, k := range job.keys[1:] {
+		if _, ok := job.snap[k]; !ok {
+			missing = append(missing, k)
+		}
+	}
+	got, err := p.store.AddThenGet(lease, job.keys, missing)
 	switch {
 	case err == nil:
-		items, _ := p.store.GetMulti(job.keys)
-		if r := p.filledEntry(job, items); r != nil {
+		if r := p.filledEntry(job, got.Items); r != nil {
 			p.store.Delete(job.lkey)
 			return false, r
+		}
+		for k, g := range got.Created {
+			job.snap[k] = g // as snapshot's Ensure would have: created, origin version unknown
 		}
 		return true, nil
 	case errors.Is(err, store.ErrNotStored):
@@ -372,8 +395,8 @@ func (p *Proxy) storable(job *fillJob, resp *fasthttp.Response, cresp *cachepoli
 	return groups, ""
 }
 
-// resolveGroups reads the values of the response's groups that the
-// snapshot lacks, after the fetch, and reports whether the response may
+// resolveGroups reads the values of the response's groups (keys[i] is
+// groups[i]'s memcached key) that the snapshot lacks, after the fetch, and reports whether the response may
 // come from a lagging replica. Reading them after the fetch is safe for
 // groups with known origin versions: a write the response misses either
 // moved the group after this read (the entry fails validation) or before it
@@ -390,11 +413,11 @@ func (p *Proxy) storable(job *fillJob, resp *fasthttp.Response, cresp *cachepoli
 // before the fetch, which the row's creation moves. A group read only after
 // the fetch cannot give that: it is taken now and the fill fetches again
 // (reported as lagging), with the group in the snapshot.
-func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagging bool) {
+func (p *Proxy) resolveGroups(job *fillJob, groups []group, keys []string, f *fetchState) (lagging bool) {
 	var post []string
-	for _, g := range groups {
-		if _, ok := job.snap[store.GroupKey(g.name)]; !ok {
-			post = append(post, store.GroupKey(g.name))
+	for _, k := range keys {
+		if _, ok := job.snap[k]; !ok {
+			post = append(post, k)
 		}
 	}
 	if len(post) > 0 {
@@ -402,8 +425,8 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 		if len(unavailable) > 0 {
 			f.noStore = true
 		}
-		for _, g := range groups {
-			k := store.GroupKey(g.name)
+		for i, g := range groups {
+			k := keys[i]
 			if _, ok := job.snap[k]; ok {
 				continue
 			}
@@ -433,8 +456,8 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 			job.snap[k] = st
 		}
 	}
-	for _, g := range groups {
-		if st, ok := job.snap[store.GroupKey(g.name)]; ok && g.version > 0 && st.Origin > g.version {
+	for i, g := range groups {
+		if st, ok := job.snap[keys[i]]; ok && g.version > 0 && st.Origin > g.version {
 			lagging = true // a replica behind a write the fleet already saw
 		}
 	}
@@ -446,9 +469,9 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, f *fetchState) (lagg
 // next fill can tell a lagging replica's answer without asking the primary.
 // The version is committed (a database returned it), so this never claims
 // more than is true; it does not move epochs.
-func (p *Proxy) learn(job *fillJob, groups []group) {
-	for _, g := range groups {
-		k := store.GroupKey(g.name)
+func (p *Proxy) learn(job *fillJob, groups []group, keys []string) {
+	for i, g := range groups {
+		k := keys[i]
 		if st, ok := job.snap[k]; ok && st.Origin < g.version {
 			if err := p.store.Learn(k, g.version); err != nil {
 				p.log.Debug("group version not learned", zap.String("group", g.name), zap.Error(err))
@@ -473,21 +496,16 @@ func (p *Proxy) record(job *fillJob, keys []string, f *fetchState) []recorded {
 	return rec
 }
 
-// responseRules extracts what cachepolicy needs from an origin response.
-func (p *Proxy) responseRules(resp *fasthttp.Response) cachepolicy.Response {
-	return p.fieldRules(resp.StatusCode(), responseFields(resp))
-}
-
-// newEntry builds the entry for a storable response: its fields as
-// storedFields keeps them (Transfer-Encoding, a hop-by-hop field, is not
+// newEntry builds the entry for a storable response: its fields
+// (responseFields) as storedFields keeps them (Transfer-Encoding, a hop-by-hop field, is not
 // among them: the body is stored de-chunked, and answered with a
 // Content-Length).
-func (p *Proxy) newEntry(job *fillJob, resp *fasthttp.Response, cresp *cachepolicy.Response, reqTime, respTime time.Time) *entry {
+func (p *Proxy) newEntry(job *fillJob, resp *fasthttp.Response, fields []field, cresp *cachepolicy.Response, reqTime, respTime time.Time) *entry {
 	e := &entry{Meta: cachepolicy.NewMeta(cresp, reqTime, respTime), Body: resp.Body()}
 	if len(e.Meta.Vary) > 0 {
 		e.VaryKey = cachepolicy.AppendVaryKey(nil, e.Meta.Vary, func(name []byte) []byte { return job.req.Header.PeekBytes(name) })
 	}
-	e.Headers = p.storedFields(responseFields(resp), &cresp.CacheControl, respTime)
+	e.Headers = p.storedFields(fields, &cresp.CacheControl, respTime)
 	return e
 }
 
@@ -539,16 +557,27 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 	if h := p.hooks.Load(); h != nil && h.beforeStore != nil {
 		h.beforeStore(job.path)
 	}
-	if err := p.store.Set(&store.Item{Key: job.ekey, Value: b, Expiration: int32(ttl)}); err != nil {
+	items := []*store.Item{{Key: job.ekey, Value: b, Expiration: int32(ttl)}}
+	if len(e.Meta.Vary) > 0 {
+		items = append(items, &store.Item{Key: store.VariantKey(job.primary, e.VaryKey), Value: b, Expiration: int32(ttl)})
+	}
+	// The lease is given back after the entry is stored, in the same
+	// round trip: a waiter that finds it gone finds the entry. No beat
+	// may write it again after that.
+	var release string
+	if job.endLease != nil {
+		job.endLease()
+		job.endLease, release = nil, job.lkey
+	}
+	errs := p.store.SetThenDelete(items, release)
+	if errs[0] != nil {
 		p.m.storeErrors.Inc()
-		p.log.Info("entry not stored", zap.String("path", job.path), zap.Error(err))
+		p.log.Info("entry not stored", zap.String("path", job.path), zap.Error(errs[0]))
 		return
 	}
-	if len(e.Meta.Vary) > 0 {
-		if err := p.store.Set(&store.Item{Key: store.VariantKey(job.primary, e.VaryKey), Value: b, Expiration: int32(ttl)}); err != nil {
-			p.m.storeErrors.Inc()
-			p.log.Info("variant not stored", zap.String("path", job.path), zap.Error(err))
-		}
+	if len(errs) > 1 && errs[1] != nil {
+		p.m.storeErrors.Inc()
+		p.log.Info("variant not stored", zap.String("path", job.path), zap.Error(errs[1]))
 	}
 	p.m.stores.Inc()
 	res.stored = true

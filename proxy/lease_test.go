@@ -54,7 +54,7 @@ func waitLease(t testing.TB, p *Proxy) {
 }
 
 func memcachedOps(p *Proxy) (n uint64) {
-	for _, op := range []string{"get", "set", "add", "cas", "delete"} {
+	for _, op := range []string{"get", "set", "add", "cas", "delete", "pipeline"} {
 		n += memcachedOf(p).Ops(op)
 	}
 	return n

@@ -25,7 +25,9 @@ const originProcessAddrPrefix = "origin process listening on "
 
 // TestOriginProcess is the child's origin: GET answers a cacheable body,
 // any other method a no-store JSON answer, counted; GET /count reports that
-// count; /healthz answers 200.
+// count; /healthz answers 200. A GET's query may ask for the answer's
+// Edgecache-Groups (groups=) and a body of that many bytes (bytes=), as
+// BenchmarkMiss does.
 func TestOriginProcess(t *testing.T) {
 	if os.Getenv(originProcessEnv) == "" {
 		t.Skip("runs only as the child of startOriginProcess")
@@ -44,6 +46,13 @@ func TestOriginProcess(t *testing.T) {
 			ctx.SetBodyString(strconv.FormatInt(writes.Load(), 10))
 		case ctx.IsGet() || ctx.IsHead():
 			ctx.Response.Header.Set("Cache-Control", "public, s-maxage=60")
+			if g := ctx.QueryArgs().Peek("groups"); len(g) > 0 {
+				ctx.Response.Header.SetBytesV("Edgecache-Groups", g)
+			}
+			if n, err := strconv.Atoi(string(ctx.QueryArgs().Peek("bytes"))); err == nil {
+				ctx.SetBodyString(strings.Repeat("x", n))
+				return
+			}
 			ctx.SetBodyString("from " + ln.Addr().String())
 		default:
 			writes.Add(1)
@@ -61,7 +70,7 @@ type originProcess struct {
 	cmd  *exec.Cmd
 }
 
-func startOriginProcess(t *testing.T) *originProcess {
+func startOriginProcess(t testing.TB) *originProcess {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestOriginProcess$")
 	cmd.Env = append(os.Environ(), originProcessEnv+"=1")

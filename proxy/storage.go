@@ -24,6 +24,14 @@ type storage interface {
 	CompareAndSwap(it *store.Item) error
 	Set(it *store.Item) error
 	Delete(key string) error // a missing key is not an error
+	// AddThenGet adds it and, if that succeeded, reads keys after the add
+	// took effect and creates the groups of create that are missing (one
+	// round trip when they share a node; else it may create none).
+	AddThenGet(it *store.Item, keys, create []string) (got store.Got, added error)
+	// SetThenDelete stores items and then deletes key del (none if ""),
+	// after every set took effect (one round trip when they share a node);
+	// errs[i] is items[i]'s.
+	SetThenDelete(items []*store.Item, del string) (errs []error)
 	Ensure(key string, origin uint64) (g store.Group, created bool, err error)
 	Learn(key string, origin uint64) error
 	// MoveOrQueue moves group name; a move that fails is kept and replayed

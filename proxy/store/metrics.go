@@ -21,7 +21,9 @@ type storeMetrics struct {
 	joinFlushes  *metrics.Counter // nodes flushed before joining a membership
 }
 
-var opNames = []string{"get", "set", "add", "cas", "delete"}
+// opNames are the operations counted; "pipeline" is a round trip of
+// several commands (pipeline.go).
+var opNames = []string{"get", "set", "add", "cas", "delete", "pipeline"}
 
 var latencyBuckets = metrics.ExponentialBuckets(0.0001, 2, 18) // 100µs .. ~13s
 

@@ -54,7 +54,8 @@ type Store struct {
 	fails      [ring.MaxNodes]atomic.Int32 // per node: consecutive network failures
 	missed     missedMoves
 	lookups    lookups
-	membership stamped // static: no document (membership.go)
+	pipes      pipeConns // pipeline.go
+	membership stamped   // static: no document (membership.go)
 
 	addMu  sync.Mutex // serialises addNode
 	view   atomic.Pointer[view]
@@ -260,13 +261,15 @@ func (s *Store) placed(key string) string {
 }
 
 func (s *Store) getMultiNode(node int, keys []string) (map[string]*memcache.Item, []string) {
-	if !s.up(node) {
-		s.m.skipped.Inc()
+	switch {
+	case len(keys) == 0:
+		return nil, nil // "gets" with no key is not a command
+	case !legalKeys(keys...):
 		return nil, keys
 	}
-	start := time.Now()
-	items, err := s.mc.GetMulti(keys)
-	s.observe("get", node, start, err)
+	var items map[string]*memcache.Item
+	err := s.pipeline("get", node, func(w *bufio.Writer) { writeGets(w, keys) },
+		func(r *bufio.Reader) (err error) { items, err = readValues(r, keys); return err })
 	if err != nil {
 		return nil, keys
 	}

@@ -319,3 +319,37 @@ func (s *Store) ForgetMissed() {
 		clear(s.nodes[i].missed)
 	}
 }
+
+// AddThenGet adds it and then, if the add succeeded, reads keys and
+// creates the groups of create that are missing: one after the other, as
+// memcached runs a pipeline's commands (other clients' operations may
+// come between them).
+func (s *Store) AddThenGet(it *store.Item, keys, create []string) (store.Got, error) {
+	if err := s.Add(it); err != nil {
+		return store.Got{}, err
+	}
+	var got store.Got
+	got.Items, got.Unavailable = s.GetMulti(keys)
+	for _, k := range create {
+		if g, created, err := s.Ensure(k, 0); err == nil && created {
+			if got.Created == nil {
+				got.Created = map[string]store.Group{}
+			}
+			got.Created[k] = g
+		}
+	}
+	return got, nil
+}
+
+// SetThenDelete stores items and then deletes del (nothing if ""), one
+// after the other.
+func (s *Store) SetThenDelete(items []*store.Item, del string) []error {
+	errs := make([]error, len(items))
+	for i, it := range items {
+		errs[i] = s.Set(it)
+	}
+	if del != "" {
+		s.Delete(del)
+	}
+	return errs
+}
