@@ -2,13 +2,10 @@ package store
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bradfitz/gomemcache/memcache"
@@ -76,56 +73,27 @@ type Version struct {
 // bytes whatever the value's size: package lease checks the registry
 // copies so, and reads a copy only when it changed.
 func (s *Store) NodeVersion(n int, key string) (v Version, err error) {
-	err = s.doNode("get", n, func(*memcache.Client) error { // counted as the get it is
-		v, err = s.metas[n].version(s, n, key)
+	if v := s.view.Load(); v != nil && v.union&(1<<n) == 0 {
+		return Version{}, ErrNotMember
+	}
+	miss := false
+	err = s.pipeline("get", n, func(w *bufio.Writer) { // counted as the get it is
+		w.WriteString("mg " + key + " c f s\r\n")
+	}, func(r *bufio.Reader) error {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		v, err = parseVersion(strings.TrimRight(line, "\r\n"))
+		if errors.Is(err, memcache.ErrCacheMiss) {
+			miss, err = true, nil // an answer: the connection stays good
+		}
 		return err
 	})
-	return v, err
-}
-
-// metaConn is one connection to a node for meta gets, which gomemcache
-// does not speak.
-type metaConn struct {
-	mu sync.Mutex
-	c  net.Conn
-	r  *bufio.Reader
-}
-
-func (m *metaConn) version(s *Store, n int, key string) (Version, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, err := m.ask(s, n, key)
-	if err != nil && !errors.Is(err, memcache.ErrCacheMiss) && m.c != nil {
-		m.c.Close() // a broken or desynchronised connection: a new one next time
-		m.c = nil
+	if miss {
+		return Version{}, memcache.ErrCacheMiss
 	}
 	return v, err
-}
-
-func (m *metaConn) ask(s *Store, n int, key string) (Version, error) {
-	if m.c == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-		defer cancel()
-		dial := s.dial
-		if dial == nil {
-			var d net.Dialer
-			dial = d.DialContext
-		}
-		c, err := dial(ctx, "tcp", s.NodeAddr(n))
-		if err != nil {
-			return Version{}, err
-		}
-		m.c, m.r = c, bufio.NewReaderSize(c, 256)
-	}
-	m.c.SetDeadline(time.Now().Add(s.timeout))
-	if _, err := m.c.Write([]byte("mg " + key + " c f s\r\n")); err != nil {
-		return Version{}, err
-	}
-	line, err := m.r.ReadString('\n')
-	if err != nil {
-		return Version{}, err
-	}
-	return parseVersion(strings.TrimRight(line, "\r\n"))
 }
 
 // parseVersion reads a meta get's answer: "HD c<cas> f<flags> s<size>", or

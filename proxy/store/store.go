@@ -42,7 +42,6 @@ type Store struct {
 	mc      *memcache.Client
 	probes  [ring.MaxNodes]*memcache.Client // one small client per node: probes, replay, flush
 	nodes   [ring.MaxNodes]*memcache.Client // one client per node for node-targeted operations and moves
-	metas   [ring.MaxNodes]metaConn         // one connection per node for meta gets (NodeVersion)
 	log     *zap.Logger
 	m       *storeMetrics
 	timeout time.Duration
