@@ -4,7 +4,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -93,4 +95,79 @@ func TestBeyondTheOriginLimitStaleOrFast503(t *testing.T) {
 	if n := o.hits("/limit/new"); n != 0 {
 		t.Fatalf("origin asked %d times beyond the limit", n)
 	}
+}
+
+// Slow answers while the proxy sends one request at a time (the origin's
+// latency ×20 for a second, as when other processes stall the machine)
+// leave the limit alone: it was not what let a queue build. A burst of
+// four times the floor that follows reaches the origin in full; with the
+// limit shrunk to its floor, three quarters of it got 503s.
+func TestSlowAnswersAtLowConcurrencyKeepTheLimit(t *testing.T) {
+	o := newScripted(t)
+	var slow atomic.Bool
+	o.handle("/limit/seq", func(ctx *fasthttp.RequestCtx) {
+		if slow.Load() {
+			time.Sleep(20 * time.Millisecond) // the stimulus: a slow origin
+		}
+		cacheable("x")(ctx)
+	})
+	const burst = 16
+	arrived, release := make(chan struct{}, burst), make(chan struct{})
+	o.handle("/limit/burst", func(ctx *fasthttp.RequestCtx) {
+		arrived <- struct{}{}
+		<-release
+		cacheable("x")(ctx)
+	})
+	cfg := testConfig(o.url())
+	cfg.OriginConcurrencyMin, cfg.OriginConcurrencyMax = burst/4, 4*burst
+	p := startProxy(t, cfg)
+	run := "?run=" + runID()
+	n := 0
+	seq := func() {
+		n++
+		if r := get(t, p, "/limit/seq"+run+"&n="+strconv.Itoa(n)); r.StatusCode() != 200 {
+			t.Fatalf("sequential miss %d: %d %s", n, r.StatusCode(), r.Body())
+		}
+	}
+	// Fast answers until the limit has a baseline, then slow ones for ten
+	// of its windows.
+	for baselineOf(p.origins.limit) == 0 {
+		seq()
+	}
+	slow.Store(true)
+	for until := time.Now().Add(10 * limitWindow); time.Now().Before(until); {
+		seq()
+	}
+	limit, _ := p.origins.limit.current()
+
+	statuses := make(chan int, burst)
+	for i := range burst {
+		go func() { statuses <- get(t, p, "/limit/burst"+run+"&i="+strconv.Itoa(i)).StatusCode() }()
+	}
+	refused := 0
+	for got := 0; got+refused < burst; {
+		select {
+		case <-arrived:
+			got++
+		case s := <-statuses:
+			refused++ // answered before its request could reach the origin
+			t.Errorf("burst request answered %d without reaching the origin", s)
+		}
+	}
+	close(release)
+	if refused > 0 {
+		t.Fatalf("%d of %d concurrent misses refused after sequential slow answers: the limit fell to %.0f", refused, burst, limit)
+	}
+	for range burst {
+		if s := <-statuses; s != 200 {
+			t.Errorf("burst request: %d", s)
+		}
+	}
+}
+
+// baselineOf is c's latency baseline, 0 before its first window.
+func baselineOf(c *concurrencyLimit) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.baseline
 }
