@@ -59,12 +59,16 @@ type ReadMix struct {
 // scheduled apart from the mix and sent over connections of its own, so
 // that its requests never hold up the mix's in the generator: the mix's
 // latencies are the target's alone. Its requests have their own rows.
+// Connections is its own pool per target: a flood whose answers are slow
+// needs many (at 7,500/s and 20 ms, 150), and an attacker opens them.
 type Attack struct {
-	Kind string  `json:"kind,omitempty"`
-	Rate float64 `json:"rate,omitempty"`
+	Kind        string  `json:"kind,omitempty"`
+	Rate        float64 `json:"rate,omitempty"`
+	Connections int     `json:"connections,omitempty"`
 }
 
-// ParseAttack reads "bust=7500" or "missing=7500"; "" is no attack.
+// ParseAttack reads "bust=7500" or "missing=7500", without connections;
+// "" is no attack.
 func ParseAttack(s string) (Attack, error) {
 	if s == "" {
 		return Attack{}, nil
@@ -135,6 +139,7 @@ func (c RunConfig) Validate() error {
 	check(c.Requests >= 0, "-requests must be ≥ 0")
 	check(c.Spike.Every == 0 || c.Rate > 0, "-spike needs an open-loop run (-rate > 0)")
 	check(c.Attack.Rate == 0 || c.Rate > 0, "-attack needs an open-loop run (-rate > 0)")
+	check(c.Attack.Rate == 0 || c.Attack.Connections >= 1, "-attack-connections must be ≥ 1")
 	check(c.Timeout > 0, "-timeout must be > 0")
 	check(c.Drain >= 0, "-drain must be ≥ 0")
 	check(c.Warmup >= 0, "-warmup must be ≥ 0")

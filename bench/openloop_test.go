@@ -188,7 +188,7 @@ func TestAttackDoesNotHoldUpTheMix(t *testing.T) {
 	cfg.Rate, cfg.Duration, cfg.Connections = posts, time.Second, 4
 	cfg.Reads, cfg.Writes = 1, 0
 	cfg.ReadMix = ReadMix{Post: 1}
-	cfg.Attack = Attack{Kind: "missing", Rate: 100}
+	cfg.Attack = Attack{Kind: "missing", Rate: 100, Connections: 4}
 	seed := &Seed{Tag: "t", Users: []SeedUser{{ID: 1, Token: "x"}}, Posts: []SeedPost{{ID: 1, Version: 1}}}
 	done := make(chan *Result)
 	go func() {

@@ -228,18 +228,18 @@ func (c RunConfig) attackConfig() RunConfig {
 	return a
 }
 
-// attackWorkers makes the attack's connection pools (as many connections
-// per target as the mix has) and returns a recorder per connection.
+// attackWorkers makes the attack's connection pools and returns a recorder
+// per connection.
 func (st *runState) attackWorkers() ([]*recorder, error) {
 	cfg := st.cfg
 	for _, base := range cfg.Targets {
-		t, err := newTarget(base, cfg.Connections, cfg.Timeout, &st.retries)
+		t, err := newTarget(base, cfg.Attack.Connections, cfg.Timeout, &st.retries)
 		if err != nil {
 			return nil, err
 		}
 		st.attackTargets = append(st.attackTargets, t)
 	}
-	recs := make([]*recorder, cfg.Connections*len(cfg.Targets))
+	recs := make([]*recorder, cfg.Attack.Connections*len(cfg.Targets))
 	for i := range recs {
 		recs[i] = newRecorder(st.tl)
 	}
