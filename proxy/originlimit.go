@@ -13,9 +13,10 @@ import (
 // origins, after Netflix's Gradient2 (concurrency-limits) and Envoy's
 // adaptive concurrency filter: when the origins' latency rises above its
 // long-term baseline, requests are queueing there, and the limit shrinks
-// in proportion; while latency stays at the baseline, it grows by its
-// square root; either only while the limit is in use (half of it or more
-// in flight). A request beyond the limit is not sent: a read serves its
+// in proportion (from what is in flight, when that is less); while
+// latency stays at the baseline, it grows by its square root. Slow answers
+// with no more than the floor in flight leave it alone: those requests are
+// not the queue. A request beyond the limit is not sent: a read serves its
 // stale entry where it has one (fetchFailed), else it and
 // any write get a 503 origin_overloaded with Retry-After at once, instead
 // of adding to the queue that slows every other request down.
@@ -97,21 +98,31 @@ func (c *concurrencyLimit) update(latency float64) {
 		// start, a recovery): catch up faster.
 		c.baseline = (c.baseline + latency) / 2
 	}
-	if float64(c.inflight) < c.limit/2 {
-		// The limit is not in use: it neither holds traffic back (do not
-		// grow it) nor lets a queue build at the origins (do not shrink
-		// it). Slow answers then come from elsewhere — a stall of the
-		// machine, an origin busy with other work — and a limit shrunk
+	queueing, inflight := latency > limitTolerance*c.baseline, float64(c.inflight)
+	switch {
+	case queueing && inflight <= c.min:
+		// Too few requests in flight to be the queue (the floor lets them
+		// through anyway): the slow answers come from elsewhere, a stall
+		// of the machine, an origin busy with other work. A limit shrunk
 		// for them only refuses the next burst: a 500/s mix on a busy
 		// machine drove it from 1024 to 16 and got 503s at 130 origin
-		// requests/s. Netflix's Gradient2 leaves it alone too.
+		// requests/s.
 		return
+	case queueing && inflight < c.limit/2:
+		// A queue at the origins while the limit is far from reached: it
+		// starts at its ceiling, which the clients may never fill (a flood
+		// of misses over 256 connections kept 85 in flight while the
+		// origin's latency rose twentyfold). Cut from what is in flight,
+		// or the limit would only come down to where it is of no use.
+		c.limit = inflight
 	}
 	gradient := max(0.5, min(1, limitTolerance*c.baseline/latency))
 	next := c.limit*gradient + math.Sqrt(c.limit)
 	if next > c.limit {
 		next = c.limit*(1-limitSmoothing) + next*limitSmoothing // grow gently
 	} // shrink at once, as Envoy's gradient controller does: the queue is there now
+	// Growing while not in use is bounded by max, and lets the limit
+	// recover once a flood is over.
 	c.limit = max(c.min, min(c.max, next))
 }
 

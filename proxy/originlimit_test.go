@@ -171,3 +171,59 @@ func baselineOf(c *concurrencyLimit) float64 {
 	defer c.mu.Unlock()
 	return c.baseline
 }
+
+// A flood of misses over far fewer connections than the limit's ceiling
+// (64 clients, limit 1024) makes the origin slow: the limit must come down
+// from what is in flight and refuse some of them, not wait for half of
+// its ceiling to be in use, which these clients can never reach.
+func TestFloodBelowTheCeilingBringsTheLimitDown(t *testing.T) {
+	o := newScripted(t)
+	var slow atomic.Bool
+	o.handle("/limit/flood", func(ctx *fasthttp.RequestCtx) {
+		if slow.Load() {
+			time.Sleep(50 * time.Millisecond) // the stimulus: an origin overloaded
+		}
+		cacheable("x")(ctx)
+	})
+	cfg := testConfig(o.url())
+	cfg.OriginConcurrencyMin, cfg.OriginConcurrencyMax = 4, 1024
+	p := startProxy(t, cfg)
+	run := "?run=" + runID()
+	var n atomic.Int64
+	miss := func() int {
+		return get(t, p, "/limit/flood"+run+"&n="+strconv.FormatInt(n.Add(1), 10)).StatusCode()
+	}
+	for baselineOf(p.origins.limit) == 0 {
+		if s := miss(); s != 200 {
+			t.Fatalf("fast miss: %d", s)
+		}
+	}
+	slow.Store(true)
+	refused, stop := make(chan struct{}, 1), make(chan struct{})
+	var clients sync.WaitGroup
+	for range 64 {
+		clients.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if miss() == fasthttp.StatusServiceUnavailable {
+					select {
+					case refused <- struct{}{}:
+					default:
+					}
+				}
+			}
+		})
+	}
+	select {
+	case <-refused:
+	case <-time.After(10 * time.Second): // a bound on failure, not a measure
+		limit, inflight := p.origins.limit.current()
+		t.Errorf("64 clients of an origin slowed fiftyfold for 10 s: none refused; limit %.0f, %d in flight", limit, inflight)
+	}
+	close(stop)
+	clients.Wait()
+}
