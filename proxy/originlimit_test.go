@@ -24,11 +24,17 @@ func TestConcurrencyLimitFollowsLatency(t *testing.T) {
 	if c.limit != 100 {
 		t.Fatalf("flat latency: limit %.1f, want 100", c.limit)
 	}
-	for range 20 {
+	for range limitPersist - 1 {
+		c.update(0.100)
+	}
+	if c.limit != 100 {
+		t.Fatalf("latency ×10 for %d windows: limit %.1f, want 100 (a stall, not yet a queue)", limitPersist-1, c.limit)
+	}
+	for range 30 {
 		c.update(0.100)
 	}
 	if c.limit > 25 {
-		t.Fatalf("latency ×10 for 2 s: limit %.1f, want it below 25", c.limit)
+		t.Fatalf("latency ×10 for 3 s: limit %.1f, want it below 25", c.limit)
 	}
 	for range 200 {
 		c.update(5)
