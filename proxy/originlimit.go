@@ -65,6 +65,13 @@ func (c *concurrencyLimit) acquire() bool {
 	return true
 }
 
+// reached says whether acquire would refuse now.
+func (c *concurrencyLimit) reached() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inflight >= int(c.limit)
+}
+
 // release gives the slot back; latency is the request's, sampled when
 // sample is set: for answers only. An overloaded origin still answers,
 // slowly; a hung or unreachable one is the health checks' to eject

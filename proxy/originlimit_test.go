@@ -86,9 +86,15 @@ func TestBeyondTheOriginLimitStaleOrFast503(t *testing.T) {
 	}
 	defer func() { close(release); hung.Wait() }()
 
+	adds, deletes := memcachedOf(p).Ops("add"), memcachedOf(p).Ops("delete")
 	r := get(t, p, "/limit/new"+run)
 	if r.StatusCode() != 503 || jsonErrorCode(t, r) != "origin_overloaded" || string(r.Header.Peek("Retry-After")) != "1" {
 		t.Fatalf("miss beyond the limit: %d %s %s", r.StatusCode(), r.Header.Header(), r.Body())
+	}
+	// Refused before its fill lease and groups are taken: a flood beyond
+	// the limit costs memcached its lookups only.
+	if a, d := memcachedOf(p).Ops("add")-adds, memcachedOf(p).Ops("delete")-deletes; a != 0 || d != 0 {
+		t.Errorf("a miss refused by the limit made %d memcached adds and %d deletes (a lease taken and given back, groups created)", a, d)
 	}
 	r = get(t, p, "/limit/stale"+run)
 	if r.StatusCode() != 200 || string(r.Body()) != "old" || !strings.Contains(cacheStatus(r), "detail=origin-overloaded") {
