@@ -1,4 +1,4 @@
-# edgecache: make run · make test · make build · make lint · make bench · make fleet · make drills · make hotpost · make fuzz · make simulate · make deps
+# edgecache: make run · make test · make build · make lint · make bench · make overload · make fleet · make drills · make hotpost · make fuzz · make simulate · make deps
 GO      ?= go
 # The one-box stack keeps its data here (git-ignored); make bench uses its
 # own folder below it, so its data never mixes with make run's.
@@ -7,7 +7,7 @@ RUN_DIR ?= .run
 RUN_FLAGS ?=
 CMDS    := ./origin/cmd/origin ./proxy/cmd/proxy ./proxy/cmd/invalidator ./bench/cmd/bench ./deploy/cmd/onebox ./deploy/cmd/fleet
 
-.PHONY: build run fleet drills hotpost test lint bench deps fuzz simulate
+.PHONY: build run fleet drills hotpost test lint bench overload deps fuzz simulate
 
 # One go build for every command: each package is compiled once.
 build:
@@ -55,6 +55,15 @@ lint:
 bench: build
 	@./deploy/install-deps.sh bench
 	bin/onebox -dir $(RUN_DIR)/bench -bench bench/out $(BENCH_FLAGS)
+
+# The origin-protection drills (issue 20; bench/README.md "make overload")
+# against a one-box stack of its own: the 100:1 mix alone, beside a
+# cache-busting flood and beside an id scan of missing posts, the floods at
+# 3× the origin's knee (measured first by an origin sweep); reports in
+# bench/out/overload. OVERLOAD_FLAGS='-overload-knee 2500' skips the sweep.
+OVERLOAD_FLAGS ?=
+overload: build
+	bin/onebox -dir $(RUN_DIR)/bench -overload bench/out/overload $(OVERLOAD_FLAGS)
 
 # Every fuzz target in turn, FUZZTIME each (go test -fuzz runs one at a time).
 FUZZTIME ?= 30s

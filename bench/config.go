@@ -18,8 +18,11 @@ type RunConfig struct {
 	Duration    time.Duration `json:"duration"`
 	Requests    int64         `json:"requests"` // stop after this many; 0 = only Duration
 	Spike       Spike         `json:"spike"`
-	Timeout     time.Duration `json:"timeout"` // per request
-	Drain       time.Duration `json:"drain"`   // after the schedule ends, how long the backlog may take
+	// Attack is a flood of one attack kind beside the mix, on a schedule
+	// and connections of its own (issue 20's drills).
+	Attack  Attack        `json:"attack,omitempty"`
+	Timeout time.Duration `json:"timeout"` // per request
+	Drain   time.Duration `json:"drain"`   // after the schedule ends, how long the backlog may take
 	// Warmup is the start of the run left out of the steady-state hit
 	// ratio (the cache fills then).
 	Warmup time.Duration `json:"warmup"`
@@ -50,6 +53,39 @@ type ReadMix struct {
 	// parameter), and posts that do not exist, in increasing ids (a scan).
 	Bust    float64 `json:"bust,omitempty"`
 	Missing float64 `json:"missing,omitempty"`
+}
+
+// Attack is a flood of one read kind, bust or missing, at Rate requests/s,
+// scheduled apart from the mix and sent over connections of its own, so
+// that its requests never hold up the mix's in the generator: the mix's
+// latencies are the target's alone. Its requests have their own rows.
+// Connections is its own pool per target: a flood whose answers are slow
+// needs many (at 7,500/s and 20 ms, 150), and an attacker opens them.
+type Attack struct {
+	Kind        string  `json:"kind,omitempty"`
+	Rate        float64 `json:"rate,omitempty"`
+	Connections int     `json:"connections,omitempty"`
+}
+
+// ParseAttack reads "bust=7500" or "missing=7500", without connections;
+// "" is no attack.
+func ParseAttack(s string) (Attack, error) {
+	if s == "" {
+		return Attack{}, nil
+	}
+	kind, rate, ok := strings.Cut(s, "=")
+	r, err := strconv.ParseFloat(rate, 64)
+	if !ok || err != nil || r <= 0 || (kind != "bust" && kind != "missing") {
+		return Attack{}, fmt.Errorf("attack %q: want bust=RATE or missing=RATE, RATE > 0 requests/s", s)
+	}
+	return Attack{Kind: kind, Rate: r}, nil
+}
+
+func (a Attack) String() string {
+	if a.Rate == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s=%g", a.Kind, a.Rate)
 }
 
 // sum is the weights' total.
@@ -102,6 +138,8 @@ func (c RunConfig) Validate() error {
 	check(c.Duration > 0 || c.Requests > 0, "-duration or -requests must be > 0")
 	check(c.Requests >= 0, "-requests must be ≥ 0")
 	check(c.Spike.Every == 0 || c.Rate > 0, "-spike needs an open-loop run (-rate > 0)")
+	check(c.Attack.Rate == 0 || c.Rate > 0, "-attack needs an open-loop run (-rate > 0)")
+	check(c.Attack.Rate == 0 || c.Attack.Connections >= 1, "-attack-connections must be ≥ 1")
 	check(c.Timeout > 0, "-timeout must be > 0")
 	check(c.Drain >= 0, "-drain must be ≥ 0")
 	check(c.Warmup >= 0, "-warmup must be ≥ 0")

@@ -162,3 +162,66 @@ func TestTargetsShareLoad(t *testing.T) {
 		t.Fatalf("errors %d; served %d and %d, want 200 each", res.Errors, a.served.Load(), b.served.Load())
 	}
 }
+
+// An attack runs on workers and connections of its own: while every one of
+// its requests hangs at the target, the mix is still sent and answered, and
+// each has its own rows.
+func TestAttackDoesNotHoldUpTheMix(t *testing.T) {
+	const posts = 200
+	var served atomic.Int64
+	release := make(chan struct{})
+	var releaseOnce sync.Once
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != postPath(1) { // the attack's missing posts hang
+			<-release
+			http.Error(w, `{"error":"not_found"}`, http.StatusNotFound)
+			return
+		}
+		if served.Add(1) == posts {
+			releaseOnce.Do(func() { close(release) })
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id":1,"version":1}`))
+	}))
+	defer srv.Close()
+	cfg := testRunConfig("attack", []string{srv.URL}, 0)
+	cfg.Rate, cfg.Duration, cfg.Connections = posts, time.Second, 4
+	cfg.Reads, cfg.Writes = 1, 0
+	cfg.ReadMix = ReadMix{Post: 1}
+	cfg.Attack = Attack{Kind: "missing", Rate: 100, Connections: 4}
+	seed := &Seed{Tag: "t", Users: []SeedUser{{ID: 1, Token: "x"}}, Posts: []SeedPost{{ID: 1, Version: 1}}}
+	done := make(chan *Result)
+	go func() {
+		res, err := Run(context.Background(), cfg, seed, testWriter{t})
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	var res *Result
+	select {
+	case res = <-done:
+	case <-time.After(30 * time.Second):
+		releaseOnce.Do(func() { close(release) }) // so that the server can close
+		<-done
+		t.Fatalf("the mix got %d of %d posts answered while the attack hung: it waits behind the attack", served.Load(), posts)
+	}
+	ops := map[string]OpStats{}
+	for _, s := range res.Ops {
+		ops[s.Op] = s
+	}
+	if p, m := ops["post"], ops["missing"]; p.Count != posts || p.Errors != 0 || m.Count != 100 || m.Errors != 0 {
+		t.Fatalf("post %d (%d errors), missing %d (%d errors): want %d, 100, no errors", p.Count, p.Errors, m.Count, m.Errors, posts)
+	}
+}
+
+func TestParseAttack(t *testing.T) {
+	if a, err := ParseAttack("missing=7500"); err != nil || a != (Attack{Kind: "missing", Rate: 7500}) || a.String() != "missing=7500" {
+		t.Fatalf("ParseAttack(missing=7500) = %+v, %v", a, err)
+	}
+	for _, bad := range []string{"post=10", "bust", "bust=0", "bust=-1", "missing=x"} {
+		if _, err := ParseAttack(bad); err == nil {
+			t.Errorf("ParseAttack(%q) accepted", bad)
+		}
+	}
+}

@@ -37,6 +37,9 @@ type Result struct {
 	All     OpStats     `json:"all"`     // every operation
 	Service Percentiles `json:"service"` // send → answer, every operation
 	Wait    Percentiles `json:"wait"`    // scheduled → sent: time queued in the generator
+	// MixHits is scheduled → answer of the mix's reads answered as cache
+	// hits: the cached reads' latency, attacks and misses left out.
+	MixHits Percentiles `json:"mix_hits"`
 
 	ErrorKinds []ErrorCount `json:"error_kinds"`
 	Cache      CacheStats   `json:"cache"`
@@ -288,6 +291,7 @@ func mergeRecorders(recs []*recorder) *recorder {
 		}
 		total.service.Merge(r.service)
 		total.wait.Merge(r.wait)
+		total.mixHits.Merge(r.mixHits)
 		for i := range total.checked {
 			total.checked[i] += r.checked[i]
 			total.stale[i] += r.stale[i]
@@ -346,6 +350,7 @@ func (res *Result) addOps(total *recorder) {
 // read-after-write checks.
 func (res *Result) addChecks(total *recorder) {
 	res.Service, res.Wait = percentiles(total.service), percentiles(total.wait)
+	res.MixHits = percentiles(total.mixHits)
 	judged := int64(0)
 	for i, n := range total.cache {
 		res.Cache.Outcomes[outcomeNames[i]] = n

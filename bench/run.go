@@ -92,12 +92,14 @@ type runState struct {
 	cfg     RunConfig
 	seed    *Seed
 	targets []*target
-	acks    *acks
-	tl      *timeline
-	retries atomic.Int64
-	bodies  atomic.Int64 // numbers write bodies so they differ
-	scan    atomic.Int64 // the id scan of missing posts: the next offset
-	started atomic.Int64 // closed loop: requests started, for -requests
+	// attackTargets are the attack's own connection pools to the targets.
+	attackTargets []*target
+	acks          *acks
+	tl            *timeline
+	retries       atomic.Int64
+	bodies        atomic.Int64 // numbers write bodies so they differ
+	scan          atomic.Int64 // the id scan of missing posts: the next offset
+	started       atomic.Int64 // closed loop: requests started, for -requests
 }
 
 // Run seeds nothing: it drives the workload against cfg.Targets using seed,
@@ -118,7 +120,8 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 	}
 	postPerm := rankPermutation(cfg.Seed, len(seed.Posts))
 	userPerm := rankPermutation(cfg.Seed+1, len(seed.Users))
-	if _, err := newGenerator(cfg, 0, postPerm, userPerm); err != nil {
+	var err error
+	if _, err = newGenerator(cfg, 0, postPerm, userPerm); err != nil {
 		return nil, err
 	}
 
@@ -134,7 +137,14 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 	}
 	var scheduled int64
 	if cfg.Rate > 0 {
-		scheduled = st.openLoop(ctx, recs, start, postPerm, userPerm)
+		var attackRecs []*recorder
+		if cfg.Attack.Rate > 0 {
+			if attackRecs, err = st.attackWorkers(); err != nil {
+				return nil, err
+			}
+		}
+		scheduled = st.openLoop(ctx, recs, attackRecs, start, postPerm, userPerm)
+		recs = append(recs, attackRecs...)
 	} else {
 		st.closedLoop(ctx, recs, start, postPerm, userPerm)
 	}
@@ -156,34 +166,84 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 
 // openLoop sends the schedule from start through one worker per recorder,
 // and returns how many requests it scheduled once every worker is done.
-func (st *runState) openLoop(ctx context.Context, recs []*recorder, start time.Time, postPerm, userPerm []int32) int64 {
+// With attackRecs, the attack's schedule goes to workers of its own, over
+// connections of its own (st.attackTargets).
+func (st *runState) openLoop(ctx context.Context, recs, attackRecs []*recorder, start time.Time, postPerm, userPerm []int32) int64 {
 	// drainCtx ends when the run is interrupted, or Drain after the schedule
 	// ends: requests still queued then are counted as not sent.
 	drainCtx, cancelDrain := context.WithCancel(ctx)
 	defer cancelDrain()
-	jobs := make(chan job, 1<<16)
 	var wg sync.WaitGroup
-	for _, rec := range recs {
-		w := newWorker(st, rec)
-		wg.Go(func() {
-			defer w.release()
-			for j := range jobs {
-				if drainCtx.Err() != nil {
-					w.notSent(j, ctx)
-					continue
+	startWorkers := func(recs []*recorder, targets []*target) chan<- job {
+		jobs := make(chan job, 1<<16)
+		for _, rec := range recs {
+			w := newWorker(st, rec, targets)
+			wg.Go(func() {
+				defer w.release()
+				for j := range jobs {
+					if drainCtx.Err() != nil {
+						w.notSent(j, ctx)
+						continue
+					}
+					w.do(j)
 				}
-				w.do(j)
-			}
+			})
+		}
+		return jobs
+	}
+	var scheduled atomic.Int64
+	var dispatchers sync.WaitGroup
+	schedule := func(cfg RunConfig, stream uint64, jobs chan<- job) {
+		dispatchers.Go(func() {
+			gen, _ := newGenerator(cfg, stream, postPerm, userPerm)
+			scheduled.Add(dispatch(ctx, cfg, gen, start, jobs))
+			close(jobs)
 		})
 	}
-	gen, _ := newGenerator(st.cfg, 0, postPerm, userPerm)
-	scheduled := dispatch(ctx, st.cfg, gen, start, jobs)
-	close(jobs)
+	schedule(st.cfg, 0, startWorkers(recs, st.targets))
+	if len(attackRecs) > 0 {
+		schedule(st.cfg.attackConfig(), 1, startWorkers(attackRecs, st.attackTargets))
+	}
+	dispatchers.Wait()
 	if ctx.Err() == nil {
 		time.AfterFunc(st.cfg.Drain, cancelDrain)
 	}
 	wg.Wait()
-	return scheduled
+	return scheduled.Load()
+}
+
+// attackConfig is the run's configuration for the attack's schedule: its
+// rate, steady, every request of its kind.
+func (c RunConfig) attackConfig() RunConfig {
+	a := c
+	a.Rate, a.Spike, a.Requests = c.Attack.Rate, Spike{}, 0
+	a.Reads, a.Writes = 1, 0
+	a.ReadMix = ReadMix{}
+	switch c.Attack.Kind {
+	case "bust":
+		a.ReadMix.Bust = 1
+	case "missing":
+		a.ReadMix.Missing = 1
+	}
+	return a
+}
+
+// attackWorkers makes the attack's connection pools and returns a recorder
+// per connection.
+func (st *runState) attackWorkers() ([]*recorder, error) {
+	cfg := st.cfg
+	for _, base := range cfg.Targets {
+		t, err := newTarget(base, cfg.Attack.Connections, cfg.Timeout, &st.retries)
+		if err != nil {
+			return nil, err
+		}
+		st.attackTargets = append(st.attackTargets, t)
+	}
+	recs := make([]*recorder, cfg.Attack.Connections*len(cfg.Targets))
+	for i := range recs {
+		recs[i] = newRecorder(st.tl)
+	}
+	return recs, nil
 }
 
 // closedLoop has one worker per recorder send its next request as soon as
@@ -194,7 +254,7 @@ func (st *runState) closedLoop(ctx context.Context, recs []*recorder, start time
 	deadline := start.Add(cfg.Duration)
 	var wg sync.WaitGroup
 	for i, rec := range recs {
-		w := newWorker(st, rec)
+		w := newWorker(st, rec, st.targets)
 		gen, _ := newGenerator(cfg, uint64(i)+1, postPerm, userPerm)
 		wg.Go(func() {
 			defer w.release()
@@ -270,15 +330,16 @@ func dispatch(ctx context.Context, cfg RunConfig, gen *generator, start time.Tim
 
 // worker sends requests over one connection's worth of concurrency.
 type worker struct {
-	st   *runState
-	rec  *recorder
-	req  *fasthttp.Request
-	resp *fasthttp.Response
-	page []listedPost // the last list page read, reused
+	st      *runState
+	targets []*target // the mix's connection pools, or the attack's
+	rec     *recorder
+	req     *fasthttp.Request
+	resp    *fasthttp.Response
+	page    []listedPost // the last list page read, reused
 }
 
-func newWorker(st *runState, rec *recorder) *worker {
-	return &worker{st: st, rec: rec, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+func newWorker(st *runState, rec *recorder, targets []*target) *worker {
+	return &worker{st: st, targets: targets, rec: rec, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
 }
 
 func (w *worker) release() {
@@ -300,7 +361,7 @@ func (w *worker) notSent(j job, ctx context.Context) {
 // do sends one request, judges the answer and records it.
 func (w *worker) do(j job) {
 	st := w.st
-	t := st.targets[j.n%int64(len(st.targets))]
+	t := w.targets[j.n%int64(len(w.targets))]
 	res := result{op: j.op, scheduled: j.at, check: -1}
 	want := 200
 	switch j.op {

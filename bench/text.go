@@ -48,6 +48,9 @@ func (r *Result) writeHeader(w io.Writer) {
 		if c.Spike.Every > 0 {
 			fmt.Fprintf(w, " with spikes %s", c.Spike)
 		}
+		if c.Attack.Rate > 0 {
+			fmt.Fprintf(w, " and an attack %s/s on connections of its own", c.Attack)
+		}
 		fmt.Fprintf(w, ", %d connections per target", c.Connections)
 	} else {
 		fmt.Fprintf(w, "  %d connections per target", c.Connections)
@@ -76,6 +79,10 @@ func (r *Result) writeLatencies(w io.Writer) {
 		}
 		l := s.Latency
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t\n", s.Op, s.Count, s.Errors, s.PerSec,
+			fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max))
+	}
+	if l := r.MixHits; l.Count > 0 {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", "hit (mix)", l.Count, "-", "-",
 			fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max))
 	}
 	tw.Flush()

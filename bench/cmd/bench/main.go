@@ -206,9 +206,16 @@ until its entries expire.`)
 	fs.Int64Var(&d.Requests, "requests", d.Requests, "stop after this many requests; 0 = no limit")
 	w := addWorkloadFlags(fs, &d)
 	w.spike = fs.String("spike", "", "open-loop rate profile LENGTH@FACTORx/EVERY, e.g. 5s@3x/30s: the last 5 s of every 30 s at 3× -rate")
+	attack := fs.String("attack", "", "open loop: a flood KIND=RATE beside the mix, bust (a post with a random query string) or missing\n(an id scan of posts that do not exist), RATE requests/s on its own schedule and connections, e.g. missing=7500")
+	attackConns := fs.Int("attack-connections", 256, "with -attack: the attack's connections per target, apart from the mix's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	var err error
+	if d.Attack, err = bench.ParseAttack(*attack); err != nil {
+		return err
+	}
+	d.Attack.Connections = *attackConns
 	if fs.NArg() > 0 {
 		return fmt.Errorf("run: unexpected arguments %q", fs.Args())
 	}

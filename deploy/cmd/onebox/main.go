@@ -12,7 +12,8 @@
 // each to find the highest rate within the latency objective, their
 // comparison and the sizing plan, with the reports in the -bench folder.
 // There the proxy is bin/proxy in a process of its own, so that its CPU is
-// measured apart from the origin's.
+// measured apart from the origin's. With -overload (`make overload`) it runs
+// the origin-protection drills instead (overload.go).
 //
 // The proxy and the invalidator share an invalidation-lease secret
 // (PROXY_PEER_SECRET, made up if unset), so that L1 hits skip memcached.
@@ -62,6 +63,7 @@ type options struct {
 	logFormat     string
 	proxyProcess  bool
 	bench         benchOptions
+	overload      overloadOptions
 }
 
 func main() {
@@ -77,14 +79,20 @@ func main() {
 	flag.DurationVar(&o.bench.duration, "bench-duration", 20*time.Second, "with -bench: how long each of those runs schedules requests")
 	flag.DurationVar(&o.bench.step, "bench-step", 8*time.Second, "with -bench: how long each step of the rate sweeps lasts")
 	flag.DurationVar(&o.bench.p99, "bench-p99", 50*time.Millisecond, "with -bench: the latency objective of the sweeps (p99 at most this, no errors)")
+	flag.StringVar(&o.overload.out, "overload", "", "run the origin-protection drills against the stack (make overload): the 100:1 mix alone, beside a cache-busting flood and beside an id scan of missing posts, the floods at -overload-factor times the origin's knee; write the reports to this folder, then stop")
+	flag.Float64Var(&o.overload.knee, "overload-knee", 0, "with -overload: the origin's knee in requests/s (0: measure it first with an origin sweep, -bench-step and -bench-p99)")
+	flag.Float64Var(&o.overload.factor, "overload-factor", 3, "with -overload: the floods' rate in knees")
+	flag.Float64Var(&o.overload.rate, "overload-rate", 500, "with -overload: the mix's open-loop requests per second")
+	flag.DurationVar(&o.overload.duration, "overload-duration", 20*time.Second, "with -overload: how long each run schedules requests")
 	flag.Usage = func() {
 		w := flag.CommandLine.Output()
 		fmt.Fprintf(w, `usage: onebox [flags]
 
 Runs MariaDB, memcached, the origin, the invalidator and the proxy on this
 machine until Ctrl-C (make run), or the default benchmark against them
-(make bench). The origin, proxy and invalidator read their usual ORIGIN_*,
-PROXY_* and INVALIDATOR_* variables (origin -h, proxy -h, invalidator -h);
+(make bench), or the origin-protection drills (make overload). The origin,
+proxy and invalidator read their usual ORIGIN_*, PROXY_* and INVALIDATOR_*
+variables (origin -h, proxy -h, invalidator -h);
 onebox sets their database and memcached addresses, the proxy's origin, no
 replicas, no drain delay, and (unless set) ORIGIN_ACCESS_LOG and
 PROXY_ACCESS_LOG to files under -dir.
@@ -94,7 +102,8 @@ Flags:
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() > 0 || (o.logFormat != envconfig.FormatConsole && o.logFormat != envconfig.FormatJSON) {
+	if flag.NArg() > 0 || (o.logFormat != envconfig.FormatConsole && o.logFormat != envconfig.FormatJSON) ||
+		(o.bench.out != "" && o.overload.out != "") || o.overload.knee < 0 || o.overload.factor <= 0 || o.overload.rate <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -168,6 +177,9 @@ func run(log *zap.Logger, o options) error {
 	}
 	w := o.bench.stdout
 	s.printReady(w, time.Since(began))
+	if o.overload.out != "" {
+		return runOverload(ctx, o.overload, o.bench, "http://"+s.proxyAddr, "http://"+s.origin.Addr(), s.proxyAdmin)
+	}
 	if o.bench.out != "" {
 		others := startCompetitors(ctx, s.origin.Addr(), w)
 		for _, c := range others {
@@ -272,7 +284,7 @@ func (s *stack) start(ctx context.Context, log *zap.Logger, o options) error {
 	pcfg.DrainDelay = 0
 	// The benchmark's proxy runs in its own process, so that its CPU
 	// counters are its own: bench plan sizes the proxy fleet from them.
-	return s.startProxy(ctx, log, pcfg, o.proxyProcess || o.bench.out != "", dir)
+	return s.startProxy(ctx, log, pcfg, o.proxyProcess || o.bench.out != "" || o.overload.out != "", dir)
 }
 
 // startProxy starts the proxy in this process, or with ownProcess in a
