@@ -3,6 +3,8 @@ package proxy
 import (
 	"net"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"testing"
@@ -84,8 +86,6 @@ func serveDirect(t testing.TB, p *Proxy, path string) string {
 type l1Memory struct {
 	heap, counted int64 // bytes
 	entries       int   // in the L1 at the end
-	l1Weight      int64 // of all of them
-	rss           int64
 }
 
 // fill requests each path twice: a fill, then a hit, which makes the
@@ -107,7 +107,7 @@ func fill(t testing.TB, p *Proxy, paths []string) {
 // stopped proxy's idle workers still hold it for a while) does not count.
 func measureL1(t testing.TB, p *Proxy, paths []string) l1Memory {
 	fill(t, p, paths)
-	m := l1Memory{counted: p.l1.Weight() + p.groupMemoryWeight(), entries: p.l1.Len(), l1Weight: p.l1.Weight(), rss: vmRSS(t)}
+	m := l1Memory{counted: p.l1.Weight() + p.groupsOf.weight(), entries: p.l1.Len()}
 	held := heapAlloc()
 	p.l1 = lru.New[*l1Entry](p.cfg.L1Bytes)
 	p.groupsOf.init(p.cfg.GroupMemoryBytes)
@@ -115,25 +115,22 @@ func measureL1(t testing.TB, p *Proxy, paths []string) l1Memory {
 	return m
 }
 
-func (p *Proxy) groupMemoryWeight() int64 {
-	p.groupsOf.mu.RLock()
-	defer p.groupsOf.mu.RUnlock()
-	return int64(p.groupsOf.now)
-}
+// vmRSS is this process's resident set.
+func vmRSS(t testing.TB) int64 { return procStatus(t, "VmRSS:") }
 
-// vmRSS is this process's resident set, from /proc/self/status.
-func vmRSS(t testing.TB) int64 {
+// procStatus is a size in /proc/self/status, in bytes.
+func procStatus(t testing.TB, name string) int64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, name); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return kb << 10
 		}
 	}
-	t.Fatal("no VmRSS in /proc/self/status")
+	t.Fatalf("no %s in /proc/self/status", name)
 	return 0
 }
 
@@ -180,5 +177,71 @@ func TestL1CountsWhatEntriesCost(t *testing.T) {
 				t.Errorf("%s: counted %d B for %d B of heap (%.2f), want within 10%%", tc.name, m.counted, m.heap, ratio)
 			}
 		})
+	}
+}
+
+// BenchmarkL1Memory fills a proxy with PROXY_L1_BYTES at its default (64
+// MiB) with a quarter more posts (1 KiB of text each) than it holds, each
+// filled and hit, and reports the L1's weight and entries, the heap live
+// after a collection, and the process's RSS, at the end and at its peak
+// (VmHWM), against the bound. "memory-limit" keeps the soft memory limit
+// of PROXY_MEMORY_LIMIT's default, as the proxy command does. The process holds the scripted origin
+// and the client too. Run one at a time, with -benchtime=1x: RSS does not
+// go down between runs.
+func BenchmarkL1Memory(b *testing.B) {
+	for _, limit := range []bool{false, true} {
+		name := "gogc"
+		if limit {
+			name = "memory-limit"
+		}
+		b.Run(name, func(b *testing.B) {
+			cfg := testConfig(postsOrigin(b, 1024))
+			p := startProxy(b, cfg)
+			if limit {
+				stop := make(chan struct{})
+				defer debug.SetMemoryLimit(debug.SetMemoryLimit(-1)) // -1: read it
+				defer close(stop)
+				go p.LimitMemory(stop)
+			}
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
+			for range b.N {
+				fill(b, p, postsPaths("posts", int(cfg.L1Bytes*5/4/3900)))
+			}
+			rss := vmRSS(b)
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			live := heapAlloc()
+			b.ReportMetric(float64(after.NumGC-before.NumGC), "gcs")
+			b.ReportMetric(float64(after.PauseTotalNs-before.PauseTotalNs)/1e6, "gc-pause-ms")
+			bound := float64(cfg.L1Bytes)
+			b.ReportMetric(float64(p.l1.Len()), "entries")
+			b.ReportMetric(float64(p.l1.Weight())/(1<<20), "l1-MiB")
+			b.ReportMetric(float64(p.groupsOf.weight())/(1<<20), "groups-MiB")
+			b.ReportMetric(float64(live)/(1<<20), "live-heap-MiB")
+			b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
+			b.ReportMetric(float64(procStatus(b, "VmHWM:"))/(1<<20), "peak-rss-MiB")
+			b.ReportMetric(float64(rss)/bound, "rss/bound")
+		})
+	}
+}
+
+// PROXY_MEMORY_LIMIT: when set, the limit; when 0, half as much again as
+// what the L1 and the group memory weigh, at least 64 MiB.
+func TestMemoryLimitFollowsWhatTheProxyKeeps(t *testing.T) {
+	cfg := testConfig(postsOrigin(t, 1024))
+	cfg.MemoryLimit = 200 << 20
+	if got := startProxy(t, cfg).MemoryLimit(); got != 200<<20 {
+		t.Errorf("PROXY_MEMORY_LIMIT=%d: limit %d", cfg.MemoryLimit, got)
+	}
+	cfg.MemoryLimit = 0
+	p := startProxy(t, cfg)
+	if got := p.MemoryLimit(); got != minMemoryLimit {
+		t.Errorf("empty proxy: limit %d, want %d", got, minMemoryLimit)
+	}
+	fill(t, p, postsPaths("lists", 1700)) // 27 KB each: 46 MB
+	kept := p.l1.Weight() + p.groupsOf.weight()
+	if got := p.MemoryLimit(); got != kept*3/2 || got <= minMemoryLimit {
+		t.Errorf("L1 and group memory weighing %d: limit %d, want %d", kept, got, kept*3/2)
 	}
 }

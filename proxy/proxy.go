@@ -285,6 +285,13 @@ func (g *groupMemory) get(primary []byte) []string {
 	return g.m[string(primary)]
 }
 
+// weight is what the remembered keys weigh (groupMemoryWeight).
+func (g *groupMemory) weight() int64 {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	return int64(g.now)
+}
+
 func (g *groupMemory) set(primary string, keys []string) {
 	w := groupMemoryWeight(primary, keys)
 	g.mu.Lock()
