@@ -14,9 +14,9 @@ const minMemoryLimit = 64 << 20
 // PROXY_MEMORY_LIMIT, or when 0 half as much again as the weights of the
 // L1 and the group memory (most of the live heap, see l1Weight), at least
 // minMemoryLimit. Without a limit Go lets the heap grow to twice the live
-// heap before collecting (GOGC=100): a full 64 MiB L1 took 160 MB of RSS.
-// The half is room for the garbage between collections and for what
-// requests hold.
+// heap before collecting (GOGC=100): a full 64 MiB L1 took 154 MiB of RSS
+// (proxy/README.md). The half is room for the garbage between collections
+// and for what requests hold.
 func (p *Proxy) MemoryLimit() int64 {
 	if p.cfg.MemoryLimit > 0 {
 		return p.cfg.MemoryLimit
