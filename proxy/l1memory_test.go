@@ -226,21 +226,25 @@ func BenchmarkL1Memory(b *testing.B) {
 }
 
 // PROXY_MEMORY_LIMIT: when set, the limit; when 0, half as much again as
-// what the L1 and the group memory weigh, at least 64 MiB.
+// what the L1 and the group memory weigh, at least 64 MiB and 16 MiB above
+// the live heap.
 func TestMemoryLimitFollowsWhatTheProxyKeeps(t *testing.T) {
 	cfg := testConfig(postsOrigin(t, 1024))
 	cfg.MemoryLimit = 200 << 20
-	if got := startProxy(t, cfg).MemoryLimit(); got != 200<<20 {
+	if got := startProxy(t, cfg).MemoryLimit(300 << 20); got != 200<<20 {
 		t.Errorf("PROXY_MEMORY_LIMIT=%d: limit %d", cfg.MemoryLimit, got)
 	}
 	cfg.MemoryLimit = 0
 	p := startProxy(t, cfg)
-	if got := p.MemoryLimit(); got != minMemoryLimit {
+	if got := p.MemoryLimit(10 << 20); got != minMemoryLimit {
 		t.Errorf("empty proxy: limit %d, want %d", got, minMemoryLimit)
 	}
 	fill(t, p, postsPaths("lists", 1700)) // 27 KB each: 46 MB
 	kept := p.l1.Weight() + p.groupsOf.weight()
-	if got := p.MemoryLimit(); got != kept*3/2 || got <= minMemoryLimit {
+	if got := p.MemoryLimit(kept); got != kept*3/2 || got <= minMemoryLimit {
 		t.Errorf("L1 and group memory weighing %d: limit %d, want %d", kept, got, kept*3/2)
+	}
+	if got := p.MemoryLimit(kept * 2); got != kept*2+minMemoryHeadroom {
+		t.Errorf("live heap %d (connections, requests in flight): limit %d, want %d", kept*2, got, kept*2+minMemoryHeadroom)
 	}
 }
