@@ -53,26 +53,26 @@ func compactCopy(e *entry) (c entry, bufCap int) {
 
 // What an L1 copy costs the heap besides what l1Weight reads off its
 // slices, as measured by TestL1CountsWhatEntriesCost: per copy, the
-// l1Entry, the LRU's element, item and map slot, and the answer header
-// kept for its hits (see wholeHeader: a fasthttp.ResponseHeader with its
-// Date, Via, Age and Cache-Status); per stored field, its key/value pair
-// in that header (the field's bytes themselves are counted apart); per
-// string kept (the primary and lookup keys), what its allocation rounds up.
-// The answer header is counted from the start although only the first
-// whole hit makes it: a copy that is never hit is counted a little heavy.
+// l1Entry, the LRU's element, item and map slot; per string kept (the
+// primary and lookup keys), what its allocation rounds up. And what the
+// answer header kept for its hits costs (see wholeHeader: a
+// fasthttp.ResponseHeader with its Date, Via, Age and Cache-Status), per
+// copy and per field besides the field's bytes; counted from the copy's
+// first whole answer (answerWeight), as most copies have one and some never.
 const (
-	l1EntryOverhead  = 1000
-	l1FieldOverhead  = 64
-	l1StringOverhead = 8
+	l1EntryOverhead     = 400
+	l1StringOverhead    = 8
+	answerOverhead      = 580
+	answerFieldOverhead = 64
 )
 
-// l1Weight is what an L1 copy costs the process, in bytes: its primary key
-// (the LRU's map key: a client picks its length), its lookup keys, its
-// buffer (bufCap: the bytes of its body, fields, groups, Vary and
-// validators), the arrays of its groups, variants, fields, lookup keys and
-// lease buckets, its fields' bytes a second time (in the answer header),
-// and the overheads above. It grows with everything a client or the origin
-// makes longer, so that PROXY_L1_BYTES bounds the heap.
+// l1Weight is what an L1 copy costs the process when kept, in bytes: its
+// primary key (the LRU's map key: a client picks its length), its lookup
+// keys, its buffer (bufCap: the bytes of its body, fields, groups, Vary
+// and validators), the arrays of its groups, variants, fields, lookup keys
+// and lease buckets, and the overheads above. It grows with everything a
+// client or the origin makes longer, so that PROXY_L1_BYTES bounds the
+// heap.
 func l1Weight(primary string, c *l1Entry, bufCap int) int64 {
 	e := &c.ent
 	w := len(primary) + bufCap + l1EntryOverhead +
@@ -82,8 +82,15 @@ func l1Weight(primary string, c *l1Entry, bufCap int) int64 {
 	for _, k := range c.keys {
 		w += len(k)
 	}
+	return int64(w)
+}
+
+// answerWeight is what the answer header kept for the hits of a copy of e
+// costs: its fields' bytes again, and the overheads above.
+func answerWeight(e *entry) int64 {
+	w := answerOverhead
 	for _, f := range e.Headers {
-		w += len(f.Name) + len(f.Value) + l1FieldOverhead
+		w += len(f.Name) + len(f.Value) + answerFieldOverhead
 	}
 	return int64(w)
 }

@@ -254,6 +254,7 @@ func (p *Proxy) lookupL1(t *txn) bool {
 // that found it current (0: none yet). answer is the header of the last
 // whole answer made from it (see deliver).
 type l1Entry struct {
+	primary string // its key in the L1
 	ent     entry
 	keys    []string
 	buckets []uint32
@@ -284,7 +285,7 @@ func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
 		return // L1 off: the copy would be dropped at once
 	}
 	ent, bufCap := compactCopy(e)
-	c := &l1Entry{ent: ent, keys: make([]string, 1, 1+len(e.Groups)), buckets: make([]uint32, 0, len(e.Groups))}
+	c := &l1Entry{primary: primary, ent: ent, keys: make([]string, 1, 1+len(e.Groups)), buckets: make([]uint32, 0, len(e.Groups))}
 	c.keys[0] = ekey
 	for _, g := range e.Groups {
 		k := string(g.Key)
@@ -425,7 +426,8 @@ func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, c *l1Entry, age int6
 // wholeHeader sets out to the header of a whole answer from c with this
 // age and cache status: a copy of the last one made, if it was for the
 // same; else that one (or, the first time, the stored header) with Age and
-// Cache-Status set anew, kept for the next hits. It is built in out, the
+// Cache-Status set anew, kept for the next hits (the first one kept adds
+// its weight to the copy's in the L1). It is built in out, the
 // server's own response header, and copied from there: only those carry
 // fasthttp's unexported NoDefaultDate that keeps the origin's Date
 // (startResponse), and a copy carries it along.
@@ -443,7 +445,11 @@ func (c *l1Entry) wholeHeader(p *Proxy, out *fasthttp.ResponseHeader, e *entry, 
 	setAgeAndStatus(out, age, cs)
 	a := &answer{age: age, status: *cs}
 	out.CopyTo(&a.header)
-	c.answer.Store(a)
+	if last != nil {
+		c.answer.Store(a)
+	} else if c.answer.CompareAndSwap(nil, a) {
+		p.l1.Grow(c.primary, c, answerWeight(e)) // the copy's first answer: it weighs that much more from now on
+	}
 }
 
 func setAgeAndStatus(h *fasthttp.ResponseHeader, age int64, cs *cachepolicy.CacheStatus) {
