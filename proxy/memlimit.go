@@ -22,7 +22,7 @@ const (
 // memory (most of the live heap, see l1Weight), at least minMemoryLimit
 // and minMemoryHeadroom above the live heap. Without a limit Go lets the
 // heap grow to twice the live heap before collecting (GOGC=100): a full 64
-// MiB L1 took 154 MiB of RSS (proxy/README.md). The half is room for the
+// MiB L1 took 166 MiB of RSS (proxy/README.md). The half is room for the
 // garbage between collections and for what requests hold.
 func (p *Proxy) MemoryLimit(liveHeap int64) int64 {
 	if p.cfg.MemoryLimit > 0 {
