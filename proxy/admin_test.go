@@ -173,6 +173,7 @@ func TestConfigValidate(t *testing.T) {
 		"PROXY_CONSISTENCY_BOUND":        func(c *Config) { c.ConsistencyBound = 0 },
 		"PROXY_ORIGIN_WRITE_TIMEOUT":     func(c *Config) { c.OriginWriteTimeout = 0 },
 		"PROXY_PEER_NETWORKS":            func(c *Config) { c.PeerNetworks = []string{"10.0.0.0"} },
+		"PROXY_MEMORY_LIMIT":             func(c *Config) { c.MemoryLimit = -1 },
 	} {
 		c := good
 		mutate(&c)

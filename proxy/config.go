@@ -59,6 +59,7 @@ type Config struct {
 
 	L1Bytes          int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; while this proxy holds an invalidation lease a hit there asks nothing of memcached, else it reads only its group versions, batched with other requests; 0 turns L1 off"`
 	GroupMemoryBytes int           `env:"PROXY_GROUP_MEMORY_BYTES" envDefault:"67108864" help:"memory of which groups each cache key's entry uses (a hint that saves a memcached round trip per L2 hit), in bytes, keys included (about 200 bytes a key of the origin's API: 64 MiB holds some 330,000, the former count bound was 200,000 keys); when full it starts over"`
+	MemoryLimit      int64         `env:"PROXY_MEMORY_LIMIT" envDefault:"0" help:"the process's soft memory limit (Go's runtime/debug.SetMemoryLimit), in bytes: the heap is collected more often as the process nears it, so that RSS stays near what the proxy keeps rather than at twice its live heap; 0: half as much again as what the L1 and the group memory hold, at least 64 MiB and 16 MiB above the live heap, set anew every second (so 1.5 × (PROXY_L1_BYTES + PROXY_GROUP_MEMORY_BYTES) when they are full and the rest of the heap is not larger than half of that); the GOMEMLIMIT environment variable, when set, takes precedence (GOMEMLIMIT=off: no limit)"`
 	MaxKeyBytes      int           `env:"PROXY_MAX_KEY_BYTES" envDefault:"8192" help:"longest cache key of a GET or HEAD (scheme, host, path and query, after normalisation); a longer one is answered 414 uri_too_long without asking the origin"`
 	MaxObjectBytes   int           `env:"PROXY_MAX_OBJECT_BYTES" envDefault:"524288" help:"largest response stored in memcached; larger ones pass through uncached"`
 	MaxTTL           time.Duration `env:"PROXY_MAX_TTL" envDefault:"24h" help:"upper bound on how long an entry is kept in memcached (freshness + stale windows)"`
@@ -274,6 +275,9 @@ func (c Config) checkSizes(bad func(name, format string, args ...any)) {
 	}
 	if c.OriginConcurrencyMax < c.OriginConcurrencyMin {
 		bad("PROXY_ORIGIN_CONCURRENCY_MAX", "must be at least PROXY_ORIGIN_CONCURRENCY_MIN (%d), got %d", c.OriginConcurrencyMin, c.OriginConcurrencyMax)
+	}
+	if c.MemoryLimit < 0 {
+		bad("PROXY_MEMORY_LIMIT", "must be >= 0 (0: derived from what the proxy keeps), got %d", c.MemoryLimit)
 	}
 	if c.L1Bytes < 0 {
 		bad("PROXY_L1_BYTES", "must be >= 0, got %d", c.L1Bytes)

@@ -254,6 +254,7 @@ func (p *Proxy) lookupL1(t *txn) bool {
 // that found it current (0: none yet). answer is the header of the last
 // whole answer made from it (see deliver).
 type l1Entry struct {
+	primary string // its key in the L1
 	ent     entry
 	keys    []string
 	buckets []uint32
@@ -276,14 +277,15 @@ type answer struct {
 }
 
 // keepL1 keeps a copy of a current entry in this process, under its
-// primary key. checked is the lease sequence read before the memcached
-// read that found it current, or 0 (a fill: the first hit checks it). e
-// must not be changed afterwards: the copy shares its slices.
+// primary key: a compact one (compactCopy), so e may be changed afterwards.
+// checked is the lease sequence read before the memcached read that found
+// it current, or 0 (a fill: the first hit checks it).
 func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
 	if p.cfg.L1Bytes == 0 {
 		return // L1 off: the copy would be dropped at once
 	}
-	c := &l1Entry{ent: *e, keys: make([]string, 1, 1+len(e.Groups)), buckets: make([]uint32, 0, len(e.Groups))}
+	ent, bufCap := compactCopy(e)
+	c := &l1Entry{primary: primary, ent: ent, keys: make([]string, 1, 1+len(e.Groups)), buckets: make([]uint32, 0, len(e.Groups))}
 	c.keys[0] = ekey
 	for _, g := range e.Groups {
 		k := string(g.Key)
@@ -291,33 +293,7 @@ func (p *Proxy) keepL1(primary, ekey string, e *entry, checked uint64) {
 		c.buckets = append(c.buckets, p.lease.Bucket(k))
 	}
 	c.checked.Store(checked)
-	p.l1.Add(primary, c, l1Weight(primary, c))
-}
-
-// Estimates of the memory an L1 copy takes besides its bytes: the l1Entry
-// with its entry, the LRU's list element and map slot, the answer header
-// kept for its hits (a fasthttp.ResponseHeader); and per stored field, its
-// slices in the entry and its key/value pair in that header.
-const (
-	l1EntryOverhead = 1024
-	l1FieldOverhead = 112
-)
-
-// l1Weight is what an L1 copy costs the process, in bytes: its primary key
-// (the LRU's map key: a client picks its length), its lookup keys and
-// lease buckets, its body, Vary key and fields (twice: in the entry and in
-// the answer header kept for its hits), and the overheads above. An
-// estimate, but one that grows with everything a client or the origin
-// makes longer, so that PROXY_L1_BYTES bounds the heap.
-func l1Weight(primary string, c *l1Entry) int64 {
-	w := len(primary) + len(c.ent.Body) + len(c.ent.VaryKey) + 4*len(c.buckets) + l1EntryOverhead
-	for _, k := range c.keys {
-		w += len(k) + 16
-	}
-	for _, f := range c.ent.Headers {
-		w += 2*(len(f.Name)+len(f.Value)) + l1FieldOverhead
-	}
-	return int64(w)
+	p.l1.Add(primary, c, l1Weight(primary, c, bufCap))
 }
 
 // fetchGroups reads the values of e's groups that items lacks (one more
@@ -450,7 +426,8 @@ func (p *Proxy) deliver(ctx *fasthttp.RequestCtx, e *entry, c *l1Entry, age int6
 // wholeHeader sets out to the header of a whole answer from c with this
 // age and cache status: a copy of the last one made, if it was for the
 // same; else that one (or, the first time, the stored header) with Age and
-// Cache-Status set anew, kept for the next hits. It is built in out, the
+// Cache-Status set anew, kept for the next hits (the first one kept adds
+// its weight to the copy's in the L1). It is built in out, the
 // server's own response header, and copied from there: only those carry
 // fasthttp's unexported NoDefaultDate that keeps the origin's Date
 // (startResponse), and a copy carries it along.
@@ -468,7 +445,11 @@ func (c *l1Entry) wholeHeader(p *Proxy, out *fasthttp.ResponseHeader, e *entry, 
 	setAgeAndStatus(out, age, cs)
 	a := &answer{age: age, status: *cs}
 	out.CopyTo(&a.header)
-	c.answer.Store(a)
+	if last != nil {
+		c.answer.Store(a)
+	} else if c.answer.CompareAndSwap(nil, a) {
+		p.l1.Grow(c.primary, c, answerWeight(e)) // the copy's first answer: it weighs that much more from now on
+	}
 }
 
 func setAgeAndStatus(h *fasthttp.ResponseHeader, age int64, cs *cachepolicy.CacheStatus) {

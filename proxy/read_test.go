@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"edgecache/cachepolicy"
+	"edgecache/proxy/lru"
 )
 
 func cacheable(body string) fasthttp.RequestHandler {
@@ -180,7 +181,7 @@ func TestClientsInternalFieldsNeverReachTheOrigin(t *testing.T) {
 // second or another status (a stale hit) gets its own, and the stored
 // fields and the origin's Date stay as they were.
 func TestWholeAnswerHeaderFollowsAgeAndStatus(t *testing.T) {
-	p := &Proxy{via: []byte("1.1 edgecache")}
+	p := &Proxy{via: []byte("1.1 edgecache"), l1: lru.New[*l1Entry](1 << 20)}
 	date := []byte("Tue, 01 Dec 2026 10:00:00 GMT")
 	e := &entry{Headers: []field{{Name: []byte("Date"), Value: date}, {Name: []byte("Etag"), Value: []byte(`"7"`)}},
 		Body: []byte("body")}

@@ -15,7 +15,7 @@ import (
 
 // Cache maps keys to values of a known weight, evicting the least recently
 // used when the total weight passes the bound.
-type Cache[V any] struct {
+type Cache[V comparable] struct {
 	mu        sync.Mutex
 	max, now  int64
 	ll        *list.List // front: most recently used
@@ -23,7 +23,7 @@ type Cache[V any] struct {
 	evictions uint64
 }
 
-type item[V any] struct {
+type item[V comparable] struct {
 	key    string
 	value  V
 	weight int64
@@ -31,7 +31,7 @@ type item[V any] struct {
 
 // New returns a cache holding at most maxWeight; values heavier than that are
 // not kept.
-func New[V any](maxWeight int64) *Cache[V] {
+func New[V comparable](maxWeight int64) *Cache[V] {
 	return &Cache[V]{max: maxWeight, ll: list.New(), items: make(map[string]*list.Element)}
 }
 
@@ -74,6 +74,25 @@ func (c *Cache[V]) Add(key string, value V, weight int64) {
 	}
 	c.items[key] = c.ll.PushFront(&item[V]{key: key, value: value, weight: weight})
 	c.now += weight
+	for c.now > c.max {
+		c.removeElement(c.ll.Back())
+		c.evictions++
+	}
+}
+
+// Grow adds delta to the weight of value under key, if value is still
+// there (not replaced, removed or evicted since), for what the value has
+// grown by since it was added, and evicts the least recently used values
+// until the total weight fits.
+func (c *Cache[V]) Grow(key string, value V, delta int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[key]
+	if !ok || el.Value.(*item[V]).value != value {
+		return
+	}
+	el.Value.(*item[V]).weight += delta
+	c.now += delta
 	for c.now > c.max {
 		c.removeElement(c.ll.Back())
 		c.evictions++

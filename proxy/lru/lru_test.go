@@ -94,3 +94,27 @@ func TestGetBytesFindsWhatGetFinds(t *testing.T) {
 		t.Errorf("GetBytes allocates %.0f times", n)
 	}
 }
+
+func TestGrowCountsOnlyTheValueStillThere(t *testing.T) {
+	c := New[*int](10)
+	a, b := new(int), new(int)
+	c.Add("a", a, 3)
+	c.Add("b", b, 3)
+	c.Grow("a", a, 2)
+	if c.Weight() != 8 {
+		t.Fatalf("after Grow: weight %d, want 8", c.Weight())
+	}
+	c.Grow("a", b, 5) // not a's value: nothing
+	c.Grow("x", a, 5) // no such key: nothing
+	if c.Weight() != 8 || c.Len() != 2 {
+		t.Fatalf("Grow of another value or key: weight %d len %d, want 8 and 2", c.Weight(), c.Len())
+	}
+	c.Grow("b", b, 4) // 12 > 10: a, the least recently used, goes
+	if _, ok := c.Get("a"); ok || c.Weight() != 7 || c.Evictions() != 1 {
+		t.Fatalf("Grow past the bound: a kept %v, weight %d, evictions %d", ok, c.Weight(), c.Evictions())
+	}
+	c.Remove("b") // the grown weight leaves with it
+	if c.Weight() != 0 {
+		t.Fatalf("after Remove: weight %d", c.Weight())
+	}
+}

@@ -30,6 +30,9 @@ func main() {
 	if err != nil {
 		log.Fatal("start", zap.Error(err))
 	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		go p.LimitMemory(nil) // until the process ends
+	}
 	if err := envconfig.RunUntilSignal(log, p, cfg.DrainDelay, cfg.ShutdownTimeout); err != nil {
 		log.Sync()
 		os.Exit(1)
