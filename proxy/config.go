@@ -54,7 +54,7 @@ type Config struct {
 	OriginProbeTimeout   time.Duration `env:"PROXY_ORIGIN_PROBE_TIMEOUT" envDefault:"500ms" help:"origin: deadline of one probe"`
 
 	MemcachedTimeout       time.Duration `env:"PROXY_MEMCACHED_TIMEOUT" envDefault:"250ms" help:"memcached: dial and per-operation timeout; a node that fails 3 times in a row is marked down and probed"`
-	MemcachedMaxIdleConns  int           `env:"PROXY_MEMCACHED_MAX_IDLE_CONNS" envDefault:"512" help:"memcached: idle connections kept per node; size to peak concurrency (gomemcache's default of 2 dials per operation)"`
+	MemcachedMaxIdleConns  int           `env:"PROXY_MEMCACHED_MAX_IDLE_CONNS" envDefault:"512" help:"memcached: idle connections kept per node in each of the store's pools (single-key operations, moves and node operations, pipelined reads); size to peak concurrency (gomemcache's default of 2 dials per operation)"`
 	MemcachedProbeInterval time.Duration `env:"PROXY_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed and the membership document read; keep it a quarter of INVALIDATOR_MEMCACHED_VIEW or less"`
 
 	L1Bytes          int64         `env:"PROXY_L1_BYTES" envDefault:"67108864" help:"in-process copy of hot entries (L1), in bytes; while this proxy holds an invalidation lease a hit there asks nothing of memcached, else it reads only its group versions, batched with other requests; 0 turns L1 off"`
