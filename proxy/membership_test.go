@@ -67,15 +67,25 @@ func TestNodeOutAndBackInServesNothingStale(t *testing.T) {
 	again := proxyOver(nodes...)
 	stale := 0
 	for i, p := range posts {
-		r := get(t, again, fmt.Sprintf("/v1/posts/%d", p.ID))
-		var got apiPost
-		decodeInto(t, r.Body(), &got)
-		if got.Body != fmt.Sprintf("post %d v2", i) {
+		if !readsVersion(t, again, p.ID, fmt.Sprintf("post %d v2", i)) {
 			stale++
-			t.Errorf("post %d: %q (Cache-Status %q) after its update was acknowledged", p.ID, got.Body, cacheStatus(r))
 		}
 	}
 	t.Logf("%d of %d posts stale", stale, len(posts))
+}
+
+// readsVersion reads post id through p and reports (and fails the test
+// unless) its body is want, written by an update acknowledged before.
+func readsVersion(t *testing.T, p *Proxy, id int64, want string) bool {
+	t.Helper()
+	r := get(t, p, fmt.Sprintf("/v1/posts/%d", id))
+	var got apiPost
+	decodeInto(t, r.Body(), &got)
+	if got.Body != want {
+		t.Errorf("post %d: %q (Cache-Status %q) after its update to %q was acknowledged", id, got.Body, cacheStatus(r), want)
+		return false
+	}
+	return true
 }
 
 // Issue 18's proofs with the decider: two proxies and a leading invalidator
@@ -171,12 +181,8 @@ func TestMembershipChangesUnderTheDeciderServeNothingStale(t *testing.T) {
 	stale := 0
 	for i, p := range posts {
 		for _, px := range proxies {
-			r := get(t, px, fmt.Sprintf("/v1/posts/%d", p.ID))
-			var got apiPost
-			decodeInto(t, r.Body(), &got)
-			if got.Body != fmt.Sprintf("post %d v2", i) {
+			if !readsVersion(t, px, p.ID, fmt.Sprintf("post %d v2", i)) {
 				stale++
-				t.Errorf("post %d: %q (Cache-Status %q) after its update was acknowledged", p.ID, got.Body, cacheStatus(r))
 			}
 		}
 	}
@@ -192,12 +198,7 @@ func TestMembershipChangesUnderTheDeciderServeNothingStale(t *testing.T) {
 	for i, p := range posts {
 		acknowledged(t, do(t, proxies[i%2], "PUT", fmt.Sprintf("/v1/posts/%d", p.ID), map[string]string{"Authorization": "Bearer " + u.Token},
 			fmt.Sprintf(`{"body":"post %d v3"}`, i)))
-		r := get(t, proxies[(i+1)%2], fmt.Sprintf("/v1/posts/%d", p.ID))
-		var got apiPost
-		decodeInto(t, r.Body(), &got)
-		if got.Body != fmt.Sprintf("post %d v3", i) {
-			t.Errorf("post %d: %q (Cache-Status %q) after B was taken out and the update acknowledged", p.ID, got.Body, cacheStatus(r))
-		}
+		readsVersion(t, proxies[(i+1)%2], p.ID, fmt.Sprintf("post %d v3", i))
 	}
 }
 

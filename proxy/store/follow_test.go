@@ -82,15 +82,23 @@ func TestFollowerUsesTheDocumentsNodes(t *testing.T) {
 	}
 }
 
+// twoOfThree starts three nodes and publishes generation 1 over the first
+// two.
+func twoOfThree(t *testing.T) (a, b, c string, d membership.Doc) {
+	t.Helper()
+	nodes := startNodes(t, 3)
+	a, b, c = nodes[0].Addr, nodes[1].Addr, nodes[2].Addr
+	d = membership.Doc{View: time.Hour, Gens: []membership.Gen{membership.Settled(1, []string{a, b})}}
+	publish(t, d)
+	return a, b, c, d
+}
+
 // The counterexample group generations exist for: a node added, then
 // removed. The keys it held go back to the nodes that held them before the
 // add, whose values no write moved while the added node had the keys. No
 // group value read afterwards may validate an entry recorded before.
 func TestNodeAddedThenRemovedBringsNoOldGroupBack(t *testing.T) {
-	nodes := startNodes(t, 3)
-	a, b, c := nodes[0].Addr, nodes[1].Addr, nodes[2].Addr
-	d := membership.Doc{View: time.Hour, Gens: []membership.Gen{membership.Settled(1, []string{a, b})}}
-	publish(t, d)
+	a, b, c, d := twoOfThree(t)
 	s := storeOver(t, a, b)
 	type recorded struct{ inc, epoch uint64 }
 	const groups = 120
@@ -164,10 +172,7 @@ func TestFollowerUnconfirmedForTheViewTimeUsesNoNode(t *testing.T) {
 // reading where the old set places keys writes both placements, so the
 // one already reading the new placement sees every move it made.
 func TestWriterOneGenerationBehindIsSeenByTheReaderAhead(t *testing.T) {
-	nodes := startNodes(t, 3)
-	a, b, c := nodes[0].Addr, nodes[1].Addr, nodes[2].Addr
-	d := membership.Doc{View: time.Hour, Gens: []membership.Gen{membership.Settled(1, []string{a, b})}}
-	publish(t, d)
+	a, b, c, d := twoOfThree(t)
 	behind, ahead := storeOver(t, a, b), storeOver(t, a, b)
 	dualWrite, _ := membership.Next(d.Current(), []string{a, b, c})
 	d = d.With(dualWrite)
