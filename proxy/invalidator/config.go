@@ -25,8 +25,8 @@ type Config struct {
 	Memcached []string `env:"INVALIDATOR_MEMCACHED" envDefault:"127.0.0.1:11211" help:"comma-separated memcached host:port seed list, the same as the proxies' PROXY_MEMCACHED: the first leader ever publishes it as membership generation 1, and it is the desired membership until an operator changes that (POST /memcached/add, remove, replace)"`
 
 	MemcachedTimeout       time.Duration `env:"INVALIDATOR_MEMCACHED_TIMEOUT" envDefault:"250ms" help:"memcached: dial and per-operation timeout"`
-	MemcachedMaxIdleConns  int           `env:"INVALIDATOR_MEMCACHED_MAX_IDLE_CONNS" envDefault:"64" help:"memcached: idle connections kept per node; at least INVALIDATOR_MOVE_CONCURRENCY, or moves dial per operation"`
-	MemcachedProbeInterval time.Duration `env:"INVALIDATOR_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed"`
+	MemcachedMaxIdleConns  int           `env:"INVALIDATOR_MEMCACHED_MAX_IDLE_CONNS" envDefault:"64" help:"memcached: idle connections kept per node in each of the store's pools; at least INVALIDATOR_MOVE_CONCURRENCY, or moves dial per operation"`
+	MemcachedProbeInterval time.Duration `env:"INVALIDATOR_MEMCACHED_PROBE_INTERVAL" envDefault:"500ms" help:"memcached: how often a down node is probed and the membership document read"`
 	MemcachedDiscovery     string        `env:"INVALIDATOR_MEMCACHED_DISCOVERY" envDefault:"" help:"memcached: an ElastiCache for Memcached configuration endpoint host:port (auto discovery); when set, the leading invalidator takes the nodes memcached should have from the cluster's node list instead of memcached_desired, INVALIDATOR_MEMCACHED staying the seeds; empty: off"`
 
 	MemcachedCheckInterval time.Duration `env:"INVALIDATOR_MEMCACHED_CHECK_INTERVAL" envDefault:"1s" help:"memcached membership: how often the leader probes every node, takes the next step of a change and rewrites the membership document"`
