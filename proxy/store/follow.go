@@ -34,12 +34,14 @@ import (
 // view is one adopted generation, in the ring's node indexes.
 type view struct {
 	gen    uint64
-	writes []uint64 // masks of the write sets
-	union  uint64   // every node of the generation
+	union  uint64 // every node of the generation
 	hist   []histGen
 	oldest uint64 // the oldest generation the document remembers
 	doc    membership.Doc
 }
+
+// writes is the masks of the generation's write sets.
+func (v *view) writes() []uint64 { return v.hist[0].writes }
 
 type histGen struct {
 	n      uint64
@@ -115,9 +117,9 @@ func (s *Store) kept(n int, it *memcache.Item) bool {
 	return true
 }
 
-// placedIn is the node that holds key (as placed) in the set mask, as
-// moves see it: a set of one node has no second place (-1), since a move
-// there updates the key's own place only (places).
+// placedIn is the node that holds key (as placed) in the set mask: a set
+// of one node has no second place (-1). Moves (places) and the check of
+// what they kept (kept) both place keys by it.
 func placedIn(r *ring.Ring, key string, mask uint64) int {
 	if bits.OnesCount64(mask) == 1 && strings.HasPrefix(key, "1~") {
 		return -1
@@ -237,8 +239,7 @@ func (s *Store) adopt(d membership.Doc) error {
 		}
 		v.hist = append(v.hist, h)
 	}
-	v.writes = v.hist[0].writes
-	for _, m := range v.writes {
+	for _, m := range v.writes() {
 		v.union |= m
 	}
 	read, _ := s.maskOf(cur.Read)

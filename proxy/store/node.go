@@ -42,7 +42,7 @@ func (s *Store) NodeCompareAndSwap(n int, it *memcache.Item) error {
 }
 
 func (s *Store) doNode(op string, n int, f func(*memcache.Client) error) error {
-	if v := s.view.Load(); v != nil && v.union&(1<<n) == 0 {
+	if !s.NodeMember(n) {
 		return ErrNotMember
 	}
 	if !s.up(n) {
@@ -73,7 +73,7 @@ type Version struct {
 // bytes whatever the value's size: package lease checks the registry
 // copies so, and reads a copy only when it changed.
 func (s *Store) NodeVersion(n int, key string) (v Version, err error) {
-	if v := s.view.Load(); v != nil && v.union&(1<<n) == 0 {
+	if !s.NodeMember(n) {
 		return Version{}, ErrNotMember
 	}
 	miss := false
@@ -143,7 +143,7 @@ func parseVersion(line string) (Version, error) {
 func (s *Store) FlushAll() error {
 	var errs []error
 	for n := range s.ring.Len() {
-		if v := s.view.Load(); v != nil && v.union&(1<<n) == 0 {
+		if !s.NodeMember(n) {
 			continue // not a member: flushed before it joins again
 		}
 		if err := s.flushNode(n); err != nil {

@@ -426,17 +426,13 @@ type place struct {
 func (s *Store) places(key string) []place {
 	writes := []uint64{s.ring.Read()}
 	if v := s.view.Load(); v != nil {
-		writes = v.writes
+		writes = v.writes()
 	}
 	var out []place
 	for _, m := range writes {
 		for _, k := range []string{key, second(key)} {
-			p := place{k, s.ring.NodeIn(k, m)}
-			if !slices.Contains(out, p) {
-				out = append(out, p)
-			}
-			if bits.OnesCount64(m) == 1 {
-				break // one node: no second place
+			if n := placedIn(s.ring, k, m); n >= 0 && !slices.Contains(out, place{k, n}) {
+				out = append(out, place{k, n})
 			}
 		}
 	}
