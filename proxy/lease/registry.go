@@ -180,13 +180,15 @@ func readCopy(nodes Nodes, c *copies, n int) (registry, *store.Item, copyState, 
 		c.mu.Unlock()
 		if ok {
 			v, err := nodes.NodeVersion(n, RegistryKey)
-			if err == nil && v == saw.v {
+			switch {
+			case err == nil && v == saw.v:
 				it := saw.it
 				it.Value = slices.Clone(saw.it.Value) // callers change it
-				r, err := parseRegistry(it.Value)
-				if err == nil {
+				if r, err := parseRegistry(it.Value); err == nil {
 					return r, &it, copyOK, nil
 				}
+			case err != nil:
+				return readFailed(err) // the node said what a whole read would
 			}
 		}
 	}
@@ -201,14 +203,8 @@ func readCopy(nodes Nodes, c *copies, n int) (registry, *store.Item, copyState, 
 		c.last[n] = saw
 		c.mu.Unlock()
 	}
-	if errors.Is(err, store.ErrCacheMiss) {
-		return registry{}, nil, copyLost, nil
-	}
-	if errors.Is(err, store.ErrNotMember) {
-		return registry{}, nil, copyAbsent, nil
-	}
 	if err != nil {
-		return registry{}, nil, copyFailed, err
+		return readFailed(err)
 	}
 	r, err := parseRegistry(it.Value)
 	if err != nil {
@@ -223,6 +219,17 @@ func readCopy(nodes Nodes, c *copies, n int) (registry, *store.Item, copyState, 
 func written(it *store.Item, r registry) *store.Item {
 	it.Value, it.Flags = r.bytes(), rand.Uint32()
 	return it
+}
+
+// readFailed is what a read of a copy that got err found.
+func readFailed(err error) (registry, *store.Item, copyState, error) {
+	switch {
+	case errors.Is(err, store.ErrCacheMiss):
+		return registry{}, nil, copyLost, nil
+	case errors.Is(err, store.ErrNotMember):
+		return registry{}, nil, copyAbsent, nil
+	}
+	return registry{}, nil, copyFailed, err
 }
 
 // casAttempts bounds the compare-and-swap attempts of one update of a copy.
