@@ -110,11 +110,14 @@
 // version to what the primary said (store.Learn), so later fills can check
 // replicas again. A key filled for the first time (no groups known for it)
 // reads a replica: the groups its answer names are read after the fetch
-// (resolveGroups), and one that is missing or at 0 sends the fill to the
-// primary. Reading them after the fetch is enough: a write the answer
-// misses either moved a group after that read (the entry's recorded epoch
-// is behind) or before it (the group's version is newer than the
+// (resolveGroups), and one that is missing or without a version sends the
+// fill to the primary. Reading them after the fetch is enough: a write the
+// answer misses either moved a group after that read (the entry's recorded
+// epoch is behind) or before it (the group's version is newer than the
 // answer's). An answer that names no group cannot be checked that way; the
-// origin names one on every answer it lets be stored. The origin re-reads a
-// replica's 404 from the primary.
+// origin names one on every answer it lets be stored. A group named at
+// version 0 (a 404: the row does not exist) has no version to compare; the
+// origin answers it only from the primary, so it goes to the client as it
+// is, and the entry is stored as a witness of its groups, never current,
+// for the next fill to record them before its fetch.
 package proxy

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -203,6 +204,7 @@ func (p *Proxy) fill(job *fillJob) *fillResult {
 			if !f.fresh && attempt == 0 {
 				p.m.lagRefetch.Inc()
 				f.fresh = true
+				f.unchecked = nil // read before this fetch: its snapshot now
 				continue
 			}
 			// The primary's answer predates a write that raced it: give it
@@ -251,6 +253,9 @@ type fetchState struct {
 	fresh       bool // ask the primary (Edgecache-Fresh): a replica's answer could not be checked
 	noStore     bool // answer, but store nothing
 	conditional bool // revalidate the stale entry (If-None-Match / If-Modified-Since)
+	// unchecked are the groups at version 0 first read after the fetch
+	// (resolveGroups): recorded so that the entry is never current.
+	unchecked []string
 }
 
 // takeLease takes the key's fleet-wide fill lease. If another proxy holds
@@ -414,12 +419,17 @@ func (p *Proxy) storable(job *fillJob, resp *fasthttp.Response, cresp *cachepoli
 // as lagging, so that the next fetch has it in its snapshot.
 //
 // A group at version 0 says the row does not exist (the origin's 404 of a
-// post or user, always the primary's word). Its group's version says
-// nothing about that answer (a deleted post's is its last version + 1), so
-// it is not compared; what keeps the answer honest is the epoch recorded
-// before the fetch, which the row's creation moves. A group read only after
-// the fetch cannot give that: it is taken now and the fill fetches again
-// (reported as lagging), with the group in the snapshot.
+// post or user, always the primary's word: origin/GUIDE.md). Its group's
+// version says nothing about that answer (a deleted post's is its last
+// version + 1), so it is not compared; what keeps a stored 404 honest is
+// the epoch recorded before the fetch, which the row's creation moves. A
+// group read only after the fetch cannot give that, yet the answer is
+// still the primary's, good for this request: the group is taken now and
+// listed in f.unchecked, and the entry is stored as a witness of its
+// groups (record: never current), so that the next fill of the key, on
+// any proxy, has the group in its snapshot and stores an entry that is.
+// Fetching again at once would double what an id scan of missing rows
+// costs the origin.
 func (p *Proxy) resolveGroups(job *fillJob, groups []group, keys []string, f *fetchState) (lagging bool) {
 	var post []string
 	for _, k := range keys {
@@ -443,7 +453,8 @@ func (p *Proxy) resolveGroups(job *fillJob, groups []group, keys []string, f *fe
 					f.noStore = true
 					continue
 				}
-				job.snap[k], lagging = st, true
+				job.snap[k] = st
+				f.unchecked = append(f.unchecked, k)
 				continue
 			}
 			if it := items[k]; it != nil {
@@ -497,6 +508,9 @@ func (p *Proxy) record(job *fillJob, keys []string, f *fetchState) []recorded {
 		if !ok {
 			f.noStore = true
 			continue
+		}
+		if slices.Contains(f.unchecked, k) {
+			st = store.NeverCurrent
 		}
 		rec = append(rec, recorded{Key: []byte(k), Incarnation: st.Incarnation, Epoch: st.Epoch})
 	}
@@ -588,7 +602,13 @@ func (p *Proxy) save(job *fillJob, res *fillResult, e *entry, groups []recorded,
 	}
 	p.m.stores.Inc()
 	res.stored = true
-	p.keepL1(job.primary, job.ekey, &dec, 0)
+	if slices.ContainsFunc(groups, func(g recorded) bool { return g.Incarnation == store.NeverCurrent.Incarnation }) {
+		// A witness of its groups (resolveGroups): never current, so
+		// never a copy worth keeping here.
+		res.detail = "unchecked"
+	} else {
+		p.keepL1(job.primary, job.ekey, &dec, 0)
+	}
 	keys := make([]string, len(e.Groups))
 	for i, g := range e.Groups {
 		keys[i] = string(g.Key)

@@ -17,10 +17,10 @@ func TestMissingPostIsCachedUntilCreated(t *testing.T) {
 	u := createUser(t, p1)
 	last := createPost(t, p1, u, "the last one")
 	next := last.ID + 1 // AUTO_INCREMENT: the next post created gets it
-	lagBefore := p1.m.lagRefetch.Get()
+	lagBefore := p1.m.lagRefetch.Get() + p2.m.lagRefetch.Get()
 	origin := 0
-	for range 100 {
-		r := get(t, p1, fmt.Sprintf("/v1/posts/%d", next))
+	for i := range 100 {
+		r := get(t, []*Proxy{p1, p2}[i%2], fmt.Sprintf("/v1/posts/%d", next))
 		if r.StatusCode() != 404 {
 			t.Fatalf("missing post: %d %s", r.StatusCode(), r.Body())
 		}
@@ -28,7 +28,7 @@ func TestMissingPostIsCachedUntilCreated(t *testing.T) {
 			origin++
 		}
 	}
-	origin += int(p1.m.lagRefetch.Get() - lagBefore)
+	origin += int(p1.m.lagRefetch.Get() + p2.m.lagRefetch.Get() - lagBefore)
 	t.Logf("100 reads of a missing post: %d origin requests", origin)
 	if origin > 3 {
 		t.Fatalf("100 reads of a missing post made %d origin requests", origin)
@@ -49,6 +49,9 @@ func TestMissingPostIsCachedUntilCreated(t *testing.T) {
 	}
 	// The durable path moves the delete's groups too, shortly after: the
 	// 404 must be stored after that, or that move invalidates it again.
+	// p2 remembers the key's groups from its reads above (the delete took
+	// the entry away), so its first fill has them in its snapshot and
+	// stores the 404 itself, not a witness.
 	waitLogApplied(t, durableInvalidator(t))
 	for i, want := range []string{"fwd=", "hit"} {
 		r := get(t, p2, fmt.Sprintf("/v1/posts/%d", next))
@@ -56,6 +59,37 @@ func TestMissingPostIsCachedUntilCreated(t *testing.T) {
 			t.Fatalf("read %d of the deleted post: %d %q, want 404 and %q", i, r.StatusCode(), cacheStatus(r), want)
 		}
 	}
+}
+
+// An id scan of missing posts costs the origin one request per id, not
+// two: the first fill of a key whose 404 names a group it never read
+// before answers from that one fetch (the primary's word) and stores a
+// witness, instead of fetching again to store the 404 itself.
+func TestMissingIDScanCostsOneOriginRequestPerID(t *testing.T) {
+	base := realStack(t)
+	p := startProxy(t, testConfig(base))
+	u := createUser(t, p)
+	first := createPost(t, p, u, "the last one").ID + 1000
+	before := originRequests(p)
+	const ids = 20
+	for id := first; id < first+ids; id++ {
+		r := get(t, p, fmt.Sprintf("/v1/posts/%d", id))
+		if r.StatusCode() != 404 || !strings.Contains(cacheStatus(r), "detail=unchecked") {
+			t.Fatalf("post %d: %d %q, want a 404 stored as a witness", id, r.StatusCode(), cacheStatus(r))
+		}
+	}
+	if n := originRequests(p) - before; n != ids {
+		t.Fatalf("a scan of %d missing ids made %d origin requests", ids, n)
+	}
+}
+
+// originRequests is how many requests p sent its origins.
+func originRequests(p *Proxy) uint64 {
+	var n uint64
+	for _, c := range p.m.originRequests {
+		n += c.Get()
+	}
+	return n
 }
 
 // A fill that has the 404 in hand while the post's creation is

@@ -50,9 +50,10 @@ const (
 	// durable path has moved the write's groups and every lease holder has
 	// been told or has lost its lease, this long after the answer, or
 	// after memcached is whole again, whichever is later.
-	simBound = simPoll + simPeerTimeout + simLease
-	simNodes = 3
-	simPosts = 4
+	simBound  = simPoll + simPeerTimeout + simLease
+	simNodes  = 3
+	simPosts  = 4
+	simAbsent = simPosts - 1 // the post that does not exist until written
 )
 
 func TestSimulate(t *testing.T) {
@@ -159,6 +160,9 @@ func newSimWorld(t testing.TB, seed uint64, verbose bool) *simWorld {
 	}
 	for r := -1; r < simPosts; r++ {
 		w.entries[store.EntryKey(w.primary(r))] = r
+		if r >= 0 {
+			w.entries[store.GroupKey("post/"+strconv.Itoa(r))] = r
+		}
 	}
 	icfg := invalidator.Config{Batch: 1000, MoveConcurrency: 1, PollInterval: simPoll, RetryMax: 2 * time.Second}
 	w.inv = invalidator.NewApplier(icfg, memMover{w.st}, w.notifyAll, w.clock, zap.NewNop())
@@ -337,9 +341,10 @@ func (w *simWorld) round() {
 }
 
 // hook is memstore's: a write landed at an exact point of a fill (its
-// lease taken, its entry about to be stored), on the step's goroutine.
+// lease taken, a group of its taken, before or after the fetch, its entry
+// about to be stored), on the step's goroutine.
 func (w *simWorld) hook(op, key string) {
-	if w.depth > 0 || (op != "Set" && op != "Add") {
+	if w.depth > 0 || (op != "Set" && op != "Add" && op != "Ensure") {
 		return
 	}
 	r, ok := w.entries[key]
@@ -493,9 +498,9 @@ func (w *simWorld) setDown(n int, down bool) {
 }
 
 // request runs one request through proc i's handler, arriving now.
-func (w *simWorld) request(i int, method string, resource int) *fasthttp.Response {
+func (w *simWorld) request(i int, method, path string) *fasthttp.Response {
 	var req fasthttp.Request
-	req.SetRequestURI(w.path(resource))
+	req.SetRequestURI(path)
 	req.Header.SetHost("edge.test")
 	req.Header.SetMethod(method)
 	if method != "GET" {
@@ -513,12 +518,18 @@ func (w *simWorld) request(i int, method string, resource int) *fasthttp.Respons
 
 func (w *simWorld) write(i, resource int) {
 	sp := w.procs[i]
-	w.logf("%s PUT %s", sp.id, w.path(resource))
+	method, path := "PUT", w.path(resource)
+	w.db.mu.Lock()
+	if w.db.versionAfter(resource, len(w.db.commits)) == 0 {
+		method, path = "POST", "/p" // created: the write's URL is not the post's
+	}
+	w.db.mu.Unlock()
+	w.logf("%s %s %s", sp.id, method, path)
 	w.depth++
-	resp := w.request(i, "PUT", resource)
+	resp := w.request(i, method, path)
 	w.depth--
 	pending := string(resp.Header.Peek(hdrInvalidation)) == "pending"
-	w.logf("%s PUT %s -> %d pending=%v", sp.id, w.path(resource), resp.StatusCode(), pending)
+	w.logf("%s %s %s -> %d pending=%v", sp.id, method, path, resp.StatusCode(), pending)
 	if resp.StatusCode() != 200 {
 		return
 	}
@@ -542,10 +553,10 @@ func (w *simWorld) read(i, resource int) {
 	began := w.clock.Now()
 	w.seq++
 	seq := w.seq
-	resp := w.request(i, "GET", resource)
+	resp := w.request(i, "GET", w.path(resource))
 	got, _ := strconv.ParseUint(strings.TrimPrefix(string(resp.Body()), "v"), 10, 64)
 	w.logf("%s GET %s -> %d v%d %q", sp.id, w.path(resource), resp.StatusCode(), got, resp.Header.Peek("Cache-Status"))
-	if resp.StatusCode() != 200 {
+	if resp.StatusCode() != 200 && resp.StatusCode() != 404 { // a 404 is v0: the post not created yet
 		return
 	}
 	if want, ack := w.required(resource, began, seq); got < want {

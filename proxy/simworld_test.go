@@ -77,7 +77,8 @@ type simCommit struct {
 }
 
 // versionAfter is post's version (or the list's, post -1) after the
-// first n commits; every row starts at version 1.
+// first n commits: 0 for a post that does not exist. Every row starts at
+// version 1, but simAbsent, which its first write creates.
 func (db *simDB) versionAfter(post, n int) uint64 {
 	if post < 0 {
 		return uint64(n) + 1
@@ -86,6 +87,9 @@ func (db *simDB) versionAfter(post, n int) uint64 {
 		if db.commits[i].post == post {
 			return db.commits[i].version
 		}
+	}
+	if post == simAbsent {
+		return 0
 	}
 	return 1
 }
@@ -144,8 +148,11 @@ func (db *simDB) backlog() int {
 // simOrigin serves the database as the real origin's contract has it:
 // GET /p/<n> (a post) and GET /l (the list), from the replica unless
 // Edgecache-Fresh asks for the primary, naming their groups and versions;
-// PUT /p/<n> commits and names what it changed. dropNext makes the next
-// write's answer vanish after its commit.
+// a post that does not exist is a 404 naming its group at version 0, and
+// only the primary's (a replica that lacks the row is read again from the
+// primary, as origin/db.go does); PUT /p/<n> commits (creating the post if
+// need be) and names what it changed. dropNext makes the next write's
+// answer vanish after its commit.
 type simOrigin struct {
 	db       *simDB
 	ln       net.Listener
@@ -176,6 +183,9 @@ func (o *simOrigin) serve(ctx *fasthttp.RequestCtx) {
 	if rest, ok := strings.CutPrefix(path, "/p/"); ok {
 		post, _ = strconv.Atoi(rest)
 	}
+	if path == "/p" {
+		post = simAbsent // POST /p creates it, as POST /v1/posts does: not its own URL
+	}
 	if !ctx.IsGet() && !ctx.IsHead() {
 		pv, lv := o.db.commit(post)
 		o.mu.Lock()
@@ -197,8 +207,14 @@ func (o *simOrigin) serve(ctx *fasthttp.RequestCtx) {
 		n = max(0, n-o.db.lag)
 	}
 	v := o.db.versionAfter(post, n)
+	if v == 0 && post >= 0 {
+		v = o.db.versionAfter(post, len(o.db.commits))
+	}
 	o.db.mu.Unlock()
 	ctx.Response.Header.Set("Cache-Control", "public, s-maxage=3600")
+	if v == 0 && post >= 0 {
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+	}
 	if post < 0 {
 		ctx.Response.Header.Set(hdrGroups, "list="+strconv.FormatUint(v, 10))
 	} else {

@@ -95,7 +95,7 @@ func ParseGroup(b []byte) (g Group, ok bool) {
 		start = i + 1
 	}
 	switch {
-	case n < 3 || f[0] == 0 || f[1] == 0:
+	case n < 3 || f[0]%2 == 0 || f[1] == 0: // incarnations are odd: NeverCurrent
 		return Group{}, false
 	case n < 5:
 		return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Moved: f[3], Hard: f[1]}, true
@@ -104,6 +104,12 @@ func ParseGroup(b []byte) (g Group, ok bool) {
 	}
 	return Group{Incarnation: f[0], Epoch: f[1], Origin: f[2], Moved: f[3], Hard: f[4]}, true
 }
+
+// NeverCurrent is what an entry records for a group it could not check (a
+// witness of its groups: proxy's resolveGroups). Its incarnation is even,
+// which no group value's is (NewGroup's are odd, ParseGroup refuses the
+// others), so it validates against nothing, not even a soft purge.
+var NeverCurrent = Group{Incarnation: 2, Epoch: 1}
 
 // NewGroup is the value of a group key created now (or found garbled).
 func NewGroup(origin uint64) Group {
