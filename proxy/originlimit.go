@@ -16,10 +16,16 @@ import (
 // in proportion (from what is in flight, when that is less) once it has
 // for three windows; while latency stays at the baseline, it grows by its
 // square root. Slow answers with no more than the floor in flight leave it
-// alone: those requests are not the queue. A request beyond the limit is not sent: a read serves its
-// stale entry where it has one (fetchFailed), else it and
-// any write get a 503 origin_overloaded with Retry-After at once, instead
+// alone: those requests are not the queue. A request beyond the limit is
+// not sent: a read serves its stale entry where it has one (fetchFailed),
+// else it gets a 503 origin_overloaded with Retry-After at once, instead
 // of adding to the queue that slows every other request down.
+//
+// Writes may go a tenth over the limit (at least one request): during a
+// flood of misses the limit is full of reads, and a write is what no
+// stale entry can stand in for and what a user waits on. Beyond that they
+// get the 503 too; how many writes one client may send is the per-client
+// budget's to bound (PROXY_CLIENT_WRITE_RATE).
 
 // errOriginOverloaded is the failure of a request refused by the limit:
 // nothing of it was sent.
@@ -54,18 +60,23 @@ func newConcurrencyLimit(min, max int) *concurrencyLimit {
 	return &concurrencyLimit{limit: float64(max), min: float64(min), max: float64(max)}
 }
 
-// acquire takes a slot, or reports false when the limit is reached.
-func (c *concurrencyLimit) acquire() bool {
+// acquire takes a slot for a read, or for a write (with the writes'
+// headroom), or reports false when the limit is reached.
+func (c *concurrencyLimit) acquire(write bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.inflight >= int(c.limit) {
+	limit := int(c.limit)
+	if write {
+		limit += max(1, limit/10)
+	}
+	if c.inflight >= limit {
 		return false
 	}
 	c.inflight++
 	return true
 }
 
-// reached says whether acquire would refuse now.
+// reached says whether acquire would refuse a read now.
 func (c *concurrencyLimit) reached() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

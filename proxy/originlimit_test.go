@@ -51,9 +51,10 @@ func TestConcurrencyLimitFollowsLatency(t *testing.T) {
 }
 
 // Beyond the limit nothing is sent: a miss gets a 503 with Retry-After at
-// once, a stale entry is served instead where there is one, a write gets
-// the 503 without a pending invalidation (it was not sent). Here the limit
-// is fixed at 4 and four requests hang at the origin.
+// once, a stale entry is served instead where there is one; a write still
+// goes through, in the writes' headroom, and beyond that gets the 503
+// without a pending invalidation (it was not sent). Here the limit is fixed
+// at 4 and four reads hang at the origin, then a write.
 func TestBeyondTheOriginLimitStaleOrFast503(t *testing.T) {
 	o := newScripted(t)
 	arrived, release := make(chan struct{}, 8), make(chan struct{})
@@ -100,9 +101,24 @@ func TestBeyondTheOriginLimitStaleOrFast503(t *testing.T) {
 	if r.StatusCode() != 200 || string(r.Body()) != "old" || !strings.Contains(cacheStatus(r), "detail=origin-overloaded") {
 		t.Fatalf("stale entry beyond the limit: %d %q %q", r.StatusCode(), r.Body(), cacheStatus(r))
 	}
+	// The limit is full of reads, and a write still goes through: the
+	// writes' headroom (a tenth of the limit, at least one).
+	refused := make(chan int, 1)
+	hung.Add(1)
+	go func() {
+		defer hung.Done()
+		if r := do(t, p, "PUT", "/limit/hang"+run, nil, "{}"); r.StatusCode() == 503 {
+			refused <- r.StatusCode()
+		}
+	}()
+	select {
+	case <-arrived:
+	case <-refused:
+		t.Fatal("a write refused while reads fill the limit")
+	}
 	w := do(t, p, "PUT", "/limit/new", nil, "{}")
 	if w.StatusCode() != 503 || jsonErrorCode(t, w) != "origin_overloaded" || len(w.Header.Peek(hdrInvalidation)) > 0 {
-		t.Fatalf("write beyond the limit: %d %s %s", w.StatusCode(), w.Header.Header(), w.Body())
+		t.Fatalf("write beyond the limit and its headroom: %d %s %s", w.StatusCode(), w.Header.Header(), w.Body())
 	}
 	if n := o.hits("/limit/new"); n != 0 {
 		t.Fatalf("origin asked %d times beyond the limit", n)

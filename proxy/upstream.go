@@ -167,7 +167,7 @@ func (o *origins) do(req *fasthttp.Request, resp *fasthttp.Response, safe bool, 
 		if len(req.Header.Host()) == 0 {
 			req.Header.SetHost(u.host)
 		}
-		if !o.limit.acquire() {
+		if !o.limit.acquire(!safe) {
 			o.m.originRequests["overloaded"].Inc()
 			return errOriginOverloaded
 		}
