@@ -95,7 +95,7 @@ func TestParseBad(t *testing.T) {
 		{"v1 bad destination", []byte("PROXY TCP4 203.0.113.7 10.0.0 56324 443\r\n")},
 		{"v1 octal octet", []byte("PROXY TCP4 203.0.113.07 10.0.0.1 56324 443\r\n")},
 		{"v1 zone", []byte("PROXY TCP6 fe80::1%eth0 2001:db8::1 56324 443\r\n")},
-		{"v1 port leading zero", []byte("PROXY TCP4 203.0.113.7 10.0.0.1 056324 443\r\n")},
+		{"v1 port leading zero", []byte("PROXY TCP4 203.0.113.7 10.0.0.1 05632 443\r\n")},
 		{"v1 port too big", []byte("PROXY TCP4 203.0.113.7 10.0.0.1 65536 443\r\n")},
 		{"v1 port sign", []byte("PROXY TCP4 203.0.113.7 10.0.0.1 +5632 443\r\n")},
 		{"v1 bad destination port", []byte("PROXY TCP4 203.0.113.7 10.0.0.1 56324 x\r\n")},
