@@ -248,3 +248,47 @@ func TestHeaderDeadlineThenTheCallers(t *testing.T) {
 		})
 	}
 }
+
+// What a connection costs: dial, send a v2 header (or none, from an
+// untrusted peer) and a byte, accept, read the byte, close. The difference
+// between the two is the header's share.
+func BenchmarkConnection(b *testing.B) {
+	header := v2Header(1, 0x11, append(v2Addrs(client4, front4), awsTLV...))
+	for _, c := range []struct {
+		name    string
+		trusted []netip.Prefix
+		sent    []byte
+	}{
+		{"untrusted-no-header", nil, []byte("x")},
+		{"trusted-v2-header", loopback, append(header, 'x')},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				b.Fatal(err)
+			}
+			l := NewListener(ln, c.trusted, backstop, zap.NewNop())
+			defer l.Close()
+			one := make([]byte, 1)
+			b.ReportAllocs()
+			for b.Loop() {
+				client, err := net.Dial("tcp", l.Addr().String())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := client.Write(c.sent); err != nil {
+					b.Fatal(err)
+				}
+				server, err := l.Accept()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.ReadFull(server, one); err != nil || one[0] != 'x' {
+					b.Fatalf("read %q, %v", one, err)
+				}
+				server.Close()
+				client.Close()
+			}
+		})
+	}
+}
