@@ -25,6 +25,7 @@ package proxyproto
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -83,6 +84,11 @@ type errBadHeader struct{ cause error }
 func (e errBadHeader) Error() string   { return "proxyproto: connection closed: " + e.cause.Error() }
 func (e errBadHeader) Unwrap() []error { return []error{net.ErrClosed, e.cause} }
 
+// errNothingSent: the peer closed without sending a byte, as a TCP health
+// check does. Nothing was malformed, so nothing is logged, as an HTTP
+// server logs nothing for an empty connection.
+var errNothingSent = errors.New("proxyproto: closed by the peer before any byte")
+
 // A conn is a connection from a trusted peer.
 type conn struct {
 	net.Conn
@@ -124,6 +130,9 @@ func (c *conn) readHeader() {
 	if err != nil {
 		c.err = errBadHeader{err}
 		c.Conn.Close()
+		if errors.Is(err, errNothingSent) {
+			return
+		}
 		c.l.log.Warn("PROXY protocol header refused, connection closed",
 			zap.String("peer", c.remote.String()), zap.Error(err))
 		return
@@ -154,6 +163,8 @@ func (c *conn) parse() (netip.AddrPort, error) {
 			return source, nil
 		case !errors.Is(err, errIncomplete):
 			return netip.AddrPort{}, err
+		case len(buf) == 0 && errors.Is(readErr, io.EOF):
+			return netip.AddrPort{}, errNothingSent
 		case readErr != nil:
 			return netip.AddrPort{}, errors.Join(errors.New("proxyproto: header incomplete"), readErr)
 		}

@@ -140,6 +140,20 @@ func TestTrustedPeerWithoutHeaderIsClosed(t *testing.T) {
 	}
 }
 
+// A trusted peer that closes without sending anything (a TCP health
+// check) is closed too, and not logged: nothing was malformed.
+func TestEmptyConnectionIsNotLogged(t *testing.T) {
+	l, logs := listen(t, loopback, backstop)
+	dial(t, l, nil).Close()
+	server := accept(t, l)
+	if n, err := server.Read(make([]byte, 64)); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Read = %d, %v; want the connection closed", n, err)
+	}
+	if n := logs.Len(); n != 0 {
+		t.Errorf("%d log lines, want none: %v", n, logs.All())
+	}
+}
+
 // Half a header, then nothing: Accept goes on serving others meanwhile,
 // and the stalled connection is closed when the header's time is up.
 func TestStalledHeaderBlocksOnlyItsConnection(t *testing.T) {
