@@ -174,6 +174,7 @@ func TestConfigValidate(t *testing.T) {
 		"PROXY_ORIGIN_WRITE_TIMEOUT":     func(c *Config) { c.OriginWriteTimeout = 0 },
 		"PROXY_PEER_NETWORKS":            func(c *Config) { c.PeerNetworks = []string{"10.0.0.0"} },
 		"PROXY_MEMORY_LIMIT":             func(c *Config) { c.MemoryLimit = -1 },
+		"PROXY_PROXY_PROTOCOL":           func(c *Config) { c.ProxyProtocol, c.TrustedProxies = true, nil },
 	} {
 		c := good
 		mutate(&c)

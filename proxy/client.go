@@ -23,7 +23,9 @@ func (t trustedProxies) contains(a netip.Addr) bool {
 	return false
 }
 
-// peerAddr is the request's TCP peer.
+// peerAddr is the request's TCP peer, or, with PROXY_PROXY_PROTOCOL, the
+// client the peer's PROXY header named (package proxyproto makes it the
+// connection's RemoteAddr).
 func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	return a.Unmap()
@@ -39,6 +41,14 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 // trusted, the leftmost one is the client; an entry that is not an
 // address (a trusted hop wrote "unknown") ends the walk at the hop to
 // its right.
+//
+// With PROXY_PROXY_PROTOCOL, the address a trusted load balancer's PROXY
+// header names takes the TCP peer's place in this rule, and the balancer
+// itself drops out of it: it relays bytes and wrote none of them, so
+// X-Forwarded-For is believed only if the header's address is trusted in
+// turn (a proxy of ours behind the balancer, which did write the field).
+// An untrusted client behind an NLB therefore cannot choose its address
+// by sending X-Forwarded-For either.
 func (t trustedProxies) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	client := peerAddr(ctx)
 	if len(t) == 0 || !t.contains(client) {

@@ -96,6 +96,7 @@ type Config struct {
 	ClientWriteRate  float64       `env:"PROXY_CLIENT_WRITE_RATE" envDefault:"0" help:"per-client budget of writes (any method but GET and HEAD) a second, per proxy, as PROXY_CLIENT_MISS_RATE; 0 turns it off"`
 	ClientWriteBurst int           `env:"PROXY_CLIENT_WRITE_BURST" envDefault:"20" help:"how many writes a client may make at once before PROXY_CLIENT_WRITE_RATE applies"`
 	TrustedProxies   []string      `env:"PROXY_TRUSTED_PROXIES" envDefault:"" help:"comma-separated networks (CIDR) of the load balancers in front: when the TCP peer is inside them, the client (access log, per-client budgets) is the rightmost X-Forwarded-For address outside them, and the client's X-Forwarded-For/-Proto are forwarded; empty trusts nobody: the client is the TCP peer"`
+	ProxyProtocol    bool          `env:"PROXY_PROXY_PROTOCOL" envDefault:"false" help:"every connection from a peer inside PROXY_TRUSTED_PROXIES begins with a PROXY protocol header (v1 or v2, as an NLB or HAProxy send-proxy-v2 sends), which names the client in place of the TCP peer; one that is missing, malformed or incomplete after PROXY_HEADER_TIMEOUT closes the connection unanswered; other peers' bytes are read as HTTP; needs PROXY_TRUSTED_PROXIES"`
 }
 
 // Validate reports every invalid setting at once, one "VARIABLE: problem"
@@ -315,6 +316,9 @@ func (c Config) checkHTTP(bad func(name, format string, args ...any)) {
 	}
 	if _, err := parseTrustedProxies(c.TrustedProxies); err != nil {
 		bad("PROXY_TRUSTED_PROXIES", "%v", err)
+	}
+	if c.ProxyProtocol && len(c.TrustedProxies) == 0 {
+		bad("PROXY_PROXY_PROTOCOL", "needs PROXY_TRUSTED_PROXIES: the load balancers whose PROXY header is read")
 	}
 	if _, err := parseQueryAllow(c.QueryAllow); err != nil {
 		bad("PROXY_QUERY_ALLOW", "%v", err)

@@ -19,6 +19,7 @@ import (
 	"edgecache/proxy/deadline"
 	"edgecache/proxy/lease"
 	"edgecache/proxy/lru"
+	"edgecache/proxy/proxyproto"
 	"edgecache/proxy/store"
 )
 
@@ -175,6 +176,12 @@ func start(cfg Config, log *zap.Logger, m *metricSet, st storage) (*Proxy, error
 	// second rather than by a runtime timer moved three times a request
 	// (package deadline): they fire up to 0.5 s late.
 	p.ln = deadline.NewListener(ln, clientTimeoutGranularity)
+	if cfg.ProxyProtocol {
+		// Outside the deadline listener, so that the sweep enforces the
+		// header's read deadline too; the header counts as part of the
+		// request's head (PROXY_HEADER_TIMEOUT).
+		p.ln = proxyproto.NewListener(p.ln, p.trusted, cfg.HeaderTimeout, log)
+	}
 	if p.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		p.ln.Close()
 		p.stopAccess()
