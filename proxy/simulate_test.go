@@ -53,7 +53,7 @@ const (
 	simBound  = simPoll + simPeerTimeout + simLease
 	simNodes  = 3
 	simPosts  = 4
-	simAbsent = simPosts - 1 // the post that does not exist until written
+	simAbsent = simPosts - 1 // the post that does not exist until created, and is deleted and created again
 )
 
 func TestSimulate(t *testing.T) {
@@ -520,10 +520,14 @@ func (w *simWorld) write(i, resource int) {
 	sp := w.procs[i]
 	method, path := "PUT", w.path(resource)
 	w.db.mu.Lock()
-	if w.db.versionAfter(resource, len(w.db.commits)) == 0 {
-		method, path = "POST", "/p" // created: the write's URL is not the post's
-	}
+	_, exists := w.db.stateAfter(resource, len(w.db.commits))
 	w.db.mu.Unlock()
+	switch {
+	case !exists:
+		method, path = "POST", "/p" // created: the write's URL is not the post's
+	case resource == simAbsent && w.rng.IntN(3) == 0:
+		method = "DELETE"
+	}
 	w.logf("%s %s %s", sp.id, method, path)
 	w.depth++
 	resp := w.request(i, method, path)

@@ -74,32 +74,42 @@ type simDB struct {
 type simCommit struct {
 	post    int
 	version uint64 // the post's
+	deleted bool
 }
 
 // versionAfter is post's version (or the list's, post -1) after the
-// first n commits: 0 for a post that does not exist. Every row starts at
-// version 1, but simAbsent, which its first write creates.
+// first n commits.
 func (db *simDB) versionAfter(post, n int) uint64 {
+	v, _ := db.stateAfter(post, n)
+	return v
+}
+
+// stateAfter is post's version after the first n commits, and whether it
+// exists. Every row starts at version 1, but simAbsent, which does not
+// exist until a write creates it; a deleted post's version is its
+// delete's.
+func (db *simDB) stateAfter(post, n int) (version uint64, exists bool) {
 	if post < 0 {
-		return uint64(n) + 1
+		return uint64(n) + 1, true
 	}
 	for i := n - 1; i >= 0; i-- {
-		if db.commits[i].post == post {
-			return db.commits[i].version
+		if c := db.commits[i]; c.post == post {
+			return c.version, !c.deleted
 		}
 	}
 	if post == simAbsent {
-		return 0
+		return 0, false
 	}
-	return 1
+	return 1, true
 }
 
-// commit changes post: both rows' new versions, and their log rows.
-func (db *simDB) commit(post int) (pv, lv uint64) {
+// commit changes post (deletes it if delete is set): both rows' new
+// versions, and their log rows.
+func (db *simDB) commit(post int, delete bool) (pv, lv uint64) {
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	pv = db.versionAfter(post, len(db.commits)) + 1
-	db.commits = append(db.commits, simCommit{post, pv})
+	db.commits = append(db.commits, simCommit{post, pv, delete})
 	lv = db.versionAfter(-1, len(db.commits))
 	for _, r := range []invalidator.Row{{Group: "post/" + strconv.Itoa(post), Version: pv}, {Group: "list", Version: lv}} {
 		db.nextID++
@@ -150,9 +160,11 @@ func (db *simDB) backlog() int {
 // Edgecache-Fresh asks for the primary, naming their groups and versions;
 // a post that does not exist is a 404 naming its group at version 0, and
 // only the primary's (a replica that lacks the row is read again from the
-// primary, as origin/db.go does); PUT /p/<n> commits (creating the post if
-// need be) and names what it changed. dropNext makes the next write's
-// answer vanish after its commit.
+// primary, as origin/db.go does); PUT /p/<n> commits and names what it
+// changed, DELETE /p/<n> likewise, and POST /p creates simAbsent (not its
+// own URL, as POST /v1/posts). A 404's body is the version of the delete
+// (v0 if never created), for the checker only. dropNext makes the next
+// write's answer vanish after its commit.
 type simOrigin struct {
 	db       *simDB
 	ln       net.Listener
@@ -187,7 +199,7 @@ func (o *simOrigin) serve(ctx *fasthttp.RequestCtx) {
 		post = simAbsent // POST /p creates it, as POST /v1/posts does: not its own URL
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {
-		pv, lv := o.db.commit(post)
+		pv, lv := o.db.commit(post, ctx.IsDelete())
 		o.mu.Lock()
 		drop := o.dropNext
 		o.dropNext = false
@@ -206,18 +218,19 @@ func (o *simOrigin) serve(ctx *fasthttp.RequestCtx) {
 	if string(ctx.Request.Header.Peek(hdrFresh)) != "1" {
 		n = max(0, n-o.db.lag)
 	}
-	v := o.db.versionAfter(post, n)
-	if v == 0 && post >= 0 {
-		v = o.db.versionAfter(post, len(o.db.commits))
+	v, exists := o.db.stateAfter(post, n)
+	if !exists {
+		v, exists = o.db.stateAfter(post, len(o.db.commits))
 	}
 	o.db.mu.Unlock()
 	ctx.Response.Header.Set("Cache-Control", "public, s-maxage=3600")
-	if v == 0 && post >= 0 {
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
-	}
-	if post < 0 {
+	switch {
+	case post < 0:
 		ctx.Response.Header.Set(hdrGroups, "list="+strconv.FormatUint(v, 10))
-	} else {
+	case !exists:
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		ctx.Response.Header.Set(hdrGroups, "post/"+strconv.Itoa(post)+"=0")
+	default:
 		ctx.Response.Header.Set(hdrGroups, "post/"+strconv.Itoa(post)+"="+strconv.FormatUint(v, 10))
 	}
 	ctx.SetBodyString("v" + strconv.FormatUint(v, 10))
