@@ -308,11 +308,19 @@ func (p *Proxy) takeLease(job *fillJob) (held bool, other *fillResult) {
 // groups it names, read after the fetch, and fetches again from the
 // primary when one is missing or its version unknown. So a query string
 // never seen before costs a replica read, not a primary one.
+//
+// Every group in the snapshot counts, not only the known ones (job.keys):
+// the lookup also read the groups of an entry it found no longer current,
+// which this process did not remember, and one of those at origin version
+// 0, trusted for a replica's answer, stored a post as it was before its
+// acknowledged delete (TestSimUnknownGroupOfAnEntryNotCurrentSendsTheFillToThePrimary).
 func (p *Proxy) snapshot(job *fillJob) fetchState {
 	f := fetchState{noStore: job.unavailable, conditional: job.stale != nil && job.d.Action == cachepolicy.Validate}
+	for k, g := range job.snap {
+		f.fresh = f.fresh || (k != job.ukey && g.Origin == 0)
+	}
 	for _, k := range job.keys[1:] {
-		if g, ok := job.snap[k]; ok {
-			f.fresh = f.fresh || (k != job.ukey && g.Origin == 0)
+		if _, ok := job.snap[k]; ok {
 			continue
 		}
 		g, created, err := p.store.Ensure(k, 0)

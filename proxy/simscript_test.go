@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +123,32 @@ func TestSimMemberCollectedWhileItHoldsALease(t *testing.T) {
 	}
 	w.write(0, 0)
 	w.read(1, 0)
+	w.mustHold(t)
+}
+
+// A proxy that does not know a key's groups finds its entry no longer
+// current, and one of the groups it names at origin version 0 (taken again
+// by a 404's fill after it was lost, and never told a version since): a
+// replica's answer cannot be checked against it, so the fill must go to
+// the primary. It went to the lagging replica, and stored the post as it
+// was before its acknowledged delete.
+func TestSimUnknownGroupOfAnEntryNotCurrentSendsTheFillToThePrimary(t *testing.T) {
+	w := newSimWorld(t, 1, testing.Verbose())
+	defer w.close()
+	w.startProc(0, "")
+	w.startProc(1, "")
+	w.write(0, simAbsent) // created: v1
+	w.read(0, simAbsent)  // stored, naming post/3
+	w.db.mu.Lock()
+	w.db.lag = 1 // the replica will not have the delete
+	w.db.mu.Unlock()
+	w.writeAs(0, simAbsent, "DELETE", w.path(simAbsent))
+	g := store.GroupKey("post/" + strconv.Itoa(simAbsent))
+	w.st.Evict(w.st.NodeOf(g), g)
+	w.read(0, simAbsent) // proc 0 knows the group: taken before its fetch, at 0; the 404 stored
+	u := store.GroupKey(store.URLGroup(w.primary(simAbsent)))
+	w.st.Evict(w.st.NodeOf(u), u) // the 404's entry no longer current; post/3 still at 0
+	w.read(1, simAbsent)
+	w.read(1, simAbsent)
 	w.mustHold(t)
 }

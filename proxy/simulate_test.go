@@ -517,7 +517,6 @@ func (w *simWorld) request(i int, method, path string) *fasthttp.Response {
 }
 
 func (w *simWorld) write(i, resource int) {
-	sp := w.procs[i]
 	method, path := "PUT", w.path(resource)
 	w.db.mu.Lock()
 	_, exists := w.db.stateAfter(resource, len(w.db.commits))
@@ -528,6 +527,13 @@ func (w *simWorld) write(i, resource int) {
 	case resource == simAbsent && w.rng.IntN(3) == 0:
 		method = "DELETE"
 	}
+	w.writeAs(i, resource, method, path)
+}
+
+// writeAs sends proc i a write of resource as method to path, and records
+// its acknowledgement.
+func (w *simWorld) writeAs(i, resource int, method, path string) {
+	sp := w.procs[i]
 	w.logf("%s %s %s", sp.id, method, path)
 	w.depth++
 	resp := w.request(i, method, path)
