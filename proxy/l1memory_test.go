@@ -255,23 +255,29 @@ func BenchmarkL1Memory(b *testing.B) {
 }
 
 // PROXY_MEMORY_LIMIT: when set, the limit; when 0, half as much again as
-// what the L1 and the group memory weigh, at least 64 MiB and 16 MiB above
-// the live heap.
+// the L1's bound and what the group memory weighs, at least 64 MiB and
+// 16 MiB above the live heap. The L1 counts at its bound while it is still
+// filling: counted at its weight, the limit sat just above a live heap
+// growing toward it, and the collector ran 21 times a second.
 func TestMemoryLimitFollowsWhatTheProxyKeeps(t *testing.T) {
 	cfg := postsConfig(t, 1024)
 	cfg.MemoryLimit = 200 << 20
 	if got := startProxy(t, cfg).MemoryLimit(300 << 20); got != 200<<20 {
 		t.Errorf("PROXY_MEMORY_LIMIT=%d: limit %d", cfg.MemoryLimit, got)
 	}
-	cfg.MemoryLimit = 0
+	cfg.MemoryLimit, cfg.L1Bytes = 0, 8<<20
+	if got := startProxy(t, cfg).MemoryLimit(10 << 20); got != minMemoryLimit {
+		t.Errorf("8 MiB L1: limit %d, want %d", got, minMemoryLimit)
+	}
+	cfg.L1Bytes = 128 << 20
 	p := startProxy(t, cfg)
-	if got := p.MemoryLimit(10 << 20); got != minMemoryLimit {
-		t.Errorf("empty proxy: limit %d, want %d", got, minMemoryLimit)
+	if got := p.MemoryLimit(10 << 20); got != cfg.L1Bytes*3/2 {
+		t.Errorf("empty 128 MiB L1: limit %d, want %d", got, cfg.L1Bytes*3/2)
 	}
 	fill(t, p, postsPaths("lists", 1700), true) // 27 KB each: 46 MB
-	kept := p.l1.Weight() + p.groupsOf.weight()
-	if got := p.MemoryLimit(kept); got != kept*3/2 || got <= minMemoryLimit {
-		t.Errorf("L1 and group memory weighing %d: limit %d, want %d", kept, got, kept*3/2)
+	kept := cfg.L1Bytes + p.groupsOf.weight()
+	if got := p.MemoryLimit(kept); got != kept*3/2 || p.groupsOf.weight() == 0 {
+		t.Errorf("L1 bound and group memory weighing %d: limit %d, want %d", kept, got, kept*3/2)
 	}
 	if got := p.MemoryLimit(kept * 2); got != kept*2+minMemoryHeadroom {
 		t.Errorf("live heap %d (connections, requests in flight): limit %d, want %d", kept*2, got, kept*2+minMemoryHeadroom)
