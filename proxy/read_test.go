@@ -178,8 +178,8 @@ func TestClientsInternalFieldsNeverReachTheOrigin(t *testing.T) {
 
 // TestWholeAnswerHeaderFollowsAgeAndStatus: the header kept with an L1
 // copy is sent as it is only for the same Age and Cache-Status; a new
-// second or another status (a stale hit) gets its own, and the stored
-// fields and the origin's Date stay as they were.
+// second or another status (a stale hit) has them set anew over the copy,
+// and the stored fields and the origin's Date stay as they were.
 func TestWholeAnswerHeaderFollowsAgeAndStatus(t *testing.T) {
 	p := &Proxy{via: []byte("1.1 edgecache"), l1: lru.New[*l1Entry](1 << 20)}
 	date := []byte("Tue, 01 Dec 2026 10:00:00 GMT")
