@@ -82,7 +82,7 @@ func benchCPU(b *testing.B, ts *testServer, want int, paths []string) {
 		}
 	}
 	b.ReportAllocs()
-	before := cpuTime(b)
+	beforeUser, beforeSys := cpuTime(b)
 	b.ResetTimer()
 	done := make(chan error, benchConns)
 	for i, c := range conns {
@@ -110,18 +110,20 @@ func benchCPU(b *testing.B, ts *testServer, want int, paths []string) {
 		}
 	}
 	b.StopTimer()
-	used := cpuTime(b) - before
-	b.ReportMetric(float64(used.Microseconds())/float64(b.N), "cpu-µs/op")
+	user, sys := cpuTime(b)
+	user, sys = user-beforeUser, sys-beforeSys
+	b.ReportMetric(float64((user+sys).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(sys.Microseconds())/float64(b.N), "sys-µs/op")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
 }
 
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime(b *testing.B) time.Duration {
+// cpuTime is the process's user and system (kernel) CPU time so far.
+func cpuTime(b *testing.B) (user, sys time.Duration) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		b.Fatal(err)
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
 
 // rawConn is a keep-alive HTTP/1.1 connection that reads only an answer's
