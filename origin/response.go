@@ -49,8 +49,7 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
 	}
-	body, _ := json.Marshal(map[string]map[string]string{"error": {"code": e.code, "message": e.message}})
-	writeBody(w, e.status, body)
+	writeJSON(w, e.status, &errorBody{e.code, e.message})
 }
 
 // writeAbsent answers a GET of a single resource that does not exist: the
@@ -71,8 +70,7 @@ func (s *Server) writeAbsent(w http.ResponseWriter, group string) {
 	h := w.Header()
 	h.Set("Cache-Control", "public, max-age=0, s-maxage="+strconv.Itoa(s.cfg.NotFoundCacheSeconds))
 	h.Set(groupsHeader, group)
-	body, _ := json.Marshal(map[string]map[string]string{"error": {"code": errNotFound.code, "message": errNotFound.message}})
-	writeBody(w, http.StatusNotFound, body)
+	writeJSON(w, http.StatusNotFound, &errorBody{errNotFound.code, errNotFound.message})
 }
 
 // databaseFailed answers a request whose database work failed with err:
@@ -86,6 +84,17 @@ func (s *Server) databaseFailed(w http.ResponseWriter, r *http.Request, err erro
 	}
 	s.log.Error("database error", zap.String("route", r.Pattern), zap.Error(err))
 	writeError(w, &apiError{http.StatusInternalServerError, "internal", "internal error"})
+}
+
+// writeJSON answers with v's JSON, encoded in a pooled buffer.
+func writeJSON(w http.ResponseWriter, status int, v jsonBody) {
+	bp := bodyBuffers.Get().(*[]byte)
+	body := v.appendJSON((*bp)[:0])
+	writeBody(w, status, body)
+	if cap(body) <= maxPooledBody {
+		*bp = body
+		bodyBuffers.Put(bp)
+	}
 }
 
 func writeBody(w http.ResponseWriter, status int, body []byte) {
@@ -134,7 +143,7 @@ func writeChange(w http.ResponseWriter, status int, location string, groups []st
 
 // representation is a cacheable GET answer and what validates it.
 type representation struct {
-	value        any
+	value        jsonBody
 	version      int64     // the ETag is the version, quoted: "7"
 	lastModified time.Time // updated_at of the newest row it was built from
 	groups       []string
@@ -163,8 +172,7 @@ func (s *Server) writeCacheable(w http.ResponseWriter, r *http.Request, rep repr
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body, _ := json.Marshal(rep.value)
-	writeBody(w, http.StatusOK, body)
+	writeJSON(w, http.StatusOK, rep.value)
 }
 
 // lastModifiedStrong reports whether, at now, the Last-Modified of a
