@@ -35,6 +35,10 @@ func (rl *responseLog) Write(b []byte) (int, error) {
 
 // logRequest writes the request's access log line.
 func (s *Server) logRequest(r *http.Request, route string, rl *responseLog, took time.Duration) {
+	line := s.access.Check(zap.InfoLevel, "request")
+	if line == nil { // the access log is off: build no fields
+		return
+	}
 	fields := []zap.Field{
 		zap.String("method", r.Method),
 		zap.String("path", r.URL.Path),
@@ -51,5 +55,5 @@ func (s *Server) logRequest(r *http.Request, route string, rl *responseLog, took
 	if rl.errCode != "" {
 		fields = append(fields, zap.String("error_code", rl.errCode), zap.String("error", rl.errMessage))
 	}
-	s.access.Info("request", fields...)
+	line.Write(fields...)
 }
