@@ -27,7 +27,7 @@ func (s *Server) getPost(w http.ResponseWriter, r *http.Request) {
 		value:        &p,
 		version:      p.Version,
 		lastModified: p.UpdatedAt,
-		groups:       []string{postGroup(p.ID, p.Version)},
+		group:        postGroup(p.ID, p.Version),
 	})
 }
 
@@ -60,7 +60,7 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 		value:        body,
 		version:      page.postsVersion,
 		lastModified: page.lastModified,
-		groups:       []string{userPostsGroup(userID, page.postsVersion)},
+		group:        userPostsGroup(userID, page.postsVersion),
 	})
 }
 

@@ -61,6 +61,6 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		value:        &u,
 		version:      u.version,
 		lastModified: u.UpdatedAt,
-		groups:       []string{userGroup(u.ID, u.version)},
+		group:        userGroup(u.ID, u.version),
 	})
 }

@@ -96,6 +96,18 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 	return append(b, '"')
 }
 
+// jsonEscaped are the ASCII bytes encoding/json escapes: control bytes,
+// the quote, the backslash, and HTML's <, > and &.
+var jsonEscaped = func() (escaped [utf8.RuneSelf]bool) {
+	for c := range 0x20 {
+		escaped[c] = true
+	}
+	for _, c := range `"\<>&` {
+		escaped[c] = true
+	}
+	return escaped
+}()
+
 // appendJSONString appends s quoted as encoding/json's Marshal quotes it:
 // HTML's <, > and & escaped, U+2028 and U+2029 escaped, each invalid UTF-8
 // byte replaced by \ufffd.
@@ -106,7 +118,7 @@ func appendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if !jsonEscaped[c] {
 				i++
 				continue
 			}

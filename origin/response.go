@@ -2,7 +2,6 @@ package origin
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -114,10 +113,18 @@ const groupsHeader = "Edgecache-Groups"
 // freshHeader, set to "1" by the proxy, asks for a read from the primary.
 const freshHeader = "Edgecache-Fresh"
 
-func postGroup(id, version int64) string { return fmt.Sprintf("post/%d=%d", id, version) }
-func userGroup(id, version int64) string { return fmt.Sprintf("user/%d=%d", id, version) }
-func userPostsGroup(id, version int64) string {
-	return fmt.Sprintf("user/%d/posts=%d", id, version)
+func postGroup(id, version int64) string      { return group("post/", id, "", version) }
+func userGroup(id, version int64) string      { return group("user/", id, "", version) }
+func userPostsGroup(id, version int64) string { return group("user/", id, "/posts", version) }
+
+// group is prefix, id, suffix, "=", version.
+func group(prefix string, id int64, suffix string, version int64) string {
+	var buf [64]byte
+	b := append(buf[:0], prefix...)
+	b = strconv.AppendInt(b, id, 10)
+	b = append(b, suffix...)
+	b = append(b, '=')
+	return string(strconv.AppendInt(b, version, 10))
 }
 
 // wantsFresh reports whether the request must be read from the primary.
@@ -146,28 +153,42 @@ type representation struct {
 	value        jsonBody
 	version      int64     // the ETag is the version, quoted: "7"
 	lastModified time.Time // updated_at of the newest row it was built from
-	groups       []string
+	group        string    // the one row-group it was built from, at the version read
 }
 
 // etag is the strong entity tag of a representation at version v. Each
 // resource's representation changes exactly when its version moves, and an
 // ETag only has to be unique per URL, so the quoted version is enough.
-func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+func etag(version int64) string {
+	var buf [24]byte
+	b := append(buf[:0], '"')
+	b = strconv.AppendInt(b, version, 10)
+	return string(append(b, '"'))
+}
 
 // writeCacheable answers a GET (or HEAD) with rep, or with 304 Not Modified
 // when the request's validators still match. Both carry the caching headers,
 // so that a cache revalidating with a 304 refreshes them. Last-Modified is
 // sent only once it is strong (see lastModifiedStrong).
+//
+// The header values are set straight into the map, under their canonical
+// names, sharing one allocation: Header.Set allocates a slice per value.
 func (s *Server) writeCacheable(w http.ResponseWriter, r *http.Request, rep representation) {
 	h := w.Header()
 	tag := etag(rep.version)
 	strong := s.lastModifiedStrong(rep.lastModified, time.Now())
-	h.Set("Cache-Control", s.cacheControl)
-	h.Set("ETag", tag)
-	if strong {
-		h.Set("Last-Modified", rep.lastModified.UTC().Format(http.TimeFormat))
+	values := make([]string, 4)
+	set := func(name, value string) {
+		values[0] = value
+		h[name] = values[:1:1]
+		values = values[1:]
 	}
-	h.Set(groupsHeader, strings.Join(rep.groups, " "))
+	set("Cache-Control", s.cacheControl)
+	set("Etag", tag)
+	if strong {
+		set("Last-Modified", rep.lastModified.UTC().Format(http.TimeFormat))
+	}
+	set(groupsHeader, rep.group)
 	if notModified(r, tag, rep.lastModified, strong) {
 		w.WriteHeader(http.StatusNotModified)
 		return
