@@ -31,7 +31,7 @@ const migrateTimeout = 60 * time.Second
 type Server struct {
 	cfg          Config
 	log          *zap.Logger
-	access       *zap.Logger
+	access       *accesslog.Log // nil: the access log is off
 	stopAccess   func()
 	db           *database
 	metrics      *serverMetrics
@@ -54,9 +54,13 @@ func Start(cfg Config, log *zap.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	access, stopAccess, err := accesslog.OpenLogger(cfg.AccessLog)
+	w, stopAccess, err := accesslog.OpenWriter(cfg.AccessLog)
 	if err != nil {
 		return nil, err
+	}
+	var access *accesslog.Log
+	if w != nil {
+		access = accesslog.New(w)
 	}
 	stop := func() { stopAccess() }
 	s, err := start(cfg, log, access, stop)
@@ -67,9 +71,9 @@ func Start(cfg Config, log *zap.Logger) (*Server, error) {
 	return s, nil
 }
 
-// start is Start with the access logger given, so that tests can read it;
-// stopAccess flushes it at shutdown.
-func start(cfg Config, log, access *zap.Logger, stopAccess func()) (*Server, error) {
+// start is Start with the access log given (nil: off), so that tests can
+// read it; stopAccess flushes it at shutdown.
+func start(cfg Config, log *zap.Logger, access *accesslog.Log, stopAccess func()) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
