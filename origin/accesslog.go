@@ -39,12 +39,12 @@ func (rl *responseLog) Write(b []byte) (int, error) {
 // JSON encoder wrote it (accesslog.Log.WriteOrigin says which fields), at
 // a tenth of zap's cost. A write error is the destination's, reported once
 // per failed flush.
-func (s *Server) logRequest(r *http.Request, route string, rl *responseLog, took time.Duration) {
+func (s *Server) logRequest(r *http.Request, route string, rl *responseLog, began, end time.Time) {
 	if s.access == nil {
 		return
 	}
-	err := s.access.WriteOrigin(&accesslog.OriginRequest{Time: time.Now(), Method: r.Method, Path: r.URL.Path,
-		Query: r.URL.RawQuery, Route: route, Status: rl.status, Bytes: rl.bytes, Duration: took,
+	err := s.access.WriteOrigin(&accesslog.OriginRequest{Time: end, Method: r.Method, Path: r.URL.Path,
+		Query: r.URL.RawQuery, Route: route, Status: rl.status, Bytes: rl.bytes, Duration: end.Sub(began),
 		Remote: r.RemoteAddr, Fresh: wantsFresh(r), ErrorCode: rl.errCode, Error: rl.errMessage})
 	if err != nil {
 		s.log.Warn("access log", zap.Error(err))

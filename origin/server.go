@@ -224,9 +224,9 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if rl.status == 0 { // the handler wrote nothing
 			rl.status = http.StatusOK
 		}
-		took := time.Since(began)
-		s.metrics.request(route, rl.status, took)
-		s.logRequest(r, route, rl, took)
+		end := time.Now()
+		s.metrics.request(route, rl.status, end.Sub(began))
+		s.logRequest(r, route, rl, began, end)
 	}()
 	// A path not in its one clean form (path.Clean: no "//", "." or ".."
 	// segment, no trailing "/") gets a 404, not ServeMux's redirect to the
