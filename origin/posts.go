@@ -27,7 +27,8 @@ type authorVersions struct {
 
 const selectPost = `SELECT id, user_id, body, version, created_at, updated_at FROM posts WHERE id = ?`
 
-// readPost reads the columns of selectPost from the 6 values at v[from:].
+// readPost reads a post from the row's 6 columns starting at column from,
+// in selectPost's order.
 func readPost(c *columns, from int) post {
 	return post{ID: c.int64(from), UserID: c.int64(from + 1), Body: c.string(from + 2),
 		Version: c.int64(from + 3), CreatedAt: c.time(from + 4), UpdatedAt: c.time(from + 5)}
