@@ -219,7 +219,7 @@ func agedPost(t testing.TB, db *sql.DB, u createdUser, body string, age time.Dur
 		t.Fatal(err)
 	}
 	var p post
-	if err := scanPost(db.QueryRow(selectPost, id), &p); err != nil {
+	if err := db.QueryRow(selectPost, id).Scan(&p.ID, &p.UserID, &p.Body, &p.Version, &p.CreatedAt, &p.UpdatedAt); err != nil {
 		t.Fatal(err)
 	}
 	return p

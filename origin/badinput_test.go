@@ -108,8 +108,8 @@ func TestBadInput(t *testing.T) {
 			if len(logged) != 1 {
 				t.Fatalf("%d access log lines, want 1", len(logged))
 			}
-			fields := logged[0].ContextMap()
-			if fields["status"] != int64(tc.status) || fields["error_code"] != tc.code {
+			fields := logged[0]
+			if fields["status"] != float64(tc.status) || fields["error_code"] != tc.code {
 				t.Fatalf("access log line %v", fields)
 			}
 		})

@@ -11,18 +11,19 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"edgecache/proxy/accesslog"
 )
 
 // startBenchServer is an origin on the test primary whose access log is
-// encoded as in production but discarded.
+// written as in production but discarded.
 func startBenchServer(b *testing.B) *testServer {
 	b.Helper()
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(io.Discard), zapcore.InfoLevel)
 	cfg := testConfig(b)
 	cfg.MaxConns = 32
 	cfg.QueryTimeout = 10 * time.Second // on a loaded machine, measure slowness rather than fail
 	log, _ := zap.NewDevelopment(zap.IncreaseLevel(zapcore.WarnLevel))
-	s, err := start(cfg, log, zap.New(core), func() {})
+	s, err := start(cfg, log, accesslog.New(io.Discard), func() {})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,10 +24,10 @@ func (s *Server) getPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeCacheable(w, r, representation{
-		value:        p,
+		value:        &p,
 		version:      p.Version,
 		lastModified: p.UpdatedAt,
-		groups:       []string{postGroup(p.ID, p.Version)},
+		group:        postGroup(p.ID, p.Version),
 	})
 }
 
@@ -50,24 +50,17 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 		s.readFailed(w, r, err)
 		return
 	}
-	body := struct {
-		Posts []post  `json:"posts"`
-		Next  *string `json:"next"`
-	}{Posts: page.posts}
-	if body.Posts == nil {
-		body.Posts = []post{}
-	}
+	body := &postList{posts: page.posts}
 	if page.more {
 		// Parameters in sorted order: the form a cache normalises keys to.
-		next := "/v1/users/" + strconv.FormatInt(userID, 10) + "/posts?before=" +
+		body.next = "/v1/users/" + strconv.FormatInt(userID, 10) + "/posts?before=" +
 			strconv.FormatInt(page.posts[len(page.posts)-1].ID, 10) + "&limit=" + strconv.Itoa(limit)
-		body.Next = &next
 	}
 	s.writeCacheable(w, r, representation{
 		value:        body,
 		version:      page.postsVersion,
 		lastModified: page.lastModified,
-		groups:       []string{userPostsGroup(userID, page.postsVersion)},
+		group:        userPostsGroup(userID, page.postsVersion),
 	})
 }
 

@@ -58,9 +58,9 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.writeCacheable(w, r, representation{
-		value:        u,
+		value:        &u,
 		version:      u.version,
 		lastModified: u.UpdatedAt,
-		groups:       []string{userGroup(u.ID, u.version)},
+		group:        userGroup(u.ID, u.version),
 	})
 }

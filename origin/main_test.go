@@ -9,16 +9,17 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"edgecache/deploy/envconfig"
 	"edgecache/deploy/localstack"
+	"edgecache/proxy/accesslog"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
-	"go.uber.org/zap/zaptest/observer"
 )
 
 // The package's tests share one real MariaDB primary (ServerID 1) and one
@@ -78,23 +79,50 @@ type testServer struct {
 	*Server
 	t      testing.TB
 	base   string
-	access *observer.ObservedLogs
+	access *accessLines
 	client *http.Client
+}
+
+// accessLines records an access log's lines, decoded.
+type accessLines struct {
+	t     testing.TB
+	mu    sync.Mutex
+	lines []map[string]any
+}
+
+func (a *accessLines) Write(line []byte) (int, error) {
+	var fields map[string]any
+	if err := json.Unmarshal(line, &fields); err != nil {
+		a.t.Errorf("access log line %q: %v", line, err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.lines = append(a.lines, fields)
+	return len(line), nil
+}
+
+// TakeAll returns the lines written since the last call.
+func (a *accessLines) TakeAll() []map[string]any {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	lines := a.lines
+	a.lines = nil
+	return lines
 }
 
 // startServer starts an origin with cfg and stops it when the test ends.
 func startServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	core, logs := observer.New(zapcore.InfoLevel)
+	lines := &accessLines{t: t}
 	log := zap.NewNop()
 	if tt, ok := t.(*testing.T); ok {
 		log = zaptest.NewLogger(tt, zaptest.Level(zapcore.WarnLevel))
 	}
-	s, err := start(cfg, log, zap.New(core), func() {})
+	s, err := start(cfg, log, accesslog.New(lines), func() {})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{Server: s, t: t, base: "http://" + s.Addr(), access: logs,
+	ts := &testServer{Server: s, t: t, base: "http://" + s.Addr(), access: lines,
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 30 * time.Second,
 			// The origin never redirects: a test sees a redirect rather than
 			// where it leads.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,21 @@ type serverMetrics struct {
 	replicaFallbacks *metrics.Counter            // replica reads that failed, asked again of the primary
 	replicaNoRows    *metrics.Counter            // replica reads that found no row, asked again of the primary
 	queries          map[string]*metrics.Counter // by "target/kind"
+	requests         sync.Map                    // routeStatus → *requestMetrics
+}
+
+// routeStatus is a route pattern and a status: one requests counter.
+type routeStatus struct {
+	route  string
+	status int
+}
+
+// requestMetrics are the counter of a route and status and the route's
+// latency histogram, looked up once: building their names and finding them
+// in the Set took a lock and two allocations per request.
+type requestMetrics struct {
+	count   *metrics.Counter
+	latency *metrics.PrometheusHistogram
 }
 
 func newServerMetrics() *serverMetrics {
@@ -48,8 +64,16 @@ func (m *serverMetrics) query(target, kind string) {
 // request records one finished request under its route pattern (such as
 // "GET /v1/posts/{id}"; "unmatched" for anything the router did not know).
 func (m *serverMetrics) request(route string, status int, took time.Duration) {
-	m.set.GetOrCreateCounter(`origin_http_requests_total{route="` + route + `",status="` + strconv.Itoa(status) + `"}`).Inc()
-	m.set.GetOrCreatePrometheusHistogramExt(`origin_http_request_duration_seconds{route="`+route+`"}`, latencyBuckets).Update(took.Seconds())
+	key := routeStatus{route, status}
+	rm, ok := m.requests.Load(key)
+	if !ok {
+		rm, _ = m.requests.LoadOrStore(key, &requestMetrics{
+			count:   m.set.GetOrCreateCounter(`origin_http_requests_total{route="` + route + `",status="` + strconv.Itoa(status) + `"}`),
+			latency: m.set.GetOrCreatePrometheusHistogramExt(`origin_http_request_duration_seconds{route="`+route+`"}`, latencyBuckets),
+		})
+	}
+	rm.(*requestMetrics).count.Inc()
+	rm.(*requestMetrics).latency.Update(took.Seconds())
 }
 
 // watchPool exports db's connection-pool statistics, read at scrape time.

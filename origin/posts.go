@@ -3,6 +3,7 @@ package origin
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"math"
 	"time"
 )
@@ -26,15 +27,22 @@ type authorVersions struct {
 
 const selectPost = `SELECT id, user_id, body, version, created_at, updated_at FROM posts WHERE id = ?`
 
-func scanPost(row *sql.Row, p *post) error {
-	return row.Scan(&p.ID, &p.UserID, &p.Body, &p.Version, &p.CreatedAt, &p.UpdatedAt)
+// readPost reads a post from the row's 6 columns starting at column from,
+// in selectPost's order.
+func readPost(c *columns, from int) post {
+	return post{ID: c.int64(from), UserID: c.int64(from + 1), Body: c.string(from + 2),
+		Version: c.int64(from + 3), CreatedAt: c.time(from + 4), UpdatedAt: c.time(from + 5)}
 }
 
 // getPost reads a post; sql.ErrNoRows when there is none.
 func (d *database) getPost(ctx context.Context, fresh bool, id int64) (post, error) {
 	var p post
 	err := d.read(ctx, fresh, func(ctx context.Context, db *sql.DB) error {
-		return scanPost(db.QueryRowContext(ctx, selectPost, id), &p)
+		return queryRow(ctx, db, selectPost, []driver.NamedValue{{Ordinal: 1, Value: id}}, func(values []driver.Value) error {
+			c := columns{values: values}
+			p = readPost(&c, 0)
+			return c.err
+		})
 	})
 	return p, err
 }
@@ -59,48 +67,35 @@ func (d *database) listPosts(ctx context.Context, fresh bool, userID, before int
 	var page postPage
 	err := d.read(ctx, fresh, func(ctx context.Context, db *sql.DB) error {
 		page = postPage{}
-		rows, err := db.QueryContext(ctx, `SELECT u.posts_version, u.updated_at,
+		found := false
+		err := queryRows(ctx, db, `SELECT u.posts_version, u.updated_at,
 				p.id, p.user_id, p.body, p.version, p.created_at, p.updated_at
 			FROM users u LEFT JOIN (
 				SELECT id, user_id, body, version, created_at, updated_at FROM posts
 				WHERE user_id = ? AND id < ? ORDER BY id DESC LIMIT ?) p ON TRUE
 			WHERE u.id = ?
-			ORDER BY p.id DESC`, userID, before, limit+1, userID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		found := false
-		for rows.Next() {
-			found = true
-			var (
-				userUpdated      time.Time
-				id, uid, version sql.NullInt64
-				body             sql.NullString
-				created, updated sql.NullTime
-			)
-			if err := rows.Scan(&page.postsVersion, &userUpdated, &id, &uid, &body, &version, &created, &updated); err != nil {
-				return err
-			}
-			page.lastModified = later(page.lastModified, userUpdated)
-			if !id.Valid { // the user has no posts in range
-				continue
-			}
-			if len(page.posts) == limit {
-				page.more = true
-				continue
-			}
-			page.posts = append(page.posts, post{ID: id.Int64, UserID: uid.Int64, Body: body.String,
-				Version: version.Int64, CreatedAt: created.Time, UpdatedAt: updated.Time})
-			page.lastModified = later(page.lastModified, updated.Time)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if !found {
+			ORDER BY p.id DESC`,
+			[]driver.NamedValue{{Ordinal: 1, Value: userID}, {Ordinal: 2, Value: before}, {Ordinal: 3, Value: int64(limit + 1)}, {Ordinal: 4, Value: userID}},
+			func(values []driver.Value) error {
+				found = true
+				c := columns{values: values}
+				page.postsVersion = c.int64(0)
+				page.lastModified = later(page.lastModified, c.time(1))
+				switch {
+				case c.null(2): // the user has no posts in range
+				case len(page.posts) == limit:
+					page.more = true
+				default:
+					p := readPost(&c, 2)
+					page.posts = append(page.posts, p)
+					page.lastModified = later(page.lastModified, p.UpdatedAt)
+				}
+				return c.err
+			})
+		if err == nil && !found {
 			return sql.ErrNoRows
 		}
-		return nil
+		return err
 	})
 	return page, err
 }

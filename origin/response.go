@@ -2,7 +2,6 @@ package origin
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -49,8 +48,7 @@ func writeError(w http.ResponseWriter, e *apiError) {
 	if e.status == http.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
 	}
-	body, _ := json.Marshal(map[string]map[string]string{"error": {"code": e.code, "message": e.message}})
-	writeBody(w, e.status, body)
+	writeJSON(w, e.status, &errorBody{e.code, e.message})
 }
 
 // writeAbsent answers a GET of a single resource that does not exist: the
@@ -71,8 +69,7 @@ func (s *Server) writeAbsent(w http.ResponseWriter, group string) {
 	h := w.Header()
 	h.Set("Cache-Control", "public, max-age=0, s-maxage="+strconv.Itoa(s.cfg.NotFoundCacheSeconds))
 	h.Set(groupsHeader, group)
-	body, _ := json.Marshal(map[string]map[string]string{"error": {"code": errNotFound.code, "message": errNotFound.message}})
-	writeBody(w, http.StatusNotFound, body)
+	writeJSON(w, http.StatusNotFound, &errorBody{errNotFound.code, errNotFound.message})
 }
 
 // databaseFailed answers a request whose database work failed with err:
@@ -86,6 +83,17 @@ func (s *Server) databaseFailed(w http.ResponseWriter, r *http.Request, err erro
 	}
 	s.log.Error("database error", zap.String("route", r.Pattern), zap.Error(err))
 	writeError(w, &apiError{http.StatusInternalServerError, "internal", "internal error"})
+}
+
+// writeJSON answers with v's JSON, encoded in a pooled buffer.
+func writeJSON(w http.ResponseWriter, status int, v jsonBody) {
+	bp := bodyBuffers.Get().(*[]byte)
+	body := v.appendJSON((*bp)[:0])
+	writeBody(w, status, body)
+	if cap(body) <= maxPooledBody {
+		*bp = body
+		bodyBuffers.Put(bp)
+	}
 }
 
 func writeBody(w http.ResponseWriter, status int, body []byte) {
@@ -105,10 +113,18 @@ const groupsHeader = "Edgecache-Groups"
 // freshHeader, set to "1" by the proxy, asks for a read from the primary.
 const freshHeader = "Edgecache-Fresh"
 
-func postGroup(id, version int64) string { return fmt.Sprintf("post/%d=%d", id, version) }
-func userGroup(id, version int64) string { return fmt.Sprintf("user/%d=%d", id, version) }
-func userPostsGroup(id, version int64) string {
-	return fmt.Sprintf("user/%d/posts=%d", id, version)
+func postGroup(id, version int64) string      { return group("post/", id, "", version) }
+func userGroup(id, version int64) string      { return group("user/", id, "", version) }
+func userPostsGroup(id, version int64) string { return group("user/", id, "/posts", version) }
+
+// group is prefix, id, suffix, "=", version.
+func group(prefix string, id int64, suffix string, version int64) string {
+	var buf [64]byte
+	b := append(buf[:0], prefix...)
+	b = strconv.AppendInt(b, id, 10)
+	b = append(b, suffix...)
+	b = append(b, '=')
+	return string(strconv.AppendInt(b, version, 10))
 }
 
 // wantsFresh reports whether the request must be read from the primary.
@@ -134,37 +150,50 @@ func writeChange(w http.ResponseWriter, status int, location string, groups []st
 
 // representation is a cacheable GET answer and what validates it.
 type representation struct {
-	value        any
+	value        jsonBody
 	version      int64     // the ETag is the version, quoted: "7"
 	lastModified time.Time // updated_at of the newest row it was built from
-	groups       []string
+	group        string    // the one row-group it was built from, at the version read
 }
 
 // etag is the strong entity tag of a representation at version v. Each
 // resource's representation changes exactly when its version moves, and an
 // ETag only has to be unique per URL, so the quoted version is enough.
-func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+func etag(version int64) string {
+	var buf [24]byte
+	b := append(buf[:0], '"')
+	b = strconv.AppendInt(b, version, 10)
+	return string(append(b, '"'))
+}
 
 // writeCacheable answers a GET (or HEAD) with rep, or with 304 Not Modified
 // when the request's validators still match. Both carry the caching headers,
 // so that a cache revalidating with a 304 refreshes them. Last-Modified is
 // sent only once it is strong (see lastModifiedStrong).
+//
+// The header values are set straight into the map, under their canonical
+// names, sharing one allocation: Header.Set allocates a slice per value.
 func (s *Server) writeCacheable(w http.ResponseWriter, r *http.Request, rep representation) {
 	h := w.Header()
 	tag := etag(rep.version)
 	strong := s.lastModifiedStrong(rep.lastModified, time.Now())
-	h.Set("Cache-Control", s.cacheControl)
-	h.Set("ETag", tag)
-	if strong {
-		h.Set("Last-Modified", rep.lastModified.UTC().Format(http.TimeFormat))
+	values := make([]string, 4)
+	set := func(name, value string) {
+		values[0] = value
+		h[name] = values[:1:1]
+		values = values[1:]
 	}
-	h.Set(groupsHeader, strings.Join(rep.groups, " "))
+	set("Cache-Control", s.cacheControl)
+	set("Etag", tag)
+	if strong {
+		set("Last-Modified", rep.lastModified.UTC().Format(http.TimeFormat))
+	}
+	set(groupsHeader, rep.group)
 	if notModified(r, tag, rep.lastModified, strong) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	body, _ := json.Marshal(rep.value)
-	writeBody(w, http.StatusOK, body)
+	writeJSON(w, http.StatusOK, rep.value)
 }
 
 // lastModifiedStrong reports whether, at now, the Last-Modified of a

@@ -31,11 +31,12 @@ const migrateTimeout = 60 * time.Second
 type Server struct {
 	cfg          Config
 	log          *zap.Logger
-	access       *zap.Logger
+	access       *accesslog.Log // nil: the access log is off
 	stopAccess   func()
 	db           *database
 	metrics      *serverMetrics
-	mux          *http.ServeMux
+	mux          *http.ServeMux // the routes, and "/" (unmatched) for any other request
+	routeTable   *http.ServeMux // the routes alone: asked which methods an unmatched path allows
 	http         *http.Server
 	listener     net.Listener
 	draining     atomic.Bool // set by Drain: /readyz fails from then on
@@ -53,9 +54,13 @@ func Start(cfg Config, log *zap.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	access, stopAccess, err := accesslog.OpenLogger(cfg.AccessLog)
+	w, stopAccess, err := accesslog.OpenWriter(cfg.AccessLog)
 	if err != nil {
 		return nil, err
+	}
+	var access *accesslog.Log
+	if w != nil {
+		access = accesslog.New(w)
 	}
 	stop := func() { stopAccess() }
 	s, err := start(cfg, log, access, stop)
@@ -66,9 +71,9 @@ func Start(cfg Config, log *zap.Logger) (*Server, error) {
 	return s, nil
 }
 
-// start is Start with the access logger given, so that tests can read it;
-// stopAccess flushes it at shutdown.
-func start(cfg Config, log, access *zap.Logger, stopAccess func()) (*Server, error) {
+// start is Start with the access log given (nil: off), so that tests can
+// read it; stopAccess flushes it at shutdown.
+func start(cfg Config, log *zap.Logger, access *accesslog.Log, stopAccess func()) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,6 +84,7 @@ func start(cfg Config, log, access *zap.Logger, stopAccess func()) (*Server, err
 		stopAccess: stopAccess,
 		metrics:    newServerMetrics(),
 		mux:        http.NewServeMux(),
+		routeTable: http.NewServeMux(),
 		cacheControl: fmt.Sprintf("public, max-age=0, s-maxage=%d, stale-while-revalidate=%d, stale-if-error=%d",
 			cfg.CacheSeconds, cfg.StaleWhileRevalidateSeconds, cfg.StaleIfErrorSeconds),
 	}
@@ -131,18 +137,31 @@ func migrateAtStart(dsn string, log *zap.Logger) error {
 	return Migrate(ctx, db, log)
 }
 
+// routes registers the routes in both muxes, and in s.mux a catch-all "/",
+// so that one lookup routes every request: a request matched by no route
+// gets unmatched, which only then asks routeTable for the methods its path
+// allows.
 func (s *Server) routes() {
-	s.mux.HandleFunc("POST /v1/users", s.createUser)
-	s.mux.HandleFunc("GET /v1/users/{id}", s.getUser)
-	s.mux.HandleFunc("POST /v1/users/{id}/posts", s.createPost)
-	s.mux.HandleFunc("GET /v1/users/{id}/posts", s.listPosts)
-	s.mux.HandleFunc("GET /v1/posts/{id}", s.getPost)
-	s.mux.HandleFunc("PUT /v1/posts/{id}", s.updatePost)
-	s.mux.HandleFunc("DELETE /v1/posts/{id}", s.deletePost)
-	s.mux.HandleFunc("GET /healthz", s.healthz)
-	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
+	for pattern, handler := range map[string]http.HandlerFunc{
+		"POST /v1/users":            s.createUser,
+		"GET /v1/users/{id}":        s.getUser,
+		"POST /v1/users/{id}/posts": s.createPost,
+		"GET /v1/users/{id}/posts":  s.listPosts,
+		"GET /v1/posts/{id}":        s.getPost,
+		"PUT /v1/posts/{id}":        s.updatePost,
+		"DELETE /v1/posts/{id}":     s.deletePost,
+		"GET /healthz":              s.healthz,
+		"GET /readyz":               s.readyz,
+		"GET /metrics":              s.serveMetrics,
+	} {
+		s.mux.Handle(pattern, handler)
+		s.routeTable.Handle(pattern, handler)
+	}
+	s.mux.HandleFunc(unmatchedPattern, s.unmatched)
 }
+
+// unmatchedPattern routes what no route takes to unmatched.
+const unmatchedPattern = "/"
 
 // Addr is the host:port the server listens on.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
@@ -199,15 +218,15 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		route := r.Pattern
-		if route == "" {
+		if route == "" || route == unmatchedPattern {
 			route = "unmatched"
 		}
 		if rl.status == 0 { // the handler wrote nothing
 			rl.status = http.StatusOK
 		}
-		took := time.Since(began)
-		s.metrics.request(route, rl.status, took)
-		s.logRequest(r, route, rl, took)
+		end := time.Now()
+		s.metrics.request(route, rl.status, end.Sub(began))
+		s.logRequest(r, route, rl, began, end)
 	}()
 	// A path not in its one clean form (path.Clean: no "//", "." or ".."
 	// segment, no trailing "/") gets a 404, not ServeMux's redirect to the
@@ -218,17 +237,14 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rl, errNotFound)
 		return
 	}
-	if h, pattern := s.mux.Handler(r); pattern == "" {
-		s.unmatched(rl, r, h)
-		return
-	}
 	s.mux.ServeHTTP(rl, r)
 }
 
 // unmatched answers a request no route takes with a JSON 404, or 405 and
-// Allow when the path exists under other methods. The mux's own answer,
-// muxAnswer, is plain text: it is run only to learn its Allow header.
-func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, muxAnswer http.Handler) {
+// Allow when the path exists under other methods. The route table's own
+// answer is plain text: it is run only to learn its Allow header.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	muxAnswer, _ := s.routeTable.Handler(r)
 	probe := &headerProbe{header: http.Header{}}
 	muxAnswer.ServeHTTP(probe, r)
 	if allow := probe.header.Get("Allow"); allow != "" {

@@ -3,6 +3,7 @@ package origin
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"time"
 )
 
@@ -43,11 +44,17 @@ func scanUser(row *sql.Row, u *user) error {
 	return row.Scan(&u.ID, &u.Name, &u.PostCount, &u.CreatedAt, &u.UpdatedAt, &u.version)
 }
 
-// getUser reads a user; sql.ErrNoRows when there is none.
+// getUser reads a user; sql.ErrNoRows when there is none. It reads the
+// columns of selectUser as scanUser does, from the driver's values.
 func (d *database) getUser(ctx context.Context, fresh bool, id int64) (user, error) {
 	var u user
 	err := d.read(ctx, fresh, func(ctx context.Context, db *sql.DB) error {
-		return scanUser(db.QueryRowContext(ctx, selectUser, id), &u)
+		return queryRow(ctx, db, selectUser, []driver.NamedValue{{Ordinal: 1, Value: id}}, func(values []driver.Value) error {
+			c := columns{values: values}
+			u = user{ID: c.int64(0), Name: c.string(1), PostCount: c.int64(2),
+				CreatedAt: c.time(3), UpdatedAt: c.time(4), version: c.int64(5)}
+			return c.err
+		})
 	})
 	return u, err
 }

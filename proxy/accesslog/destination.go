@@ -41,8 +41,8 @@ func CheckDestination(dest string) error {
 }
 
 // Encoder is zap's JSON encoding of an access log line, with ISO 8601
-// times: the origin logs with it, and a Log writes the same lines without
-// zap (its tests compare the two).
+// times: the proxy's and the origin's lines were zap's with it, and a Log
+// writes the same lines without zap (its tests compare the two).
 func Encoder() zapcore.Encoder {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -82,19 +82,4 @@ func OpenWriter(dest string) (w io.Writer, stop func() error, err error) {
 		return stopped
 	}
 	return lw, stop, nil
-}
-
-// OpenLogger is a zap access logger over OpenWriter(dest): its own core,
-// never sampled (zap's sampling would thin a line whose message never
-// changes), Encoder's lines.
-func OpenLogger(dest string) (log *zap.Logger, stop func() error, err error) {
-	w, stop, err := OpenWriter(dest)
-	if err != nil {
-		return nil, nil, err
-	}
-	if w == nil {
-		return zap.NewNop(), stop, nil
-	}
-	core := zapcore.NewCore(Encoder(), zapcore.AddSync(w), zapcore.InfoLevel)
-	return zap.New(core).Named("access"), stop, nil
 }

@@ -23,11 +23,13 @@ func TestDestinations(t *testing.T) {
 	// A file gets JSON lines with ISO 8601 times, appended.
 	path := filepath.Join(dir, "access.log")
 	for range 2 {
-		log, stop, err := OpenLogger(path)
+		w, stop, err := OpenWriter(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		log.Info("request")
+		if err := New(w).WriteOrigin(&OriginRequest{Time: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
 		if err := stop(); err != nil {
 			t.Fatal(err)
 		}
