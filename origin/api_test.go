@@ -51,6 +51,7 @@ func TestCreateAndGetUser(t *testing.T) {
 	wantHeader(t, r, "ETag", `"1"`)
 	wantHeader(t, r, "Edgecache-Groups", fmt.Sprintf("user/%d=1", u.ID))
 	wantHeader(t, r, "Cache-Control", "public, max-age=0, s-maxage=60, stale-while-revalidate=30, stale-if-error=300")
+	wantHeader(t, r, "Edgecache-Cache-Control", "max-age=3600, stale-while-revalidate=30, stale-if-error=300")
 	wantHeader(t, r, "Content-Type", "application/json")
 	wantHeader(t, r, "Last-Modified", "") // not strong yet (TestLastModifiedWeak)
 

@@ -37,6 +37,7 @@ type Config struct {
 	QueryTimeout                time.Duration `env:"ORIGIN_QUERY_TIMEOUT" envDefault:"1s" help:"deadline for one database read or one write transaction; past it the request gets 503 (or, for a replica's read, is retried on the primary)"`
 	ReplicaDownFor              time.Duration `env:"ORIGIN_REPLICA_DOWN_FOR" envDefault:"5s" help:"a replica whose read failed or timed out is passed over, its reads going to the other replicas or the primary, until a ping answers; it is pinged this often"`
 	CacheSeconds                int           `env:"ORIGIN_CACHE_SECONDS" envDefault:"60" help:"s-maxage of cacheable GET responses (how long a shared cache may serve them)"`
+	EdgecacheCacheSeconds       int           `env:"ORIGIN_EDGECACHE_CACHE_SECONDS" envDefault:"3600" help:"max-age of cacheable GET responses for edgecache alone, in Edgecache-Cache-Control (RFC 9213 targeted field; the other caches keep ORIGIN_CACHE_SECONDS): edgecache invalidates what every write changes, so it may keep them long; 0: no such field, edgecache follows Cache-Control too"`
 	StaleWhileRevalidateSeconds int           `env:"ORIGIN_STALE_WHILE_REVALIDATE_SECONDS" envDefault:"30" help:"stale-while-revalidate of cacheable GET responses (RFC 5861)"`
 	StaleIfErrorSeconds         int           `env:"ORIGIN_STALE_IF_ERROR_SECONDS" envDefault:"300" help:"stale-if-error of cacheable GET responses (RFC 5861)"`
 	NotFoundCacheSeconds        int           `env:"ORIGIN_NOT_FOUND_CACHE_SECONDS" envDefault:"10" help:"s-maxage of the 404 of a single post or user, which names the group its creation moves (post/{id}=0): a shared cache that honours Edgecache-Groups serves the new resource as soon as it is created; 0: no-store"`
@@ -87,6 +88,9 @@ func (c Config) Validate() error {
 	}
 	if c.StaleIfErrorSeconds < 0 {
 		bad("ORIGIN_STALE_IF_ERROR_SECONDS", "must not be negative, got %d", c.StaleIfErrorSeconds)
+	}
+	if c.EdgecacheCacheSeconds < 0 {
+		bad("ORIGIN_EDGECACHE_CACHE_SECONDS", "must not be negative, got %d", c.EdgecacheCacheSeconds)
 	}
 	if c.NotFoundCacheSeconds < 0 {
 		bad("ORIGIN_NOT_FOUND_CACHE_SECONDS", "must not be negative, got %d", c.NotFoundCacheSeconds)

@@ -113,6 +113,11 @@ const groupsHeader = "Edgecache-Groups"
 // freshHeader, set to "1" by the proxy, asks for a read from the primary.
 const freshHeader = "Edgecache-Fresh"
 
+// edgecacheCacheControlHeader is the proxy's RFC 9213 targeted field
+// (PROXY_TARGETED_CACHE_CONTROL): its directives replace Cache-Control's
+// for edgecache alone.
+const edgecacheCacheControlHeader = "Edgecache-Cache-Control"
+
 func postGroup(id, version int64) string      { return group("post/", id, "", version) }
 func userGroup(id, version int64) string      { return group("user/", id, "", version) }
 func userPostsGroup(id, version int64) string { return group("user/", id, "/posts", version) }
@@ -177,13 +182,16 @@ func (s *Server) writeCacheable(w http.ResponseWriter, r *http.Request, rep repr
 	h := w.Header()
 	tag := etag(rep.version)
 	strong := s.lastModifiedStrong(rep.lastModified, time.Now())
-	values := make([]string, 4)
+	values := make([]string, 5)
 	set := func(name, value string) {
 		values[0] = value
 		h[name] = values[:1:1]
 		values = values[1:]
 	}
 	set("Cache-Control", s.cacheControl)
+	if s.edgecacheCacheControl != "" {
+		set(edgecacheCacheControlHeader, s.edgecacheCacheControl)
+	}
 	set("Etag", tag)
 	if strong {
 		set("Last-Modified", rep.lastModified.UTC().Format(http.TimeFormat))
