@@ -314,7 +314,7 @@ from a sweep that found its knee (-proxy-sweep, -origin-sweep).`)
 func compareCmd(args []string) error {
 	fs := newFlagSet("compare", "bench compare [-html FILE] A.json B.json …: the runs side by side, each later one also as a ratio to A.")
 	html := fs.String("html", "", "also write one HTML page with the comparison, overlaid charts and each run's details")
-	sweepFiles := fs.String("sweeps", "", "comma-separated sweep reports (bench sweep) shown first: how much each target can do")
+	sweepFiles := fs.String("sweeps", "", "comma-separated sweep reports (bench sweep) shown first, one line each: how much each target can do,\nits hit ratio there, its stale reads and its knee")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -327,8 +327,11 @@ func compareCmd(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Println(sw.Summary())
 		sweeps = append(sweeps, sw)
+	}
+	if len(sweeps) > 0 {
+		bench.WriteCapacityTable(os.Stdout, sweeps)
+		fmt.Println()
 	}
 	if fs.NArg() < 1 && len(sweeps) == 0 {
 		fs.Usage()
