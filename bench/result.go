@@ -464,7 +464,7 @@ func (r *Result) addWarnings() {
 	c := r.Client
 	if c.Usable > 0 && c.Cores >= 0.8*float64(c.Usable) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf(
-			"the load generator kept %.2f of its %d usable cores busy: it was likely the limit, not the target", c.Cores, c.Usable))
+			"the load generator kept %.2f of its %d usable cores busy: it was likely the limit, not the target (raise -procs)", c.Cores, c.Usable))
 	} else if c.NumCPU > 0 && c.Cores >= 0.4*float64(c.NumCPU) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf(
 			"the load generator used %.2f of the machine's %d cores: a target on the same machine competed with it for CPU", c.Cores, c.NumCPU))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,6 +136,7 @@ type workloadFlags struct {
 	cfg                                  *bench.RunConfig
 	targets, spike, mix, readMix, writes *string
 	metrics                              *string
+	procs                                *int
 	seed                                 seedFlags
 }
 
@@ -156,6 +158,8 @@ func addWorkloadFlags(fs *flag.FlagSet, d *bench.RunConfig) workloadFlags {
 	w.metrics = fs.String("metrics", "", "Prometheus endpoints scraped before and after, NAME=URL,…; name them origin and proxy, e.g.\norigin=http://127.0.0.1:8081/metrics,proxy=http://127.0.0.1:8082/metrics")
 	fs.StringVar(&d.OutDir, "out", d.OutDir, "report folder")
 	fs.StringVar(&d.Name, "name", d.Name, "report name: OUT/NAME.json, NAME.html, NAME-*.png")
+	w.procs = fs.Int("procs", 1, "cores the generator may use at once (GOMAXPROCS; 0: all). One wastes no CPU waking a second\n"+
+		"to share a request's work, and leaves the others to the target on one box; the report warns when one is the limit")
 	w.spike = new(string)
 	w.seed = addSeedFlags(fs, true)
 	return w
@@ -186,6 +190,12 @@ func (w workloadFlags) apply() error {
 		return err
 	}
 	d.SeedFile = *w.seed.file
+	if *w.procs < 0 {
+		return fmt.Errorf("-procs %d: want 0 (all cores) or more", *w.procs)
+	}
+	if *w.procs > 0 {
+		runtime.GOMAXPROCS(*w.procs)
+	}
 	return nil
 }
 
