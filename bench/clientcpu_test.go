@@ -28,9 +28,10 @@ const answerServerEnv = "BENCH_ANSWER_SERVER"
 // another process that answers like the origin (1 KB posts, first pages of
 // 20 posts, profiles, edits, creates) with an edgecache hit's headers. The
 // figure is the bench's own user + system CPU per request, as every run
-// reports it; ns/op is only the schedule's interval.
+// reports it; ns/op is only the schedule's interval. -cpu 1 is the core
+// bench run and bench sweep use by default (-procs 1).
 //
-//	go test -run '^$' -bench ClientCPU -benchtime 50000x ./bench
+//	go test -run '^$' -bench ClientCPU -benchtime 50000x -cpu 1 ./bench
 func BenchmarkClientCPU(b *testing.B) {
 	addr := startAnswerServer(b)
 	seed := syntheticSeed(1000, 10000)
