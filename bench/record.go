@@ -39,7 +39,7 @@ func newHist() *hdr.Histogram { return hdr.New(histMin, histMax, histSigFigs) }
 
 // newCoarseHist is for the diagnostic distributions (service time, wait,
 // one second of the timeline): two digits (1%) at an eighth of the memory,
-// since every worker keeps one of each (about 1 MB per worker in all).
+// since the timeline keeps one for every second of the run.
 func newCoarseHist() *hdr.Histogram { return hdr.New(histMin, histMax, 2) }
 
 func recordMicros(h *hdr.Histogram, d time.Duration) {
