@@ -193,7 +193,7 @@ func (w workloadFlags) apply() error {
 	if *w.procs < 0 {
 		return fmt.Errorf("-procs %d: want 0 (all cores) or more", *w.procs)
 	}
-	if *w.procs > 0 {
+	if *w.procs > 0 { // before anything runs
 		runtime.GOMAXPROCS(*w.procs)
 	}
 	return nil

@@ -79,6 +79,7 @@ func main() {
 	flag.DurationVar(&o.bench.duration, "bench-duration", 20*time.Second, "with -bench: how long each of those runs schedules requests")
 	flag.DurationVar(&o.bench.step, "bench-step", 8*time.Second, "with -bench: how long each step of the rate sweeps lasts")
 	flag.DurationVar(&o.bench.p99, "bench-p99", 50*time.Millisecond, "with -bench: the latency objective of the sweeps (p99 at most this, no errors)")
+	flag.IntVar(&o.bench.retries, "bench-retries", 3, "with -bench: a sweep step that missed the objective is run this many more times before it counts as the knee\n(bench sweep -retries): on a shared machine a neighbour's burst of a few seconds can miss any step")
 	flag.StringVar(&o.overload.out, "overload", "", "run the origin-protection drills against the stack (make overload): the 100:1 mix alone, beside a cache-busting flood and beside an id scan of missing posts, the floods at -overload-factor times the origin's knee; write the reports to this folder, then stop")
 	flag.Float64Var(&o.overload.knee, "overload-knee", 0, "with -overload: the origin's knee in requests/s (0: measure it first with an origin sweep, -bench-step and -bench-p99)")
 	flag.Float64Var(&o.overload.factor, "overload-factor", 3, "with -overload: the floods' rate in knees")
@@ -103,7 +104,7 @@ Flags:
 	}
 	flag.Parse()
 	if flag.NArg() > 0 || (o.logFormat != envconfig.FormatConsole && o.logFormat != envconfig.FormatJSON) ||
-		(o.bench.out != "" && o.overload.out != "") || o.overload.knee < 0 || o.overload.factor <= 0 || o.overload.rate <= 0 {
+		(o.bench.out != "" && o.overload.out != "") || o.bench.retries < 0 || o.overload.knee < 0 || o.overload.factor <= 0 || o.overload.rate <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -367,6 +368,7 @@ type benchOptions struct {
 	duration time.Duration // schedule length of those runs
 	step     time.Duration // length of one step of a rate sweep
 	p99      time.Duration // the sweeps' latency objective
+	retries  int           // more attempts of a sweep step that missed
 	stdout   io.Writer     // the terminal
 }
 
@@ -382,8 +384,9 @@ type benchOptions struct {
 //     starts empty with the stack), then at once a rate sweep ("NAME-sweep"),
 //     open-loop steps of -bench-step from 500 requests/s, each 1.5 times
 //     the last, until a step misses the objective (-bench-p99, no
-//     errors): the highest rate within it is how much the target can do
-//     here, measured with the cache the run warmed;
+//     errors) 1 + -bench-retries times in a row: the highest rate within
+//     it is how much the target can do here, measured with the cache the
+//     run warmed;
 //  3. compare: the capacity table of the four sweeps on stdout and
 //     bench/out/index.html, the sweeps first, then the runs;
 //  4. plan: bench/out/plan.txt, sized from the proxy's and the origin's
@@ -441,7 +444,8 @@ func benchSteps(o benchOptions, originURL, proxyURL, proxyAdmin string, others [
 			"-rate", strconv.FormatFloat(o.rate, 'f', -1, 64), "-duration", o.duration.String())
 	}
 	sweepArgs := func(name, target, metrics string) []string {
-		return append(append([]string{"sweep"}, common(name, target, metrics)...), "-step", o.step.String(), "-p99", o.p99.String())
+		return append(append([]string{"sweep"}, common(name, target, metrics)...), "-step", o.step.String(), "-p99", o.p99.String(),
+			"-retries", strconv.Itoa(o.retries))
 	}
 	report := func(name string) string { return filepath.Join(o.out, name) }
 	index := report("index.html")
