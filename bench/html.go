@@ -63,9 +63,11 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.85em; 
 {{if .Sweeps}}
 <h2>How much can it do?</h2>
 <p>Rate sweeps: the same workload at rising open-loop rates, {{steps (index .Sweeps 0).Config.Step}} per step, each judged against the objective: {{(index .Sweeps 0).Objective}}. The sweep stops at the first step that misses it (the knee).</p>
-<table><tr><th>target</th><th>highest rate within the objective</th><th>p99 there</th><th>CPU cores used there (proxy / origin / load generator)</th><th>the knee</th><th>report</th></tr>
+<table><tr><th>target</th><th>highest rate within the objective</th><th>p99 there</th><th>hit ratio there</th><th>stale reads (of reads checked)</th><th>CPU cores used there (proxy / origin / load generator)</th><th>the knee</th><th>report</th></tr>
 {{range .Sweeps}}<tr><td>{{.Name}}: {{join .Config.Run.Targets ", "}}</td>
-{{with .BestStep}}<td><b>{{value .Throughput}} requests/s</b></td><td>{{ms .P99}}</td><td>{{value .Derived.ProxyCores}} / {{value .Derived.OriginCores}} / {{value .ClientCPU}}</td>{{else}}<td>none</td><td>-</td><td>-</td>{{end}}
+{{with .BestStep}}<td><b>{{value .Throughput}} requests/s</b></td><td>{{ms .P99}}</td><td>{{if .HitRatio}}{{pct .HitRatio}}{{else}}-{{end}}</td>{{else}}<td>none</td><td>-</td><td>-</td>{{end}}
+{{with .StaleReads}}<td{{if .Stale}} class="stale"{{end}}>{{.Stale}} (of {{.Checked}})</td>{{end}}
+{{with .BestStep}}<td>{{value .Derived.ProxyCores}} / {{value .Derived.OriginCores}} / {{value .ClientCPU}}</td>{{else}}<td>-</td>{{end}}
 <td>{{if .Knee}}{{with .Knee}}missed at {{value .Rate}}/s: {{.Why}}{{end}}{{else if .Missed}}{{with .Missed}}<span class="stale">the first step, {{value .Rate}}/s, missed: {{.Why}}</span>{{end}}{{else}}<span class="stale">not reached: the rate is a lower bound</span>{{end}}</td>
 <td><a href="{{.Name}}.html">{{.Name}}.html</a></td></tr>
 {{end}}</table>

@@ -24,6 +24,9 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
+	if spec := os.Getenv(answerServerEnv); spec != "" {
+		serveAnswers(spec) // BenchmarkClientCPU's server; never returns
+	}
 	if localstack.FuzzWorker() {
 		return m.Run()
 	}

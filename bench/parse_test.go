@@ -136,7 +136,7 @@ func TestCacheOutcome(t *testing.T) {
 		{"", "STALE", outcomeStale},
 		{"", "BYPASS", outcomeBypass},
 	} {
-		if got := cacheOutcome(c.cs, c.x); got != c.want {
+		if got := cacheOutcome([]byte(c.cs), []byte(c.x)); got != c.want {
 			t.Errorf("cacheOutcome(%q, %q) = %s, want %s", c.cs, c.x, outcomeNames[got], outcomeNames[c.want])
 		}
 	}
@@ -146,7 +146,7 @@ func FuzzCacheOutcome(f *testing.F) {
 	f.Add("edgecache; fwd=miss; stored", "")
 	f.Add(",;=;", "HIT")
 	f.Fuzz(func(t *testing.T, cs, x string) {
-		if o := cacheOutcome(cs, x); o < 0 || o >= numOutcomes {
+		if o := cacheOutcome([]byte(cs), []byte(x)); o < 0 || o >= numOutcomes {
 			t.Fatalf("outcome %d out of range", o)
 		}
 	})

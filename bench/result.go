@@ -252,7 +252,7 @@ func spectrum(h *hdr.Histogram) []SpectrumPoint {
 }
 
 // assemble merges the workers' recorders into a Result.
-func assemble(st *runState, recs []*recorder, start, end time.Time, scheduled int64) *Result {
+func assemble(st *runState, total *recorder, start, end time.Time, scheduled int64) *Result {
 	cfg := st.cfg
 	res := &Result{
 		ReportVersion: ReportVersion,
@@ -268,44 +268,11 @@ func assemble(st *runState, recs []*recorder, start, end time.Time, scheduled in
 	if cfg.Rate == 0 {
 		res.Mode = "closed loop"
 	}
-	total := mergeRecorders(recs)
 	res.addOps(total)
 	res.addChecks(total)
 	res.Cache.SteadyHitRatio = steadyHitRatio(st.tl, min(cfg.Warmup, res.Elapsed/2))
 	res.Timeline = st.tl.report()
 	return res
-}
-
-// mergeRecorders sums the workers' recorders into one.
-func mergeRecorders(recs []*recorder) *recorder {
-	total := newRecorder(nil)
-	for _, r := range recs {
-		for op := range numOps {
-			total.latency[op].Merge(r.latency[op])
-			total.count[op] += r.count[op]
-			total.okBytes[op] += r.okBytes[op]
-			total.ok[op] += r.ok[op]
-			for k, n := range r.errs[op] {
-				total.errs[op][k] += n
-			}
-		}
-		total.service.Merge(r.service)
-		total.wait.Merge(r.wait)
-		total.mixHits.Merge(r.mixHits)
-		for i := range total.checked {
-			total.checked[i] += r.checked[i]
-			total.stale[i] += r.stale[i]
-		}
-		for i := range total.cache {
-			total.cache[i] += r.cache[i]
-		}
-		for _, e := range r.staleExamples {
-			if len(total.staleExamples) < maxStaleExamples {
-				total.staleExamples = append(total.staleExamples, e)
-			}
-		}
-	}
-	return total
 }
 
 // addOps adds the figures of each operation and of all of them, the
@@ -497,7 +464,7 @@ func (r *Result) addWarnings() {
 	c := r.Client
 	if c.Usable > 0 && c.Cores >= 0.8*float64(c.Usable) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf(
-			"the load generator kept %.2f of its %d usable cores busy: it was likely the limit, not the target", c.Cores, c.Usable))
+			"the load generator kept %.2f of its %d usable cores busy: it was likely the limit, not the target (raise -procs)", c.Cores, c.Usable))
 	} else if c.NumCPU > 0 && c.Cores >= 0.4*float64(c.NumCPU) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf(
 			"the load generator used %.2f of the machine's %d cores: a target on the same machine competed with it for CPU", c.Cores, c.NumCPU))

@@ -94,12 +94,15 @@ type runState struct {
 	targets []*target
 	// attackTargets are the attack's own connection pools to the targets.
 	attackTargets []*target
-	acks          *acks
-	tl            *timeline
-	retries       atomic.Int64
-	bodies        atomic.Int64 // numbers write bodies so they differ
-	scan          atomic.Int64 // the id scan of missing posts: the next offset
-	started       atomic.Int64 // closed loop: requests started, for -requests
+	// auth is each user's Authorization value, made once rather than at
+	// every write.
+	auth    []string
+	acks    *acks
+	tl      *timeline
+	retries atomic.Int64
+	bodies  atomic.Int64 // numbers write bodies so they differ
+	scan    atomic.Int64 // the id scan of missing posts: the next offset
+	started atomic.Int64 // closed loop: requests started, for -requests
 }
 
 // Run seeds nothing: it drives the workload against cfg.Targets using seed,
@@ -111,6 +114,9 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 		return nil, err
 	}
 	st := &runState{cfg: cfg, seed: seed, acks: newAcks(seed)}
+	for _, u := range seed.Users {
+		st.auth = append(st.auth, "Bearer "+u.Token)
+	}
 	for _, base := range cfg.Targets {
 		t, err := newTarget(base, cfg.Connections, cfg.Timeout, &st.retries)
 		if err != nil {
@@ -125,38 +131,33 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 		return nil, err
 	}
 
+	if cfg.Attack.Rate > 0 {
+		if err = st.attackPools(); err != nil {
+			return nil, err
+		}
+	}
+	// Everything is allocated before the start: the first requests are
+	// due then.
+	st.tl = newTimeline(time.Time{})
+	rec := newRecorder(st.tl)
 	before := scrapeAll(cfg.Metrics, cfg.Timeout)
 	cpuBefore := processCPU()
 	start := time.Now()
-	st.tl = newTimeline(start)
+	st.tl.start = start
 	stopProgress := startProgressLine(progress, st.tl, cfg)
-	// One worker per connection: -connections per target.
-	recs := make([]*recorder, cfg.Connections*len(cfg.Targets))
-	for i := range recs {
-		recs[i] = newRecorder(st.tl)
-	}
 	var scheduled int64
 	if cfg.Rate > 0 {
-		var attackRecs []*recorder
-		if cfg.Attack.Rate > 0 {
-			if attackRecs, err = st.attackWorkers(); err != nil {
-				return nil, err
-			}
-		}
-		scheduled = st.openLoop(ctx, recs, attackRecs, start, postPerm, userPerm)
-		recs = append(recs, attackRecs...)
+		scheduled = st.openLoop(ctx, rec, start, postPerm, userPerm)
 	} else {
-		st.closedLoop(ctx, recs, start, postPerm, userPerm)
+		st.closedLoop(ctx, rec, start, postPerm, userPerm)
 	}
 	end := time.Now()
-	for _, r := range recs {
-		r.flush()
-	}
+	rec.flush()
 	stopProgress()
 	cpuAfter := processCPU()
 	after := scrapeAll(cfg.Metrics, cfg.Timeout)
 
-	res := assemble(st, recs, start, end, scheduled)
+	res := assemble(st, rec, start, end, scheduled)
 	res.Client = cpuAfter.since(cpuBefore, end.Sub(start), res.Requests)
 	res.Metrics = metricsReports(cfg.Metrics, before, after, end.Sub(start))
 	res.derive()
@@ -164,19 +165,19 @@ func Run(ctx context.Context, cfg RunConfig, seed *Seed, progress io.Writer) (*R
 	return res, nil
 }
 
-// openLoop sends the schedule from start through one worker per recorder,
-// and returns how many requests it scheduled once every worker is done.
-// With attackRecs, the attack's schedule goes to workers of its own, over
-// connections of its own (st.attackTargets).
-func (st *runState) openLoop(ctx context.Context, recs, attackRecs []*recorder, start time.Time, postPerm, userPerm []int32) int64 {
+// openLoop sends the schedule from start through one worker per
+// connection, and returns how many requests it scheduled once every worker
+// is done. With an attack, the attack's schedule goes to workers of its
+// own, over connections of its own (st.attackTargets).
+func (st *runState) openLoop(ctx context.Context, rec *recorder, start time.Time, postPerm, userPerm []int32) int64 {
 	// drainCtx ends when the run is interrupted, or Drain after the schedule
 	// ends: requests still queued then are counted as not sent.
 	drainCtx, cancelDrain := context.WithCancel(ctx)
 	defer cancelDrain()
 	var wg sync.WaitGroup
-	startWorkers := func(recs []*recorder, targets []*target) chan<- job {
+	startWorkers := func(conns int, targets []*target) chan<- job {
 		jobs := make(chan job, 1<<16)
-		for _, rec := range recs {
+		for range conns * len(targets) {
 			w := newWorker(st, rec, targets)
 			wg.Go(func() {
 				defer w.release()
@@ -200,9 +201,9 @@ func (st *runState) openLoop(ctx context.Context, recs, attackRecs []*recorder, 
 			close(jobs)
 		})
 	}
-	schedule(st.cfg, 0, startWorkers(recs, st.targets))
-	if len(attackRecs) > 0 {
-		schedule(st.cfg.attackConfig(), 1, startWorkers(attackRecs, st.attackTargets))
+	schedule(st.cfg, 0, startWorkers(st.cfg.Connections, st.targets))
+	if st.cfg.Attack.Rate > 0 {
+		schedule(st.cfg.attackConfig(), 1, startWorkers(st.cfg.Attack.Connections, st.attackTargets))
 	}
 	dispatchers.Wait()
 	if ctx.Err() == nil {
@@ -228,32 +229,27 @@ func (c RunConfig) attackConfig() RunConfig {
 	return a
 }
 
-// attackWorkers makes the attack's connection pools and returns a recorder
-// per connection.
-func (st *runState) attackWorkers() ([]*recorder, error) {
+// attackPools makes the attack's connection pools.
+func (st *runState) attackPools() error {
 	cfg := st.cfg
 	for _, base := range cfg.Targets {
 		t, err := newTarget(base, cfg.Attack.Connections, cfg.Timeout, &st.retries)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		st.attackTargets = append(st.attackTargets, t)
 	}
-	recs := make([]*recorder, cfg.Attack.Connections*len(cfg.Targets))
-	for i := range recs {
-		recs[i] = newRecorder(st.tl)
-	}
-	return recs, nil
+	return nil
 }
 
-// closedLoop has one worker per recorder send its next request as soon as
-// the last one is answered, until the run's duration or request count is
-// reached, and returns when every worker is done.
-func (st *runState) closedLoop(ctx context.Context, recs []*recorder, start time.Time, postPerm, userPerm []int32) {
+// closedLoop has one worker per connection send its next request as soon
+// as the last one is answered, until the run's duration or request count
+// is reached, and returns when every worker is done.
+func (st *runState) closedLoop(ctx context.Context, rec *recorder, start time.Time, postPerm, userPerm []int32) {
 	cfg := st.cfg
 	deadline := start.Add(cfg.Duration)
 	var wg sync.WaitGroup
-	for i, rec := range recs {
+	for i := range cfg.Connections * len(st.targets) {
 		w := newWorker(st, rec, st.targets)
 		gen, _ := newGenerator(cfg, uint64(i)+1, postPerm, userPerm)
 		wg.Go(func() {
@@ -335,6 +331,7 @@ type worker struct {
 	rec     *recorder
 	req     *fasthttp.Request
 	resp    *fasthttp.Response
+	uri     []byte       // the request's path and query, reused
 	page    []listedPost // the last list page read, reused
 }
 
@@ -364,28 +361,34 @@ func (w *worker) do(j job) {
 	t := w.targets[j.n%int64(len(w.targets))]
 	res := result{op: j.op, scheduled: j.at, check: -1}
 	want := 200
+	// The path is appended to a reused buffer: nothing is allocated for
+	// a read.
+	uri := append(w.uri[:0], t.prefix...)
 	switch j.op {
 	case opPost:
-		t.prepare(w.req, "GET", postPath(st.seed.Posts[j.key].ID), "", nil)
+		t.prepare(w.req, "GET", appendID(append(uri, "/v1/posts/"...), st.seed.Posts[j.key].ID), "", nil)
 	case opList:
-		t.prepare(w.req, "GET", userPostsPath(st.seed.Users[j.key].ID)+"?limit="+itoa(int64(st.cfg.ListLimit)), "", nil)
+		uri = appendID(append(uri, "/v1/users/"...), st.seed.Users[j.key].ID)
+		t.prepare(w.req, "GET", appendID(append(uri, "/posts?limit="...), int64(st.cfg.ListLimit)), "", nil)
 	case opProfile:
-		t.prepare(w.req, "GET", userPath(st.seed.Users[j.key].ID), "", nil)
+		t.prepare(w.req, "GET", appendID(append(uri, "/v1/users/"...), st.seed.Users[j.key].ID), "", nil)
 	case opBust:
-		t.prepare(w.req, "GET", postPath(st.seed.Posts[j.key].ID)+"?cb="+strconv.FormatUint(rand.Uint64(), 36), "", nil)
+		uri = appendID(append(uri, "/v1/posts/"...), st.seed.Posts[j.key].ID)
+		t.prepare(w.req, "GET", strconv.AppendUint(append(uri, "?cb="...), rand.Uint64(), 36), "", nil)
 	case opMissing:
 		// Far above every seeded or created id: each request a post
 		// never read before, as a crawler over deleted posts.
-		t.prepare(w.req, "GET", postPath(missingPostBase+st.scan.Add(1)), "", nil)
+		t.prepare(w.req, "GET", appendID(append(uri, "/v1/posts/"...), missingPostBase+st.scan.Add(1)), "", nil)
 		want = 404
 	case opEdit:
 		p := st.seed.Posts[j.key]
-		t.prepare(w.req, "PUT", postPath(p.ID), st.seed.Users[p.User].Token, w.body())
+		t.prepare(w.req, "PUT", appendID(append(uri, "/v1/posts/"...), p.ID), st.auth[p.User], w.body())
 	case opCreate:
-		u := st.seed.Users[j.key]
-		t.prepare(w.req, "POST", userPostsPath(u.ID), u.Token, w.body())
+		uri = appendID(append(uri, "/v1/users/"...), st.seed.Users[j.key].ID)
+		t.prepare(w.req, "POST", append(uri, "/posts"...), st.auth[j.key], w.body())
 		want = 201
 	}
+	w.uri = uri
 	// The read-after-write check judges a read by what was acknowledged
 	// before it was sent.
 	seq := st.acks.now()
@@ -400,7 +403,7 @@ func (w *worker) do(j job) {
 	default:
 		res.bytes = len(w.resp.Body())
 		if isRead(j.op) {
-			res.outcome = cacheOutcome(string(w.resp.Header.Peek("Cache-Status")), xCache(w.resp))
+			res.outcome = cacheOutcome(w.resp.Header.Peek("Cache-Status"), xCache(w.resp))
 		}
 		res.errKind = w.judge(j, seq, &res)
 	}
@@ -408,12 +411,15 @@ func (w *worker) do(j job) {
 }
 
 // xCache is the X-Cache-Status or X-Cache header other caches send.
-func xCache(resp *fasthttp.Response) string {
+func xCache(resp *fasthttp.Response) []byte {
 	if v := resp.Header.Peek("X-Cache-Status"); len(v) > 0 {
-		return string(v)
+		return v
 	}
-	return string(resp.Header.Peek("X-Cache"))
+	return resp.Header.Peek("X-Cache")
 }
+
+// appendID appends a decimal id.
+func appendID(b []byte, id int64) []byte { return strconv.AppendInt(b, id, 10) }
 
 // judge decodes a successful answer: a write's acknowledgement is logged, a
 // read is checked against the log. It returns an error kind for an answer

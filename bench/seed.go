@@ -169,7 +169,7 @@ func (s *Seed) verify(cfg SeedConfig) error {
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	last := s.Posts[len(s.Posts)-1]
-	t.prepare(req, "GET", postPath(last.ID), "", nil)
+	t.prepare(req, "GET", t.uri(postPath(last.ID)), "", nil)
 	if err := t.do(req, resp, cfg.Timeout); err != nil {
 		return err
 	}
@@ -186,7 +186,7 @@ func (s *Seed) verify(cfg SeedConfig) error {
 		return fmt.Errorf("post %d was not written by this seed", last.ID)
 	}
 	u := s.Users[len(s.Users)-1]
-	t.prepare(req, "GET", userPath(u.ID), "", nil)
+	t.prepare(req, "GET", t.uri(userPath(u.ID)), "", nil)
 	if err := t.do(req, resp, cfg.Timeout); err != nil {
 		return err
 	}
@@ -277,7 +277,11 @@ type conn struct {
 // call does one API call that must answer with status want and decodes the
 // JSON answer into out.
 func (c *conn) call(t *target, method, path, token string, body []byte, want int, out any, timeout time.Duration) error {
-	t.prepare(c.req, method, path, token, body)
+	auth := ""
+	if token != "" {
+		auth = "Bearer " + token
+	}
+	t.prepare(c.req, method, t.uri(path), auth, body)
 	if err := t.do(c.req, c.resp, timeout); err != nil {
 		return fmt.Errorf("%s %s: %s", method, path, errorKind(err, 0))
 	}

@@ -95,8 +95,9 @@ type SweepStep struct {
 	ServiceP99 float64 `json:"service_p99_ms"`
 	WaitP99    float64 `json:"wait_p99_ms"`
 	Stale      int64   `json:"stale_reads"`
-	HitRatio   float64 `json:"hit_ratio"` // of the step; 0 for a target that is not a cache
-	Derived    Derived `json:"derived"`   // the service figures of the step (CPU, offload)
+	Checked    int64   `json:"checked_reads"` // reads the read-after-write check judged
+	HitRatio   float64 `json:"hit_ratio"`     // of the step; 0 for a target that is not a cache
+	Derived    Derived `json:"derived"`       // the service figures of the step (CPU, offload)
 	ClientCPU  float64 `json:"client_cores"`
 	// ClientMicros is the generator's CPU per request of the step.
 	ClientMicros float64 `json:"client_micros_per_request"`
@@ -234,6 +235,9 @@ func judgeStep(cfg SweepConfig, r *Result) SweepStep {
 		Stale: r.Derived.StaleReads, HitRatio: r.Cache.HitRatio, Derived: r.Derived, ClientCPU: r.Client.Cores,
 		ClientMicros: r.Client.MicrosPerRequest, Load: r.Client.LoadAverage,
 	}
+	for _, c := range r.Stale {
+		st.Checked += c.Checked
+	}
 	var why []string
 	if p99 := time.Duration(st.P99 * float64(time.Millisecond)); p99 > cfg.P99 {
 		why = append(why, fmt.Sprintf("p99 %s > %s", fmtDur(p99), fmtDur(cfg.P99)))
@@ -276,6 +280,56 @@ func (s *SweepResult) Summary() string {
 		return fmt.Sprintf("%s: at least %.0f requests/s within the objective (p99 %s): the sweep did not reach the knee",
 			s.Name(), b.Throughput, fmtMs(b.P99))
 	}
+}
+
+// StaleReads is the stale reads of every step of the sweep, and the reads
+// the check judged.
+func (s *SweepResult) StaleReads() StaleCount {
+	c := StaleCount{Kind: "all"}
+	for _, st := range s.Steps {
+		c.Stale += st.Stale
+		c.Checked += st.Checked
+	}
+	return c
+}
+
+// KneeText says where the sweep's knee is, in a few words.
+func (s *SweepResult) KneeText() string {
+	switch {
+	case s.Knee() != nil:
+		k := s.Knee()
+		return fmt.Sprintf("%.0f/s: %s", k.Rate, k.Why)
+	case s.Missed() != nil:
+		m := s.Missed()
+		return fmt.Sprintf("the first step, %.0f/s, missed: %s", m.Rate, m.Why)
+	default:
+		return "not reached: the highest rate is a lower bound"
+	}
+}
+
+// WriteCapacityTable prints the sweeps side by side, one line each: how
+// much each target can do within the objective, what its cache hit there,
+// the stale reads it served, and where its knee is.
+func WriteCapacityTable(w io.Writer, sweeps []*SweepResult) {
+	if len(sweeps) == 0 {
+		return
+	}
+	s0 := sweeps[0]
+	fmt.Fprintf(w, "How much can it do? open-loop steps of %s at rising rates, objective %s\n", s0.Config.Step, s0.Objective())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\thighest rate within the objective\tp99 there\thit ratio there\tstale reads (of reads checked)\tgenerator cores there\tthe knee (first rate that missed)")
+	for _, s := range sweeps {
+		stale := s.StaleReads()
+		cells := []string{s.Name(), "none", "-", "-", fmt.Sprintf("%d (of %d)", stale.Stale, stale.Checked), "-", s.KneeText()}
+		if b := s.BestStep(); b != nil {
+			cells[1], cells[2], cells[5] = fmt.Sprintf("%.0f requests/s", b.Throughput), fmtMs(b.P99), fmt.Sprintf("%.2f", b.ClientCPU)
+			if b.HitRatio > 0 {
+				cells[3] = fmt.Sprintf("%.1f%%", 100*b.HitRatio)
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	tw.Flush()
 }
 
 // WriteText prints the sweep's steps for a person.

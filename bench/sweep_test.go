@@ -34,6 +34,41 @@ func TestJudgeStep(t *testing.T) {
 	}
 }
 
+// The capacity table has one line per target: its highest rate within the
+// objective with the hit ratio there, its stale reads over every step, and
+// its knee, or why there is none.
+func TestCapacityTable(t *testing.T) {
+	cfg := func(name string) SweepConfig {
+		return SweepConfig{Run: RunConfig{Name: name}, Rates: []float64{1000, 2000}, Step: 8 * time.Second, P99: 50 * time.Millisecond, MinDelivered: 0.95}
+	}
+	sweeps := []*SweepResult{
+		{Config: cfg("proxy-sweep"), Best: 0, Saturated: true, Steps: []SweepStep{
+			{Rate: 1000, Throughput: 998, P99: 4.2, HitRatio: 0.973, Checked: 7000, Within: true, ClientCPU: 0.03},
+			{Rate: 2000, Throughput: 1400, P99: 80, HitRatio: 0.95, Checked: 9000, Why: "p99 80.0ms > 50.0ms"}}},
+		{Config: cfg("nginx-sweep"), Best: 1, Steps: []SweepStep{
+			{Rate: 1000, Throughput: 999, P99: 2, HitRatio: 0.9, Stale: 12, Checked: 7000, Within: true},
+			{Rate: 2000, Throughput: 1999, P99: 3, HitRatio: 0.91, Stale: 30, Checked: 14000, Within: true}}},
+		{Config: cfg("origin-sweep"), Best: -1, Steps: []SweepStep{{Rate: 1000, Throughput: 500, P99: 900, Why: "answered 500/s of 1000/s"}}},
+	}
+	var b strings.Builder
+	WriteCapacityTable(&b, sweeps)
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("want a title, a header and 3 rows:\n%s", b.String())
+	}
+	for i, want := range [][]string{
+		{"proxy-sweep", "998 requests/s", "4.2ms", "97.3%", "0 (of 16000)", "2000/s: p99 80.0ms > 50.0ms"},
+		{"nginx-sweep", "1999 requests/s", "91.0%", "42 (of 21000)", "not reached"},
+		{"origin-sweep", "none", "the first step, 1000/s, missed: answered 500/s of 1000/s"},
+	} {
+		for _, cell := range want {
+			if !strings.Contains(lines[i+2], cell) {
+				t.Errorf("row %d lacks %q: %s", i+1, cell, lines[i+2])
+			}
+		}
+	}
+}
+
 // The plan takes a capacity only from a sweep that found its knee.
 func TestSweepCapacityNeedsTheKnee(t *testing.T) {
 	s := &SweepResult{Config: SweepConfig{Run: RunConfig{Name: "proxy-sweep"}, Rates: []float64{1000, 2000, 4000}, P99: 50 * time.Millisecond, MinDelivered: 0.95},
@@ -99,7 +134,7 @@ func TestSweepReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	page, _ := os.ReadFile(index)
-	for _, want := range []string{"How much can it do?", `href="tiny-sweep.html"`, "not reached: the rate is a lower bound", "Throughput against latency"} {
+	for _, want := range []string{"How much can it do?", `href="tiny-sweep.html"`, "not reached: the rate is a lower bound", "Throughput against latency", "stale reads (of reads checked)"} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("index lacks %q", want)
 		}

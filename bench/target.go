@@ -65,21 +65,24 @@ func newTarget(base string, conns int, timeout time.Duration, retries *atomic.In
 	}, nil
 }
 
-// prepare sets up req for method on path with an optional bearer token and
-// JSON body.
-func (t *target) prepare(req *fasthttp.Request, method, path, token string, body []byte) {
+// prepare sets up req for method on uri (the target's path prefix, the
+// path and the query) with an optional Authorization value and JSON body.
+func (t *target) prepare(req *fasthttp.Request, method string, uri []byte, auth string, body []byte) {
 	req.Reset()
 	req.Header.SetMethod(method)
-	req.SetRequestURI(t.prefix + path)
+	req.SetRequestURIBytes(uri)
 	req.Header.SetHost(t.host)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
 	}
 	if body != nil {
 		req.Header.SetContentType("application/json")
 		req.SetBodyRaw(body)
 	}
 }
+
+// uri is path under the target's path prefix.
+func (t *target) uri(path string) []byte { return []byte(t.prefix + path) }
 
 // do sends req and waits for resp, up to timeout.
 func (t *target) do(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,6 +136,7 @@ type workloadFlags struct {
 	cfg                                  *bench.RunConfig
 	targets, spike, mix, readMix, writes *string
 	metrics                              *string
+	procs                                *int
 	seed                                 seedFlags
 }
 
@@ -156,6 +158,8 @@ func addWorkloadFlags(fs *flag.FlagSet, d *bench.RunConfig) workloadFlags {
 	w.metrics = fs.String("metrics", "", "Prometheus endpoints scraped before and after, NAME=URL,…; name them origin and proxy, e.g.\norigin=http://127.0.0.1:8081/metrics,proxy=http://127.0.0.1:8082/metrics")
 	fs.StringVar(&d.OutDir, "out", d.OutDir, "report folder")
 	fs.StringVar(&d.Name, "name", d.Name, "report name: OUT/NAME.json, NAME.html, NAME-*.png")
+	w.procs = fs.Int("procs", 1, "cores the generator may use at once (GOMAXPROCS; 0: all). One wastes no CPU waking a second\n"+
+		"to share a request's work, and leaves the others to the target on one box; the report warns when one is the limit")
 	w.spike = new(string)
 	w.seed = addSeedFlags(fs, true)
 	return w
@@ -186,6 +190,12 @@ func (w workloadFlags) apply() error {
 		return err
 	}
 	d.SeedFile = *w.seed.file
+	if *w.procs < 0 {
+		return fmt.Errorf("-procs %d: want 0 (all cores) or more", *w.procs)
+	}
+	if *w.procs > 0 { // before anything runs
+		runtime.GOMAXPROCS(*w.procs)
+	}
 	return nil
 }
 
@@ -314,7 +324,7 @@ from a sweep that found its knee (-proxy-sweep, -origin-sweep).`)
 func compareCmd(args []string) error {
 	fs := newFlagSet("compare", "bench compare [-html FILE] A.json B.json …: the runs side by side, each later one also as a ratio to A.")
 	html := fs.String("html", "", "also write one HTML page with the comparison, overlaid charts and each run's details")
-	sweepFiles := fs.String("sweeps", "", "comma-separated sweep reports (bench sweep) shown first: how much each target can do")
+	sweepFiles := fs.String("sweeps", "", "comma-separated sweep reports (bench sweep) shown first, one line each: how much each target can do,\nits hit ratio there, its stale reads and its knee")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -327,8 +337,11 @@ func compareCmd(args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Println(sw.Summary())
 		sweeps = append(sweeps, sw)
+	}
+	if len(sweeps) > 0 {
+		bench.WriteCapacityTable(os.Stdout, sweeps)
+		fmt.Println()
 	}
 	if fs.NArg() < 1 && len(sweeps) == 0 {
 		fs.Usage()

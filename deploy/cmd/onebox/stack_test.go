@@ -50,8 +50,10 @@ func TestStackStartsServesAndStops(t *testing.T) {
 	}
 }
 
-// The benchmark's steps run in the order runBench documents, the origin's
-// counters for the competitors, and the reports list the comparison first.
+// The benchmark's steps run in the order runBench documents: each target's
+// sweep right after its run (which warms its cache), the origin's counters
+// for the competitors, every sweep in the comparison; the reports list the
+// comparison first.
 func TestBenchSteps(t *testing.T) {
 	o := benchOptions{out: "out", rate: 1000, duration: time.Second, step: time.Second, p99: 50 * time.Millisecond}
 	steps, reports := benchSteps(o, "http://origin", "http://proxy", "admin", []*competitor{{name: "nginx", addr: "nginx"}})
@@ -64,16 +66,20 @@ func TestBenchSteps(t *testing.T) {
 		got = append(got, name)
 	}
 	m := "origin=http://origin/metrics,proxy=http://admin/metrics"
-	want := []string{"seed", "run proxy " + m, "run origin " + m, "run nginx origin=http://origin/metrics",
-		"sweep proxy-sweep " + m, "sweep origin-sweep " + m, "compare", "plan"}
+	want := []string{"seed", "run proxy " + m, "sweep proxy-sweep " + m, "run origin " + m, "sweep origin-sweep " + m,
+		"run nginx origin=http://origin/metrics", "sweep nginx-sweep origin=http://origin/metrics", "compare", "plan"}
 	if !slices.Equal(got, want) {
 		t.Errorf("steps\n%q\nwant\n%q", got, want)
+	}
+	compare := steps[len(steps)-2].args
+	if sweeps := compare[slices.Index(compare, "-sweeps")+1]; sweeps != "out/proxy-sweep.json,out/origin-sweep.json,out/nginx-sweep.json" {
+		t.Errorf("compare -sweeps %s", sweeps)
 	}
 	if last := steps[len(steps)-1]; last.save != filepath.Join("out", "plan.txt") {
 		t.Errorf("plan saved to %q", last.save)
 	}
-	wantReports := []string{"index.html", "proxy-sweep.html", "origin-sweep.html", "origin.html", "proxy.html", "nginx.html",
-		"origin.json", "proxy.json", "nginx.json", "proxy-sweep.json", "origin-sweep.json", "plan.txt"}
+	wantReports := []string{"index.html", "proxy-sweep.html", "origin-sweep.html", "nginx-sweep.html", "origin.html", "proxy.html", "nginx.html",
+		"origin.json", "proxy.json", "nginx.json", "proxy-sweep.json", "origin-sweep.json", "nginx-sweep.json", "plan.txt"}
 	for i := range wantReports {
 		wantReports[i] = filepath.Join("out", wantReports[i])
 	}
