@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -61,10 +62,15 @@ type ReadMix struct {
 // latencies are the target's alone. Its requests have their own rows.
 // Connections is its own pool per target: a flood whose answers are slow
 // needs many (at 7,500/s and 20 ms, 150), and an attacker opens them.
+// From is the address its connections come from ("": the system's
+// choice): another client than the mix's, as the target sees it, so that
+// per-client budgets can tell the two apart (on loopback, any 127.0.0.0/8
+// address).
 type Attack struct {
 	Kind        string  `json:"kind,omitempty"`
 	Rate        float64 `json:"rate,omitempty"`
 	Connections int     `json:"connections,omitempty"`
+	From        string  `json:"from,omitempty"`
 }
 
 // ParseAttack reads "bust=7500" or "missing=7500", without connections;
@@ -140,6 +146,7 @@ func (c RunConfig) Validate() error {
 	check(c.Spike.Every == 0 || c.Rate > 0, "-spike needs an open-loop run (-rate > 0)")
 	check(c.Attack.Rate == 0 || c.Rate > 0, "-attack needs an open-loop run (-rate > 0)")
 	check(c.Attack.Rate == 0 || c.Attack.Connections >= 1, "-attack-connections must be ≥ 1")
+	check(c.Attack.From == "" || net.ParseIP(c.Attack.From) != nil, "-attack-from must be an IP address")
 	check(c.Timeout > 0, "-timeout must be > 0")
 	check(c.Drain >= 0, "-drain must be ≥ 0")
 	check(c.Warmup >= 0, "-warmup must be ≥ 0")

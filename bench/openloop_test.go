@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -223,5 +224,42 @@ func TestParseAttack(t *testing.T) {
 		if _, err := ParseAttack(bad); err == nil {
 			t.Errorf("ParseAttack(%q) accepted", bad)
 		}
+	}
+}
+
+// The attack's connections come from -attack-from, the mix's from the
+// system's choice: the target sees two clients, as per-client budgets need.
+func TestAttackComesFromItsOwnAddress(t *testing.T) {
+	var mu sync.Mutex
+	from := map[string]map[string]bool{} // "mix" or "attack" -> remote IPs
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		who := "attack"
+		if r.URL.Path == postPath(1) {
+			who = "mix"
+		}
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		mu.Lock()
+		if from[who] == nil {
+			from[who] = map[string]bool{}
+		}
+		from[who][host] = true
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"id":1,"version":1}`))
+	}))
+	defer srv.Close()
+	cfg := testRunConfig("attack-from", []string{srv.URL}, 0)
+	cfg.Rate, cfg.Duration, cfg.Connections = 50, 200*time.Millisecond, 2
+	cfg.Reads, cfg.Writes = 1, 0
+	cfg.ReadMix = ReadMix{Post: 1}
+	cfg.Attack = Attack{Kind: "missing", Rate: 50, Connections: 2, From: "127.0.0.2"}
+	seed := &Seed{Tag: "t", Users: []SeedUser{{ID: 1, Token: "x"}}, Posts: []SeedPost{{ID: 1, Version: 1}}}
+	if _, err := Run(context.Background(), cfg, seed, testWriter{t}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(from["attack"]) != 1 || !from["attack"]["127.0.0.2"] || len(from["mix"]) != 1 || from["mix"]["127.0.0.2"] {
+		t.Fatalf("requests came from %v, want the attack from 127.0.0.2 alone and the mix from another address", from)
 	}
 }

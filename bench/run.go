@@ -237,6 +237,9 @@ func (st *runState) attackPools() error {
 		if err != nil {
 			return err
 		}
+		if cfg.Attack.From != "" {
+			t.dialFrom(cfg.Attack.From)
+		}
 		st.attackTargets = append(st.attackTargets, t)
 	}
 	return nil

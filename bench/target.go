@@ -65,6 +65,12 @@ func newTarget(base string, conns int, timeout time.Duration, retries *atomic.In
 	}, nil
 }
 
+// dialFrom makes t's connections from the address from.
+func (t *target) dialFrom(from string) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: t.client.ReadTimeout}
+	t.client.Dial = func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) }
+}
+
 // prepare sets up req for method on uri (the target's path prefix, the
 // path and the query) with an optional Authorization value and JSON body.
 func (t *target) prepare(req *fasthttp.Request, method string, uri []byte, auth string, body []byte) {

@@ -218,6 +218,7 @@ until its entries expire.`)
 	w.spike = fs.String("spike", "", "open-loop rate profile LENGTH@FACTORx/EVERY, e.g. 5s@3x/30s: the last 5 s of every 30 s at 3× -rate")
 	attack := fs.String("attack", "", "open loop: a flood KIND=RATE beside the mix, bust (a post with a random query string) or missing\n(an id scan of posts that do not exist), RATE requests/s on its own schedule and connections, e.g. missing=7500")
 	attackConns := fs.Int("attack-connections", 256, "with -attack: the attack's connections per target, apart from the mix's")
+	attackFrom := fs.String("attack-from", "", "with -attack: the address the attack's connections come from, so that the target sees another client (per-client budgets); on loopback any 127.0.0.0/8 address; empty: the system's choice")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -225,7 +226,7 @@ until its entries expire.`)
 	if d.Attack, err = bench.ParseAttack(*attack); err != nil {
 		return err
 	}
-	d.Attack.Connections = *attackConns
+	d.Attack.Connections, d.Attack.From = *attackConns, *attackFrom
 	if fs.NArg() > 0 {
 		return fmt.Errorf("run: unexpected arguments %q", fs.Args())
 	}

@@ -38,6 +38,11 @@ type overloadOptions struct {
 // Each run prints its table: origin requests/s and DB queries/s (onebox
 // has no replicas: every query is the primary's), the mix's hit p99
 // ("hit (mix)"), errors by status, stale reads.
+// attackFrom is where the floods come from: another client than the mix
+// (127.0.0.1), as the proxy's per-client budgets see it
+// (PROXY_CLIENT_MISS_RATE, off unless set).
+const attackFrom = "127.0.0.2"
+
 func runOverload(ctx context.Context, o overloadOptions, b benchOptions, proxyURL, originURL, proxyAdmin string) error {
 	benchBin := filepath.Join("bin", "bench")
 	if _, err := os.Stat(benchBin); err != nil {
@@ -74,8 +79,8 @@ func runOverload(ctx context.Context, o overloadOptions, b benchOptions, proxyUR
 	}
 	for _, args := range [][]string{
 		mix("overload-mix"),
-		append(mix("overload-bust"), "-attack", "bust="+flood),
-		append(mix("overload-missing"), "-attack", "missing="+flood),
+		append(mix("overload-bust"), "-attack", "bust="+flood, "-attack-from", attackFrom),
+		append(mix("overload-missing"), "-attack", "missing="+flood, "-attack-from", attackFrom),
 	} {
 		if err := run(args...); err != nil {
 			return err
