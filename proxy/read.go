@@ -272,7 +272,7 @@ type l1Entry struct {
 // each second (the first hit of a second copies it, with Age and
 // Cache-Status set anew); one hit less often sets the two over its copy
 // of the last answer (found in place, no allocation): keeping a new
-// answer for each of those hits cost a header's worth of allocations, a
+// answer for each of those hits cost a header's worth of allocations,
 // half of the proxy's on the 100:1 mix (10.0 → 5.6 a request at
 // 5,000/s), where most entries are hit less than once a second, and
 // setting the two fields on every hit of a hot entry cost 7% of its hits
