@@ -50,8 +50,14 @@ func New(w io.Writer) *Log {
 
 // Write writes r's line. The error is w's.
 func (l *Log) Write(r *Request) error {
+	return l.write(func(b []byte) []byte { return l.append(b, r) })
+}
+
+// write writes the line line appends, built in a pooled buffer. The error
+// is w's.
+func (l *Log) write(line func(b []byte) []byte) error {
 	bp := l.lines.Get().(*[]byte)
-	b := l.append((*bp)[:0], r)
+	b := line((*bp)[:0])
 	_, err := l.w.Write(b)
 	*bp = b
 	l.lines.Put(bp)

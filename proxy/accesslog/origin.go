@@ -29,12 +29,7 @@ type OriginRequest struct {
 // (only if set) and error_code and error (only if there was an error).
 // The error is the writer's.
 func (l *Log) WriteOrigin(r *OriginRequest) error {
-	bp := l.lines.Get().(*[]byte)
-	b := l.appendOrigin((*bp)[:0], r)
-	_, err := l.w.Write(b)
-	*bp = b
-	l.lines.Put(bp)
-	return err
+	return l.write(func(b []byte) []byte { return l.appendOrigin(b, r) })
 }
 
 func (l *Log) appendOrigin(b []byte, r *OriginRequest) []byte {
