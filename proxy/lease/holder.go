@@ -189,6 +189,22 @@ func (h *Holder) Free(at time.Time, checked uint64, buckets []uint32) bool {
 	return true
 }
 
+// Named reports whether a notification has named one of buckets since
+// Seq() == checked: a copy last found current then has most likely
+// changed (unless its bucket is shared with a group that moved), whether
+// the lease is held or not.
+func (h *Holder) Named(checked uint64, buckets []uint32) bool {
+	if h == nil {
+		return false
+	}
+	for _, b := range buckets {
+		if h.buckets[b].Load() > checked {
+			return true
+		}
+	}
+	return false
+}
+
 // CountHit counts an L1 hit by how it was checked: free (the lease) or in
 // memcached.
 func (h *Holder) CountHit(free bool) {
