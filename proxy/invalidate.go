@@ -57,15 +57,21 @@ func (p *Proxy) invalidateWrite(ctx *fasthttp.RequestCtx, resp *fasthttp.Respons
 		p.log.Warn("write response has a malformed Edgecache-Groups; moving the groups that parse",
 			zap.ByteString("uri", ctx.RequestURI()), zap.ByteString("value", resp.Header.Peek(hdrGroups)))
 	}
-	var errs []error
-	keys := make([]string, 0, len(primaries)+len(groups))
+	moves := make([]store.GroupMove, 0, len(primaries)+len(groups))
 	for _, pk := range primaries {
-		errs = append(errs, p.moveURL(pk))
-		keys = append(keys, store.GroupKey(store.URLGroup(pk)))
+		p.flights.Forget(pk)
+		moves = append(moves, store.GroupMove{Name: store.URLGroup(pk)})
 	}
 	for _, g := range groups {
-		errs = append(errs, p.store.MoveOrQueue(g.name, g.version))
-		keys = append(keys, store.GroupKey(g.name))
+		moves = append(moves, store.GroupMove{Name: g.name, Origin: g.version})
+	}
+	var errs []error
+	keys := make([]string, len(moves))
+	for i, err := range p.store.MoveAllOrQueue(moves) {
+		if err != nil {
+			errs = append(errs, errors.New("group "+moves[i].Name+": "+err.Error()))
+		}
+		keys[i] = store.GroupKey(moves[i].Name)
 	}
 	if h := p.hooks.Load(); h != nil && h.betweenMovesAndNotify != nil {
 		h.betweenMovesAndNotify(string(ctx.Path()))

@@ -37,6 +37,9 @@ type storage interface {
 	// MoveOrQueue moves group name; a move that fails is kept and replayed
 	// once its node answers, and the error says the write is "pending".
 	MoveOrQueue(name string, origin uint64) error
+	// MoveAllOrQueue is MoveOrQueue of every move (a write's groups) at
+	// once; errs[i] is moves[i]'s.
+	MoveAllOrQueue(moves []store.GroupMove) (errs []error)
 	// SoftPurge moves group name as a soft purge: its entries become
 	// stale, not invalid (store.Group.Hard). The admin purge's option
 	// only: a write never uses it.

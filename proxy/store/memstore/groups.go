@@ -63,6 +63,17 @@ func (s *Store) MoveOrQueue(name string, origin uint64) error {
 	})
 }
 
+// MoveAllOrQueue is MoveOrQueue of each move in turn: store.Store's
+// batches them into two round trips a node, which changes no outcome, only
+// what it costs.
+func (s *Store) MoveAllOrQueue(moves []store.GroupMove) []error {
+	errs := make([]error, len(moves))
+	for i, m := range moves {
+		errs[i] = s.MoveOrQueue(m.Name, m.Origin)
+	}
+	return errs
+}
+
 // Move moves group name forward, as store.Store's Move does for the
 // durable invalidator: a node that is down fails it, and nothing is queued
 // (the log row stays, and the invalidator tries again); a group already
