@@ -1,0 +1,197 @@
+package origin
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestWireHeaders sends raw requests, each on a connection of its own, and
+// checks each answer header by header: its status line, exactly which
+// fields it carries (no Server, no default Content-Type, no Connection
+// unless the client asked to close), their values, and a Content-Length
+// that matches the body (and the GET's on HEAD). It pins what the origin
+// sent on the wire when it ran on net/http, so that the fasthttp server
+// keeps it.
+func TestWireHeaders(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	db := openDB(t, primary)
+	u := ts.newUser()
+	p := ts.newPost(u, "on the wire")
+	gone := ts.newPost(u, "to delete")
+	// A Last-Modified an hour ago is strong, so that it is always sent.
+	past := time.Now().UTC().Truncate(time.Second).Add(-time.Hour)
+	if _, err := db.Exec("UPDATE posts SET updated_at = ? WHERE id = ?", past, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	post := fmt.Sprintf("/v1/posts/%d", p.ID)
+	auth := "Authorization: Bearer " + u.Token + "\r\n"
+	const jsonType = "Content-Type: application/json\r\n"
+	cacheable := map[string]string{
+		"Cache-Control":           ts.cacheControl,
+		"Edgecache-Cache-Control": ts.edgecacheCacheControl,
+		"Etag":                    `"2"`, // the UPDATE above moved the version
+		"Last-Modified":           past.Format(http.TimeFormat),
+		"Edgecache-Groups":        fmt.Sprintf("post/%d=2", p.ID),
+	}
+	withJSON := func(h map[string]string) map[string]string {
+		h = maps(h)
+		h["Content-Type"] = "application/json"
+		return h
+	}
+	noStore := map[string]string{"Cache-Control": "no-store", "Content-Type": "application/json"}
+	const (
+		hasLength  = iota // a Content-Length that matches the body
+		noLength          // none: 204, 304
+		headLength        // HEAD: the GET's, and no body
+	)
+	var getLength string
+
+	for _, tc := range []struct {
+		name    string
+		request string            // without the Host line and the blank line
+		body    string            // sent after the head, with its Content-Length
+		status  string            // the status line
+		header  map[string]string // every field but Date and Content-Length, with its value ("*": any)
+		length  int               // hasLength, noLength or headLength
+	}{
+		{"GET", "GET " + post, "", "HTTP/1.1 200 OK", withJSON(cacheable), hasLength},
+		{"HEAD", "HEAD " + post, "", "HTTP/1.1 200 OK", withJSON(cacheable), headLength},
+		{"304", "GET " + post + " HTTP/1.1\r\nIf-None-Match: \"2\"", "", "HTTP/1.1 304 Not Modified", cacheable, noLength},
+		{"absent", "GET /v1/posts/9223372036854775807", "", "HTTP/1.1 404 Not Found",
+			map[string]string{"Cache-Control": "public, max-age=0, s-maxage=10", "Content-Type": "application/json",
+				"Edgecache-Groups": "post/9223372036854775807=0"}, hasLength},
+		{"bad id", "GET /v1/posts/abc", "", "HTTP/1.1 400 Bad Request", noStore, hasLength},
+		{"unknown path", "GET /nope", "", "HTTP/1.1 404 Not Found", noStore, hasLength},
+		{"not clean", "GET /v1//posts/1", "", "HTTP/1.1 404 Not Found", noStore, hasLength},
+		{"method", "PATCH " + post, "", "HTTP/1.1 405 Method Not Allowed",
+			map[string]string{"Cache-Control": "no-store", "Content-Type": "application/json", "Allow": "DELETE, GET, HEAD, PUT"}, hasLength},
+		{"media type", "POST /v1/users HTTP/1.1\r\nContent-Type: text/plain", `{}`, "HTTP/1.1 415 Unsupported Media Type", noStore, hasLength},
+		{"no token", "POST /v1/users/" + strconv.FormatInt(u.ID, 10) + "/posts HTTP/1.1\r\n" + jsonType[:len(jsonType)-2], `{"body":"x"}`,
+			"HTTP/1.1 401 Unauthorized",
+			map[string]string{"Cache-Control": "no-store", "Content-Type": "application/json", "Www-Authenticate": `Bearer realm="edgecache"`}, hasLength},
+		{"too large", "POST /v1/users HTTP/1.1\r\n" + jsonType[:len(jsonType)-2], strings.Repeat(" ", maxRequestBytes+1),
+			"HTTP/1.1 413 Request Entity Too Large", noStore, hasLength},
+		{"PUT", "PUT " + post + " HTTP/1.1\r\n" + auth + jsonType[:len(jsonType)-2], `{"body":"changed"}`, "HTTP/1.1 200 OK",
+			map[string]string{"Cache-Control": "no-store", "Content-Type": "application/json",
+				"Edgecache-Groups": "*"}, hasLength},
+		{"DELETE", "DELETE /v1/posts/" + strconv.FormatInt(gone.ID, 10) + " HTTP/1.1\r\n" + auth[:len(auth)-2], "", "HTTP/1.1 204 No Content",
+			map[string]string{"Cache-Control": "no-store",
+				"Edgecache-Groups": "*"}, noLength},
+		{"healthz", "GET /healthz", "", "HTTP/1.1 200 OK", noStore, hasLength},
+		{"close", "GET /healthz HTTP/1.1\r\nConnection: close", "", "HTTP/1.1 200 OK",
+			map[string]string{"Cache-Control": "no-store", "Content-Type": "application/json", "Connection": "close"}, hasLength},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			head := tc.request
+			if !strings.Contains(head, "\r\n") && !strings.HasSuffix(head, "HTTP/1.1") {
+				head += " HTTP/1.1"
+			}
+			raw := head + "\r\nHost: origin\r\n"
+			if tc.body != "" {
+				raw += "Content-Length: " + strconv.Itoa(len(tc.body)) + "\r\n"
+			}
+			raw += "\r\n" + tc.body
+			status, header, body := rawExchange(t, ts, raw, strings.HasPrefix(tc.request, "HEAD "))
+			if status != tc.status {
+				t.Errorf("status line %q, want %q", status, tc.status)
+			}
+			var names []string
+			for name := range header {
+				names = append(names, name)
+			}
+			slices.Sort(names)
+			var wantNames []string
+			for name := range tc.header {
+				wantNames = append(wantNames, name)
+			}
+			wantNames = append(wantNames, "Date")
+			if tc.length != noLength {
+				wantNames = append(wantNames, "Content-Length")
+			}
+			slices.Sort(wantNames)
+			if !slices.Equal(names, wantNames) {
+				t.Errorf("fields %q, want %q", names, wantNames)
+			}
+			for name, want := range tc.header {
+				if got := header[name]; len(got) != 1 || got[0] != want && (want != "*" || got[0] == "") {
+					t.Errorf("%s: %q, want %q", name, got, want)
+				}
+			}
+			if date, err := http.ParseTime(header.Get("Date")); err != nil || time.Since(date) > time.Minute || header.Get("Date") != date.Format(http.TimeFormat) {
+				t.Errorf("Date %q", header.Get("Date"))
+			}
+			length := header.Get("Content-Length")
+			switch tc.length {
+			case headLength:
+				if length != getLength {
+					t.Errorf("HEAD: Content-Length %q, the GET's %q", length, getLength)
+				}
+			case hasLength:
+				if length != strconv.Itoa(len(body)) {
+					t.Errorf("Content-Length %q, body of %d bytes", length, len(body))
+				}
+			}
+			if tc.name == "GET" {
+				getLength = length
+			}
+		})
+	}
+}
+
+// maps copies a header map.
+func maps(h map[string]string) map[string]string {
+	c := make(map[string]string, len(h))
+	for k, v := range h {
+		c[k] = v
+	}
+	return c
+}
+
+// rawExchange writes one raw request on a fresh connection and reads its
+// answer: the status line, the fields as sent (names canonical), the body.
+func rawExchange(t *testing.T, ts *testServer, request string, head bool) (string, http.Header, []byte) {
+	t.Helper()
+	c, err := net.Dial("tcp", ts.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write([]byte(request)); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := http.Header{}
+	for {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		l = strings.TrimRight(l, "\r\n")
+		if l == "" {
+			break
+		}
+		name, value, _ := strings.Cut(l, ":")
+		header.Add(name, strings.TrimSpace(value))
+	}
+	var body []byte
+	if n, err := strconv.Atoi(header.Get("Content-Length")); err == nil && !head { // HEAD has no body to read
+		body = make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return strings.TrimRight(line, "\r\n"), header, body
+}
