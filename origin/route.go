@@ -73,6 +73,8 @@ func newResources(routes map[string]handler) []resource {
 	return rs
 }
 
+var errMalformedPath = badRequest("bad_request", "the request path has a malformed percent escape")
+
 // maxSegments is the most path segments a route has.
 const maxSegments = 4
 
@@ -129,7 +131,11 @@ func (s *Server) serve(ctx *fasthttp.RequestCtx) {
 	}
 	raw := ctx.URI().PathOriginal()
 	var ok bool
-	if path, ok = decodePath(raw); !ok || !cleanPath(path) {
+	if path, ok = decodePath(raw); !ok {
+		writeError(ctx, errMalformedPath) // net/http refused it before routing, in plain text
+		return
+	}
+	if !cleanPath(path) {
 		// A path not in its one clean form (no "//", "." or ".." segment,
 		// no trailing "/") gets a 404, not a redirect to the clean path: a
 		// proxy invalidates a write's Location, so PUT /v1//posts/1 would

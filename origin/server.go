@@ -162,10 +162,12 @@ func start(cfg Config, log *zap.Logger, access *accesslog.Log, stopAccess func()
 	return s, nil
 }
 
-// printfLogger gives fasthttp's rare log lines (a failed accept) to zap.
+// printfLogger gives fasthttp's log lines to zap, at debug: they repeat
+// what malformed logs (with the request's bytes), and an error that ends
+// Serve is logged by start.
 type printfLogger struct{ log *zap.Logger }
 
-func (l printfLogger) Printf(format string, args ...any) { l.log.Warn(fmt.Sprintf(format, args...)) }
+func (l printfLogger) Printf(format string, args ...any) { l.log.Sugar().Debugf(format, args...) }
 
 // migrateAtStart migrates the primary on a pool of its own, without the
 // DSN's readTimeout (see migrationDSN), within migrateTimeout.

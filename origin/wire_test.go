@@ -195,3 +195,53 @@ func rawExchange(t *testing.T, ts *testServer, request string, head bool) (strin
 	}
 	return strings.TrimRight(line, "\r\n"), header, body
 }
+
+// TestMalformedRequests: what fasthttp cannot read, or a path that does not
+// decode, gets the JSON error shape, no-store, and (before routing) a
+// closed connection, where net/http answered in plain text.
+func TestMalformedRequests(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	// Exactly maxHeaderBytes of head without its end: the server reads all
+	// of it before refusing, so its close is no reset that could lose the
+	// answer.
+	head := "GET /healthz HTTP/1.1\r\nHost: origin\r\nX-Long: "
+	tooLong := head + strings.Repeat("a", maxHeaderBytes-len(head))
+	for _, tc := range []struct {
+		name, request, status, code string
+		closes                      bool
+	}{
+		{"bad escape", "GET /v1/posts/%zz HTTP/1.1\r\nHost: origin\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request", false},
+		{"garbage", "GARBAGE\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request", true},
+		{"no Host", "GET /healthz HTTP/1.1\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request", true},
+		{"head too long", tooLong, "HTTP/1.1 431 Request Header Fields Too Large", "headers_too_large", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, header, body := rawExchange(t, ts, tc.request, false)
+			r := reply{header: header, body: body}
+			if status != tc.status || r.errorCode() != tc.code {
+				t.Fatalf("%s %s, want %s with code %s", status, body, tc.status, tc.code)
+			}
+			if cc := header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("Cache-Control %q", cc)
+			}
+			if closes := header.Get("Connection") == "close"; closes != tc.closes {
+				t.Errorf("Connection %q", header.Get("Connection"))
+			}
+		})
+	}
+}
+
+// TestDrainClosesConnections: once draining, every answer says
+// "Connection: close" and the connection ends, so that keep-alive clients
+// reconnect, to another instance.
+func TestDrainClosesConnections(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	if _, header, _ := rawExchange(t, ts, "GET /healthz HTTP/1.1\r\nHost: origin\r\n\r\n", false); header.Get("Connection") != "" {
+		t.Fatalf("before the drain: Connection %q", header.Get("Connection"))
+	}
+	ts.Drain()
+	status, header, _ := rawExchange(t, ts, "GET /healthz HTTP/1.1\r\nHost: origin\r\n\r\n", false)
+	if status != "HTTP/1.1 200 OK" || header.Get("Connection") != "close" {
+		t.Fatalf("draining: %s, Connection %q", status, header.Get("Connection"))
+	}
+}
