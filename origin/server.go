@@ -130,10 +130,10 @@ func start(cfg Config, log *zap.Logger, access *accesslog.Log, stopAccess func()
 	s.http = &fasthttp.Server{
 		Handler:      s.serve,
 		ErrorHandler: s.malformed,
-		// What net/http sent: no Server field, no Content-Type the
-		// handler did not set (204, 304), its own Date.
+		// What net/http sent: no Server field, and its own Date.
+		// fasthttp's default Content-Type is never seen: every answer
+		// with a body sets one, and 204 and 304 get none.
 		NoDefaultServerHeader: true,
-		NoDefaultContentType:  true,
 		ReadTimeout:           readTimeout,
 		WriteTimeout:          writeTimeout,
 		IdleTimeout:           cfg.IdleTimeout,

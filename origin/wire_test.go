@@ -229,6 +229,12 @@ func TestMalformedRequests(t *testing.T) {
 			}
 		})
 	}
+	// A head of half the limit is read: the limit is maxHeaderBytes, not
+	// fasthttp's default 4 KiB.
+	long := head + strings.Repeat("a", maxHeaderBytes/2) + "\r\n\r\n"
+	if status, _, body := rawExchange(t, ts, long, false); status != "HTTP/1.1 200 OK" {
+		t.Fatalf("a head of %d bytes: %s %s", len(long), status, body)
+	}
 }
 
 // TestDrainClosesConnections: once draining, every answer says
