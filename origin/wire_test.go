@@ -251,3 +251,72 @@ func TestDrainClosesConnections(t *testing.T) {
 		t.Fatalf("draining: %s, Connection %q", status, header.Get("Connection"))
 	}
 }
+
+// TestAppendRemote: the access log's remote is what net.TCPAddr.String says.
+func TestAppendRemote(t *testing.T) {
+	for _, a := range []*net.TCPAddr{
+		{IP: net.ParseIP("127.0.0.1"), Port: 4321},
+		{IP: net.IPv4(10, 0, 0, 1).To4(), Port: 80},
+		{IP: net.ParseIP("::1"), Port: 1},
+		{IP: net.ParseIP("fe80::1"), Port: 65535, Zone: "eth0"},
+	} {
+		if got := string(appendRemote(nil, a)); got != a.String() {
+			t.Errorf("%s: %q", a, got)
+		}
+	}
+}
+
+// TestAccessLogLine checks every field of a request's access log line:
+// the decoded path, the raw query, the route, the body's bytes (a HEAD's
+// too), the client's address, fresh, and the error's code and message.
+func TestAccessLogLine(t *testing.T) {
+	ts := startServer(t, testConfig(t))
+	u := ts.newUser()
+	ts.access.TakeAll()
+	c, err := net.Dial("tcp", ts.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for _, tc := range []struct {
+		request string
+		want    map[string]any
+	}{
+		{fmt.Sprintf("HEAD /v1/users/%d/p%%6fsts?limit=5&x=%%41 HTTP/1.1\r\nHost: o\r\nEdgecache-Fresh: 1\r\n\r\n", u.ID),
+			map[string]any{"method": "HEAD", "path": fmt.Sprintf("/v1/users/%d/posts", u.ID), "query": "limit=5&x=%41",
+				"route": "GET /v1/users/{id}/posts", "status": 200.0, "bytes": float64(len(`{"posts":[],"next":null}`)), "fresh": true}},
+		{"GET /v1/posts/0 HTTP/1.1\r\nHost: o\r\n\r\n",
+			map[string]any{"method": "GET", "path": "/v1/posts/0", "query": "", "route": "GET /v1/posts/{id}", "status": 400.0,
+				"error_code": "invalid_id", "error": "id must be a positive integer without leading zeros, at most 9223372036854775807"}},
+		{"GET /nowhere HTTP/1.1\r\nHost: o\r\n\r\n",
+			map[string]any{"method": "GET", "path": "/nowhere", "route": "unmatched", "status": 404.0, "error_code": "not_found"}},
+	} {
+		if _, err := c.Write([]byte(tc.request)); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(r, &http.Request{Method: strings.Fields(tc.request)[0]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		lines := ts.access.TakeAll()
+		if len(lines) != 1 {
+			t.Fatalf("%q: %d access log lines", tc.request, len(lines))
+		}
+		line := lines[0]
+		tc.want["logger"], tc.want["msg"], tc.want["level"], tc.want["remote"] = "access", "request", "info", c.LocalAddr().String()
+		for k, want := range tc.want {
+			if line[k] != want {
+				t.Errorf("%q: %s = %v, want %v", tc.request, k, line[k], want)
+			}
+		}
+		if _, fresh := tc.want["fresh"]; !fresh && line["fresh"] != nil {
+			t.Errorf("%q: fresh %v", tc.request, line["fresh"])
+		}
+		if d, ok := line["duration"].(float64); !ok || d <= 0 {
+			t.Errorf("%q: duration %v", tc.request, line["duration"])
+		}
+	}
+}
