@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
@@ -244,7 +245,8 @@ func (s *Server) malformed(ctx *fasthttp.RequestCtx, err error) {
 	var timeout interface{ Timeout() bool }
 	switch {
 	case errors.As(err, &small):
-		writeError(ctx, &apiError{fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large", "the request head exceeds 65536 bytes"})
+		writeError(ctx, &apiError{fasthttp.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+			"the request head exceeds " + strconv.Itoa(maxHeaderBytes) + " bytes"})
 	case errors.As(err, &timeout) && timeout.Timeout():
 		writeError(ctx, &apiError{fasthttp.StatusRequestTimeout, "request_timeout", "the request did not arrive in time"})
 	default:

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -42,7 +43,7 @@ func TestWireHeaders(t *testing.T) {
 		"Edgecache-Groups":        fmt.Sprintf("post/%d=2", p.ID),
 	}
 	withJSON := func(h map[string]string) map[string]string {
-		h = maps(h)
+		h = maps.Clone(h)
 		h["Content-Type"] = "application/json"
 		return h
 	}
@@ -144,15 +145,6 @@ func TestWireHeaders(t *testing.T) {
 			}
 		})
 	}
-}
-
-// maps copies a header map.
-func maps(h map[string]string) map[string]string {
-	c := make(map[string]string, len(h))
-	for k, v := range h {
-		c[k] = v
-	}
-	return c
 }
 
 // rawExchange writes one raw request on a fresh connection and reads its
