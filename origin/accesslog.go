@@ -1,52 +1,50 @@
 package origin
 
 import (
-	"net/http"
+	"net"
+	"net/netip"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"edgecache/proxy/accesslog"
 )
 
-// responseLog wraps a ResponseWriter to remember what the access log line
-// and the metrics need.
-type responseLog struct {
-	http.ResponseWriter
-	status     int
-	bytes      int
-	errCode    string // set by writeError
-	errMessage string
-}
-
-func (rl *responseLog) WriteHeader(status int) {
-	if rl.status == 0 {
-		rl.status = status
-	}
-	rl.ResponseWriter.WriteHeader(status)
-}
-
-func (rl *responseLog) Write(b []byte) (int, error) {
-	if rl.status == 0 {
-		rl.status = http.StatusOK
-	}
-	n, err := rl.ResponseWriter.Write(b)
-	rl.bytes += n
-	return n, err
-}
+// errorKey is the request's user value that holds the *apiError it was
+// answered with (writeError, writeAbsent), for its access log line.
+const errorKey = "origin.error"
 
 // logRequest writes the request's access log line, in the format zap's
 // JSON encoder wrote it (accesslog.Log.WriteOrigin says which fields), at
-// a tenth of zap's cost. A write error is the destination's, reported once
-// per failed flush.
-func (s *Server) logRequest(r *http.Request, route string, rl *responseLog, began, end time.Time) {
+// a tenth of zap's cost. path is the decoded path; the strings may be
+// fasthttp's buffers, read before the request ends. A write error is the
+// destination's, reported once per failed flush.
+func (s *Server) logRequest(ctx *fasthttp.RequestCtx, route, path string, status int, began, end time.Time) {
 	if s.access == nil {
 		return
 	}
-	err := s.access.WriteOrigin(&accesslog.OriginRequest{Time: end, Method: r.Method, Path: r.URL.Path,
-		Query: r.URL.RawQuery, Route: route, Status: rl.status, Bytes: rl.bytes, Duration: end.Sub(began),
-		Remote: r.RemoteAddr, Fresh: wantsFresh(r), ErrorCode: rl.errCode, Error: rl.errMessage})
+	var errCode, errMessage string
+	if e, ok := ctx.UserValue(errorKey).(*apiError); ok {
+		errCode, errMessage = e.code, e.message
+	}
+	var remote [64]byte
+	err := s.access.WriteOrigin(&accesslog.OriginRequest{Time: end, Method: unsafeString(ctx.Method()), Path: path,
+		Query: unsafeString(ctx.URI().QueryString()), Route: route, Status: status, Bytes: len(ctx.Response.Body()),
+		Duration: end.Sub(began), Remote: unsafeString(appendRemote(remote[:0], ctx.RemoteAddr())), Fresh: wantsFresh(ctx),
+		ErrorCode: errCode, Error: errMessage})
 	if err != nil {
 		s.log.Warn("access log", zap.Error(err))
 	}
+}
+
+// appendRemote appends a TCP peer's address as net.TCPAddr.String writes
+// it ("1.2.3.4:5", "[::1]:5"), without its two allocations a request.
+func appendRemote(b []byte, addr net.Addr) []byte {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return append(b, addr.String()...)
+	}
+	ap := tcp.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(b)
 }

@@ -8,7 +8,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"errors"
-	"net/http"
+	"github.com/valyala/fasthttp"
 	"strconv"
 	"strings"
 )
@@ -41,8 +41,8 @@ var errUnauthenticated = errors.New("unauthenticated")
 
 // bearerToken splits "Authorization: Bearer <id>.<secret>" (the scheme is
 // case-insensitive, RFC 9110 §11.1).
-func bearerToken(r *http.Request) (userID int64, secret string, ok bool) {
-	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+func bearerToken(h *fasthttp.RequestHeader) (userID int64, secret string, ok bool) {
+	scheme, token, found := strings.Cut(string(h.Peek("Authorization")), " ")
 	if !found || !strings.EqualFold(scheme, "Bearer") {
 		return 0, "", false
 	}
@@ -61,13 +61,13 @@ func bearerToken(r *http.Request) (userID int64, secret string, ok bool) {
 // errUnauthenticated when there is none or it is wrong, or a database error.
 // It reads the primary: a user created a moment ago may not have reached a
 // replica.
-func (s *Server) authenticate(r *http.Request) (int64, error) {
-	userID, secret, ok := bearerToken(r)
+func (s *Server) authenticate(ctx *fasthttp.RequestCtx) (int64, error) {
+	userID, secret, ok := bearerToken(&ctx.Request.Header)
 	if !ok {
 		return 0, errUnauthenticated
 	}
 	var stored []byte
-	err := s.db.read(r.Context(), true, func(ctx context.Context, db *sql.DB) error {
+	err := s.db.read(context.Background(), true, func(ctx context.Context, db *sql.DB) error {
 		return db.QueryRowContext(ctx, "SELECT token_hash FROM users WHERE id = ?", userID).Scan(&stored)
 	})
 	if errors.Is(err, sql.ErrNoRows) {
@@ -84,14 +84,14 @@ func (s *Server) authenticate(r *http.Request) (int64, error) {
 
 // authenticated returns the requesting user's id, or answers 401 (or 503
 // when the database cannot say) and returns false.
-func (s *Server) authenticated(w http.ResponseWriter, r *http.Request) (int64, bool) {
-	userID, err := s.authenticate(r)
+func (s *Server) authenticated(ctx *fasthttp.RequestCtx) (int64, bool) {
+	userID, err := s.authenticate(ctx)
 	if errors.Is(err, errUnauthenticated) {
-		writeError(w, &apiError{http.StatusUnauthorized, "unauthorized", "a valid bearer token is required"})
+		writeError(ctx, &apiError{fasthttp.StatusUnauthorized, "unauthorized", "a valid bearer token is required"})
 		return 0, false
 	}
 	if err != nil {
-		s.databaseFailed(w, r, err)
+		s.databaseFailed(ctx, err)
 		return 0, false
 	}
 	return userID, true
@@ -99,13 +99,13 @@ func (s *Server) authenticated(w http.ResponseWriter, r *http.Request) (int64, b
 
 // authorize checks that the request is by user owner, answering 401 or 403
 // otherwise.
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request, owner int64) bool {
-	userID, ok := s.authenticated(w, r)
+func (s *Server) authorize(ctx *fasthttp.RequestCtx, owner int64) bool {
+	userID, ok := s.authenticated(ctx)
 	if !ok {
 		return false
 	}
 	if userID != owner {
-		writeError(w, errForbidden)
+		writeError(ctx, errForbidden)
 		return false
 	}
 	return true

@@ -1,29 +1,25 @@
 package origin
 
 import (
+	"context"
 	"database/sql"
 	"errors"
-	"net/http"
+	"github.com/valyala/fasthttp"
 	"strconv"
 )
 
 // getPost handles GET /v1/posts/{id}.
-func (s *Server) getPost(w http.ResponseWriter, r *http.Request) {
-	id, e := pathID(r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	p, err := s.db.getPost(r.Context(), wantsFresh(r), id)
+func (s *Server) getPost(ctx *fasthttp.RequestCtx, id int64) {
+	p, err := s.db.getPost(context.Background(), wantsFresh(ctx), id)
 	if errors.Is(err, sql.ErrNoRows) {
-		s.writeAbsent(w, postGroup(id, 0))
+		s.writeAbsent(ctx, postGroup(id, 0))
 		return
 	}
 	if err != nil {
-		s.readFailed(w, r, err)
+		s.readFailed(ctx, err)
 		return
 	}
-	s.writeCacheable(w, r, representation{
+	s.writeCacheable(ctx, representation{
 		value:        &p,
 		version:      p.Version,
 		lastModified: p.UpdatedAt,
@@ -34,20 +30,15 @@ func (s *Server) getPost(w http.ResponseWriter, r *http.Request) {
 // listPosts handles GET /v1/users/{id}/posts?limit=&before=: newest first,
 // with "next" the path of the following page or null. The page's URL is
 // part of its cache key, so its ETag is the list's version alone.
-func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
-	userID, e := pathID(r)
+func (s *Server) listPosts(ctx *fasthttp.RequestCtx, userID int64) {
+	limit, before, e := parseListQuery(string(ctx.URI().QueryString()))
 	if e != nil {
-		writeError(w, e)
+		writeError(ctx, e)
 		return
 	}
-	limit, before, e := parseListQuery(r.URL.RawQuery)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	page, err := s.db.listPosts(r.Context(), wantsFresh(r), userID, before, limit)
+	page, err := s.db.listPosts(context.Background(), wantsFresh(ctx), userID, before, limit)
 	if err != nil {
-		s.readFailed(w, r, err)
+		s.readFailed(ctx, err)
 		return
 	}
 	body := &postList{posts: page.posts}
@@ -56,7 +47,7 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 		body.next = "/v1/users/" + strconv.FormatInt(userID, 10) + "/posts?before=" +
 			strconv.FormatInt(page.posts[len(page.posts)-1].ID, 10) + "&limit=" + strconv.Itoa(limit)
 	}
-	s.writeCacheable(w, r, representation{
+	s.writeCacheable(ctx, representation{
 		value:        body,
 		version:      page.postsVersion,
 		lastModified: page.lastModified,
@@ -65,78 +56,63 @@ func (s *Server) listPosts(w http.ResponseWriter, r *http.Request) {
 }
 
 // createPost handles POST /v1/users/{id}/posts, by that user only.
-func (s *Server) createPost(w http.ResponseWriter, r *http.Request) {
-	userID, e := pathID(r)
+func (s *Server) createPost(ctx *fasthttp.RequestCtx, userID int64) {
+	if !s.authorize(ctx, userID) {
+		return
+	}
+	body, e := s.readPost(ctx)
 	if e != nil {
-		writeError(w, e)
+		writeError(ctx, e)
 		return
 	}
-	if !s.authorize(w, r, userID) {
-		return
-	}
-	body, e := s.readPost(w, r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	p, v, err := s.db.createPost(r.Context(), userID, body)
+	p, v, err := s.db.createPost(context.Background(), userID, body)
 	if err != nil {
-		s.writeFailed(w, r, err)
+		s.writeFailed(ctx, err)
 		return
 	}
-	writeChange(w, http.StatusCreated, "/v1/posts/"+strconv.FormatInt(p.ID, 10),
+	writeChange(ctx, fasthttp.StatusCreated, "/v1/posts/"+strconv.FormatInt(p.ID, 10),
 		[]string{postGroup(p.ID, p.Version), userGroup(userID, v.user), userPostsGroup(userID, v.posts)}, p)
 }
 
 // updatePost handles PUT /v1/posts/{id}, by the post's author only, with an
 // optional If-Match.
-func (s *Server) updatePost(w http.ResponseWriter, r *http.Request) {
-	postID, e := pathID(r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	userID, ok := s.authenticated(w, r)
+func (s *Server) updatePost(ctx *fasthttp.RequestCtx, postID int64) {
+	userID, ok := s.authenticated(ctx)
 	if !ok {
 		return
 	}
-	body, e := s.readPost(w, r)
+	body, e := s.readPost(ctx)
 	if e != nil {
-		writeError(w, e)
+		writeError(ctx, e)
 		return
 	}
-	p, v, err := s.db.updatePost(r.Context(), userID, postID, body, parseIfMatch(r))
+	p, v, err := s.db.updatePost(context.Background(), userID, postID, body, parseIfMatch(&ctx.Request.Header))
 	if err != nil {
-		s.writeFailed(w, r, err)
+		s.writeFailed(ctx, err)
 		return
 	}
-	writeChange(w, http.StatusOK, "", []string{postGroup(p.ID, p.Version), userPostsGroup(userID, v.posts)}, p)
+	writeChange(ctx, fasthttp.StatusOK, "", []string{postGroup(p.ID, p.Version), userPostsGroup(userID, v.posts)}, p)
 }
 
 // deletePost handles DELETE /v1/posts/{id}, by the post's author only, with
 // an optional If-Match.
-func (s *Server) deletePost(w http.ResponseWriter, r *http.Request) {
-	postID, e := pathID(r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	userID, ok := s.authenticated(w, r)
+func (s *Server) deletePost(ctx *fasthttp.RequestCtx, postID int64) {
+	userID, ok := s.authenticated(ctx)
 	if !ok {
 		return
 	}
-	postVersion, v, err := s.db.deletePost(r.Context(), userID, postID, parseIfMatch(r))
+	postVersion, v, err := s.db.deletePost(context.Background(), userID, postID, parseIfMatch(&ctx.Request.Header))
 	if err != nil {
-		s.writeFailed(w, r, err)
+		s.writeFailed(ctx, err)
 		return
 	}
-	writeChange(w, http.StatusNoContent, "",
+	writeChange(ctx, fasthttp.StatusNoContent, "",
 		[]string{postGroup(postID, postVersion), userGroup(userID, v.user), userPostsGroup(userID, v.posts)}, nil)
 }
 
 // readPost reads and checks a post body from the request.
-func (s *Server) readPost(w http.ResponseWriter, r *http.Request) (string, *apiError) {
-	data, e := readJSON(w, r)
+func (s *Server) readPost(ctx *fasthttp.RequestCtx) (string, *apiError) {
+	data, e := readJSON(ctx)
 	if e != nil {
 		return "", e
 	}
@@ -144,20 +120,20 @@ func (s *Server) readPost(w http.ResponseWriter, r *http.Request) (string, *apiE
 }
 
 // readFailed answers a read that found nothing (404) or failed.
-func (s *Server) readFailed(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) readFailed(ctx *fasthttp.RequestCtx, err error) {
 	if errors.Is(err, sql.ErrNoRows) {
-		writeError(w, errNotFound)
+		writeError(ctx, errNotFound)
 		return
 	}
-	s.databaseFailed(w, r, err)
+	s.databaseFailed(ctx, err)
 }
 
 // writeFailed answers a write that was refused (404, 403, 412) or failed.
-func (s *Server) writeFailed(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) writeFailed(ctx *fasthttp.RequestCtx, err error) {
 	var e *apiError
 	if errors.As(err, &e) {
-		writeError(w, e)
+		writeError(ctx, e)
 		return
 	}
-	s.readFailed(w, r, err)
+	s.readFailed(ctx, err)
 }

@@ -1,37 +1,38 @@
 package origin
 
 import (
+	"context"
 	"database/sql"
 	"errors"
-	"net/http"
+	"github.com/valyala/fasthttp"
 	"strconv"
 	"time"
 )
 
 // createUser handles POST /v1/users: the answer carries the user's token,
 // shown this once; only its hash is stored.
-func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
-	data, e := readJSON(w, r)
+func (s *Server) createUser(ctx *fasthttp.RequestCtx, _ int64) {
+	data, e := readJSON(ctx)
 	if e != nil {
-		writeError(w, e)
+		writeError(ctx, e)
 		return
 	}
 	name, email, e := decodeUser(data)
 	if e != nil {
-		writeError(w, e)
+		writeError(ctx, e)
 		return
 	}
 	secret, hash := newSecret()
-	u, err := s.db.createUser(r.Context(), name, email, hash)
+	u, err := s.db.createUser(context.Background(), name, email, hash)
 	if mysqlErrorNumber(err) == errDuplicateKey {
-		writeError(w, &apiError{http.StatusConflict, "email_taken", "a user with this email exists"})
+		writeError(ctx, &apiError{fasthttp.StatusConflict, "email_taken", "a user with this email exists"})
 		return
 	}
 	if err != nil {
-		s.databaseFailed(w, r, err)
+		s.databaseFailed(ctx, err)
 		return
 	}
-	writeChange(w, http.StatusCreated, "/v1/users/"+strconv.FormatInt(u.ID, 10),
+	writeChange(ctx, fasthttp.StatusCreated, "/v1/users/"+strconv.FormatInt(u.ID, 10),
 		[]string{userGroup(u.ID, u.version)},
 		struct {
 			ID        int64     `json:"id"`
@@ -42,22 +43,17 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request) {
 }
 
 // getUser handles GET /v1/users/{id}.
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
-	id, e := pathID(r)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	u, err := s.db.getUser(r.Context(), wantsFresh(r), id)
+func (s *Server) getUser(ctx *fasthttp.RequestCtx, id int64) {
+	u, err := s.db.getUser(context.Background(), wantsFresh(ctx), id)
 	if errors.Is(err, sql.ErrNoRows) {
-		s.writeAbsent(w, userGroup(id, 0))
+		s.writeAbsent(ctx, userGroup(id, 0))
 		return
 	}
 	if err != nil {
-		s.readFailed(w, r, err)
+		s.readFailed(ctx, err)
 		return
 	}
-	s.writeCacheable(w, r, representation{
+	s.writeCacheable(ctx, representation{
 		value:        &u,
 		version:      u.version,
 		lastModified: u.UpdatedAt,

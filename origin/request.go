@@ -6,13 +6,14 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"net/http"
 	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Limits on what a request may carry.
@@ -49,15 +50,6 @@ func parseID(s string) (int64, error) {
 	return id, nil
 }
 
-// pathID reads the {id} of the route.
-func pathID(r *http.Request) (int64, *apiError) {
-	id, err := parseID(r.PathValue("id"))
-	if err != nil {
-		return 0, badRequest("invalid_id", "id must be a positive integer without leading zeros, at most 9223372036854775807")
-	}
-	return id, nil
-}
-
 // parseListQuery reads ?limit= (1..100, default 20) and ?before= (a post id:
 // the page holds posts older than it). Other parameters are ignored; a
 // repeated one is refused, since it has no single meaning.
@@ -86,21 +78,28 @@ func parseListQuery(rawQuery string) (limit int, before int64, e *apiError) {
 
 // readJSON checks the Content-Type and reads the request body, bounded by
 // maxRequestBytes, for decodeUser or decodePost.
-func readJSON(w http.ResponseWriter, r *http.Request) ([]byte, *apiError) {
-	mediaType, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+//
+// The server streams bodies (StreamRequestBody): this reads at most one
+// byte past the limit, whatever the Content-Length says, and what it
+// leaves unread fasthttp drains or, past 256 KiB, closes the connection on.
+func readJSON(ctx *fasthttp.RequestCtx) ([]byte, *apiError) {
+	mediaType, params, err := mime.ParseMediaType(string(ctx.Request.Header.ContentType()))
 	if err != nil || mediaType != "application/json" {
-		return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"}
+		return nil, &apiError{fasthttp.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json"}
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		return nil, &apiError{http.StatusUnsupportedMediaType, "unsupported_media_type", "the charset must be utf-8"}
+		return nil, &apiError{fasthttp.StatusUnsupportedMediaType, "unsupported_media_type", "the charset must be utf-8"}
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxRequestBytes))
+	body := ctx.RequestBodyStream()
+	if body == nil { // no Content-Length, no Transfer-Encoding: no body
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(body, maxRequestBytes+1))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, &apiError{http.StatusRequestEntityTooLarge, "body_too_large", "the request body exceeds 16384 bytes"}
-		}
 		return nil, badRequest("unreadable_body", "the request body could not be read")
+	}
+	if len(data) > maxRequestBytes {
+		return nil, &apiError{fasthttp.StatusRequestEntityTooLarge, "body_too_large", "the request body exceeds 16384 bytes"}
 	}
 	return data, nil
 }
@@ -241,7 +240,7 @@ func decodePost(data []byte) (string, *apiError) {
 	case *in.Body == "":
 		return "", badRequest("invalid_body", "body must not be empty")
 	case len(*in.Body) > maxPostBytes:
-		return "", &apiError{http.StatusRequestEntityTooLarge, "body_too_large", "body must be at most 1024 bytes of UTF-8"}
+		return "", &apiError{fasthttp.StatusRequestEntityTooLarge, "body_too_large", "body must be at most 1024 bytes of UTF-8"}
 	}
 	return *in.Body, nil
 }

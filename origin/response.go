@@ -1,12 +1,13 @@
 package origin
 
 import (
+	"bytes"
 	"encoding/json"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
 
@@ -22,33 +23,32 @@ type apiError struct {
 func (e *apiError) Error() string { return e.code + ": " + e.message }
 
 func badRequest(code, message string) *apiError {
-	return &apiError{http.StatusBadRequest, code, message}
+	return &apiError{fasthttp.StatusBadRequest, code, message}
 }
 
 var (
-	errNotFound           = &apiError{http.StatusNotFound, "not_found", "no such resource"}
-	errForbidden          = &apiError{http.StatusForbidden, "forbidden", "the resource belongs to another user"}
-	errPreconditionFailed = &apiError{http.StatusPreconditionFailed, "precondition_failed", "If-Match does not match the current version"}
+	errInvalidID          = badRequest("invalid_id", "id must be a positive integer without leading zeros, at most 9223372036854775807")
+	errNotFound           = &apiError{fasthttp.StatusNotFound, "not_found", "no such resource"}
+	errForbidden          = &apiError{fasthttp.StatusForbidden, "forbidden", "the resource belongs to another user"}
+	errPreconditionFailed = &apiError{fasthttp.StatusPreconditionFailed, "precondition_failed", "If-Match does not match the current version"}
 )
 
 // writeError answers with e. Errors are never cached (no-store), and the
 // code and message go to the access log line of the request.
-func writeError(w http.ResponseWriter, e *apiError) {
-	if rl, ok := w.(*responseLog); ok {
-		rl.errCode, rl.errMessage = e.code, e.message
-	}
-	h := w.Header()
+func writeError(ctx *fasthttp.RequestCtx, e *apiError) {
+	ctx.SetUserValue(errorKey, e)
+	h := &ctx.Response.Header
 	h.Del("ETag")
 	h.Del("Last-Modified")
 	h.Del(groupsHeader)
 	h.Set("Cache-Control", "no-store")
-	if e.status == http.StatusUnauthorized {
+	if e.status == fasthttp.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="edgecache"`)
 	}
-	if e.status == http.StatusServiceUnavailable {
+	if e.status == fasthttp.StatusServiceUnavailable {
 		h.Set("Retry-After", "1")
 	}
-	writeJSON(w, e.status, &errorBody{e.code, e.message})
+	writeJSON(ctx, e.status, &errorBody{e.code, e.message})
 }
 
 // writeAbsent answers a GET of a single resource that does not exist: the
@@ -58,50 +58,48 @@ func writeError(w http.ResponseWriter, e *apiError) {
 // INSERT triggers log it). Version 0 says "no row": the proxy does not
 // compare it with the group's version, and the answer comes from the
 // primary (database.read re-reads a replica's "no row" there).
-func (s *Server) writeAbsent(w http.ResponseWriter, group string) {
+func (s *Server) writeAbsent(ctx *fasthttp.RequestCtx, group string) {
 	if s.cfg.NotFoundCacheSeconds == 0 {
-		writeError(w, errNotFound)
+		writeError(ctx, errNotFound)
 		return
 	}
-	if rl, ok := w.(*responseLog); ok {
-		rl.errCode, rl.errMessage = errNotFound.code, errNotFound.message
-	}
-	h := w.Header()
+	ctx.SetUserValue(errorKey, errNotFound)
+	h := &ctx.Response.Header
 	h.Set("Cache-Control", "public, max-age=0, s-maxage="+strconv.Itoa(s.cfg.NotFoundCacheSeconds))
 	h.Set(groupsHeader, group)
-	writeJSON(w, http.StatusNotFound, &errorBody{errNotFound.code, errNotFound.message})
+	writeJSON(ctx, fasthttp.StatusNotFound, &errorBody{errNotFound.code, errNotFound.message})
 }
 
 // databaseFailed answers a request whose database work failed with err:
 // 503 when the database could not answer (the client may retry), 500 when
 // it refused a query (a bug).
-func (s *Server) databaseFailed(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) databaseFailed(ctx *fasthttp.RequestCtx, err error) {
 	if unavailable(err) {
-		s.log.Warn("database unavailable", zap.String("route", r.Pattern), zap.Error(err))
-		writeError(w, &apiError{http.StatusServiceUnavailable, "database_unavailable", "the database is unavailable; retry shortly"})
+		s.log.Warn("database unavailable", zap.ByteString("method", ctx.Method()), zap.ByteString("path", ctx.Path()), zap.Error(err))
+		writeError(ctx, &apiError{fasthttp.StatusServiceUnavailable, "database_unavailable", "the database is unavailable; retry shortly"})
 		return
 	}
-	s.log.Error("database error", zap.String("route", r.Pattern), zap.Error(err))
-	writeError(w, &apiError{http.StatusInternalServerError, "internal", "internal error"})
+	s.log.Error("database error", zap.ByteString("method", ctx.Method()), zap.ByteString("path", ctx.Path()), zap.Error(err))
+	writeError(ctx, &apiError{fasthttp.StatusInternalServerError, "internal", "internal error"})
 }
 
 // writeJSON answers with v's JSON, encoded in a pooled buffer.
-func writeJSON(w http.ResponseWriter, status int, v jsonBody) {
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v jsonBody) {
 	bp := bodyBuffers.Get().(*[]byte)
 	body := v.appendJSON((*bp)[:0])
-	writeBody(w, status, body)
+	writeBody(ctx, status, body)
 	if cap(body) <= maxPooledBody {
 		*bp = body
 		bodyBuffers.Put(bp)
 	}
 }
 
-func writeBody(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	w.WriteHeader(status)
-	w.Write(body)
+// writeBody answers with a JSON body, which it copies; fasthttp adds the
+// Content-Length (and sends it, without the body, to a HEAD).
+func writeBody(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("application/json")
+	ctx.SetBody(body)
 }
 
 // groupsHeader names the row-groups a response was built from (GET) or
@@ -133,24 +131,26 @@ func group(prefix string, id int64, suffix string, version int64) string {
 }
 
 // wantsFresh reports whether the request must be read from the primary.
-func wantsFresh(r *http.Request) bool { return r.Header.Get(freshHeader) == "1" }
+func wantsFresh(ctx *fasthttp.RequestCtx) bool {
+	return string(ctx.Request.Header.Peek(freshHeader)) == "1"
+}
 
 // writeChange answers a successful write. Write responses are never
 // cached; groups are the row-groups the write changed, at their new
 // versions.
-func writeChange(w http.ResponseWriter, status int, location string, groups []string, v any) {
-	h := w.Header()
+func writeChange(ctx *fasthttp.RequestCtx, status int, location string, groups []string, v any) {
+	h := &ctx.Response.Header
 	h.Set("Cache-Control", "no-store")
 	h.Set(groupsHeader, strings.Join(groups, " "))
 	if location != "" {
 		h.Set("Location", location)
 	}
 	if v == nil {
-		w.WriteHeader(status)
+		ctx.SetStatusCode(status)
 		return
 	}
 	body, _ := json.Marshal(v)
-	writeBody(w, status, body)
+	writeBody(ctx, status, body)
 }
 
 // representation is a cacheable GET answer and what validates it.
@@ -166,42 +166,38 @@ type representation struct {
 // ETag only has to be unique per URL, so the quoted version is enough.
 func etag(version int64) string {
 	var buf [24]byte
-	b := append(buf[:0], '"')
+	return string(appendETag(buf[:0], version))
+}
+
+func appendETag(b []byte, version int64) []byte {
+	b = append(b, '"')
 	b = strconv.AppendInt(b, version, 10)
-	return string(append(b, '"'))
+	return append(b, '"')
 }
 
 // writeCacheable answers a GET (or HEAD) with rep, or with 304 Not Modified
 // when the request's validators still match. Both carry the caching headers,
 // so that a cache revalidating with a 304 refreshes them. Last-Modified is
 // sent only once it is strong (see lastModifiedStrong).
-//
-// The header values are set straight into the map, under their canonical
-// names, sharing one allocation: Header.Set allocates a slice per value.
-func (s *Server) writeCacheable(w http.ResponseWriter, r *http.Request, rep representation) {
-	h := w.Header()
-	tag := etag(rep.version)
+func (s *Server) writeCacheable(ctx *fasthttp.RequestCtx, rep representation) {
+	h := &ctx.Response.Header
+	var buf [64]byte // the ETag, then the Last-Modified
+	tag := appendETag(buf[:0], rep.version)
 	strong := s.lastModifiedStrong(rep.lastModified, time.Now())
-	values := make([]string, 5)
-	set := func(name, value string) {
-		values[0] = value
-		h[name] = values[:1:1]
-		values = values[1:]
-	}
-	set("Cache-Control", s.cacheControl)
+	h.Set("Cache-Control", s.cacheControl)
 	if s.edgecacheCacheControl != "" {
-		set(edgecacheCacheControlHeader, s.edgecacheCacheControl)
+		h.Set(edgecacheCacheControlHeader, s.edgecacheCacheControl)
 	}
-	set("Etag", tag)
+	h.SetBytesV("Etag", tag)
 	if strong {
-		set("Last-Modified", rep.lastModified.UTC().Format(http.TimeFormat))
+		h.SetBytesV("Last-Modified", fasthttp.AppendHTTPDate(buf[len(tag):len(tag)], rep.lastModified))
 	}
-	set(groupsHeader, rep.group)
-	if notModified(r, tag, rep.lastModified, strong) {
-		w.WriteHeader(http.StatusNotModified)
+	h.Set(groupsHeader, rep.group)
+	if notModified(&ctx.Request.Header, tag, rep.lastModified, strong) {
+		ctx.SetStatusCode(fasthttp.StatusNotModified)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep.value)
+	writeJSON(ctx, fasthttp.StatusOK, rep.value)
 }
 
 // lastModifiedStrong reports whether, at now, the Last-Modified of a
@@ -223,18 +219,20 @@ func (s *Server) lastModifiedStrong(lastModified, now time.Time) bool {
 // notModified evaluates If-None-Match (weak comparison) or, only when that is
 // absent, If-Modified-Since (RFC 9110 §13.2.2), the latter only when the
 // Last-Modified is strong.
-func notModified(r *http.Request, tag string, lastModified time.Time, strong bool) bool {
-	if inm := r.Header.Values("If-None-Match"); len(inm) > 0 {
-		for _, t := range strings.Split(strings.Join(inm, ","), ",") {
-			t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-			if t == "*" || t == tag {
-				return true
+func notModified(h *fasthttp.RequestHeader, tag []byte, lastModified time.Time, strong bool) bool {
+	if inm := h.PeekAll("If-None-Match"); len(inm) > 0 {
+		for _, field := range inm {
+			for t := range bytes.SplitSeq(field, []byte(",")) {
+				t = bytes.TrimPrefix(bytes.TrimSpace(t), []byte("W/"))
+				if string(t) == "*" || bytes.Equal(t, tag) {
+					return true
+				}
 			}
 		}
 		return false
 	}
-	if ims := r.Header.Get("If-Modified-Since"); ims != "" && strong {
-		t, err := http.ParseTime(ims)
+	if ims := h.Peek("If-Modified-Since"); len(ims) > 0 && strong {
+		t, err := fasthttp.ParseHTTPDate(ims)
 		return err == nil && !lastModified.Truncate(time.Second).After(t)
 	}
 	return false
@@ -248,18 +246,20 @@ type precondition struct {
 	tags    []string
 }
 
-func parseIfMatch(r *http.Request) precondition {
-	values := r.Header.Values("If-Match")
+func parseIfMatch(h *fasthttp.RequestHeader) precondition {
+	values := h.PeekAll("If-Match")
 	if len(values) == 0 {
 		return precondition{}
 	}
 	p := precondition{present: true}
-	for _, t := range strings.Split(strings.Join(values, ","), ",") {
-		t = strings.TrimSpace(t)
-		if t == "*" {
-			p.any = true
+	for _, field := range values {
+		for t := range strings.SplitSeq(string(field), ",") {
+			t = strings.TrimSpace(t)
+			if t == "*" {
+				p.any = true
+			}
+			p.tags = append(p.tags, t) // a weak W/"..." tag never equals a strong one
 		}
-		p.tags = append(p.tags, t) // a weak W/"..." tag never equals a strong one
 	}
 	return p
 }

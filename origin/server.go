@@ -9,15 +9,13 @@ package origin
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
-	"path"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"edgecache/proxy/accesslog"
@@ -35,11 +33,10 @@ type Server struct {
 	stopAccess   func()
 	db           *database
 	metrics      *serverMetrics
-	mux          *http.ServeMux // the routes, and "/" (unmatched) for any other request
-	routeTable   *http.ServeMux // the routes alone: asked which methods an unmatched path allows
-	http         *http.Server
+	http         *fasthttp.Server
 	listener     net.Listener
-	draining     atomic.Bool // set by Drain: /readyz fails from then on
+	served       chan struct{} // closed when Serve has returned
+	draining     atomic.Bool   // set by Drain: /readyz fails, connections close after their answer
 	drainOnce    sync.Once
 	drainedAt    time.Time // set by Drain
 	shutdownOnce sync.Once
@@ -52,6 +49,25 @@ type Server struct {
 	// mix those revalidations were most of the origin's requests.
 	edgecacheCacheControl string
 }
+
+// The HTTP server's limits. They were net/http's ReadHeaderTimeout (5 s),
+// ReadTimeout (15 s), WriteTimeout (30 s) and MaxHeaderBytes (1 MiB);
+// fasthttp has no separate limit on the head, and its write timeout starts
+// when the answer is written rather than when the request was read (the
+// handler's time is bounded by ORIGIN_QUERY_TIMEOUT). origin/README.md,
+// "The HTTP server", says the same for operators.
+const (
+	// readTimeout bounds reading a request, head and body, from its first
+	// byte (on a new connection: from the accept).
+	readTimeout = 15 * time.Second
+	// writeTimeout bounds writing an answer.
+	writeTimeout = 30 * time.Second
+	// maxHeaderBytes is the largest request head (request line and fields)
+	// read; beyond it, 431. It is fasthttp's read buffer, one per open
+	// connection, so it is not net/http's 1 MiB: the proxy forwards at most
+	// PROXY_MAX_HEADER_BYTES (16 KiB by default) of a client's fields.
+	maxHeaderBytes = 64 << 10
+)
 
 // Start migrates the primary's schema, then serves on cfg.Listen (which may
 // be "127.0.0.1:0") until Shutdown. App logs go to log; the access log goes
@@ -89,8 +105,7 @@ func start(cfg Config, log *zap.Logger, access *accesslog.Log, stopAccess func()
 		access:     access,
 		stopAccess: stopAccess,
 		metrics:    newServerMetrics(),
-		mux:        http.NewServeMux(),
-		routeTable: http.NewServeMux(),
+		served:     make(chan struct{}),
 		cacheControl: fmt.Sprintf("public, max-age=0, s-maxage=%d, stale-while-revalidate=%d, stale-if-error=%d",
 			cfg.CacheSeconds, cfg.StaleWhileRevalidateSeconds, cfg.StaleIfErrorSeconds),
 	}
@@ -112,23 +127,47 @@ func start(cfg Config, log *zap.Logger, access *accesslog.Log, stopAccess func()
 		db.close()
 		return nil, err
 	}
-	s.routes()
-	s.http = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       cfg.IdleTimeout,
-		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	s.http = &fasthttp.Server{
+		Handler:      s.serve,
+		ErrorHandler: s.malformed,
+		// What net/http sent: no Server field, and its own Date.
+		// fasthttp's default Content-Type is never seen: every answer
+		// with a body sets one, and 204 and 304 get none.
+		NoDefaultServerHeader: true,
+		ReadTimeout:           readTimeout,
+		WriteTimeout:          writeTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		ReadBufferSize:        maxHeaderBytes,
+		// The handler reads a body itself, up to maxRequestBytes, and
+		// answers 413 past it (readJSON): fasthttp's own 413 would be plain
+		// text, before routing. What the handler leaves unread is drained
+		// up to 256 KiB, past which the connection closes, as net/http did.
+		StreamRequestBody:  true,
+		MaxRequestBodySize: maxRequestBytes,
+		// Bodies are JSON: a multipart form is refused with 415, never
+		// parsed (fasthttp would spool a large one to temporary files).
+		DisablePreParseMultipartForm: true,
+		// Answers to requests in flight when Shutdown starts close their
+		// connections, as net/http's did.
+		CloseOnShutdown: true,
+		Logger:          printfLogger{log.Named("http")},
 	}
 	go func() {
-		if err := s.http.Serve(s.listener); !errors.Is(err, http.ErrServerClosed) {
+		defer close(s.served)
+		if err := s.http.Serve(s.listener); err != nil {
 			log.Error("serve", zap.Error(err))
 		}
 	}()
 	log.Info("origin listening", zap.String("addr", s.Addr()), zap.Int("replicas", len(cfg.ReplicaDSNs)))
 	return s, nil
 }
+
+// printfLogger gives fasthttp's log lines to zap, at debug: they repeat
+// what malformed logs (with the request's bytes), and an error that ends
+// Serve is logged by start.
+type printfLogger struct{ log *zap.Logger }
+
+func (l printfLogger) Printf(format string, args ...any) { l.log.Sugar().Debugf(format, args...) }
 
 // migrateAtStart migrates the primary on a pool of its own, without the
 // DSN's readTimeout (see migrationDSN), within migrateTimeout.
@@ -147,42 +186,17 @@ func migrateAtStart(dsn string, log *zap.Logger) error {
 	return Migrate(ctx, db, log)
 }
 
-// routes registers the routes in both muxes, and in s.mux a catch-all "/",
-// so that one lookup routes every request: a request matched by no route
-// gets unmatched, which only then asks routeTable for the methods its path
-// allows.
-func (s *Server) routes() {
-	for pattern, handler := range map[string]http.HandlerFunc{
-		"POST /v1/users":            s.createUser,
-		"GET /v1/users/{id}":        s.getUser,
-		"POST /v1/users/{id}/posts": s.createPost,
-		"GET /v1/users/{id}/posts":  s.listPosts,
-		"GET /v1/posts/{id}":        s.getPost,
-		"PUT /v1/posts/{id}":        s.updatePost,
-		"DELETE /v1/posts/{id}":     s.deletePost,
-		"GET /healthz":              s.healthz,
-		"GET /readyz":               s.readyz,
-		"GET /metrics":              s.serveMetrics,
-	} {
-		s.mux.Handle(pattern, handler)
-		s.routeTable.Handle(pattern, handler)
-	}
-	s.mux.HandleFunc(unmatchedPattern, s.unmatched)
-}
-
-// unmatchedPattern routes what no route takes to unmatched.
-const unmatchedPattern = "/"
-
 // Addr is the host:port the server listens on.
 func (s *Server) Addr() string { return s.listener.Addr().String() }
 
-// Drain makes /readyz fail and turns keep-alives off, while requests are
-// still served, so that load balancers stop sending new ones.
+// Drain makes /readyz fail and turns keep-alives off (serve closes each
+// connection after its answer: clients reconnect, to another instance),
+// while requests are still served, so that load balancers stop sending new
+// ones.
 func (s *Server) Drain() {
 	s.drainOnce.Do(func() {
 		s.drainedAt = time.Now()
 		s.draining.Store(true)
-		s.http.SetKeepAlivesEnabled(false) // clients reconnect, to another instance
 		s.log.Info("draining", zap.Duration("delay", s.cfg.DrainDelay))
 	})
 }
@@ -205,99 +219,44 @@ func (s *Server) shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		delay.Stop()
 	}
-	err := s.http.Shutdown(ctx)
+	// fasthttp closes the listener and idle connections, then waits for
+	// the requests in flight (until ctx ends).
+	err := s.http.ShutdownWithContext(ctx)
+	if err == nil {
+		<-s.served
+	}
 	s.db.close()
 	s.stopAccess()
 	s.log.Info("stopped", zap.Error(err))
 	return err
 }
 
-// serveHTTP routes a request and records it: one access log line, the
-// request metrics, and a 500 instead of a dropped connection on a panic.
-func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
-	began := time.Now()
-	rl := &responseLog{ResponseWriter: w}
-	defer func() {
-		if p := recover(); p != nil {
-			if p == http.ErrAbortHandler {
-				panic(p)
-			}
-			s.log.Error("panic serving request", zap.Any("panic", p), zap.String("path", r.URL.Path), zap.Stack("stack"))
-			if rl.status == 0 {
-				writeError(rl, &apiError{http.StatusInternalServerError, "internal", "internal error"})
-			}
-		}
-		route := r.Pattern
-		if route == "" || route == unmatchedPattern {
-			route = "unmatched"
-		}
-		if rl.status == 0 { // the handler wrote nothing
-			rl.status = http.StatusOK
-		}
-		end := time.Now()
-		s.metrics.request(route, rl.status, end.Sub(began))
-		s.logRequest(r, route, rl, began, end)
-	}()
-	// A path not in its one clean form (path.Clean: no "//", "." or ".."
-	// segment, no trailing "/") gets a 404, not ServeMux's redirect to the
-	// clean path: a proxy invalidates a write's Location, so PUT
-	// /v1//posts/1 would let anyone purge /v1/posts/1. GET and HEAD get the
-	// same 404, which keeps one URL, and one cache key, per resource.
-	if p := r.URL.Path; path.Clean(p) != p {
-		writeError(rl, errNotFound)
-		return
-	}
-	s.mux.ServeHTTP(rl, r)
-}
-
-// unmatched answers a request no route takes with a JSON 404, or 405 and
-// Allow when the path exists under other methods. The route table's own
-// answer is plain text: it is run only to learn its Allow header.
-func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
-	muxAnswer, _ := s.routeTable.Handler(r)
-	probe := &headerProbe{header: http.Header{}}
-	muxAnswer.ServeHTTP(probe, r)
-	if allow := probe.header.Get("Allow"); allow != "" {
-		w.Header().Set("Allow", allow)
-		writeError(w, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "allowed: " + allow})
-		return
-	}
-	writeError(w, errNotFound)
-}
-
-// headerProbe runs a mux handler only to see the headers it sets.
-type headerProbe struct{ header http.Header }
-
-func (p *headerProbe) Header() http.Header         { return p.header }
-func (p *headerProbe) Write(b []byte) (int, error) { return len(b), nil }
-func (p *headerProbe) WriteHeader(int)             {}
-
 // healthz answers 200 while the process runs. It checks nothing else on
 // purpose: a load balancer that sees every instance failing sends traffic
 // to all of them anyway.
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	writeBody(w, http.StatusOK, []byte(`{"status":"ok"}`))
+func (s *Server) healthz(ctx *fasthttp.RequestCtx, _ int64) {
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeBody(ctx, fasthttp.StatusOK, []byte(`{"status":"ok"}`))
 }
 
 // readyz answers 200 when this instance should get traffic: not shutting
 // down, and the primary answers.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+func (s *Server) readyz(ctx *fasthttp.RequestCtx, _ int64) {
 	if s.draining.Load() {
-		writeError(w, &apiError{http.StatusServiceUnavailable, "draining", "shutting down"})
+		writeError(ctx, &apiError{fasthttp.StatusServiceUnavailable, "draining", "shutting down"})
 		return
 	}
-	if err := s.db.pingPrimary(r.Context()); err != nil {
-		s.databaseFailed(w, r, err)
+	if err := s.db.pingPrimary(context.Background()); err != nil {
+		s.databaseFailed(ctx, err)
 		return
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	writeBody(w, http.StatusOK, []byte(`{"status":"ready"}`))
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeBody(ctx, fasthttp.StatusOK, []byte(`{"status":"ready"}`))
 }
 
 // serveMetrics answers GET /metrics in the Prometheus text format.
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	s.metrics.write(w)
+func (s *Server) serveMetrics(ctx *fasthttp.RequestCtx, _ int64) {
+	ctx.Response.Header.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	s.metrics.write(ctx)
 }
