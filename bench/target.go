@@ -61,14 +61,17 @@ func newTarget(base string, conns int, timeout time.Duration, retries *atomic.In
 				return false, retry
 			},
 			NoDefaultUserAgentHeader: true,
+			Dial: func(addr string) (net.Conn, error) {
+				return dialRaw(addr, nil, timeout)
+			},
 		},
 	}, nil
 }
 
 // dialFrom makes t's connections from the address from.
 func (t *target) dialFrom(from string) {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: t.client.ReadTimeout}
-	t.client.Dial = func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) }
+	local, timeout := &net.TCPAddr{IP: net.ParseIP(from)}, t.client.ReadTimeout
+	t.client.Dial = func(addr string) (net.Conn, error) { return dialRaw(addr, local, timeout) }
 }
 
 // prepare sets up req for method on uri (the target's path prefix, the
