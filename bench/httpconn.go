@@ -22,6 +22,7 @@ type httpConn struct {
 	nc       net.Conn // nil until dialled, and after an error
 	lastUsed time.Time
 	req      []byte // the request being sent, reused
+	unsent   []byte // c.req until the first read of its answer writes it
 	buf      []byte // the answer: head and body, reused
 	head     responseHead
 	body     []byte // in buf (or in its place, decoded): valid until the next exchange
@@ -68,8 +69,9 @@ func closedEarly(err error) bool {
 	return errors.Is(err, errClosedBeforeAnswer) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
-// send writes c.req, dialling first when there is no connection or it sat
-// idle too long, and reports whether the connection was reused.
+// send readies c.req to be written, dialling first when there is no
+// connection or it sat idle too long, and reports whether the connection
+// was reused. The first read of the answer writes it (readMore).
 func (c *httpConn) send(timeout time.Duration) (reused bool, err error) {
 	now := time.Now()
 	if c.nc != nil && now.Sub(c.lastUsed) > maxIdle {
@@ -83,13 +85,12 @@ func (c *httpConn) send(timeout time.Duration) (reused bool, err error) {
 	}
 	c.lastUsed = now
 	// One deadline for the write and the answer: the request's timeout.
-	if err = c.nc.SetDeadline(now.Add(timeout)); err == nil {
-		_, err = c.nc.Write(c.req)
-	}
-	if err != nil {
+	if err = c.nc.SetDeadline(now.Add(timeout)); err != nil {
 		c.closeConn()
+		return reused, err
 	}
-	return reused, err
+	c.unsent = c.req
+	return reused, nil
 }
 
 func (c *httpConn) dial(timeout time.Duration) (net.Conn, error) {
@@ -204,7 +205,20 @@ func (c *httpConn) readMore() error {
 		copy(grown, c.buf)
 		c.buf = grown
 	}
-	n, err := c.nc.Read(c.buf[len(c.buf):cap(c.buf)])
+	free := c.buf[len(c.buf):cap(c.buf)]
+	var n int
+	var err error
+	switch rc, raw := c.nc.(*rawConn); {
+	case len(c.unsent) > 0 && raw:
+		n, err = rc.writeThenRead(c.unsent, free)
+	case len(c.unsent) > 0:
+		if _, err = c.nc.Write(c.unsent); err == nil {
+			n, err = c.nc.Read(free)
+		}
+	default:
+		n, err = c.nc.Read(free)
+	}
+	c.unsent = nil
 	c.buf = c.buf[:len(c.buf)+n]
 	return err
 }

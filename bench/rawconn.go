@@ -28,10 +28,11 @@ type rawConn struct {
 
 	// The callbacks' arguments and results: set around each call, so that
 	// the callbacks are made once and a call allocates nothing.
-	rbuf, wbuf      []byte
-	rn, wn          int
-	rerrno, werrno  syscall.Errno
-	readFn, writeFn func(fd uintptr) bool
+	rbuf, wbuf                       []byte
+	rn, wn                           int
+	rerrno, werrno                   syscall.Errno
+	written                          bool // writeThenRead: the request is out
+	readFn, writeFn, writeThenReadFn func(fd uintptr) bool
 }
 
 // dialRaw dials addr over TCP, from the local address from when it is not
@@ -54,6 +55,7 @@ func dialRaw(addr string, from *net.TCPAddr, timeout time.Duration) (net.Conn, e
 	rc := &rawConn{TCPConn: tc, raw: raw}
 	rc.readFn = rc.readOnce
 	rc.writeFn = rc.writeAll
+	rc.writeThenReadFn = rc.writeThenReadOnce
 	return rc, nil
 }
 
@@ -126,6 +128,46 @@ func (c *rawConn) writeAll(fd uintptr) bool {
 		return true
 	}
 	return true
+}
+
+// writeThenRead writes p whole, then reads the first bytes of the answer
+// into buf. It saves Write's and Read's read that finds nothing yet (one
+// syscall a request): the write is made from inside RawConn.Read, after
+// the runtime has reset the socket's readiness and before it waits for it,
+// so an answer that arrives at once is never missed, and the first read is
+// made once the socket is readable.
+func (c *rawConn) writeThenRead(p, buf []byte) (int, error) {
+	c.wbuf, c.wn, c.werrno, c.written = p, 0, 0, false
+	c.rbuf, c.rn, c.rerrno = buf, 0, 0
+	err := c.raw.Read(c.writeThenReadFn)
+	c.rbuf = nil
+	switch {
+	case err != nil:
+		return 0, err
+	case c.werrno != 0:
+		return 0, c.opError("write", c.werrno)
+	case len(c.wbuf) > 0: // the send buffer was full: the rest as Write does it
+		if _, err := c.Write(c.wbuf); err != nil {
+			return 0, err
+		}
+		return c.Read(buf)
+	case c.rerrno != 0:
+		return 0, c.opError("read", c.rerrno)
+	case c.rn == 0:
+		return 0, io.EOF
+	}
+	return c.rn, nil
+}
+
+func (c *rawConn) writeThenReadOnce(fd uintptr) bool {
+	if !c.written {
+		c.written = true
+		if done := c.writeAll(fd); !done || c.werrno != 0 {
+			return true
+		}
+		return false // wait for the answer
+	}
+	return c.readOnce(fd)
 }
 
 // opError wraps errno as net.Conn's Read and Write do, so that errorKind

@@ -86,3 +86,22 @@ func TestRawConnReset(t *testing.T) {
 		t.Fatalf("Read from a reset connection = %v (kind %q); want kind connection reset", err, kind)
 	}
 }
+
+// writeThenRead sends a request and reads the start of its answer, also
+// when the request does not fit in the socket's send buffer at once.
+func TestRawConnWriteThenRead(t *testing.T) {
+	c, s := rawPair(t)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	for _, size := range []int{100, 4 << 20} {
+		req := bytes.Repeat([]byte("r"), size)
+		go func() {
+			io.ReadFull(s, make([]byte, size))
+			s.Write([]byte("answer"))
+		}()
+		buf := make([]byte, 100)
+		n, err := c.writeThenRead(req, buf)
+		if err != nil || string(buf[:n]) != "answer" {
+			t.Fatalf("%d-byte request: read %q, %v; want answer", size, buf[:n], err)
+		}
+	}
+}
