@@ -50,7 +50,7 @@ func (c *httpConn) exchange(method string, uri []byte, auth string, body []byte,
 	if err == nil {
 		err = c.readAnswer()
 	}
-	if err != nil && reused && method == "GET" && closedEarly(err) {
+	if err != nil && reused && method == "GET" && len(c.buf) == 0 && closedEarly(err) {
 		retries.Add(1)
 		c.closeConn()
 		if _, err = c.send(timeout); err == nil {
