@@ -22,7 +22,7 @@ func TestDispatchKeepsFixedIntervals(t *testing.T) {
 	}
 	jobs := make(chan job, 100)
 	start := time.Now()
-	n := dispatch(context.Background(), cfg, gen, start, jobs)
+	n := dispatch(context.Background(), cfg, gen, start, []chan job{jobs})
 	close(jobs)
 	if n != 50 {
 		t.Fatalf("scheduled %d requests in 50 ms at 1000/s, want 50", n)

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // job is one scheduled request: what to do, to which key, and when it was due.
@@ -175,30 +173,37 @@ func (st *runState) openLoop(ctx context.Context, rec *recorder, start time.Time
 	drainCtx, cancelDrain := context.WithCancel(ctx)
 	defer cancelDrain()
 	var wg sync.WaitGroup
-	startWorkers := func(conns int, targets []*target) chan<- job {
-		jobs := make(chan job, 1<<16)
-		for range conns * len(targets) {
-			w := newWorker(st, rec, targets)
-			wg.Go(func() {
-				defer w.release()
-				for j := range jobs {
-					if drainCtx.Err() != nil {
-						w.notSent(j, ctx)
-						continue
+	// Each target has a queue of its own and conns workers taking from it.
+	startWorkers := func(conns int, targets []*target) []chan job {
+		queues := make([]chan job, len(targets))
+		for i, t := range targets {
+			jobs := make(chan job, 1<<16)
+			queues[i] = jobs
+			for range conns {
+				w := newWorker(st, rec, t)
+				wg.Go(func() {
+					defer w.release()
+					for j := range jobs {
+						if drainCtx.Err() != nil {
+							w.notSent(j, ctx)
+							continue
+						}
+						w.do(j)
 					}
-					w.do(j)
-				}
-			})
+				})
+			}
 		}
-		return jobs
+		return queues
 	}
 	var scheduled atomic.Int64
 	var dispatchers sync.WaitGroup
-	schedule := func(cfg RunConfig, stream uint64, jobs chan<- job) {
+	schedule := func(cfg RunConfig, stream uint64, queues []chan job) {
 		dispatchers.Go(func() {
 			gen, _ := newGenerator(cfg, stream, postPerm, userPerm)
-			scheduled.Add(dispatch(ctx, cfg, gen, start, jobs))
-			close(jobs)
+			scheduled.Add(dispatch(ctx, cfg, gen, start, queues))
+			for _, q := range queues {
+				close(q)
+			}
 		})
 	}
 	schedule(st.cfg, 0, startWorkers(st.cfg.Connections, st.targets))
@@ -253,7 +258,7 @@ func (st *runState) closedLoop(ctx context.Context, rec *recorder, start time.Ti
 	deadline := start.Add(cfg.Duration)
 	var wg sync.WaitGroup
 	for i := range cfg.Connections * len(st.targets) {
-		w := newWorker(st, rec, st.targets)
+		w := newWorker(st, rec, st.targets[i%len(st.targets)])
 		gen, _ := newGenerator(cfg, uint64(i)+1, postPerm, userPerm)
 		wg.Go(func() {
 			defer w.release()
@@ -298,8 +303,9 @@ func metricsReports(sources []MetricsSource, before, after []scrapeResult, elaps
 // from which its latency counts. When the dispatcher wakes up late (or the
 // queue is full because every connection is stuck) it sends the overdue
 // requests at once, still stamped with their due times. It returns how many
-// requests it scheduled.
-func dispatch(ctx context.Context, cfg RunConfig, gen *generator, start time.Time, jobs chan<- job) int64 {
+// requests it scheduled. Request i goes to queue i mod len(queues): one
+// queue per target, round-robin as a load balancer spreads them.
+func dispatch(ctx context.Context, cfg RunConfig, gen *generator, start time.Time, queues []chan job) int64 {
 	sched := schedule{rate: cfg.Rate, spike: cfg.Spike}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -319,7 +325,7 @@ func dispatch(ctx context.Context, cfg RunConfig, gen *generator, start time.Tim
 		}
 		op, key := gen.next()
 		select {
-		case jobs <- job{n: n, op: op, key: key, at: at}:
+		case queues[n%int64(len(queues))] <- job{n: n, op: op, key: key, at: at}:
 		case <-ctx.Done():
 			return n
 		}
@@ -327,25 +333,21 @@ func dispatch(ctx context.Context, cfg RunConfig, gen *generator, start time.Tim
 	}
 }
 
-// worker sends requests over one connection's worth of concurrency.
+// worker sends requests to one target over a connection of its own, one
+// at a time.
 type worker struct {
-	st      *runState
-	targets []*target // the mix's connection pools, or the attack's
-	rec     *recorder
-	req     *fasthttp.Request
-	resp    *fasthttp.Response
-	uri     []byte       // the request's path and query, reused
-	page    []listedPost // the last list page read, reused
+	st   *runState
+	conn httpConn
+	rec  *recorder
+	uri  []byte       // the request's path and query, reused
+	page []listedPost // the last list page read, reused
 }
 
-func newWorker(st *runState, rec *recorder, targets []*target) *worker {
-	return &worker{st: st, targets: targets, rec: rec, req: fasthttp.AcquireRequest(), resp: fasthttp.AcquireResponse()}
+func newWorker(st *runState, rec *recorder, t *target) *worker {
+	return &worker{st: st, conn: httpConn{t: t}, rec: rec}
 }
 
-func (w *worker) release() {
-	fasthttp.ReleaseRequest(w.req)
-	fasthttp.ReleaseResponse(w.resp)
-}
+func (w *worker) release() { w.conn.closeConn() }
 
 // notSent records a scheduled request that was never sent: its latency is at
 // least the time it waited, and it counts as an error of its kind.
@@ -361,34 +363,38 @@ func (w *worker) notSent(j job, ctx context.Context) {
 // do sends one request, judges the answer and records it.
 func (w *worker) do(j job) {
 	st := w.st
-	t := w.targets[j.n%int64(len(w.targets))]
+	c := &w.conn
+	t := c.t
 	res := result{op: j.op, scheduled: j.at, check: -1}
 	want := 200
+	method, auth, body := "GET", "", []byte(nil)
 	// The path is appended to a reused buffer: nothing is allocated for
 	// a read.
 	uri := append(w.uri[:0], t.prefix...)
 	switch j.op {
 	case opPost:
-		t.prepare(w.req, "GET", appendID(append(uri, "/v1/posts/"...), st.seed.Posts[j.key].ID), "", nil)
+		uri = appendID(append(uri, "/v1/posts/"...), st.seed.Posts[j.key].ID)
 	case opList:
 		uri = appendID(append(uri, "/v1/users/"...), st.seed.Users[j.key].ID)
-		t.prepare(w.req, "GET", appendID(append(uri, "/posts?limit="...), int64(st.cfg.ListLimit)), "", nil)
+		uri = appendID(append(uri, "/posts?limit="...), int64(st.cfg.ListLimit))
 	case opProfile:
-		t.prepare(w.req, "GET", appendID(append(uri, "/v1/users/"...), st.seed.Users[j.key].ID), "", nil)
+		uri = appendID(append(uri, "/v1/users/"...), st.seed.Users[j.key].ID)
 	case opBust:
 		uri = appendID(append(uri, "/v1/posts/"...), st.seed.Posts[j.key].ID)
-		t.prepare(w.req, "GET", strconv.AppendUint(append(uri, "?cb="...), rand.Uint64(), 36), "", nil)
+		uri = strconv.AppendUint(append(uri, "?cb="...), rand.Uint64(), 36)
 	case opMissing:
 		// Far above every seeded or created id: each request a post
 		// never read before, as a crawler over deleted posts.
-		t.prepare(w.req, "GET", appendID(append(uri, "/v1/posts/"...), missingPostBase+st.scan.Add(1)), "", nil)
+		uri = appendID(append(uri, "/v1/posts/"...), missingPostBase+st.scan.Add(1))
 		want = 404
 	case opEdit:
 		p := st.seed.Posts[j.key]
-		t.prepare(w.req, "PUT", appendID(append(uri, "/v1/posts/"...), p.ID), st.auth[p.User], w.body())
+		uri = appendID(append(uri, "/v1/posts/"...), p.ID)
+		method, auth, body = "PUT", st.auth[p.User], w.body()
 	case opCreate:
 		uri = appendID(append(uri, "/v1/users/"...), st.seed.Users[j.key].ID)
-		t.prepare(w.req, "POST", append(uri, "/posts"...), st.auth[j.key], w.body())
+		uri = append(uri, "/posts"...)
+		method, auth, body = "POST", st.auth[j.key], w.body()
 		want = 201
 	}
 	w.uri = uri
@@ -396,29 +402,29 @@ func (w *worker) do(j job) {
 	// before it was sent.
 	seq := st.acks.now()
 	res.sent = time.Now()
-	err := t.do(w.req, w.resp, st.cfg.Timeout)
+	err := c.exchange(method, uri, auth, body, st.cfg.Timeout, &st.retries)
 	res.done = time.Now()
 	switch {
 	case err != nil:
 		res.errKind = errorKind(err, 0)
-	case w.resp.StatusCode() != want:
-		res.errKind = errorKind(nil, w.resp.StatusCode())
+	case c.head.status != want:
+		res.errKind = errorKind(nil, c.head.status)
 	default:
-		res.bytes = len(w.resp.Body())
+		res.bytes = len(c.body)
 		if isRead(j.op) {
-			res.outcome = cacheOutcome(w.resp.Header.Peek("Cache-Status"), xCache(w.resp))
+			res.outcome = cacheOutcome(c.head.cacheStatus, c.head.otherCache())
 		}
-		res.errKind = w.judge(j, seq, &res)
+		res.errKind = w.judge(j, seq, c.body, &res)
 	}
 	w.rec.record(&res)
 }
 
-// xCache is the X-Cache-Status or X-Cache header other caches send.
-func xCache(resp *fasthttp.Response) []byte {
-	if v := resp.Header.Peek("X-Cache-Status"); len(v) > 0 {
-		return v
+// otherCache is the X-Cache-Status or X-Cache header other caches send.
+func (h *responseHead) otherCache() []byte {
+	if len(h.xCacheStatus) > 0 {
+		return h.xCacheStatus
 	}
-	return resp.Header.Peek("X-Cache")
+	return h.xCache
 }
 
 // appendID appends a decimal id.
@@ -427,9 +433,8 @@ func appendID(b []byte, id int64) []byte { return strconv.AppendInt(b, id, 10) }
 // judge decodes a successful answer: a write's acknowledgement is logged, a
 // read is checked against the log. It returns an error kind for an answer
 // the bench cannot understand.
-func (w *worker) judge(j job, seq int64, res *result) string {
+func (w *worker) judge(j job, seq int64, body []byte, res *result) string {
 	st := w.st
-	body := w.resp.Body()
 	switch j.op {
 	case opPost, opBust:
 		p, ok := parsePost(body)

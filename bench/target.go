@@ -20,6 +20,11 @@ type target struct {
 	base   string // as given, e.g. http://127.0.0.1:8080
 	prefix string // path prefix of base, usually ""
 	host   string // Host header
+	addr   string // host:port to dial
+	tls    bool
+	from   *net.TCPAddr // the local address to dial from; nil: the system's choice
+	// client is seeding's (seed.go); a run's workers have connections of
+	// their own (httpConn).
 	client *fasthttp.HostClient
 }
 
@@ -36,12 +41,15 @@ func newTarget(base string, conns int, timeout time.Duration, retries *atomic.In
 		return nil, fmt.Errorf("target %q: want http://host:port or https://host:port", base)
 	}
 	tls := u.Scheme == "https"
+	addr := fasthttp.AddMissingPort(u.Host, tls)
 	return &target{
 		base:   base,
 		prefix: strings.TrimSuffix(u.Path, "/"),
 		host:   u.Host,
+		addr:   addr,
+		tls:    tls,
 		client: &fasthttp.HostClient{
-			Addr:                      fasthttp.AddMissingPort(u.Host, tls),
+			Addr:                      addr,
 			IsTLS:                     tls,
 			MaxConns:                  conns,
 			MaxConnWaitTimeout:        timeout,
@@ -61,15 +69,15 @@ func newTarget(base string, conns int, timeout time.Duration, retries *atomic.In
 				return false, retry
 			},
 			NoDefaultUserAgentHeader: true,
+			Dial: func(addr string) (net.Conn, error) {
+				return dialRaw(addr, nil, timeout)
+			},
 		},
 	}, nil
 }
 
 // dialFrom makes t's connections from the address from.
-func (t *target) dialFrom(from string) {
-	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: t.client.ReadTimeout}
-	t.client.Dial = func(addr string) (net.Conn, error) { return d.Dial("tcp", addr) }
-}
+func (t *target) dialFrom(from string) { t.from = &net.TCPAddr{IP: net.ParseIP(from)} }
 
 // prepare sets up req for method on uri (the target's path prefix, the
 // path and the query) with an optional Authorization value and JSON body.
@@ -108,7 +116,7 @@ func errorKind(err error, status int) string {
 		return "timeout"
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return "no free connection"
-	case errors.Is(err, fasthttp.ErrConnectionClosed):
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, errClosedBeforeAnswer), errors.Is(err, io.ErrUnexpectedEOF):
 		return "connection closed"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"

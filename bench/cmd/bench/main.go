@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -137,6 +138,7 @@ type workloadFlags struct {
 	targets, spike, mix, readMix, writes *string
 	metrics                              *string
 	procs                                *int
+	cpuProfile                           *string
 	seed                                 seedFlags
 }
 
@@ -160,9 +162,30 @@ func addWorkloadFlags(fs *flag.FlagSet, d *bench.RunConfig) workloadFlags {
 	fs.StringVar(&d.Name, "name", d.Name, "report name: OUT/NAME.json, NAME.html, NAME-*.png")
 	w.procs = fs.Int("procs", 1, "cores the generator may use at once (GOMAXPROCS; 0: all). One wastes no CPU waking a second\n"+
 		"to share a request's work, and leaves the others to the target on one box; the report warns when one is the limit")
+	w.cpuProfile = fs.String("cpuprofile", "", "write the generator's CPU profile over the run(s) to this file, for go tool pprof")
 	w.spike = new(string)
 	w.seed = addSeedFlags(fs, true)
 	return w
+}
+
+// startProfile starts the CPU profile if -cpuprofile asks for one; stop
+// ends it and writes the file.
+func (w workloadFlags) startProfile() (stop func() error, err error) {
+	if *w.cpuProfile == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(*w.cpuProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // apply parses the workload flags' values into the configuration.
@@ -242,8 +265,12 @@ until its entries expire.`)
 	if err != nil {
 		return err
 	}
-	res, err := bench.Run(ctx, d, seed, os.Stderr)
+	stopProfile, err := w.startProfile()
 	if err != nil {
+		return err
+	}
+	res, err := bench.Run(ctx, d, seed, os.Stderr)
+	if err := errors.Join(err, stopProfile()); err != nil {
 		return err
 	}
 	res.SeedInfo.Reused = reused
@@ -306,8 +333,12 @@ from a sweep that found its knee (-proxy-sweep, -origin-sweep).`)
 	if err != nil {
 		return err
 	}
-	res, err := bench.Sweep(ctx, cfg, seed, os.Stderr)
+	stopProfile, err := w.startProfile()
 	if err != nil {
+		return err
+	}
+	res, err := bench.Sweep(ctx, cfg, seed, os.Stderr)
+	if err := errors.Join(err, stopProfile()); err != nil {
 		return err
 	}
 	if err := seed.Save(seedCfg.File); err != nil {
