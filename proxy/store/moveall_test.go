@@ -1,17 +1,12 @@
 package store
 
 import (
-	"context"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"github.com/bradfitz/gomemcache/memcache"
-	"go.uber.org/zap"
-
-	"edgecache/deploy/localstack"
 )
 
 // A write's moves, all at once, do what MoveOrQueue does to each group (on
@@ -76,19 +71,7 @@ func TestMoveAllOrQueueMovesEveryPlaceInTwoRoundTrips(t *testing.T) {
 // A write's moves against a stopped node fail, are kept, and are replayed
 // once the node answers, as MoveOrQueue's are.
 func TestMoveAllOrQueueKeepsWhatAStoppedNodeMissed(t *testing.T) {
-	node, err := localstack.StartMemcached(context.Background(), 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Stop()
-	s, err := New(Config{Nodes: []string{node.Addr}, Timeout: 100 * time.Millisecond, MaxIdleConns: 8, ProbeInterval: 20 * time.Millisecond},
-		zap.NewNop(), metrics.NewSet(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go s.Run(stop)
+	node, s := storeOverItsOwnNode(t)
 	var moves []GroupMove
 	var before []Group
 	for i := range 3 {

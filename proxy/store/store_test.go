@@ -60,6 +60,26 @@ func value(t *testing.T, c *memcache.Client, key string) Group {
 	return g
 }
 
+// storeOverItsOwnNode is a running store over a memcached node of its own,
+// with short timeouts, for tests that stop the node.
+func storeOverItsOwnNode(t *testing.T) (*localstack.Memcached, *Store) {
+	t.Helper()
+	node, err := localstack.StartMemcached(context.Background(), 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(node.Stop)
+	s, err := New(Config{Nodes: []string{node.Addr}, Timeout: 100 * time.Millisecond, MaxIdleConns: 8, ProbeInterval: 20 * time.Millisecond},
+		zap.NewNop(), metrics.NewSet(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go s.Run(stop)
+	return node, s
+}
+
 // Whatever round a lookup joins, it sees every value stored before it was
 // asked for (the property the read-after-write guarantee rests on), and
 // only its own keys.
@@ -110,19 +130,7 @@ func TestLookupSeesEveryEarlierWrite(t *testing.T) {
 // the move fails, is queued, and is made as soon as the node answers again
 // — although one failure never marks the node down.
 func TestMissedMoveReplayedWhenNodeAnswers(t *testing.T) {
-	node, err := localstack.StartMemcached(context.Background(), 16)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer node.Stop()
-	s, err := New(Config{Nodes: []string{node.Addr}, Timeout: 100 * time.Millisecond, MaxIdleConns: 8, ProbeInterval: 20 * time.Millisecond},
-		zap.NewNop(), metrics.NewSet(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop := make(chan struct{})
-	defer close(stop)
-	go s.Run(stop)
+	node, s := storeOverItsOwnNode(t)
 	name := "stall/" + t.Name()
 	key := GroupKey(name)
 	before, _, err := s.Ensure(key, 1)
