@@ -5,8 +5,6 @@ import (
 	"errors"
 	"strconv"
 	"sync"
-
-	"github.com/bradfitz/gomemcache/memcache"
 )
 
 // GroupMove is one group a write moves, and the origin version it
@@ -133,22 +131,4 @@ func writeCas(w *bufio.Writer, it *Item) {
 	w.Write(b)
 	w.Write(it.Value)
 	w.WriteString("\r\n")
-}
-
-// readSwapped reads the answer to a compare-and-swap: nil,
-// ErrCASConflict (changed since it was read), ErrCacheMiss (gone), or the
-// server's error.
-func readSwapped(r *bufio.Reader) (result, err error) {
-	line, err := r.ReadSlice('\n')
-	switch {
-	case err != nil:
-		return nil, err
-	case string(line) == "STORED\r\n":
-		return nil, nil
-	case string(line) == "EXISTS\r\n":
-		return memcache.ErrCASConflict, nil
-	case string(line) == "NOT_FOUND\r\n":
-		return memcache.ErrCacheMiss, nil
-	}
-	return serverError(line)
 }

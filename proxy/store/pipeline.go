@@ -326,32 +326,36 @@ func writeDelete(w *bufio.Writer, key string) {
 // dropped.
 var errProtocol = errors.New("memcached: unexpected answer")
 
+// The one-line answers a pipeline reads, and what each means: nil (done),
+// or the error of an outcome that is not the server's fault. Any other
+// line is serverError's.
+var (
+	storedAnswers  = map[string]error{"STORED\r\n": nil, "NOT_STORED\r\n": memcache.ErrNotStored}
+	deletedAnswers = map[string]error{"DELETED\r\n": nil, "NOT_FOUND\r\n": memcache.ErrCacheMiss}
+	swappedAnswers = map[string]error{"STORED\r\n": nil, "EXISTS\r\n": memcache.ErrCASConflict, "NOT_FOUND\r\n": memcache.ErrCacheMiss}
+)
+
 // readStored reads the answer to a storage command: nil, ErrNotStored, or
 // the server's error.
-func readStored(r *bufio.Reader) (result, err error) {
-	line, err := r.ReadSlice('\n')
-	switch {
-	case err != nil:
-		return nil, err
-	case string(line) == "STORED\r\n":
-		return nil, nil
-	case string(line) == "NOT_STORED\r\n":
-		return memcache.ErrNotStored, nil
-	}
-	return serverError(line)
-}
+func readStored(r *bufio.Reader) (result, err error) { return readAnswer(r, storedAnswers) }
 
 // readDeleted reads the answer to a delete: nil, ErrCacheMiss, or the
 // server's error.
-func readDeleted(r *bufio.Reader) (result, err error) {
+func readDeleted(r *bufio.Reader) (result, err error) { return readAnswer(r, deletedAnswers) }
+
+// readSwapped reads the answer to a compare-and-swap: nil,
+// ErrCASConflict (changed since it was read), ErrCacheMiss (gone), or the
+// server's error.
+func readSwapped(r *bufio.Reader) (result, err error) { return readAnswer(r, swappedAnswers) }
+
+// readAnswer reads a one-line answer and looks it up in answers.
+func readAnswer(r *bufio.Reader, answers map[string]error) (result, err error) {
 	line, err := r.ReadSlice('\n')
-	switch {
-	case err != nil:
+	if err != nil {
 		return nil, err
-	case string(line) == "DELETED\r\n":
-		return nil, nil
-	case string(line) == "NOT_FOUND\r\n":
-		return memcache.ErrCacheMiss, nil
+	}
+	if result, ok := answers[string(line)]; ok {
+		return result, nil
 	}
 	return serverError(line)
 }
