@@ -67,10 +67,7 @@ func (l *Log) write(line func(b []byte) []byte) error {
 // append appends r's line, newline included, in zap's field order: level,
 // ts, logger, msg, then the request's fields.
 func (l *Log) append(b []byte, r *Request) []byte {
-	b = append(b, `{"level":"info","ts":"`...)
-	b = l.appendTime(b, r.Time)
-	b = append(b, `","logger":"access","msg":"request","method":"`...)
-	b = appendEscaped(b, r.Method)
+	b = appendHead(l, b, r.Time, r.Method)
 	b = append(b, `","uri":"`...)
 	b = appendEscaped(b, r.URI)
 	b = append(b, `","status":`...)
@@ -84,6 +81,15 @@ func (l *Log) append(b []byte, r *Request) []byte {
 	b = append(b, `,"client":"`...)
 	b = appendIP(b, r.Client)
 	return append(b, "\"}\n"...)
+}
+
+// appendHead appends what every line starts with, zap's fields (level,
+// ts, logger, msg), then the request's method, its string left open.
+func appendHead[S string | []byte](l *Log, b []byte, t time.Time, method S) []byte {
+	b = append(b, `{"level":"info","ts":"`...)
+	b = l.appendTime(b, t)
+	b = append(b, `","logger":"access","msg":"request","method":"`...)
+	return appendEscaped(b, method)
 }
 
 // stamp is one second of zap's ISO 8601 layout

@@ -33,10 +33,7 @@ func (l *Log) WriteOrigin(r *OriginRequest) error {
 }
 
 func (l *Log) appendOrigin(b []byte, r *OriginRequest) []byte {
-	b = append(b, `{"level":"info","ts":"`...)
-	b = l.appendTime(b, r.Time)
-	b = append(b, `","logger":"access","msg":"request","method":"`...)
-	b = appendEscaped(b, r.Method)
+	b = appendHead(l, b, r.Time, r.Method)
 	b = append(b, `","path":"`...)
 	b = appendEscaped(b, r.Path)
 	b = append(b, `","query":"`...)

@@ -181,12 +181,7 @@ func (h *Holder) Free(at time.Time, checked uint64, buckets []uint32) bool {
 	if h == nil || checked < h.floor.Load() || int64(at.Sub(h.base)) >= h.validUntil.Load() {
 		return false
 	}
-	for _, b := range buckets {
-		if h.buckets[b].Load() > checked {
-			return false
-		}
-	}
-	return true
+	return !h.Named(checked, buckets)
 }
 
 // Named reports whether a notification has named one of buckets since
